@@ -1,0 +1,147 @@
+"""The app factory: every service is built once here and handed to the handlers.
+
+Handlers are thin: they turn an HTTP request into a ``Call`` for the pipeline and its
+``Reply`` back into a response. Nothing is kept in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    InternalServerException,
+    MethodNotAllowedException,
+    NotFoundException,
+)
+from litestar.response import Stream
+
+from gateway import errors
+from gateway.auth import Authenticator, KeyStore
+from gateway.config import GatewayConfig
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.pipeline import Call, Pipeline, Reply
+from gateway.policy import PolicyRegistry, load_policies
+from gateway.surfaces import ANTHROPIC, OPENAI, Surface
+from gateway.upstream import Forwarder, Provider, build_providers
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("gateway")
+
+
+def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
+    """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
+    environ = dict(os.environ) if env is None else dict(env)
+    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models))
+    keys = KeyStore(config.path(config.auth.api_keys_file))
+    providers: dict[str, Provider] = {}
+    pipeline = Pipeline(Authenticator(keys), registry, Forwarder(providers, config.models))
+    limit = config.max_body_bytes
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # Connection pools belong to the running loop, so they are opened here.
+        providers.update(build_providers(config, environ))
+        log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
+        try:
+            yield
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+
+    async def run(request: Request[object, object, object], surface: Surface) -> Response[bytes]:
+        ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))
+        call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        return _respond(await pipeline.complete(ctx, call))
+
+    @post(["/v1/chat/completions", "/w/{workflow:str}/v1/chat/completions"], status_code=200)
+    async def chat(request: Request[object, object, object]) -> Response[bytes]:
+        return await run(request, OPENAI)
+
+    @post(["/v1/messages", "/w/{workflow:str}/v1/messages"], status_code=200)
+    async def messages(request: Request[object, object, object]) -> Response[bytes]:
+        return await run(request, ANTHROPIC)
+
+    @get(["/v1/models", "/w/{workflow:str}/v1/models"])
+    async def models(request: Request[object, object, object]) -> Response[bytes]:
+        surface = _surface_for(request)
+        ctx = request.state.ctx = RequestContext("models", _workflow(request))
+        call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        return _respond(await pipeline.models(ctx, call))
+
+    @get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz")
+    async def readyz() -> dict[str, object]:
+        policies = registry.all()
+        return {"status": "ready", "policies": {n: p.version for n, p in sorted(policies.items())}}
+
+    def on_error(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+        """Routing errors and the unexpected, in the API's own shape and without internals."""
+        surface = _surface_for(request)
+        ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
+        if isinstance(exc, NotFoundException):
+            err = GatewayError(errors.REQUEST_UNKNOWN_ROUTE)
+        elif isinstance(exc, MethodNotAllowedException):
+            err = GatewayError(errors.REQUEST_METHOD_NOT_ALLOWED)
+        elif isinstance(exc, HTTPException) and exc.status_code < 500:
+            err = GatewayError(errors.REQUEST_INVALID)
+        else:
+            log.error("request %s failed", ctx.request_id, exc_info=exc)
+            err = GatewayError(errors.INTERNAL)
+        return _respond(pipeline.refuse(ctx, surface, err))
+
+    return Litestar(
+        route_handlers=[chat, messages, models, healthz, readyz],
+        lifespan=[lifespan],
+        exception_handlers={Exception: on_error},
+        request_max_body_size=limit,
+        openapi_config=None,
+    )
+
+
+def _workflow(request: Request[object, object, object]) -> str | None:
+    workflow = request.path_params.get("workflow") or request.headers.get("x-workflow")
+    return str(workflow) if workflow else None
+
+
+def _surface_for(request: Request[object, object, object]) -> Surface:
+    """Anthropic's shapes for its paths and for its SDK (which sends ``anthropic-version``)."""
+    if request.url.path.endswith("/messages") or "anthropic-version" in request.headers:
+        return ANTHROPIC
+    return OPENAI
+
+
+async def _read_body(request: Request[object, object, object], limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
+    chunks: list[bytes] = []
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+    except ClientException as exc:
+        if exc.status_code == 413:
+            raise GatewayError(errors.REQUEST_TOO_LARGE,
+                               f"The request body exceeds {limit} bytes.") from None
+        raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
+    except InternalServerException as exc:  # litestar's word for a client gone mid-body
+        raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
+    return b"".join(chunks)
+
+
+def _respond(reply: Reply) -> Response[bytes]:
+    if reply.events is not None:
+        return Stream(reply.events, status_code=reply.status, headers=reply.headers,
+                      media_type=reply.content_type)
+    return Response(reply.body, status_code=reply.status, headers=reply.headers,
+                    media_type=reply.content_type)
+
+

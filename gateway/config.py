@@ -1,0 +1,142 @@
+"""``gateway.yaml``: what is not per workflow (listen address, providers, models, auth).
+
+Strings may use ``${VAR}`` and ``${VAR:-default}``; an unset variable without a default is an
+error naming the line, so a missing secret is caught at start-up and not at the first call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.yamlsource import ConfigError, Problem, line_of, load_model
+
+__all__ = [
+    "AuthConfig",
+    "GatewayConfig",
+    "ListenConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "interpolate",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ListenConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class ProviderConfig(_Strict):
+    """An upstream API. ``mock`` answers in process and needs neither URL nor key."""
+
+    type: Literal["openai", "anthropic", "mock"]
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_connections: Annotated[int, Field(ge=1)] = 256
+
+    @model_validator(mode="after")
+    def _url_for_http_providers(self) -> ProviderConfig:
+        if self.type != "mock" and not self.base_url:
+            raise ValueError(f"a provider of type '{self.type}' needs a base_url")
+        return self
+
+
+class ModelConfig(_Strict):
+    """A model clients may name, the provider that serves it and its prices."""
+
+    provider: str
+    upstream_model: str
+    usd_per_mtok_in: Annotated[float, Field(ge=0)] | None = None
+    usd_per_mtok_out: Annotated[float, Field(ge=0)] | None = None
+
+
+class AuthConfig(_Strict):
+    api_keys_file: str = "keys.yaml"
+
+
+class GatewayConfig(_Strict):
+    """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
+
+    listen: ListenConfig = ListenConfig()
+    policies_dir: str = "policies"
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig]
+    auth: AuthConfig = AuthConfig()
+    base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
+
+    @model_validator(mode="after")
+    def _models_name_known_providers(self) -> GatewayConfig:
+        for name, model in self.models.items():
+            if model.provider not in self.providers:
+                known = ", ".join(sorted(self.providers))
+                raise ValueError(
+                    f"model '{name}' names unknown provider '{model.provider}' (known: {known})"
+                )
+        return self
+
+    def path(self, value: str) -> Path:
+        """``value`` resolved against the folder of the config file."""
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; raise KeyError naming an unset VAR.
+
+    >>> interpolate("${HOST:-localhost}:${PORT}", {"PORT": "80"})
+    'localhost:80'
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise KeyError(name)
+
+    return _VAR.sub(sub, value)
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read, interpolate and validate ``gateway.yaml``; raise ConfigError listing every problem."""
+    environ = dict(os.environ) if env is None else env
+    problems: list[Problem] = []
+
+    def walk(node: Any, loc: tuple[int | str, ...], doc: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, (*loc, k), doc) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*loc, i), doc) for i, v in enumerate(node)]
+        if isinstance(node, str):
+            try:
+                return interpolate(node, environ)
+            except KeyError as exc:
+                problems.append(
+                    Problem(str(path), line_of(doc, loc), f"environment variable {exc} is not set")
+                )
+        return node
+
+    def transform(doc: Any) -> Any:
+        data = walk(doc, (), doc)
+        if problems:
+            raise ConfigError(problems)
+        if isinstance(data, dict):
+            data["base_dir"] = path.resolve().parent
+        return data
+
+    config, _ = load_model(path, GatewayConfig, transform)
+    return config

@@ -1,0 +1,56 @@
+"""What one request decided and did, filled in step by step, read by the audit trail."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.auth.principal import Principal
+from gateway.normalized import NormalizedRequest
+from gateway.policy.compile import CompiledPolicy
+
+__all__ = ["Decision", "Outcome", "RequestContext"]
+
+Outcome = Literal["allow", "transform", "deny", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One step's verdict: ``code`` is a reason code for anything but a plain allow."""
+
+    step: str
+    outcome: Outcome
+    code: str | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    endpoint: str
+    workflow: str | None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    policy: CompiledPolicy | None = None
+    request: NormalizedRequest | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    model_used: str | None = None
+    attempts: int = 0
+    upstream_status: int | None = None
+    streamed: bool = False
+
+    @property
+    def decision(self) -> str:
+        """The ``x-gateway-decision`` value: the outcome, then the reason code if any."""
+        for d in reversed(self.decisions):
+            if d.code is not None:
+                return f"{d.outcome}; reason={d.code}"
+        return "allow"
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-request-id": self.request_id,
+            "x-gateway-decision": self.decision,
+            "x-gateway-policy-version": self.policy.version if self.policy else "none",
+        }

@@ -1,0 +1,109 @@
+"""One error type and the catalogue of reason codes.
+
+A reason code is the stable, dotted name of why the gateway decided what it did. It appears in
+the error body, the ``x-gateway-decision`` header and the audit record, so clients and
+operators can match on it; the message is the only text written for the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["REASONS", "GatewayError", "Reason"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A stable reason code with the HTTP status and client-safe message that go with it."""
+
+    code: str
+    status: int
+    message: str
+
+
+REASONS: dict[str, Reason] = {}
+
+
+def _reason(code: str, status: int, message: str) -> Reason:
+    reason = Reason(code, status, message)
+    REASONS[code] = reason
+    return reason
+
+
+AUTH_MISSING_KEY = _reason(
+    "auth.missing_key", 401, "Missing credentials: send 'Authorization: Bearer KEY' or 'x-api-key'."
+)
+AUTH_INVALID_KEY = _reason("auth.invalid_key", 401, "Invalid credentials.")
+POLICY_UNKNOWN_WORKFLOW = _reason("policy.unknown_workflow", 404, "Unknown workflow.")
+POLICY_MISSING_WORKFLOW = _reason(
+    "policy.missing_workflow",
+    400,
+    "No workflow named: call /w/{workflow}/v1/... or send an 'X-Workflow' header.",
+)
+ACCESS_ROLE_DENIED = _reason(
+    "access.role_denied", 403, "Your roles do not allow calling this workflow."
+)
+ACCESS_MODEL_DENIED = _reason(
+    "access.model_denied", 403, "This workflow does not allow the requested model."
+)
+ACCESS_TOKENS_EXCEEDED = _reason(
+    "access.max_tokens_exceeded", 400, "The requested max tokens exceed this workflow's limit."
+)
+REQUEST_INVALID_JSON = _reason("request.invalid_json", 400, "The request body is not valid JSON.")
+REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid.")
+REQUEST_TOO_LARGE = _reason("request.too_large", 413, "The request body is too large.")
+REQUEST_UNKNOWN_ROUTE = _reason("request.unknown_route", 404, "Unknown route.")
+REQUEST_METHOD_NOT_ALLOWED = _reason("request.method_not_allowed", 405, "Method not allowed.")
+REQUEST_WRONG_API = _reason(
+    "request.model_api_mismatch",
+    400,
+    "The requested model is not served through this API.",
+)
+UPSTREAM_TIMEOUT = _reason("upstream.timeout", 504, "The model provider did not answer in time.")
+UPSTREAM_UNAVAILABLE = _reason(
+    "upstream.unavailable", 502, "The model provider could not be reached."
+)
+UPSTREAM_ERROR = _reason("upstream.error", 502, "The model provider failed to answer.")
+UPSTREAM_RATE_LIMITED = _reason(
+    "upstream.rate_limited", 429, "The model provider is rate limiting this gateway."
+)
+UPSTREAM_REJECTED = _reason(
+    "upstream.rejected", 400, "The model provider rejected the request."
+)
+UPSTREAM_AUTH = _reason(
+    "upstream.auth_failed", 502, "The gateway's credentials for the model provider were refused."
+)
+UPSTREAM_BROKEN_STREAM = _reason(
+    "upstream.broken_stream", 502, "The model provider's stream ended unexpectedly."
+)
+INTERNAL = _reason("gateway.internal_error", 500, "Internal gateway error.")
+
+
+class GatewayError(Exception):
+    """A refusal or failure to report to the client under a reason code.
+
+    ``message`` overrides the reason's text and must be written for the client: it leaves the
+    process. The chained cause and ``detail`` stay inside (logs, audit).
+    """
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        super().__init__(reason.code)
+        self.reason = reason
+        self.message = message or reason.message
+        self.status = status or reason.status
+        self.detail = detail
+        self.headers = headers or {}
+        # An upstream's own error body in the client's wire format, relayed as it came.
+        self.body = body
+
+    def __str__(self) -> str:
+        return f"{self.reason.code}: {self.detail or self.message}"

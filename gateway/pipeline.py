@@ -1,0 +1,139 @@
+"""The request path: each step in order, once per request; a refusal becomes the wire error.
+
+    authenticate -> resolve_policy -> read_request -> access -> forward -> relay
+
+Later steps (limits, boundary, quality, audit) slot into ``STEPS`` at their place. Metrics,
+logs and the audit trail use these step names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from gateway import errors
+from gateway.access import check_access, check_roles
+from gateway.auth.credentials import Authenticator
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.registry import PolicyRegistry
+from gateway.surfaces import Surface
+from gateway.upstream.forward import Forwarder
+from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
+
+__all__ = ["STEPS", "Call", "Pipeline", "Reply"]
+
+STEPS = ("authenticate", "resolve_policy", "read_request", "access", "forward", "relay")
+
+log = logging.getLogger("gateway.pipeline")
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request as the HTTP layer hands it over; the body is read only when needed."""
+
+    surface: Surface
+    workflow: str | None
+    headers: Mapping[str, str]
+    read_body: Callable[[], Awaitable[bytes]]
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    content_type: str
+    headers: dict[str, str]
+    body: bytes = b""
+    events: AsyncIterator[bytes] | None = field(default=None)
+
+
+class Pipeline:
+    def __init__(
+        self, authenticator: Authenticator, policies: PolicyRegistry, forwarder: Forwarder
+    ) -> None:
+        self._auth = authenticator
+        self._policies = policies
+        self._forwarder = forwarder
+
+    async def complete(self, ctx: RequestContext, call: Call) -> Reply:
+        """Run a chat/messages request through every step; never raises GatewayError."""
+        step = "authenticate"
+        try:
+            principal = ctx.principal = self._auth.authenticate(call.headers)
+            step = "resolve_policy"
+            policy = ctx.policy = self._resolve(call)
+            step = "access"  # roles first, so a caller without them never has its body parsed
+            check_roles(policy, principal)
+            step = "read_request"
+            request = ctx.request = call.surface.parse(await call.read_body())
+            request.headers = call.headers
+            step = "access"
+            check_access(policy, principal, request)
+            step = "forward"
+            response = await self._forwarder.send(ctx, request, policy)
+        except GatewayError as exc:
+            return self._refuse(ctx, call.surface, exc, step)
+        if response.events is None:
+            return Reply(response.status, response.content_type, ctx.headers(), response.body)
+        ctx.streamed = True
+        return Reply(
+            response.status,
+            "text/event-stream",
+            {**ctx.headers(), "cache-control": "no-cache"},
+            events=self._relay(ctx, call.surface, response),
+        )
+
+    async def models(self, ctx: RequestContext, call: Call) -> Reply:
+        """The models this caller may use in this workflow, in the surface's list shape."""
+        step = "authenticate"
+        try:
+            principal = ctx.principal = self._auth.authenticate(call.headers)
+            step = "resolve_policy"
+            policy = ctx.policy = self._resolve(call)
+            step = "access"
+            check_roles(policy, principal)
+        except GatewayError as exc:
+            return self._refuse(ctx, call.surface, exc, step)
+        listed = [(m, self._forwarder.provider_of(m).name) for m in policy.source.access.models]
+        return Reply(200, "application/json", ctx.headers(), call.surface.models_body(listed))
+
+    def refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError) -> Reply:
+        """A refusal raised outside the steps (routing, body limits) in the surface's shape."""
+        return self._refuse(ctx, surface, exc, "gateway")
+
+    def _resolve(self, call: Call) -> CompiledPolicy:
+        if not call.workflow:
+            raise GatewayError(errors.POLICY_MISSING_WORKFLOW)
+        policy = self._policies.get(call.workflow)
+        if policy is None:
+            raise GatewayError(errors.POLICY_UNKNOWN_WORKFLOW,
+                               f"Unknown workflow '{call.workflow[:64]}'.")
+        return policy
+
+    def _refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError, step: str) -> Reply:
+        outcome = "error" if exc.status >= 500 or exc.reason.code.startswith("upstream.") else "deny"
+        ctx.decisions.append(Decision(step, outcome, exc.reason.code))
+        log.info("request %s refused: %s", ctx.request_id, exc)
+        headers = {**ctx.headers(), **exc.headers}
+        if exc.status >= 500:
+            headers["x-should-retry"] = "false"  # the gateway already retried upstream
+        body = exc.body if exc.body is not None else surface.error_body(exc, ctx.request_id)
+        return Reply(exc.status, "application/json", headers, body)
+
+    async def _relay(
+        self, ctx: RequestContext, surface: Surface, response: UpstreamResponse
+    ) -> AsyncIterator[bytes]:
+        """Pass events on as they arrive; a client that goes away cancels this generator,
+        and closing the upstream response cancels the upstream request."""
+        assert response.events is not None
+        try:
+            async for event in response.events:
+                yield event
+        except UpstreamFailure as exc:
+            log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
+            ctx.decisions.append(Decision("relay", "error", errors.UPSTREAM_BROKEN_STREAM.code))
+            yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
+        finally:
+            await response.aclose()

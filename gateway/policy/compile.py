@@ -1,0 +1,49 @@
+"""A validated policy compiled once into what the request path reads."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.policy.models import Policy
+
+__all__ = ["CompiledPolicy", "compile_policy", "policy_version"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """The runtime form of a policy: sets for membership, the version for every record."""
+
+    source: Policy
+    version: str
+    path: str
+    roles: frozenset[str]
+    models: frozenset[str]
+    fallback_models: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.source.workflow
+
+    def model_chain(self, requested: str) -> tuple[str, ...]:
+        """The requested model, then the fallbacks in order, each once."""
+        return tuple(dict.fromkeys((requested, *self.fallback_models)))
+
+
+def policy_version(policy: Policy) -> str:
+    """A content hash: the same rules give the same version whatever the formatting."""
+    canonical = orjson.dumps(policy.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def compile_policy(policy: Policy, path: str) -> CompiledPolicy:
+    return CompiledPolicy(
+        source=policy,
+        version=policy_version(policy),
+        path=path,
+        roles=frozenset(policy.access.roles),
+        models=frozenset(policy.access.models),
+        fallback_models=tuple(policy.upstream.fallback_models),
+    )

@@ -1,0 +1,75 @@
+"""Load every policy in a folder, reporting every problem in every file at once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from gateway.policy.compile import CompiledPolicy, compile_policy
+from gateway.policy.models import Policy
+from gateway.yamlsource import ConfigError, Problem, line_of, load_model
+
+__all__ = ["load_policies", "policy_files"]
+
+
+def policy_files(directory: Path) -> list[Path]:
+    """Policy files of a folder; ``*.candidate.yaml`` and sub-folders (tests) are not policies."""
+    return sorted(
+        p
+        for p in (*directory.glob("*.yaml"), *directory.glob("*.yml"))
+        if ".candidate." not in p.name
+    )
+
+
+def load_policies(directory: Path, known_models: Collection[str]) -> dict[str, CompiledPolicy]:
+    """Validate every policy file in ``directory`` against the model catalogue.
+
+    Raises ConfigError with every problem of every file, each at its file:line.
+    """
+    if not directory.is_dir():
+        raise ConfigError([Problem(str(directory), 0, "policies folder does not exist")])
+    problems: list[Problem] = []
+    policies: dict[str, CompiledPolicy] = {}
+    for path in policy_files(directory):
+        try:
+            policy, doc = load_model(path, Policy)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        found = _lint(policy, doc, str(path), known_models)
+        if policy.workflow in policies:
+            other = policies[policy.workflow].path
+            found.append(
+                Problem(str(path), line_of(doc, ("workflow",)),
+                        f"workflow '{policy.workflow}' is also defined in {other}")
+            )
+        problems.extend(found)
+        if not found:
+            policies[policy.workflow] = compile_policy(policy, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return policies
+
+
+def _lint(policy: Policy, doc: object, path: str, known_models: Collection[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    known = ", ".join(sorted(known_models))
+    for field, names in (
+        ("models", policy.access.models),
+        ("fallback_models", policy.upstream.fallback_models),
+    ):
+        section = "access" if field == "models" else "upstream"
+        for i, name in enumerate(names):
+            if name not in known_models:
+                problems.append(
+                    Problem(path, line_of(doc, (section, field, i)),
+                            f"{section}.{field}: unknown model '{name}' (catalogue: {known})")
+                )
+    stem = Path(path).stem
+    if stem != policy.workflow:
+        problems.append(
+            Problem(path, line_of(doc, ("workflow",)),
+                    f"workflow '{policy.workflow}' must be defined in a file named "
+                    f"'{policy.workflow}.yaml', not '{Path(path).name}'")
+        )
+    return problems

@@ -1,0 +1,46 @@
+"""The policy file schema: one YAML file per workflow.
+
+Later sections (data, limits, retention, quality, fallback) are added here as they land; every
+model is frozen and rejects unknown keys so a typo never silently disables a control.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = ["AccessPolicy", "Policy", "UpstreamPolicy"]
+
+WorkflowName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AccessPolicy(_Strict):
+    """Who may call the workflow and with which models (any listed role admits)."""
+
+    roles: Annotated[list[str], Field(min_length=1)]
+    models: Annotated[list[str], Field(min_length=1)]
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
+class UpstreamPolicy(_Strict):
+    """How hard to try: the total deadline covers every retry and fallback model."""
+
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    read_timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    retries: Annotated[int, Field(ge=0, le=5)] = 2
+    fallback_models: list[str] = []
+
+
+class Policy(_Strict):
+    workflow: WorkflowName
+    owner: str
+    description: str = ""
+    mode: Literal["enforce", "shadow"] = "enforce"
+    access: AccessPolicy
+    upstream: UpstreamPolicy = UpstreamPolicy()

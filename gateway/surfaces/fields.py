@@ -1,0 +1,58 @@
+"""Checks on the few client fields the gateway reads, with messages that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway import errors
+from gateway.errors import GatewayError
+
+__all__ = ["invalid", "optional_int", "parse_object", "require_list", "require_str"]
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(errors.REQUEST_INVALID_JSON, detail=str(exc)) from None
+    if not isinstance(body, dict):
+        raise invalid("the request body must be a JSON object")
+    return body
+
+
+def invalid(message: str) -> GatewayError:
+    return GatewayError(errors.REQUEST_INVALID, f"Invalid request: {message}.")
+
+
+def require_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise invalid(f"'{key}' must be a non-empty string")
+    return value
+
+
+def require_list(body: dict[str, Any], key: str) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list) or not value:
+        raise invalid(f"'{key}' must be a non-empty array")
+    return value
+
+
+def optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid(f"'{key}' must be a positive integer")
+    return value
+
+
+def optional_bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(f"'{key}' must be a boolean")
+    return value

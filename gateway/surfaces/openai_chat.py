@@ -1,0 +1,112 @@
+"""OpenAI Chat Completions: parsing, and errors and model lists in OpenAI's own shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.errors import GatewayError
+from gateway.normalized import NormalizedRequest, TextSlot
+from gateway.surfaces.fields import (
+    invalid,
+    optional_bool,
+    optional_int,
+    parse_object,
+    require_list,
+    require_str,
+)
+
+__all__ = ["error_body", "models_body", "parse", "stream_error"]
+
+# The error "type" OpenAI uses for each status, so SDK users see familiar values.
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+          429: "rate_limit_error"}
+
+
+def parse(raw: bytes) -> NormalizedRequest:
+    body = parse_object(raw)
+    model = require_str(body, "model")
+    messages = require_list(body, "messages")
+    texts: list[TextSlot] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
+        role = message["role"]
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(TextSlot(role, message, "content"))
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    raise invalid(f"'messages[{i}].content[{j}]' must be a typed content part")
+                if part["type"] == "text":
+                    if not isinstance(part.get("text"), str):
+                        raise invalid(f"'messages[{i}].content[{j}].text' must be a string")
+                    texts.append(TextSlot(role, part, "text"))
+        elif content is not None:
+            raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
+    max_tokens = optional_int(body, "max_completion_tokens") or optional_int(body, "max_tokens")
+    return NormalizedRequest(
+        api="openai_chat",
+        body=body,
+        model=model,
+        stream=optional_bool(body, "stream"),
+        max_tokens=max_tokens,
+        texts=texts,
+    )
+
+
+def _error(err: GatewayError, request_id: str) -> dict[str, Any]:
+    return {"error": {"message": err.message, "type": _TYPES.get(err.status, "api_error"),
+                      "param": None, "code": err.reason.code, "request_id": request_id}}
+
+
+def error_body(err: GatewayError, request_id: str) -> bytes:
+    return orjson.dumps(_error(err, request_id))
+
+
+def stream_error(err: GatewayError, request_id: str) -> bytes:
+    """An in-stream error: the openai SDK raises APIError on a chunk carrying ``error``."""
+    return b"data: " + orjson.dumps(_error(err, request_id)) + b"\n\n"
+
+
+def models_body(models: list[tuple[str, str]]) -> bytes:
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner}
+            for name, owner in models]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+def answer_body(answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int) -> bytes:
+    """A complete chat completion carrying ``text``, as OpenAI sends it."""
+    return orjson.dumps({
+        "id": answer_id, "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                  "total_tokens": tokens_in + tokens_out},
+    })
+
+
+def answer_events(
+    answer_id: str, model: str, pieces: list[str], tokens_in: int, tokens_out: int,
+    include_usage: bool,
+) -> list[bytes]:
+    """The SSE events of a streamed completion of ``pieces``, ending with ``[DONE]``."""
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"id": answer_id, "object": "chat.completion.chunk", "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                             "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""}, None)]
+    chunks += [chunk({"content": piece}, None) for piece in pieces]
+    chunks.append(chunk({}, "stop"))
+    if include_usage:
+        chunks.append({"id": answer_id, "object": "chat.completion.chunk", "created": 0,
+                       "model": model, "choices": [],
+                       "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                                 "total_tokens": tokens_in + tokens_out}})
+    return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]

@@ -1,0 +1,49 @@
+"""The Anthropic Messages API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from gateway.normalized import Api, NormalizedRequest
+from gateway.upstream.http import HttpUpstream
+from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
+
+__all__ = ["AnthropicProvider"]
+
+_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    def __init__(self, name: str, base_url: str, api_key: str | None, max_connections: int):
+        self.name = name
+        self._api_key = api_key
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self._http = HttpUpstream(base_url, headers, max_connections)
+
+    def speaks(self, api: Api) -> bool:
+        return api == "anthropic_messages"
+
+    async def send(
+        self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
+    ) -> UpstreamResponse:
+        if not self._api_key:
+            raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
+        body = orjson.dumps({**request.body, "model": upstream_model})
+        return await self._http.post(
+            "/v1/messages", body, request.stream, timeouts, _version_headers(request.headers)
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _version_headers(client: Mapping[str, str]) -> dict[str, str]:
+    """The API version and beta flags the client's SDK asked for: they change the wire format."""
+    headers = {"anthropic-version": client.get("anthropic-version", _VERSION)}
+    if "anthropic-beta" in client:
+        headers["anthropic-beta"] = client["anthropic-beta"]
+    return headers

@@ -1,0 +1,36 @@
+"""OpenAI-compatible Chat Completions upstreams (OpenAI, Azure-style proxies, vLLM, ...)."""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.normalized import Api, NormalizedRequest
+from gateway.upstream.http import HttpUpstream
+from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
+
+__all__ = ["OpenAIProvider"]
+
+
+class OpenAIProvider:
+    def __init__(self, name: str, base_url: str, api_key: str | None, max_connections: int):
+        self.name = name
+        self._api_key = api_key
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = HttpUpstream(base_url, headers, max_connections)
+
+    def speaks(self, api: Api) -> bool:
+        return api == "openai_chat"
+
+    async def send(
+        self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
+    ) -> UpstreamResponse:
+        if not self._api_key:
+            raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
+        # A shallow copy: only the model name changes; every other field goes as it came.
+        body = orjson.dumps({**request.body, "model": upstream_model})
+        return await self._http.post("/chat/completions", body, request.stream, timeouts, {})
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

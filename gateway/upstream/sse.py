@@ -1,0 +1,28 @@
+"""Split a byte stream into whole Server-Sent Events, so each can be relayed or inspected."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+__all__ = ["sse_events"]
+
+
+async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Yield each event with its terminating blank line, as soon as it is complete.
+
+    CRLF line ends are normalized to LF. Bytes after the last blank line (a stream cut
+    mid-event) are yielded as they are, so the caller can tell the event is incomplete.
+    """
+    buffer = b""
+    async for chunk in chunks:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        buffer += chunk
+        while True:
+            end = buffer.find(b"\n\n")
+            if end < 0:
+                break
+            yield buffer[: end + 2]
+            buffer = buffer[end + 2 :]
+    if buffer.strip():
+        yield buffer
