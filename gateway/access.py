@@ -17,9 +17,7 @@ def check_roles(policy: CompiledPolicy, principal: Principal) -> None:
         raise GatewayError(errors.ACCESS_ROLE_DENIED)
 
 
-def check_access(
-    policy: CompiledPolicy, principal: Principal, request: NormalizedRequest
-) -> None:
+def check_access(policy: CompiledPolicy, principal: Principal, request: NormalizedRequest) -> None:
     check_roles(policy, principal)
     if request.model not in policy.models:
         allowed = ", ".join(sorted(policy.models))

@@ -10,8 +10,10 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
     HTTPException,
@@ -35,6 +37,8 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("gateway")
 
+HttpRequest = Request[Any, Any, State]
+
 
 def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
@@ -56,21 +60,21 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             for provider in providers.values():
                 await provider.aclose()
 
-    async def run(request: Request[object, object, object], surface: Surface) -> Response[bytes]:
+    async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.complete(ctx, call))
 
     @post(["/v1/chat/completions", "/w/{workflow:str}/v1/chat/completions"], status_code=200)
-    async def chat(request: Request[object, object, object]) -> Response[bytes]:
+    async def chat(request: HttpRequest) -> Response[Any]:
         return await run(request, OPENAI)
 
     @post(["/v1/messages", "/w/{workflow:str}/v1/messages"], status_code=200)
-    async def messages(request: Request[object, object, object]) -> Response[bytes]:
+    async def messages(request: HttpRequest) -> Response[Any]:
         return await run(request, ANTHROPIC)
 
     @get(["/v1/models", "/w/{workflow:str}/v1/models"])
-    async def models(request: Request[object, object, object]) -> Response[bytes]:
+    async def models(request: HttpRequest) -> Response[Any]:
         surface = _surface_for(request)
         ctx = request.state.ctx = RequestContext("models", _workflow(request))
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
@@ -85,7 +89,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         policies = registry.all()
         return {"status": "ready", "policies": {n: p.version for n, p in sorted(policies.items())}}
 
-    def on_error(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+    def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
         surface = _surface_for(request)
         ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
@@ -109,19 +113,19 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     )
 
 
-def _workflow(request: Request[object, object, object]) -> str | None:
+def _workflow(request: HttpRequest) -> str | None:
     workflow = request.path_params.get("workflow") or request.headers.get("x-workflow")
     return str(workflow) if workflow else None
 
 
-def _surface_for(request: Request[object, object, object]) -> Surface:
+def _surface_for(request: HttpRequest) -> Surface:
     """Anthropic's shapes for its paths and for its SDK (which sends ``anthropic-version``)."""
     if request.url.path.endswith("/messages") or "anthropic-version" in request.headers:
         return ANTHROPIC
     return OPENAI
 
 
-async def _read_body(request: Request[object, object, object], limit: int) -> bytes:
+async def _read_body(request: HttpRequest, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
     chunks: list[bytes] = []
     try:
@@ -129,19 +133,23 @@ async def _read_body(request: Request[object, object, object], limit: int) -> by
             chunks.append(chunk)
     except ClientException as exc:
         if exc.status_code == 413:
-            raise GatewayError(errors.REQUEST_TOO_LARGE,
-                               f"The request body exceeds {limit} bytes.") from None
+            raise GatewayError(
+                errors.REQUEST_TOO_LARGE, f"The request body exceeds {limit} bytes."
+            ) from None
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
     except InternalServerException as exc:  # litestar's word for a client gone mid-body
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
     return b"".join(chunks)
 
 
-def _respond(reply: Reply) -> Response[bytes]:
+def _respond(reply: Reply) -> Response[Any]:
     if reply.events is not None:
-        return Stream(reply.events, status_code=reply.status, headers=reply.headers,
-                      media_type=reply.content_type)
-    return Response(reply.body, status_code=reply.status, headers=reply.headers,
-                    media_type=reply.content_type)
-
-
+        return Stream(
+            reply.events,
+            status_code=reply.status,
+            headers=reply.headers,
+            media_type=reply.content_type,
+        )
+    return Response(
+        reply.body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type
+    )

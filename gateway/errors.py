@@ -67,9 +67,7 @@ UPSTREAM_ERROR = _reason("upstream.error", 502, "The model provider failed to an
 UPSTREAM_RATE_LIMITED = _reason(
     "upstream.rate_limited", 429, "The model provider is rate limiting this gateway."
 )
-UPSTREAM_REJECTED = _reason(
-    "upstream.rejected", 400, "The model provider rejected the request."
-)
+UPSTREAM_REJECTED = _reason("upstream.rejected", 400, "The model provider rejected the request.")
 UPSTREAM_AUTH = _reason(
     "upstream.auth_failed", 502, "The gateway's credentials for the model provider were refused."
 )

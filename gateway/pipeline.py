@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gateway import errors
 from gateway.access import check_access, check_roles
 from gateway.auth.credentials import Authenticator
-from gateway.context import Decision, RequestContext
+from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
@@ -76,7 +76,8 @@ class Pipeline:
         except GatewayError as exc:
             return self._refuse(ctx, call.surface, exc, step)
         if response.events is None:
-            return Reply(response.status, response.content_type, ctx.headers(), response.body)
+            body = response.body or b""
+            return Reply(response.status, response.content_type, ctx.headers(), body)
         ctx.streamed = True
         return Reply(
             response.status,
@@ -108,12 +109,14 @@ class Pipeline:
             raise GatewayError(errors.POLICY_MISSING_WORKFLOW)
         policy = self._policies.get(call.workflow)
         if policy is None:
-            raise GatewayError(errors.POLICY_UNKNOWN_WORKFLOW,
-                               f"Unknown workflow '{call.workflow[:64]}'.")
+            raise GatewayError(
+                errors.POLICY_UNKNOWN_WORKFLOW, f"Unknown workflow '{call.workflow[:64]}'."
+            )
         return policy
 
     def _refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError, step: str) -> Reply:
-        outcome = "error" if exc.status >= 500 or exc.reason.code.startswith("upstream.") else "deny"
+        upstream = exc.reason.code.startswith("upstream.")
+        outcome: Outcome = "error" if exc.status >= 500 or upstream else "deny"
         ctx.decisions.append(Decision(step, outcome, exc.reason.code))
         log.info("request %s refused: %s", ctx.request_id, exc)
         headers = {**ctx.headers(), **exc.headers}

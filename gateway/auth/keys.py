@@ -94,10 +94,7 @@ class KeyStore:
         records, _ = load_model(self._path, _KeysFile)
         return _Snapshot(
             mtime,
-            {
-                r.hash: Principal(r.subject, frozenset(r.roles), r.team, r.id)
-                for r in records.keys
-            },
+            {r.hash: Principal(r.subject, frozenset(r.roles), r.team, r.id) for r in records.keys},
         )
 
 

@@ -13,8 +13,11 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
-    parser.add_argument("--config", default=None,
-                        help="path to gateway.yaml (default: $GATEWAY_CONFIG or ./gateway.yaml)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="path to gateway.yaml (default: $GATEWAY_CONFIG or ./gateway.yaml)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (serve, keys, policy):
         module.register(commands)

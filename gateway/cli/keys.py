@@ -42,6 +42,9 @@ def run_create(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(key)
-    print(f"created key {record.id} for {record.subject} ({', '.join(roles)}) in {path};"
-          " it is shown only once", file=sys.stderr)
+    print(
+        f"created key {record.id} for {record.subject} ({', '.join(roles)}) in {path};"
+        " it is shown only once",
+        file=sys.stderr,
+    )
     return 0

@@ -40,8 +40,11 @@ def load_policies(directory: Path, known_models: Collection[str]) -> dict[str, C
         if policy.workflow in policies:
             other = policies[policy.workflow].path
             found.append(
-                Problem(str(path), line_of(doc, ("workflow",)),
-                        f"workflow '{policy.workflow}' is also defined in {other}")
+                Problem(
+                    str(path),
+                    line_of(doc, ("workflow",)),
+                    f"workflow '{policy.workflow}' is also defined in {other}",
+                )
             )
         problems.extend(found)
         if not found:
@@ -62,14 +65,20 @@ def _lint(policy: Policy, doc: object, path: str, known_models: Collection[str])
         for i, name in enumerate(names):
             if name not in known_models:
                 problems.append(
-                    Problem(path, line_of(doc, (section, field, i)),
-                            f"{section}.{field}: unknown model '{name}' (catalogue: {known})")
+                    Problem(
+                        path,
+                        line_of(doc, (section, field, i)),
+                        f"{section}.{field}: unknown model '{name}' (catalogue: {known})",
+                    )
                 )
     stem = Path(path).stem
     if stem != policy.workflow:
         problems.append(
-            Problem(path, line_of(doc, ("workflow",)),
-                    f"workflow '{policy.workflow}' must be defined in a file named "
-                    f"'{policy.workflow}.yaml', not '{Path(path).name}'")
+            Problem(
+                path,
+                line_of(doc, ("workflow",)),
+                f"workflow '{policy.workflow}' must be defined in a file named "
+                f"'{policy.workflow}.yaml', not '{Path(path).name}'",
+            )
         )
     return problems

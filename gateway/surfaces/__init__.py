@@ -24,8 +24,19 @@ class Surface:
     models_body: Callable[[list[tuple[str, str]]], bytes]
 
 
-OPENAI = Surface("openai_chat", "chat", openai_chat.parse, openai_chat.error_body,
-                 openai_chat.stream_error, openai_chat.models_body)
-ANTHROPIC = Surface("anthropic_messages", "messages", anthropic_messages.parse,
-                    anthropic_messages.error_body, anthropic_messages.stream_error,
-                    anthropic_messages.models_body)
+OPENAI = Surface(
+    "openai_chat",
+    "chat",
+    openai_chat.parse,
+    openai_chat.error_body,
+    openai_chat.stream_error,
+    openai_chat.models_body,
+)
+ANTHROPIC = Surface(
+    "anthropic_messages",
+    "messages",
+    anthropic_messages.parse,
+    anthropic_messages.error_body,
+    anthropic_messages.stream_error,
+    anthropic_messages.models_body,
+)

@@ -20,9 +20,17 @@ from gateway.surfaces.fields import (
 __all__ = ["error_body", "models_body", "parse", "stream_error"]
 
 # Anthropic's documented error types per status; the SDK picks its exception by status.
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
-          429: "rate_limit_error", 504: "timeout_error", 529: "overloaded_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 def _blocks(role: str, holder: dict[str, Any], key: str, where: str, out: list[TextSlot]) -> None:
@@ -66,10 +74,15 @@ def parse(raw: bytes) -> NormalizedRequest:
 
 
 def _error(err: GatewayError, request_id: str) -> dict[str, Any]:
-    return {"type": "error",
-            "error": {"type": _TYPES.get(err.status, "api_error"), "message": err.message,
-                      "code": err.reason.code},
-            "request_id": request_id}
+    return {
+        "type": "error",
+        "error": {
+            "type": _TYPES.get(err.status, "api_error"),
+            "message": err.message,
+            "code": err.reason.code,
+        },
+        "request_id": request_id,
+    }
 
 
 def error_body(err: GatewayError, request_id: str) -> bytes:
@@ -82,45 +95,93 @@ def stream_error(err: GatewayError, request_id: str) -> bytes:
 
 
 def models_body(models: list[tuple[str, str]]) -> bytes:
-    data = [{"type": "model", "id": name, "display_name": name,
-             "created_at": "1970-01-01T00:00:00Z"} for name, _ in models]
+    data = [
+        {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+        for name, _ in models
+    ]
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
     return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
 
 
-def _message(answer_id: str, model: str, content: list[dict[str, Any]], stop: str | None,
-             tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    return {"id": answer_id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out}}
+def _message(
+    answer_id: str,
+    model: str,
+    content: list[dict[str, Any]],
+    stop: str | None,
+    tokens_in: int,
+    tokens_out: int,
+) -> dict[str, Any]:
+    return {
+        "id": answer_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+    }
 
 
 def answer_body(answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int) -> bytes:
     """A complete message carrying ``text``, as Anthropic sends it."""
-    return orjson.dumps(_message(answer_id, model, [{"type": "text", "text": text}],
-                                 "end_turn", tokens_in, tokens_out))
+    return orjson.dumps(
+        _message(
+            answer_id, model, [{"type": "text", "text": text}], "end_turn", tokens_in, tokens_out
+        )
+    )
 
 
 def answer_events(
-    answer_id: str, model: str, pieces: list[str], tokens_in: int, tokens_out: int,
+    answer_id: str,
+    model: str,
+    pieces: list[str],
+    tokens_in: int,
+    tokens_out: int,
 ) -> list[bytes]:
     """The named SSE events of a streamed message of ``pieces``, as Anthropic sends them."""
     events: list[tuple[str, dict[str, Any]]] = [
-        ("message_start", {"type": "message_start",
-                           "message": _message(answer_id, model, [], None, tokens_in, 1)}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": _message(answer_id, model, [], None, tokens_in, 1),
+            },
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
         ("ping", {"type": "ping"}),
     ]
-    events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                        "delta": {"type": "text_delta", "text": piece}})
-               for piece in pieces]
+    events += [
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            },
+        )
+        for piece in pieces
+    ]
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta",
-                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                           "usage": {"output_tokens": tokens_out}}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": tokens_out},
+            },
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
-    return [b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-            for name, data in events]
+    return [
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        for name, data in events
+    ]

@@ -20,9 +20,15 @@ from gateway.surfaces.fields import (
 __all__ = ["error_body", "models_body", "parse", "stream_error"]
 
 # The error "type" OpenAI uses for each status, so SDK users see familiar values.
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-          429: "rate_limit_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def parse(raw: bytes) -> NormalizedRequest:
@@ -59,8 +65,15 @@ def parse(raw: bytes) -> NormalizedRequest:
 
 
 def _error(err: GatewayError, request_id: str) -> dict[str, Any]:
-    return {"error": {"message": err.message, "type": _TYPES.get(err.status, "api_error"),
-                      "param": None, "code": err.reason.code, "request_id": request_id}}
+    return {
+        "error": {
+            "message": err.message,
+            "type": _TYPES.get(err.status, "api_error"),
+            "param": None,
+            "code": err.reason.code,
+            "request_id": request_id,
+        }
+    }
 
 
 def error_body(err: GatewayError, request_id: str) -> bytes:
@@ -73,40 +86,72 @@ def stream_error(err: GatewayError, request_id: str) -> bytes:
 
 
 def models_body(models: list[tuple[str, str]]) -> bytes:
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner}
-            for name, owner in models]
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in models
+    ]
     return orjson.dumps({"object": "list", "data": data})
 
 
 def answer_body(answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int) -> bytes:
     """A complete chat completion carrying ``text``, as OpenAI sends it."""
-    return orjson.dumps({
-        "id": answer_id, "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                  "total_tokens": tokens_in + tokens_out},
-    })
+    return orjson.dumps(
+        {
+            "id": answer_id,
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            },
+        }
+    )
 
 
 def answer_events(
-    answer_id: str, model: str, pieces: list[str], tokens_in: int, tokens_out: int,
+    answer_id: str,
+    model: str,
+    pieces: list[str],
+    tokens_in: int,
+    tokens_out: int,
     include_usage: bool,
 ) -> list[bytes]:
     """The SSE events of a streamed completion of ``pieces``, ending with ``[DONE]``."""
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"id": answer_id, "object": "chat.completion.chunk", "created": 0,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]}
+        return {
+            "id": answer_id,
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
 
     chunks = [chunk({"role": "assistant", "content": ""}, None)]
     chunks += [chunk({"content": piece}, None) for piece in pieces]
     chunks.append(chunk({}, "stop"))
     if include_usage:
-        chunks.append({"id": answer_id, "object": "chat.completion.chunk", "created": 0,
-                       "model": model, "choices": [],
-                       "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                                 "total_tokens": tokens_in + tokens_out}})
+        chunks.append(
+            {
+                "id": answer_id,
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                },
+            }
+        )
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]

@@ -37,8 +37,9 @@ class Forwarder:
         deadline = asyncio.get_running_loop().time() + upstream.timeout_s
         timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
         if not self.provider_of(request.model).speaks(request.api):
-            raise GatewayError(errors.REQUEST_WRONG_API,
-                               f"Model '{request.model}' is not served through this API.")
+            raise GatewayError(
+                errors.REQUEST_WRONG_API, f"Model '{request.model}' is not served through this API."
+            )
         failure: UpstreamFailure | None = None
         for model in policy.model_chain(request.model):
             provider = self.provider_of(model)
@@ -46,15 +47,22 @@ class Forwarder:
                 continue
             route = self._models[model]
 
-            async def attempt(provider: Provider = provider, upstream_model: str = route.upstream_model) -> UpstreamResponse:
+            async def attempt(
+                provider: Provider = provider, upstream_model: str = route.upstream_model
+            ) -> UpstreamResponse:
                 ctx.attempts += 1
                 return await provider.send(request, upstream_model, timeouts)
 
             try:
                 response = await with_retries(attempt, upstream.retries, deadline)
             except UpstreamFailure as exc:
-                log.warning("upstream %s failed for model %s: %s [request %s]",
-                            provider.name, model, exc, ctx.request_id)
+                log.warning(
+                    "upstream %s failed for model %s: %s [request %s]",
+                    provider.name,
+                    model,
+                    exc,
+                    ctx.request_id,
+                )
                 failure = exc
                 ctx.upstream_status = exc.status
                 if not exc.try_next_model:
@@ -82,6 +90,7 @@ def _as_gateway_error(failure: UpstreamFailure) -> GatewayError:
     if failure.status is not None and 400 <= failure.status < 500:
         # The provider refused the request itself (a bad parameter): the client needs its
         # words, in the same wire format the client speaks.
-        return GatewayError(errors.UPSTREAM_REJECTED, status=failure.status,
-                            body=failure.body, detail=str(failure))
+        return GatewayError(
+            errors.UPSTREAM_REJECTED, status=failure.status, body=failure.body, detail=str(failure)
+        )
     return GatewayError(errors.UPSTREAM_ERROR, detail=str(failure))

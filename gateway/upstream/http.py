@@ -71,7 +71,9 @@ class HttpUpstream:
             # An unknown stream shape is refused, never relayed unread.
             raise UpstreamFailure("broken", f"stream answered with {content_type or 'no type'}")
         return UpstreamResponse(
-            response.status, content_type, events=_events(response),
+            response.status,
+            content_type,
+            events=_events(response),
         )
 
     async def _fail(self, response: aiohttp.ClientResponse) -> None:

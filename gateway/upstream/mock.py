@@ -40,7 +40,10 @@ class MockProvider:
             surface = anthropic_messages if anthropic else openai_chat
             body = surface.answer_body(
                 ("msg_" if anthropic else "chatcmpl-") + answer_id,
-                upstream_model, text, tokens_in, tokens_out,
+                upstream_model,
+                text,
+                tokens_in,
+                tokens_out,
             )
             return UpstreamResponse(200, "application/json", body=body)
         pieces = [word + " " for word in text.split(" ")]
@@ -53,7 +56,11 @@ class MockProvider:
             options = request.body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             events = openai_chat.answer_events(
-                "chatcmpl-" + answer_id, upstream_model, pieces, tokens_in, tokens_out,
+                "chatcmpl-" + answer_id,
+                upstream_model,
+                pieces,
+                tokens_in,
+                tokens_out,
                 include_usage,
             )
         return UpstreamResponse(200, "text/event-stream", events=_replay(events))

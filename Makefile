@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_ROLES := sales-agent,support-agent,engineer,ops
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# A demo key for `make run`, created once; it is stored hashed in keys.yaml and in clear in .demo-key.
+keys.yaml: | $(STAMP)
+	$(BIN)/gateway keys create --subject demo --roles $(DEMO_ROLES) > .demo-key
+
+run: $(STAMP) keys.yaml
+	@echo "Demo key (roles $(DEMO_ROLES)): $$(cat .demo-key)"
+	@echo "Try: curl -s localhost:8080/w/lead_triage/v1/chat/completions -H \"authorization: Bearer $$(cat .demo-key)\" -H 'content-type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'"
+	$(BIN)/gateway serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

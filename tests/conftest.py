@@ -1,0 +1,98 @@
+"""Shared fixtures: a fake upstream speaking the providers' wire formats, and the gateway
+running as a real server in front of it, with keys and policies written for the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.upstream import FakeUpstream
+from tests.support.server import GatewayServer, new_key, write_yaml
+
+UPSTREAM_KEYS = {"OPENAI_API_KEY": "sk-upstream-openai", "ANTHROPIC_API_KEY": "sk-ant-upstream"}
+
+
+@dataclass
+class Gateway:
+    url: str
+    analyst_key: str  # roles: analyst
+    ops_key: str  # roles: ops
+    config_dir: Path
+
+    def openai_url(self, workflow: str = "chat_app") -> str:
+        return f"{self.url}/w/{workflow}/v1"
+
+    def anthropic_url(self, workflow: str = "chat_app") -> str:
+        return f"{self.url}/w/{workflow}"
+
+
+def gateway_config(fake: FakeUpstream) -> dict[str, object]:
+    return {
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "policies_dir": "policies",
+        "max_body_bytes": 64 * 1024,
+        "providers": {
+            "openai": {"type": "openai", "base_url": f"{fake.base_url}/v1",
+                       "api_key_env": "OPENAI_API_KEY"},
+            "anthropic": {"type": "anthropic", "base_url": fake.base_url,
+                          "api_key_env": "ANTHROPIC_API_KEY"},
+            "demo": {"type": "mock"},
+        },
+        "models": {
+            "gpt-test": {"provider": "openai", "upstream_model": "gpt-up"},
+            "gpt-backup": {"provider": "openai", "upstream_model": "gpt-backup-up"},
+            "claude-test": {"provider": "anthropic", "upstream_model": "claude-up"},
+            "claude-backup": {"provider": "anthropic", "upstream_model": "claude-backup-up"},
+            "mock-model": {"provider": "demo", "upstream_model": "mock-1"},
+        },
+        "auth": {"api_keys_file": "keys.yaml"},
+    }
+
+
+POLICIES: dict[str, dict[str, object]] = {
+    "chat_app": {
+        "workflow": "chat_app", "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test", "mock-model"],
+                   "max_output_tokens": 256},
+        "upstream": {"timeout_s": 5, "connect_timeout_s": 1, "read_timeout_s": 0.5,
+                     "retries": 2, "fallback_models": ["gpt-backup", "claude-backup"]},
+    },
+    "strict": {
+        "workflow": "strict", "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
+        "upstream": {"timeout_s": 1, "retries": 1},
+    },
+    "ops_only": {
+        "workflow": "ops_only", "owner": "tests@example.com",
+        "access": {"roles": ["ops"], "models": ["gpt-test"]},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    root = tmp_path_factory.mktemp("gateway")
+    config = write_yaml(root / "gateway.yaml", gateway_config(upstream))
+    for name, policy in POLICIES.items():
+        write_yaml(root / "policies" / f"{name}.yaml", policy)
+    analyst = new_key(root / "keys.yaml", "alice", ["analyst"])
+    ops = new_key(root / "keys.yaml", "olga", ["ops"])
+    server = GatewayServer(config, UPSTREAM_KEYS).start()
+    try:
+        yield Gateway(server.url, analyst, ops, root)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_upstream(upstream: FakeUpstream) -> None:
+    upstream.reset()
