@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import sse_events
@@ -59,6 +60,7 @@ class HttpUpstream:
                         data = await response.read()
                     finally:
                         response.release()
+                    _check_json(data)
                     return UpstreamResponse(response.status, content_type, body=data)
         except TimeoutError as exc:
             raise UpstreamFailure("timeout", "no answer before the deadline") from exc
@@ -103,6 +105,14 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         raise UpstreamFailure("broken", type(exc).__name__) from exc
     finally:
         response.close()
+
+
+def _check_json(data: bytes) -> None:
+    """A 200 that is not JSON is an unknown shape: refused, never relayed unread."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamFailure("broken", "answer is not JSON") from exc
 
 
 def _retry_after(value: str | None) -> float | None:
