@@ -15,9 +15,9 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """
     buffer = b""
     async for chunk in chunks:
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n")
         buffer += chunk
+        if b"\r" in buffer:  # the buffer, not the chunk: a CRLF may straddle two chunks
+            buffer = buffer.replace(b"\r\n", b"\n")
         while True:
             end = buffer.find(b"\n\n")
             if end < 0:
