@@ -35,10 +35,16 @@ def gateway_config(fake: FakeUpstream) -> dict[str, object]:
         "policies_dir": "policies",
         "max_body_bytes": 64 * 1024,
         "providers": {
-            "openai": {"type": "openai", "base_url": f"{fake.base_url}/v1",
-                       "api_key_env": "OPENAI_API_KEY"},
-            "anthropic": {"type": "anthropic", "base_url": fake.base_url,
-                          "api_key_env": "ANTHROPIC_API_KEY"},
+            "openai": {
+                "type": "openai",
+                "base_url": f"{fake.base_url}/v1",
+                "api_key_env": "OPENAI_API_KEY",
+            },
+            "anthropic": {
+                "type": "anthropic",
+                "base_url": fake.base_url,
+                "api_key_env": "ANTHROPIC_API_KEY",
+            },
             "demo": {"type": "mock"},
         },
         "models": {
@@ -54,19 +60,30 @@ def gateway_config(fake: FakeUpstream) -> dict[str, object]:
 
 POLICIES: dict[str, dict[str, object]] = {
     "chat_app": {
-        "workflow": "chat_app", "owner": "tests@example.com",
-        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test", "mock-model"],
-                   "max_output_tokens": 256},
-        "upstream": {"timeout_s": 5, "connect_timeout_s": 1, "read_timeout_s": 0.5,
-                     "retries": 2, "fallback_models": ["gpt-backup", "claude-backup"]},
+        "workflow": "chat_app",
+        "owner": "tests@example.com",
+        "access": {
+            "roles": ["analyst"],
+            "models": ["gpt-test", "claude-test", "mock-model"],
+            "max_output_tokens": 256,
+        },
+        "upstream": {
+            "timeout_s": 5,
+            "connect_timeout_s": 1,
+            "read_timeout_s": 0.5,
+            "retries": 2,
+            "fallback_models": ["gpt-backup", "claude-backup"],
+        },
     },
     "strict": {
-        "workflow": "strict", "owner": "tests@example.com",
+        "workflow": "strict",
+        "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
         "upstream": {"timeout_s": 1, "retries": 1},
     },
     "ops_only": {
-        "workflow": "ops_only", "owner": "tests@example.com",
+        "workflow": "ops_only",
+        "owner": "tests@example.com",
         "access": {"roles": ["ops"], "models": ["gpt-test"]},
     },
 }

@@ -9,8 +9,9 @@ from tests.fakes.upstream import FakeUpstream, Reply
 
 
 def client(gateway: Gateway, key: str | None = None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.anthropic_url(),
-                               api_key=key or gateway.analyst_key, max_retries=0)
+    return anthropic.Anthropic(
+        base_url=gateway.anthropic_url(), api_key=key or gateway.analyst_key, max_retries=0
+    )
 
 
 def test_message_reaches_upstream_with_gateway_credentials(
@@ -18,7 +19,9 @@ def test_message_reaches_upstream_with_gateway_credentials(
 ) -> None:
     upstream.script("claude-up", Reply("bonjour"))
     raw = client(gateway).messages.with_raw_response.create(
-        model="claude-test", max_tokens=100, system="Be brief.",
+        model="claude-test",
+        max_tokens=100,
+        system="Be brief.",
         messages=[{"role": "user", "content": "hello"}],
         extra_headers={"anthropic-version": "2023-06-01", "anthropic-beta": "test-beta"},
     )
@@ -27,8 +30,12 @@ def test_message_reaches_upstream_with_gateway_credentials(
     assert raw.headers["x-gateway-decision"] == "allow"
     (sent,) = upstream.received
     assert sent.path == "/v1/messages"
-    assert sent.body == {"model": "claude-up", "max_tokens": 100, "system": "Be brief.",
-                         "messages": [{"role": "user", "content": "hello"}]}
+    assert sent.body == {
+        "model": "claude-up",
+        "max_tokens": 100,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hello"}],
+    }
     assert sent.headers["x-api-key"] == UPSTREAM_KEYS["ANTHROPIC_API_KEY"]
     # The SDK's API version and beta flags decide the wire format, so they are forwarded.
     assert sent.headers["anthropic-version"] == "2023-06-01"
@@ -50,14 +57,17 @@ def test_stream_helper_gets_the_whole_text(gateway: Gateway, upstream: FakeUpstr
 
 async def test_async_client(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("claude-up", Reply("one"), Reply("two three"))
-    async with anthropic.AsyncAnthropic(base_url=gateway.anthropic_url(),
-                                        api_key=gateway.analyst_key, max_retries=0) as aclient:
+    async with anthropic.AsyncAnthropic(
+        base_url=gateway.anthropic_url(), api_key=gateway.analyst_key, max_retries=0
+    ) as aclient:
         message = await aclient.messages.create(
             model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "a"}]
         )
         assert message.content[0].type == "text" and message.content[0].text == "one"
         stream = await aclient.messages.create(
-            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "b"}],
+            model="claude-test",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "b"}],
             stream=True,
         )
         kinds = [event.type async for event in stream]
@@ -71,7 +81,8 @@ def test_models_in_anthropic_shape(gateway: Gateway) -> None:
 
 def test_mock_stream_in_anthropic_shape(gateway: Gateway) -> None:
     with client(gateway).messages.stream(
-        model="mock-model", max_tokens=50,
+        model="mock-model",
+        max_tokens=50,
         messages=[{"role": "user", "content": [{"type": "text", "text": "quote me"}]}],
     ) as stream:
         assert stream.get_final_text() == "[mock mock-1] You said: quote me"

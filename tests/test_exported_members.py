@@ -19,4 +19,10 @@ def test_all_names_exist() -> None:
 
 def test_package_api() -> None:
     assert set(gateway.__all__) == {
-        "GatewayConfig", "GatewayError", "Reason", "__version__", "create_app", "load_config"}
+        "GatewayConfig",
+        "GatewayError",
+        "Reason",
+        "__version__",
+        "create_app",
+        "load_config",
+    }

@@ -12,8 +12,9 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 
 def client(gateway: Gateway, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.openai_url(), api_key=key or gateway.analyst_key,
-                         max_retries=0)
+    return openai.OpenAI(
+        base_url=gateway.openai_url(), api_key=key or gateway.analyst_key, max_retries=0
+    )
 
 
 def test_completion_reaches_upstream_with_gateway_credentials(
@@ -21,7 +22,8 @@ def test_completion_reaches_upstream_with_gateway_credentials(
 ) -> None:
     upstream.script("gpt-up", Reply("the answer"))
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="gpt-test", messages=MESSAGES  # type: ignore[arg-type]
+        model="gpt-test",
+        messages=MESSAGES,  # type: ignore[arg-type]
     )
     completion = raw.parse()
 
@@ -40,11 +42,20 @@ def test_completion_reaches_upstream_with_gateway_credentials(
 def test_fields_the_gateway_does_not_need_are_forwarded_untouched(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
-    extra = {"temperature": 0.25, "top_p": 1.0, "seed": 7, "user": "u-1", "n": 1,
-             "response_format": {"type": "json_object"}, "metadata": {"k": "v"},
-             "logit_bias": {"50256": -100}}
+    extra = {
+        "temperature": 0.25,
+        "top_p": 1.0,
+        "seed": 7,
+        "user": "u-1",
+        "n": 1,
+        "response_format": {"type": "json_object"},
+        "metadata": {"k": "v"},
+        "logit_bias": {"50256": -100},
+    }
     client(gateway).chat.completions.create(
-        model="gpt-test", messages=MESSAGES, extra_body={"custom_field": [1, {"x": None}]},
+        model="gpt-test",
+        messages=MESSAGES,
+        extra_body={"custom_field": [1, {"x": None}]},
         **extra,  # type: ignore[arg-type]
     )
     (sent,) = upstream.received
@@ -55,7 +66,9 @@ def test_fields_the_gateway_does_not_need_are_forwarded_untouched(
 def test_stream_is_relayed_event_by_event(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("one two three"))
     stream = client(gateway).chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -67,14 +80,18 @@ def test_stream_is_relayed_event_by_event(gateway: Gateway, upstream: FakeUpstre
 
 async def test_async_client_streaming_and_not(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("async answer"), Reply("async stream"))
-    async with openai.AsyncOpenAI(base_url=gateway.openai_url(), api_key=gateway.analyst_key,
-                                  max_retries=0) as aclient:
+    async with openai.AsyncOpenAI(
+        base_url=gateway.openai_url(), api_key=gateway.analyst_key, max_retries=0
+    ) as aclient:
         completion = await aclient.chat.completions.create(
-            model="gpt-test", messages=MESSAGES  # type: ignore[arg-type]
+            model="gpt-test",
+            messages=MESSAGES,  # type: ignore[arg-type]
         )
         assert completion.choices[0].message.content == "async answer"
         stream = await aclient.chat.completions.create(
-            model="gpt-test", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model="gpt-test",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         assert "".join(pieces) == "async stream"
@@ -87,8 +104,12 @@ def test_models_lists_the_workflow_models(gateway: Gateway) -> None:
 
 def test_workflow_header_on_plain_v1_path(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("via header"))
-    c = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.analyst_key,
-                      default_headers={"X-Workflow": "chat_app"}, max_retries=0)
+    c = openai.OpenAI(
+        base_url=f"{gateway.url}/v1",
+        api_key=gateway.analyst_key,
+        default_headers={"X-Workflow": "chat_app"},
+        max_retries=0,
+    )
     answer = c.chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "via header"
 
@@ -101,7 +122,9 @@ def test_mock_provider_quotes_what_left_the_gateway(gateway: Gateway) -> None:
     assert first.model_dump() == again.model_dump()
     assert first.usage is not None and first.usage.completion_tokens > 0
     stream = c.chat.completions.create(
-        model="mock-model", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+        model="mock-model",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     chunks = list(stream)

@@ -15,14 +15,19 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def oa(gateway: Gateway, workflow: str = "chat_app", key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.openai_url(workflow),
-                         api_key=key if key is not None else gateway.analyst_key, max_retries=0)
+    return openai.OpenAI(
+        base_url=gateway.openai_url(workflow),
+        api_key=key if key is not None else gateway.analyst_key,
+        max_retries=0,
+    )
 
 
 def an(gateway: Gateway, workflow: str = "chat_app", key: str | None = None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.anthropic_url(workflow),
-                               api_key=key if key is not None else gateway.analyst_key,
-                               max_retries=0)
+    return anthropic.Anthropic(
+        base_url=gateway.anthropic_url(workflow),
+        api_key=key if key is not None else gateway.analyst_key,
+        max_retries=0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,8 +40,13 @@ def an(gateway: Gateway, workflow: str = "chat_app", key: str | None = None) -> 
     ],
 )
 def test_openai_refusals(
-    gateway: Gateway, upstream: FakeUpstream, workflow: str, key: str | None, model: str,
-    error: type[openai.APIStatusError], code: str,
+    gateway: Gateway,
+    upstream: FakeUpstream,
+    workflow: str,
+    key: str | None,
+    model: str,
+    error: type[openai.APIStatusError],
+    code: str,
 ) -> None:
     with pytest.raises(error) as caught:
         oa(gateway, workflow, key).chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
@@ -56,8 +66,13 @@ def test_openai_refusals(
     ],
 )
 def test_anthropic_refusals(
-    gateway: Gateway, upstream: FakeUpstream, workflow: str, key: str | None, model: str,
-    error: type[anthropic.APIStatusError], code: str,
+    gateway: Gateway,
+    upstream: FakeUpstream,
+    workflow: str,
+    key: str | None,
+    model: str,
+    error: type[anthropic.APIStatusError],
+    code: str,
 ) -> None:
     with pytest.raises(error) as caught:
         an(gateway, workflow, key).messages.create(model=model, max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
@@ -79,10 +94,14 @@ def test_max_output_tokens_over_the_ceiling(gateway: Gateway) -> None:
     assert caught.value.code == "access.max_tokens_exceeded"
 
 
-def post(gateway: Gateway, content: bytes, path: str = "/w/chat_app/v1/chat/completions",
-         **headers: str) -> httpx2.Response:
-    hdrs = {"authorization": f"Bearer {gateway.analyst_key}", "content-type": "application/json",
-            **headers}
+def post(
+    gateway: Gateway, content: bytes, path: str = "/w/chat_app/v1/chat/completions", **headers: str
+) -> httpx2.Response:
+    hdrs = {
+        "authorization": f"Bearer {gateway.analyst_key}",
+        "content-type": "application/json",
+        **headers,
+    }
     return httpx2.post(gateway.url + path, content=content, headers=hdrs)
 
 
@@ -96,12 +115,18 @@ def post(gateway: Gateway, content: bytes, path: str = "/w/chat_app/v1/chat/comp
         (b'{"model": "gpt-test", "messages": "hello"}', "request.invalid"),
         (b'{"model": "gpt-test", "messages": [{"role": "user", "content": 3}]}', "request.invalid"),
         (b'{"model": "gpt-test", "messages": [{"content": "x"}]}', "request.invalid"),
-        (b'{"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
-         "request.invalid"),
-        (b'{"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
-         "request.invalid"),
-        (b'{"model": "gpt-test", "messages": [{"role": "user", "content": [{"text": "x"}]}]}',
-         "request.invalid"),
+        (
+            b'{"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "request.invalid",
+        ),
+        (
+            b'{"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+            "request.invalid",
+        ),
+        (
+            b'{"model": "gpt-test", "messages": [{"role": "user", "content": [{"text": "x"}]}]}',
+            "request.invalid",
+        ),
     ],
 )
 def test_malformed_openai_bodies(
@@ -127,18 +152,26 @@ def test_malformed_anthropic_bodies(gateway: Gateway, content: bytes) -> None:
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "error"
-    assert body["error"] == {"type": "invalid_request_error", "message": body["error"]["message"],
-                             "code": "request.invalid"}
+    assert body["error"] == {
+        "type": "invalid_request_error",
+        "message": body["error"]["message"],
+        "code": "request.invalid",
+    }
 
 
 def test_oversized_body_is_refused_with_413(gateway: Gateway, upstream: FakeUpstream) -> None:
-    big = b'{"model": "gpt-test", "messages": [{"role": "user", "content": "' + b"x" * 70_000 + b'"}]}'
+    big = (
+        b'{"model": "gpt-test", "messages": [{"role": "user", "content": "'
+        + b"x" * 70_000
+        + b'"}]}'
+    )
     response = post(gateway, big)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request.too_large"
     with pytest.raises(anthropic.APIStatusError) as caught:
-        an(gateway).messages.create(model="claude-test", max_tokens=5,
-                                    messages=[{"role": "user", "content": "y" * 70_000}])
+        an(gateway).messages.create(
+            model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "y" * 70_000}]
+        )
     assert caught.value.status_code == 413
     assert upstream.received == []
 
@@ -155,8 +188,10 @@ def test_oversized_chunked_body_is_cut_off(gateway: Gateway) -> None:
 
 
 def test_missing_key_is_401_and_never_echoes_a_token(gateway: Gateway) -> None:
-    response = httpx2.post(f"{gateway.url}/w/chat_app/v1/chat/completions",
-                           json={"model": "gpt-test", "messages": MESSAGES})
+    response = httpx2.post(
+        f"{gateway.url}/w/chat_app/v1/chat/completions",
+        json={"model": "gpt-test", "messages": MESSAGES},
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "auth.missing_key"
     secret = "gwk_deadbeef_" + "s" * 40

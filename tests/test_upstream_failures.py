@@ -24,13 +24,15 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def oa(gateway: Gateway, workflow: str = "chat_app") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.openai_url(workflow), api_key=gateway.analyst_key,
-                         max_retries=0)
+    return openai.OpenAI(
+        base_url=gateway.openai_url(workflow), api_key=gateway.analyst_key, max_retries=0
+    )
 
 
 def an(gateway: Gateway, workflow: str = "chat_app") -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.anthropic_url(workflow),
-                               api_key=gateway.analyst_key, max_retries=0)
+    return anthropic.Anthropic(
+        base_url=gateway.anthropic_url(workflow), api_key=gateway.analyst_key, max_retries=0
+    )
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -148,7 +150,9 @@ def test_stream_errors_before_the_first_byte_are_retried(
 ) -> None:
     upstream.script("gpt-up", Status(500), Reply("streamed after retry"))
     stream = oa(gateway).chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "streamed after retry"
@@ -159,12 +163,18 @@ def test_cut_openai_stream_ends_with_an_error_event(
 ) -> None:
     upstream.script("gpt-up", CutStream(after=2))
     stream = oa(gateway).chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
     )
     received: list[str] = []
-    with pytest.raises(openai.APIError) as caught:
+
+    def drain() -> None:
         for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(openai.APIError) as caught:
+        drain()
     assert "".join(received) == "part0 part1 "
     assert "ended unexpectedly" in str(caught.value.message)
     assert len(upstream.received) == 1  # never retried once bytes reached the client
@@ -174,11 +184,18 @@ def test_cut_anthropic_stream_ends_with_an_error_event(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("claude-up", CutStream(after=1))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        with an(gateway).messages.stream(model="claude-test", max_tokens=5,
-                                         messages=MESSAGES) as stream:  # type: ignore[arg-type]
+
+    def drain() -> None:
+        with an(gateway).messages.stream(
+            model="claude-test",
+            max_tokens=5,
+            messages=MESSAGES,  # type: ignore[arg-type]
+        ) as stream:
             for _ in stream:
                 pass
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        drain()
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["error"]["code"] == "upstream.broken_stream"
 
@@ -189,8 +206,9 @@ def test_client_disconnect_cancels_the_upstream_request(
     upstream.script("gpt-up", SlowStream(events=100, interval=0.05))
     headers = {"authorization": f"Bearer {gateway.analyst_key}"}
     body = {"model": "gpt-test", "messages": MESSAGES, "stream": True}
-    with httpx2.stream("POST", f"{gateway.openai_url()}/chat/completions", json=body,
-                       headers=headers) as response:
+    with httpx2.stream(
+        "POST", f"{gateway.openai_url()}/chat/completions", json=body, headers=headers
+    ) as response:
         lines = response.iter_lines()
         seen = [next(lines) for _ in range(3)]
     assert any(line.startswith("data: ") for line in seen)
@@ -203,9 +221,13 @@ def test_stream_events_arrive_as_the_upstream_sends_them(
     upstream.script("gpt-up", SlowStream(events=10, interval=0.15))
     started = time.monotonic()
     stream = oa(gateway).chat.completions.create(
-        model="gpt-test", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+        model="gpt-test",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
     )
-    arrivals = [time.monotonic() - started for c in stream if c.choices and c.choices[0].delta.content]
+    arrivals = [
+        time.monotonic() - started for c in stream if c.choices and c.choices[0].delta.content
+    ]
     assert len(arrivals) == 10
     assert arrivals[0] < 0.5  # the first token long before the last one was produced
     assert arrivals[-1] - arrivals[0] >= 1.2

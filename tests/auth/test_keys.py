@@ -20,7 +20,10 @@ def test_key_is_stored_only_as_a_hash(tmp_path: Path) -> None:
     principal = KeyStore(keys).principal(key)
     assert principal is not None
     assert (principal.subject, principal.roles, principal.team) == (
-        "alice", frozenset({"sales-agent"}), "emea")
+        "alice",
+        frozenset({"sales-agent"}),
+        "emea",
+    )
     assert principal.key_id == record.id
     assert KeyStore(keys).principal(key + "x") is None
 
@@ -49,9 +52,23 @@ def test_credential_locations() -> None:
 def test_cli_prints_the_key_once(tmp_path: Path) -> None:
     keys = tmp_path / "k.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--subject", "bob",
-         "--roles", "ops, engineer", "--file", str(keys)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "keys",
+            "create",
+            "--subject",
+            "bob",
+            "--roles",
+            "ops, engineer",
+            "--file",
+            str(keys),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     key = result.stdout.strip()
     assert key.startswith("gwk_")

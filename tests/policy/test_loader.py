@@ -34,20 +34,32 @@ def write(directory: Path, name: str, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace("access:", "acess:"),
-         ["triage.yaml:3: acess: unknown key; did you mean 'access'?",
-          "triage.yaml:1: access: Field required"]),
-        (GOOD + "upstream:\n  timeout_s: 5\n  retrys: 2\n",
-         ["triage.yaml:8: upstream.retrys: unknown key; did you mean 'retries'?"]),
-        (GOOD.replace("[gpt-test]", "[gpt-test, gpt-5]"),
-         ["triage.yaml:5: access.models: unknown model 'gpt-5'"]),
-        (GOOD + "upstream:\n  fallback_models: [nope]\n",
-         ["triage.yaml:7: upstream.fallback_models: unknown model 'nope'"]),
+        (
+            GOOD.replace("access:", "acess:"),
+            [
+                "triage.yaml:3: acess: unknown key; did you mean 'access'?",
+                "triage.yaml:1: access: Field required",
+            ],
+        ),
+        (
+            GOOD + "upstream:\n  timeout_s: 5\n  retrys: 2\n",
+            ["triage.yaml:8: upstream.retrys: unknown key; did you mean 'retries'?"],
+        ),
+        (
+            GOOD.replace("[gpt-test]", "[gpt-test, gpt-5]"),
+            ["triage.yaml:5: access.models: unknown model 'gpt-5'"],
+        ),
+        (
+            GOOD + "upstream:\n  fallback_models: [nope]\n",
+            ["triage.yaml:7: upstream.fallback_models: unknown model 'nope'"],
+        ),
         (GOOD + "mode: audit\n", ["triage.yaml:6: mode: Input should be 'enforce' or 'shadow'"]),
         (GOOD.replace("roles: [agent]", "roles: []"), ["triage.yaml:4: access.roles:"]),
         (GOOD.replace("owner: ops@example.com\n", ""), ["triage.yaml:1: owner: Field required"]),
-        (GOOD.replace("workflow: triage", "workflow: other"),
-         ["triage.yaml:1: workflow 'other' must be defined in a file named 'other.yaml'"]),
+        (
+            GOOD.replace("workflow: triage", "workflow: other"),
+            ["triage.yaml:1: workflow 'other' must be defined in a file named 'other.yaml'"],
+        ),
         ("workflow: triage\n  owner: [", ["triage.yaml:2: invalid YAML"]),
     ],
 )
@@ -98,25 +110,39 @@ def test_interpolation() -> None:
 
 
 def test_config_reports_unset_variables_and_unknown_providers(tmp_path: Path) -> None:
-    path = write(tmp_path, "gateway.yaml", (
-        "providers:\n"
-        "  openai: {type: openai, base_url: '${BASE}', api_key_env: K}\n"
-        "models:\n"
-        "  m: {provider: openai, upstream_model: m}\n"
-    ))
-    with pytest.raises(ConfigError, match=r"gateway.yaml:2: environment variable 'BASE' is not set"):
+    path = write(
+        tmp_path,
+        "gateway.yaml",
+        (
+            "providers:\n"
+            "  openai: {type: openai, base_url: '${BASE}', api_key_env: K}\n"
+            "models:\n"
+            "  m: {provider: openai, upstream_model: m}\n"
+        ),
+    )
+    with pytest.raises(
+        ConfigError, match=r"gateway.yaml:2: environment variable 'BASE' is not set"
+    ):
         load_config(path, {})
     path.write_text(path.read_text().replace("provider: openai", "provider: opena"))
     with pytest.raises(ConfigError, match="unknown provider 'opena'"):
         load_config(path, {"BASE": "http://x"})
     path.write_text(path.read_text() + "listen: {hots: x}\n")
-    with pytest.raises(ConfigError, match=r"gateway.yaml:5: listen.hots: unknown key; did you mean 'host'"):
+    with pytest.raises(
+        ConfigError, match=r"gateway.yaml:5: listen.hots: unknown key; did you mean 'host'"
+    ):
         load_config(path, {"BASE": "http://x"})
 
 
 def gateway_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_sample_policies_validate() -> None:

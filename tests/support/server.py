@@ -23,8 +23,14 @@ class GatewayServer:
     def __init__(self, config: Path, env: Mapping[str, str]) -> None:
         app = create_app(load_config(config, dict(env)), env)
         self._server = uvicorn.Server(
-            uvicorn.Config(app, loop="none", http="httptools", log_level="warning",
-                           access_log=False, lifespan="on")
+            uvicorn.Config(
+                app,
+                loop="none",
+                http="httptools",
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+            )
         )
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,5 +63,3 @@ def write_yaml(path: Path, data: object) -> Path:
 
 def new_key(keys_file: Path, subject: str, roles: list[str]) -> str:
     return create_key(keys_file, subject, roles)[0]
-
-
