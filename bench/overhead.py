@@ -36,10 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import uvloop
 
@@ -48,8 +49,9 @@ GATEWAY_PATH = "/w/bench/v1/chat/completions"
 DIRECT_PATH = "/v1/chat/completions"
 MODEL = "bench-model"
 STREAM_EVENTS = 20
-TARGET_P50_C1_MS = 1.0
-TARGET_P99_C16_MS = 10.0
+STEAL_WARNING = 0.05  # above this share of a core taken by the hypervisor, say the host was busy
+# (concurrency, quantile, the most the gateway may add in ms, label)
+TARGETS = ((1, 0.5, 1.0, "p50"), (16, 0.99, 10.0, "p99"))
 STACK = ("litestar", "uvicorn", "uvloop", "httptools", "aiohttp", "orjson")
 
 
@@ -90,7 +92,8 @@ def _stream_body() -> bytes:
             "model": MODEL,
             "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if last else None}],
         }
-        parts.append(_chunk(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"))
+        data = json.dumps(event, separators=(",", ":")).encode()
+        parts.append(_chunk(b"data: " + data + b"\n\n"))
     parts.append(_chunk(b"data: [DONE]\n\n"))
     parts.append(b"0\r\n\r\n")
     return b"".join(parts)
@@ -124,8 +127,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self._buf = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
@@ -185,8 +187,7 @@ class ClientProtocol(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -278,6 +279,7 @@ class Target:
     port: int
     path: str
     key: str
+    process: str  # the child process that answers
 
     def request(self, body: bytes) -> bytes:
         head = (
@@ -300,6 +302,8 @@ class Sample:
     errors: int = 0
     first_error: str = ""
     elapsed: float = 0.0
+    gateway_cpu: float = math.nan  # seconds the gateway process ran during the cell
+    steal: float = math.nan  # the largest share of a pinned core the hypervisor took, 0..1
 
     def error(self, what: str) -> None:
         self.errors += 1
@@ -312,6 +316,63 @@ class Sample:
 
     def pct(self, q: float) -> float:
         return percentile(self.latencies, q)
+
+    @property
+    def cpu_per_request(self) -> float:
+        done = len(self.latencies) + self.errors
+        return self.gateway_cpu / done if done else math.nan
+
+
+@dataclass(slots=True)
+class Snapshot:
+    process_cpu: float  # seconds on CPU of the watched process, NaN if unknown
+    cores: dict[int, tuple[int, int]]  # cpu -> (steal ticks, all ticks)
+
+
+class Probe:
+    """CPU time of the gateway and hypervisor steal of the pinned cores, from /proc (Linux)."""
+
+    def __init__(self, pid: int | None, cpus: set[int]) -> None:
+        self.pid = pid
+        self.cpus = cpus
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self._process_cpu(), self._cores())
+
+    def fill(self, sample: Sample, before: Snapshot) -> None:
+        after = self.snapshot()
+        sample.gateway_cpu = after.process_cpu - before.process_cpu
+        shares = [
+            (after.cores[c][0] - before.cores[c][0])
+            / max(1, after.cores[c][1] - before.cores[c][1])
+            for c in after.cores
+            if c in before.cores
+        ]
+        sample.steal = max(shares) if shares else math.nan
+
+    def _process_cpu(self) -> float:
+        if self.pid is None:
+            return math.nan
+        total = 0
+        try:
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return math.nan
+        return total / 1e9
+
+    def _cores(self) -> dict[int, tuple[int, int]]:
+        cores: dict[int, tuple[int, int]] = {}
+        try:
+            lines = Path("/proc/stat").read_text().splitlines()
+        except OSError:
+            return cores
+        for line in lines:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in self.cpus:
+                ticks = [int(f) for f in fields[:8]]  # user .. steal; guest is inside user
+                cores[int(name[3:])] = (ticks[7] if len(ticks) > 7 else 0, sum(ticks))
+        return cores
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -349,8 +410,14 @@ def check_stream(result: Result) -> str | None:
     return None
 
 
-async def _worker(target: Target, conns: list[ClientProtocol], slot: int, request: bytes,
-                  deadline: float, sample: Sample | None) -> None:  # fmt: skip
+async def _worker(
+    target: Target,
+    conns: list[ClientProtocol],
+    slot: int,
+    request: bytes,
+    deadline: float,
+    sample: Sample | None,
+) -> None:
     while time.perf_counter() < deadline:
         conn = conns[slot]
         if conn.closed:
@@ -371,7 +438,9 @@ async def _worker(target: Target, conns: list[ClientProtocol], slot: int, reques
             sample.error(problem)
 
 
-async def run_load(target: Target, concurrency: int, warmup: float, duration: float) -> Sample:
+async def run_load(
+    target: Target, concurrency: int, warmup: float, duration: float, probe: Probe
+) -> Sample:
     """``concurrency`` closed-loop connections: a warm-up, then ``duration`` seconds measured."""
     request = target.request(chat_body(stream=False))
     conns = [await target.connect() for _ in range(concurrency)]
@@ -381,11 +450,13 @@ async def run_load(target: Target, concurrency: int, warmup: float, duration: fl
         await asyncio.gather(
             *(_worker(target, conns, i, request, deadline, None) for i in range(concurrency))
         )
+        before = probe.snapshot()
         t0 = time.perf_counter()
         await asyncio.gather(
             *(_worker(target, conns, i, request, t0 + duration, sample) for i in range(concurrency))
         )
         sample.elapsed = time.perf_counter() - t0
+        probe.fill(sample, before)
     finally:
         for conn in conns:
             conn.close()
@@ -459,19 +530,33 @@ class Results:
     cross_core_p50: float | None = None  # direct c=1 p50 with the upstream on the gateway's core
 
 
+@contextlib.asynccontextmanager
+async def _bounded(target: Target, seconds: float) -> AsyncIterator[None]:
+    """A hung target fails the run instead of hanging it."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise BenchError(f"{target.process} stopped answering", target.process) from None
+
+
 async def benchmark(
     direct: Target,
     gateway: Target,
     opts: Options,
     placement: Placement,
     upstream_pid: int,
+    gateway_pid: int,
     progress: Callable[[str], None],
 ) -> Results:
     results = Results()
+    cores = placement.gateway | placement.others or set(range(os.cpu_count() or 1))
+    probes = {direct.name: Probe(None, cores), gateway.name: Probe(gateway_pid, cores)}
     for c in opts.concurrency:
         for target in (direct, gateway):
             progress(f"{target.name} c={c} ...")
-            sample = await run_load(target, c, opts.warmup, opts.duration)
+            async with _bounded(target, opts.warmup + opts.duration + 30):
+                sample = await run_load(target, c, opts.warmup, opts.duration, probes[target.name])
             results.load[target.name, c] = sample
             progress(
                 f" {sample.rps:,.0f} req/s, p50 {sample.pct(0.5) * 1e3:.2f} ms,"
@@ -479,7 +564,8 @@ async def benchmark(
             )
     for target in (direct, gateway):
         progress(f"{target.name} streams x{opts.streams} ...")
-        results.streams[target.name] = s = await run_streams(target, opts.streams, 20)
+        async with _bounded(target, 30 + opts.streams * 0.1):
+            results.streams[target.name] = s = await run_streams(target, opts.streams, 20)
         progress(f" first event p50 {percentile(s.first, 0.5) * 1e3:.2f} ms\n")
     if placement.pinned:
         # The same direct c=1 run with the upstream moved to the gateway's (now idle) core:
@@ -488,7 +574,9 @@ async def benchmark(
         os.sched_setaffinity(upstream_pid, placement.gateway)
         try:
             await asyncio.sleep(0.05)
-            sample = await run_load(direct, 1, opts.warmup, min(opts.duration, 2.0))
+            sample = await run_load(
+                direct, 1, opts.warmup, min(opts.duration, 2.0), probes[direct.name]
+            )
         finally:
             os.sched_setaffinity(upstream_pid, placement.others)
         results.cross_core_p50 = sample.pct(0.5)
@@ -517,16 +605,33 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
         f" then {opts.duration:g} s per cell; latency = request written to last byte read.",
         "",
         "| concurrency | direct req/s | gateway req/s | direct p50 | gateway p50 | added p50"
-        " | direct p99 | gateway p99 | added p99 | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | direct p99 | gateway p99 | added p99 | gateway CPU/req | CPU steal | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    steals: list[float] = []
     for c in opts.concurrency:
         d, g = results.load["direct", c], results.load["gateway", c]
+        steal = max(d.steal, g.steal)
+        steals.append(steal)
         lines.append(
             f"| {c} | {d.rps:,.0f} | {g.rps:,.0f} | {_ms(d.pct(0.5))} | {_ms(g.pct(0.5))}"
             f" | **{_ms(g.pct(0.5) - d.pct(0.5))}** | {_ms(d.pct(0.99))} | {_ms(g.pct(0.99))}"
-            f" | **{_ms(g.pct(0.99) - d.pct(0.99))}** | {d.errors + g.errors} |"
+            f" | **{_ms(g.pct(0.99) - d.pct(0.99))}** | {_us(g.cpu_per_request)}"
+            f" | {_pct(steal)} | {d.errors + g.errors} |"
         )
+    lines += [
+        "",
+        "Gateway CPU/req: CPU time of the gateway process per request, from /proc (on a VM it"
+        " includes stolen time; once the gateway is saturated it is about 1 / req/s)."
+        " CPU steal: the largest share of a pinned core the hypervisor took during the cell.",
+    ]
+    worst = max((x for x in steals if not math.isnan(x)), default=0.0)
+    if worst > STEAL_WARNING:
+        lines += [
+            "",
+            f"**Warning: the host was busy** (up to {_pct(worst)} CPU steal in a cell): req/s"
+            " and p99 are pessimistic; compare runs on a quiet host.",
+        ]
     sd, sg = results.streams["direct"], results.streams["gateway"]
     lines += [
         "",
@@ -544,7 +649,7 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
     lines.append(f"| errors | {sd.errors} | {sg.errors} | |")
 
     lines += ["", "Targets:", ""]
-    for c, q, limit, what in ((1, 0.5, TARGET_P50_C1_MS, "p50"), (16, 0.99, TARGET_P99_C16_MS, "p99")):  # fmt: skip
+    for c, q, limit, what in TARGETS:
         if ("gateway", c) in results.load:
             added = results.load["gateway", c].pct(q) - results.load["direct", c].pct(q)
             verdict = "PASS" if added * 1e3 <= limit else "MISS"
@@ -567,6 +672,14 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
             " added p50 at concurrency 1 is wake-up latency, not gateway work.",
         ]
     return "\n".join(lines)
+
+
+def _us(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds * 1e6:.0f} µs"
+
+
+def _pct(share: float) -> str:
+    return "n/a" if math.isnan(share) else f"{share * 100:.0f}%"
 
 
 def _cpus(cpus: set[int]) -> str:
@@ -638,6 +751,10 @@ class Processes:
     def stderr_tail(self, name: str) -> str:
         return _tail(self.work / f"{name}.stderr")
 
+    def dead(self) -> str | None:
+        """The name of a process that has exited, if any."""
+        return next((n for n, p in self.procs.items() if p.poll() is not None), None)
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -706,10 +823,13 @@ def write_config(work: Path, upstream_port: int) -> Path:
     return config
 
 
+def _gateway_cli(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", "--config", str(config), *args]
+
+
 def create_key(config: Path, env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config), "keys", "create",
-         "--subject", "bench", "--roles", "bench"],  # fmt: skip
+        _gateway_cli(config, "keys", "create", "--subject", "bench", "--roles", "bench"),
         capture_output=True,
         text=True,
         env=env,
@@ -747,29 +867,40 @@ def run(opts: Options) -> int:
             upstream_port, gateway_port = _free_port(), _free_port()
             upstream_pid = procs.start(
                 "upstream",
-                [sys.executable, str(Path(__file__).resolve()), "--serve-upstream",
-                 str(upstream_port)],  # fmt: skip
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--serve-upstream",
+                    f"{upstream_port}",
+                ],
                 where.others,
                 env,
             )
             config = write_config(work, upstream_port)
             key = create_key(config, env)
-            procs.start(
+            gateway_pid = procs.start(
                 "gateway",
-                [sys.executable, "-m", "gateway", "--config", str(config), "serve",
-                 "--port", str(gateway_port), "--log-level", "warning"],  # fmt: skip
+                [
+                    *_gateway_cli(config),
+                    *f"serve --port {gateway_port} --log-level warning".split(),
+                ],
                 where.gateway,
                 env,
             )
             _wait_ready(procs, "upstream", upstream_port, None, 10)
             _wait_ready(procs, "gateway", gateway_port, "/healthz", 30)
-            direct = Target("direct", upstream_port, DIRECT_PATH, key)
-            gateway = Target("gateway", gateway_port, GATEWAY_PATH, key)
-            results = uvloop.run(benchmark(direct, gateway, opts, where, upstream_pid, progress))
+            direct = Target("direct", upstream_port, DIRECT_PATH, key, "upstream")
+            gateway = Target("gateway", gateway_port, GATEWAY_PATH, key, "gateway")
+            results = uvloop.run(
+                benchmark(direct, gateway, opts, where, upstream_pid, gateway_pid, progress)
+            )
             procs.check_alive()
-        except BenchError as exc:
+        except (BenchError, OSError) as exc:
+            process = exc.process if isinstance(exc, BenchError) else procs.dead()
+            if process and not isinstance(exc, BenchError):
+                exc = BenchError(f"{exc} ({process} exited with {procs.procs[process].returncode})")
             print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-            for name in [exc.process] if exc.process else list(procs.procs):
+            for name in [process] if process else list(procs.procs):
                 print(f"--- tail of {name} stderr ---\n{procs.stderr_tail(name)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
@@ -790,7 +921,8 @@ def run(opts: Options) -> int:
         ]
         if failures:
             print("\nERRORS:\n" + "\n".join(failures), file=sys.stderr)
-            print(f"--- tail of gateway stderr ---\n{procs.stderr_tail('gateway')}", file=sys.stderr)
+            tail = procs.stderr_tail("gateway")
+            print(f"--- tail of gateway stderr ---\n{tail}", file=sys.stderr)
             return 1
     return 0
 
@@ -813,6 +945,7 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.run(_serve_upstream(args.serve_upstream))
         return 0
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     opts = Options(
         duration=1.0 if args.quick else args.duration,
         warmup=0.2 if args.quick else args.warmup,

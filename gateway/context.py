@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,7 +29,7 @@ class Decision:
 class RequestContext:
     endpoint: str
     workflow: str | None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     policy: CompiledPolicy | None = None
