@@ -7,6 +7,7 @@ GitHub or Stripe tokens: a slow password hash would only add latency to every re
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import tempfile
@@ -25,6 +26,8 @@ from gateway.yamlsource import ConfigError, load_model
 __all__ = ["KeyRecord", "KeyStore", "create_key", "hash_key"]
 
 _PREFIX = "gwk_"
+
+log = logging.getLogger("gateway.auth")
 
 
 class KeyRecord(BaseModel):
@@ -78,8 +81,8 @@ class KeyStore:
         try:
             if self._mtime() != self._snapshot.mtime_ns:
                 self._snapshot = self._read()
-        except ConfigError:
-            pass  # a half-edited file: keep serving the last good keys
+        except ConfigError as exc:  # a half-edited file: keep serving the last good keys
+            log.warning("keys file not reloaded, keeping the last good keys: %s", exc)
 
     def _mtime(self) -> int:
         try:
