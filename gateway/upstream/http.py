@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -41,15 +42,13 @@ class HttpUpstream:
         remaining = timeouts.deadline - loop.time()
         if remaining <= 0:
             raise UpstreamFailure("timeout", "deadline passed before the attempt")
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(timeouts.connect, remaining), sock_read=timeouts.read
-        )
+        timeout = _client_timeout(timeouts.connect, timeouts.read)
         try:
             async with asyncio.timeout_at(timeouts.deadline):
                 response = await self._session.post(
                     self._base + path,
                     data=body,
-                    headers={**self._headers, **headers},
+                    headers={**self._headers, **headers} if headers else self._headers,
                     timeout=timeout,
                 )
                 if response.status >= 400:
@@ -105,6 +104,12 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         raise UpstreamFailure("broken", type(exc).__name__) from exc
     finally:
         response.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
+    """Per policy, not per request; the total is the deadline, enforced around the attempt."""
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
 
 
 def _check_json(data: bytes) -> None:
