@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
@@ -27,6 +29,21 @@ class Gateway:
 
     def anthropic_url(self, workflow: str = "chat_app") -> str:
         return f"{self.url}/w/{workflow}"
+
+    def openai(self, workflow: str = "chat_app", key: str | None = None) -> openai.OpenAI:
+        """The official SDK pointed at a workflow; SDK retries off so each call is one request."""
+        return openai.OpenAI(
+            base_url=self.openai_url(workflow),
+            api_key=key if key is not None else self.analyst_key,
+            max_retries=0,
+        )
+
+    def anthropic(self, workflow: str = "chat_app", key: str | None = None) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=self.anthropic_url(workflow),
+            api_key=key if key is not None else self.analyst_key,
+            max_retries=0,
+        )
 
 
 def gateway_config(fake: FakeUpstream) -> dict[str, object]:

@@ -8,17 +8,11 @@ from tests.conftest import UPSTREAM_KEYS, Gateway
 from tests.fakes.upstream import FakeUpstream, Reply
 
 
-def client(gateway: Gateway, key: str | None = None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.anthropic_url(), api_key=key or gateway.analyst_key, max_retries=0
-    )
-
-
 def test_message_reaches_upstream_with_gateway_credentials(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("claude-up", Reply("bonjour"))
-    raw = client(gateway).messages.with_raw_response.create(
+    raw = gateway.anthropic().messages.with_raw_response.create(
         model="claude-test",
         max_tokens=100,
         system="Be brief.",
@@ -45,7 +39,7 @@ def test_message_reaches_upstream_with_gateway_credentials(
 
 def test_stream_helper_gets_the_whole_text(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("claude-up", Reply("streamed words here"))
-    with client(gateway).messages.stream(
+    with gateway.anthropic().messages.stream(
         model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "go"}]
     ) as stream:
         texts = list(stream.text_stream)
@@ -75,12 +69,12 @@ async def test_async_client(gateway: Gateway, upstream: FakeUpstream) -> None:
 
 
 def test_models_in_anthropic_shape(gateway: Gateway) -> None:
-    page = client(gateway).models.list()
+    page = gateway.anthropic().models.list()
     assert [m.id for m in page.data] == ["gpt-test", "claude-test", "mock-model"]
 
 
 def test_mock_stream_in_anthropic_shape(gateway: Gateway) -> None:
-    with client(gateway).messages.stream(
+    with gateway.anthropic().messages.stream(
         model="mock-model",
         max_tokens=50,
         messages=[{"role": "user", "content": [{"type": "text", "text": "quote me"}]}],

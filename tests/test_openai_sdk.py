@@ -11,17 +11,11 @@ from tests.fakes.upstream import FakeUpstream, Reply
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
 
-def client(gateway: Gateway, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.openai_url(), api_key=key or gateway.analyst_key, max_retries=0
-    )
-
-
 def test_completion_reaches_upstream_with_gateway_credentials(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-up", Reply("the answer"))
-    raw = client(gateway).chat.completions.with_raw_response.create(
+    raw = gateway.openai().chat.completions.with_raw_response.create(
         model="gpt-test",
         messages=MESSAGES,  # type: ignore[arg-type]
     )
@@ -52,7 +46,7 @@ def test_fields_the_gateway_does_not_need_are_forwarded_untouched(
         "metadata": {"k": "v"},
         "logit_bias": {"50256": -100},
     }
-    client(gateway).chat.completions.create(
+    gateway.openai().chat.completions.create(
         model="gpt-test",
         messages=MESSAGES,
         extra_body={"custom_field": [1, {"x": None}]},
@@ -65,7 +59,7 @@ def test_fields_the_gateway_does_not_need_are_forwarded_untouched(
 
 def test_stream_is_relayed_event_by_event(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("one two three"))
-    stream = client(gateway).chat.completions.create(
+    stream = gateway.openai().chat.completions.create(
         model="gpt-test",
         messages=MESSAGES,
         stream=True,  # type: ignore[arg-type]
@@ -98,7 +92,7 @@ async def test_async_client_streaming_and_not(gateway: Gateway, upstream: FakeUp
 
 
 def test_models_lists_the_workflow_models(gateway: Gateway) -> None:
-    ids = [m.id for m in client(gateway).models.list()]
+    ids = [m.id for m in gateway.openai().models.list()]
     assert ids == ["gpt-test", "claude-test", "mock-model"]
 
 
@@ -115,7 +109,7 @@ def test_workflow_header_on_plain_v1_path(gateway: Gateway, upstream: FakeUpstre
 
 
 def test_mock_provider_quotes_what_left_the_gateway(gateway: Gateway) -> None:
-    c = client(gateway)
+    c = gateway.openai()
     first = c.chat.completions.create(model="mock-model", messages=MESSAGES)  # type: ignore[arg-type]
     again = c.chat.completions.create(model="mock-model", messages=MESSAGES)  # type: ignore[arg-type]
     assert first.choices[0].message.content == "[mock mock-1] You said: hello there"
@@ -137,5 +131,5 @@ def test_mock_provider_quotes_what_left_the_gateway(gateway: Gateway) -> None:
 @pytest.mark.parametrize("model", ["claude-test"])
 def test_model_served_only_by_the_other_api_is_refused(gateway: Gateway, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client(gateway).chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.code == "request.model_api_mismatch"

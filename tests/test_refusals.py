@@ -14,22 +14,6 @@ from tests.fakes.upstream import FakeUpstream
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def oa(gateway: Gateway, workflow: str = "chat_app", key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.openai_url(workflow),
-        api_key=key if key is not None else gateway.analyst_key,
-        max_retries=0,
-    )
-
-
-def an(gateway: Gateway, workflow: str = "chat_app", key: str | None = None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.anthropic_url(workflow),
-        api_key=key if key is not None else gateway.analyst_key,
-        max_retries=0,
-    )
-
-
 @pytest.mark.parametrize(
     ("workflow", "key", "model", "error", "code"),
     [
@@ -49,7 +33,7 @@ def test_openai_refusals(
     code: str,
 ) -> None:
     with pytest.raises(error) as caught:
-        oa(gateway, workflow, key).chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai(workflow, key).chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.code == code
     assert caught.value.response.headers["x-gateway-decision"] == f"deny; reason={code}"
     assert "Traceback" not in caught.value.response.text
@@ -75,7 +59,9 @@ def test_anthropic_refusals(
     code: str,
 ) -> None:
     with pytest.raises(error) as caught:
-        an(gateway, workflow, key).messages.create(model=model, max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.anthropic(workflow, key).messages.create(
+            model=model, max_tokens=5, messages=MESSAGES
+        )  # type: ignore[arg-type]
     body = caught.value.body
     assert isinstance(body, dict)
     assert body["type"] == "error" and body["error"]["code"] == code
@@ -84,13 +70,15 @@ def test_anthropic_refusals(
 
 
 def test_the_ops_key_is_admitted_where_its_role_is(gateway: Gateway) -> None:
-    c = oa(gateway, "ops_only", gateway.ops_key)
+    c = gateway.openai("ops_only", gateway.ops_key)
     assert [m.id for m in c.models.list()] == ["gpt-test"]
 
 
 def test_max_output_tokens_over_the_ceiling(gateway: Gateway) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=257)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(
+            model="gpt-test", messages=MESSAGES, max_tokens=257
+        )  # type: ignore[arg-type]
     assert caught.value.code == "access.max_tokens_exceeded"
 
 
@@ -169,7 +157,7 @@ def test_oversized_body_is_refused_with_413(gateway: Gateway, upstream: FakeUpst
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request.too_large"
     with pytest.raises(anthropic.APIStatusError) as caught:
-        an(gateway).messages.create(
+        gateway.anthropic().messages.create(
             model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "y" * 70_000}]
         )
     assert caught.value.status_code == 413

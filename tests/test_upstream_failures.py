@@ -23,24 +23,12 @@ from tests.fakes.upstream import (
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def oa(gateway: Gateway, workflow: str = "chat_app") -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.openai_url(workflow), api_key=gateway.analyst_key, max_retries=0
-    )
-
-
-def an(gateway: Gateway, workflow: str = "chat_app") -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.anthropic_url(workflow), api_key=gateway.analyst_key, max_retries=0
-    )
-
-
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_server_errors_are_retried_then_succeed(
     gateway: Gateway, upstream: FakeUpstream, status: int
 ) -> None:
     upstream.script("gpt-up", Status(status), Status(status), Reply("third time lucky"))
-    answer = oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+    answer = gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "third time lucky"
     assert len(upstream.requests_for("gpt-up")) == 3
     assert upstream.requests_for("gpt-backup-up") == []
@@ -49,7 +37,9 @@ def test_server_errors_are_retried_then_succeed(
 def test_retry_after_is_honoured(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("claude-up", Status(429, retry_after=0.6), Reply("after the wait"))
     started = time.monotonic()
-    message = an(gateway).messages.create(model="claude-test", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+    message = gateway.anthropic().messages.create(
+        model="claude-test", max_tokens=5, messages=MESSAGES
+    )  # type: ignore[arg-type]
     assert message.content[0].type == "text" and message.content[0].text == "after the wait"
     assert time.monotonic() - started >= 0.6
 
@@ -59,7 +49,7 @@ def test_fallback_model_after_retries_are_exhausted(
 ) -> None:
     upstream.script("gpt-up", Status(503), Status(503), Status(503))
     upstream.script("gpt-backup-up", Reply("from the backup"))
-    answer = oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+    answer = gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "from the backup"
     assert [r.body["model"] for r in upstream.received] == ["gpt-up"] * 3 + ["gpt-backup-up"]
 
@@ -67,7 +57,9 @@ def test_fallback_model_after_retries_are_exhausted(
 def test_fallback_skips_models_of_the_other_api(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("claude-up", *[Status(500)] * 3)
     upstream.script("claude-backup-up", Reply("anthropic backup"))
-    message = an(gateway).messages.create(model="claude-test", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+    message = gateway.anthropic().messages.create(
+        model="claude-test", max_tokens=5, messages=MESSAGES
+    )  # type: ignore[arg-type]
     assert message.content[0].type == "text" and message.content[0].text == "anthropic backup"
     assert upstream.requests_for("gpt-backup-up") == []
 
@@ -78,7 +70,7 @@ def test_everything_down_is_502_without_client_retry(
     upstream.script("gpt-up", *[Status(500)] * 3)
     upstream.script("gpt-backup-up", *[Status(500)] * 3)
     with pytest.raises(openai.InternalServerError) as caught:
-        oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 502
     assert caught.value.code == "upstream.error"
     headers = caught.value.response.headers
@@ -93,7 +85,7 @@ def test_read_timeout_retried_then_504(gateway: Gateway, upstream: FakeUpstream)
     upstream.script("claude-backup-up", *[Stall(2)] * 3)
     started = time.monotonic()
     with pytest.raises(anthropic.APIStatusError) as caught:
-        an(gateway).messages.create(model="claude-test", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.anthropic().messages.create(model="claude-test", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 504
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["error"]["code"] == "upstream.timeout"
@@ -108,7 +100,7 @@ def test_total_deadline_bounds_retries_and_fallbacks(
     upstream.script("gpt-up", Stall(3))
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
-        oa(gateway, "strict").chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai("strict").chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     elapsed = time.monotonic() - started
     assert caught.value.status_code == 504
     assert caught.value.code == "upstream.timeout"
@@ -121,7 +113,7 @@ def test_upstream_refusal_is_relayed_and_not_retried(
 ) -> None:
     upstream.script("gpt-up", Status(400))
     with pytest.raises(openai.BadRequestError) as caught:
-        oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.response.headers["x-gateway-decision"] == "error; reason=upstream.rejected"
     assert len(upstream.received) == 1
 
@@ -131,7 +123,7 @@ def test_refused_upstream_credentials_are_a_gateway_fault(
 ) -> None:
     upstream.script("gpt-up", Status(401))
     with pytest.raises(openai.InternalServerError) as caught:
-        oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 502
     assert caught.value.code == "upstream.auth_failed"
     assert "sk-upstream" not in caught.value.response.text
@@ -141,7 +133,7 @@ def test_invalid_json_answer_is_not_relayed(gateway: Gateway, upstream: FakeUpst
     upstream.script("gpt-up", InvalidJson())
     upstream.script("gpt-backup-up", InvalidJson())
     with pytest.raises(openai.InternalServerError) as caught:
-        oa(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
+        gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.code == "upstream.error"
 
 
@@ -149,7 +141,7 @@ def test_stream_errors_before_the_first_byte_are_retried(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-up", Status(500), Reply("streamed after retry"))
-    stream = oa(gateway).chat.completions.create(
+    stream = gateway.openai().chat.completions.create(
         model="gpt-test",
         messages=MESSAGES,
         stream=True,  # type: ignore[arg-type]
@@ -162,7 +154,7 @@ def test_cut_openai_stream_ends_with_an_error_event(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-up", CutStream(after=2))
-    stream = oa(gateway).chat.completions.create(
+    stream = gateway.openai().chat.completions.create(
         model="gpt-test",
         messages=MESSAGES,
         stream=True,  # type: ignore[arg-type]
@@ -186,7 +178,7 @@ def test_cut_anthropic_stream_ends_with_an_error_event(
     upstream.script("claude-up", CutStream(after=1))
 
     def drain() -> None:
-        with an(gateway).messages.stream(
+        with gateway.anthropic().messages.stream(
             model="claude-test",
             max_tokens=5,
             messages=MESSAGES,  # type: ignore[arg-type]
@@ -220,7 +212,7 @@ def test_stream_events_arrive_as_the_upstream_sends_them(
 ) -> None:
     upstream.script("gpt-up", SlowStream(events=10, interval=0.15))
     started = time.monotonic()
-    stream = oa(gateway).chat.completions.create(
+    stream = gateway.openai().chat.completions.create(
         model="gpt-test",
         messages=MESSAGES,
         stream=True,  # type: ignore[arg-type]
