@@ -33,13 +33,8 @@ def _policy(name: str, **access: Any) -> dict[str, Any]:
 POLICIES = [
     _policy("open"),
     _policy("clamped", max_output_tokens=100, on_exceed="clamp"),
-    _policy(
-        "strict",
-        max_output_tokens=100,
-        allow_tools=False,
-        allow_streaming=False,
-        endpoints=["chat", "models"],
-    ),
+    _policy("strict", max_output_tokens=100, allow_tools=False, allow_streaming=False),
+    _policy("no_messages", endpoints=["chat", "models"]),
     _policy("emea_only", teams=["emea"]),
     _policy("ann_only", subjects=["ann"]),
     _policy("chat_only", endpoints=["chat"]),
