@@ -50,7 +50,7 @@ class RemoteKeys:
         self.failing = True  # until the first fetch succeeds
         self.fetches = 0
         self._fetched_at = -max_age_s  # monotonic time of the last good fetch
-        self._attempted_at = -min_interval_s
+        self._unknown_kid_at = -min_interval_s  # when an unknown kid last caused a fetch
         self._inflight: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -68,8 +68,11 @@ class RemoteKeys:
 
     async def refresh_for_unknown_kid(self) -> None:
         """Fetch again unless one is in flight (then wait for it) or one ran too recently."""
-        if self._inflight is None and time.monotonic() - self._attempted_at < self._min_interval_s:
-            return
+        now = time.monotonic()
+        if self._inflight is None:
+            if now - self._unknown_kid_at < self._min_interval_s:
+                return
+            self._unknown_kid_at = now
         await self._shared_fetch()
 
     async def _shared_fetch(self) -> None:
@@ -79,7 +82,6 @@ class RemoteKeys:
 
     def _start_fetch(self) -> asyncio.Task[None]:
         if self._inflight is None:
-            self._attempted_at = time.monotonic()
             self._inflight = asyncio.get_running_loop().create_task(self._fetch())
             self._inflight.add_done_callback(self._done)
         return self._inflight
