@@ -39,10 +39,6 @@ class Authenticator:
         self._keys = keys
         self._jwt = jwt
 
-    @property
-    def jwt(self) -> JwtVerifier | None:
-        return self._jwt
-
     async def start(self) -> None:
         if self._jwt is not None:
             await self._jwt.start()

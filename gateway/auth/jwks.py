@@ -2,10 +2,11 @@
 and never more often than a flood of made-up ``kid``s would like.
 
 - One fetch at start-up, then a background refresh when the keys are older than ``max_age_s``
-  (requests keep using the current keys meanwhile).
-- A token naming an unknown ``kid`` may trigger a refresh, at most one per ``min_interval_s``;
-  concurrent requests share the fetch in flight (single flight), so the provider sees at most
-  one request per interval whatever the traffic.
+  (requests keep using the current keys meanwhile), and one when a token names an unknown
+  ``kid`` (those requests wait for it, bounded by ``timeout_s``).
+- After start-up, fetches start at most once per ``min_interval_s`` whatever asks for them,
+  and concurrent requests share the fetch in flight (single flight): a flood of made-up kids,
+  or a provider that stays down, costs the provider one request per interval.
 - A failed fetch keeps the last good keys: the provider being down does not lock out tokens
   signed with keys the gateway already has.
 """
@@ -29,6 +30,8 @@ _MAX_BYTES = 512 * 1024
 
 
 class RemoteKeys:
+    """The signing keys at one JWKS URL, kept fresh within the bounds above."""
+
     def __init__(
         self,
         url: str,
@@ -50,11 +53,14 @@ class RemoteKeys:
         self.failing = True  # until the first fetch succeeds
         self.fetches = 0
         self._fetched_at = -max_age_s  # monotonic time of the last good fetch
-        self._unknown_kid_at = -min_interval_s  # when an unknown kid last caused a fetch
+        self._started_at = -min_interval_s  # of the last fetch started after start-up
         self._inflight: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._shared_fetch()
+        await asyncio.shield(self._begin())
+        # The start-up fetch does not count against the interval: a key rotated just before
+        # start-up must not wait ``min_interval_s`` to be fetched.
+        self._started_at = -self._min_interval_s
 
     async def aclose(self) -> None:
         if self._inflight is not None:
@@ -62,26 +68,25 @@ class RemoteKeys:
             await asyncio.gather(self._inflight, return_exceptions=True)
 
     def keep_fresh(self) -> None:
-        """Start a background refresh if the keys are old; never waits."""
-        if time.monotonic() - self._fetched_at >= self._max_age_s:
-            self._start_fetch()
+        """Start a background refresh if the keys are old (and the interval allows); never waits."""
+        now = time.monotonic()
+        if now - self._fetched_at >= self._max_age_s and self._may_start(now):
+            self._begin()
 
     async def refresh_for_unknown_kid(self) -> None:
-        """Fetch again unless one is in flight (then wait for it) or one ran too recently."""
-        now = time.monotonic()
-        if self._inflight is None:
-            if now - self._unknown_kid_at < self._min_interval_s:
-                return
-            self._unknown_kid_at = now
-        await self._shared_fetch()
-
-    async def _shared_fetch(self) -> None:
-        task = self._start_fetch()
+        """Wait for the fetch in flight, or start one if the interval allows; else return."""
+        if self._inflight is None and not self._may_start(time.monotonic()):
+            return
         # A caller that goes away must not cancel the fetch the others are waiting for.
-        await asyncio.shield(task)
+        await asyncio.shield(self._begin())
 
-    def _start_fetch(self) -> asyncio.Task[None]:
+    def _may_start(self, now: float) -> bool:
+        return now - self._started_at >= self._min_interval_s
+
+    def _begin(self) -> asyncio.Task[None]:
+        """The fetch in flight, or a new one (single flight)."""
         if self._inflight is None:
+            self._started_at = time.monotonic()
             self._inflight = asyncio.get_running_loop().create_task(self._fetch())
             self._inflight.add_done_callback(self._done)
         return self._inflight

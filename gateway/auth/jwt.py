@@ -107,10 +107,6 @@ class JwtVerifier:
             else None
         )
 
-    @property
-    def remote(self) -> RemoteKeys | None:
-        return self._remote
-
     async def start(self) -> None:
         if self._remote is not None:
             await self._remote.start()
@@ -127,7 +123,7 @@ class JwtVerifier:
             return cached
         alg, kid = self._header(token)
         keys = await self._keys_for(alg, kid)
-        principal = self._principal(self._decode(token, alg, keys))
+        principal = self._principal(self._decode(token, keys))
         self._cache.put(digest, principal, now)
         return principal
 
@@ -169,7 +165,7 @@ class JwtVerifier:
             raise unauthorized(reason, f"no key for kid {str(kid)[:64]!r}")
         return keys + found
 
-    def _decode(self, token: str, alg: str, keys: list[VerifyKey]) -> dict[str, Any]:
+    def _decode(self, token: str, keys: list[VerifyKey]) -> dict[str, Any]:
         failure: GatewayError | None = None
         for key in keys:
             try:
