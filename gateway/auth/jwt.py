@@ -157,7 +157,7 @@ class JwtVerifier:
             return keys
         remote.keep_fresh()
         found = _matching(remote.keys, alg, kid)
-        if not found and not keys and kid is not None:
+        if not found and kid is not None:  # even with PEM keys: the kid may be a rotated one
             await remote.refresh_for_unknown_kid()
             found = _matching(remote.keys, alg, kid)
         if not found and not keys:

@@ -148,3 +148,16 @@ def test_header_urls_are_never_fetched(
     token = idp.token(kid="k1", key=attacker, headers={"jku": lure, "x5u": lure})
     assert _code(_call(gw, token)) == "auth.bad_signature"
     assert "/attacker.json" not in provider.hits
+
+
+def test_pem_keys_do_not_stop_a_rotated_kid_being_fetched(
+    start_gateway: Start, provider: JwksServer, idp: Idp
+) -> None:
+    gw = start_gateway(
+        algorithms=["RS256"], secret_env=None, jwks_file=None, jwks_url=provider.url
+    )  # keeps public_key_files: [rsa.pem]
+    assert _call(gw, idp.token()).status_code == 200  # no kid: the PEM key
+    rotated = rsa_key()
+    provider.set_keys([jwk(rotated, "k2")])
+    assert _call(gw, idp.token(kid="k2", key=rotated)).status_code == 200
+    assert provider.fetches == 2
