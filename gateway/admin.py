@@ -6,12 +6,14 @@ Only that role opens these routes; no workflow policy or other setting grants it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Router, get, route
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
+from litestar.types import ControllerRouterHandler
 
 from gateway import errors
 from gateway.auth import Authenticator
@@ -22,7 +24,14 @@ from gateway.policy import PolicyRegistry
 __all__ = ["admin_router"]
 
 
-def admin_router(authenticator: Authenticator, admin_role: str, registry: PolicyRegistry) -> Router:
+def admin_router(
+    authenticator: Authenticator,
+    admin_role: str,
+    registry: PolicyRegistry,
+    extra: Sequence[ControllerRouterHandler] = (),
+) -> Router:
+    """``/admin`` with its guard; later features pass their handlers in ``extra``."""
+
     async def require_admin(
         connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
@@ -54,4 +63,4 @@ def admin_router(authenticator: Authenticator, admin_role: str, registry: Policy
     async def unknown() -> None:
         raise NotFoundException()
 
-    return Router("/admin", route_handlers=[policies, unknown], guards=[require_admin])
+    return Router("/admin", route_handlers=[policies, *extra, unknown], guards=[require_admin])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 
@@ -243,3 +244,14 @@ def test_models_list_only_what_the_caller_may_use(jwt_gateway: AuthGateway, idp:
     with pytest.raises(openai.PermissionDeniedError) as denied:
         jwt_gateway.openai("open", idp.token(realm_access={"roles": ["intern"]})).models.list()
     assert denied.value.code == "access.role_denied"
+
+
+def test_a_jwt_is_accepted_in_x_api_key_too(jwt_gateway: AuthGateway, idp: Idp) -> None:
+    """Where older anthropic SDKs and curl users put the key."""
+    response = httpx2.post(
+        f"{jwt_gateway.url}/w/open/v1/messages",
+        json={"model": "claude-test", "max_tokens": 5, "messages": MESSAGES},
+        headers={"x-api-key": idp.token("EdDSA", kid="ed-1"), "anthropic-version": "2023-06-01"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
