@@ -46,6 +46,8 @@ log = logging.getLogger("gateway.auth")
 
 
 class KeyRecord(BaseModel):
+    """One key as stored: its hash and who it stands for, never the key itself."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str

@@ -36,6 +36,8 @@ class UnusableKey(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class VerifyKey:
+    """A key and the only algorithms it may verify; ``kid`` is None for PEM keys and secrets."""
+
     kid: str | None
     key: Any  # a cryptography public key, or the HMAC secret's bytes
     algorithms: tuple[str, ...]
@@ -43,6 +45,7 @@ class VerifyKey:
 
 
 def hmac_key(secret: str, allowed: Collection[str], source: str) -> VerifyKey:
+    """The HS* secret, refused if shorter than the longest allowed hash output."""
     algorithms = tuple(a for a in allowed if a.startswith("HS"))
     need = max(_HMAC_MIN_BYTES[a] for a in algorithms)
     raw = secret.encode()
@@ -54,6 +57,7 @@ def hmac_key(secret: str, allowed: Collection[str], source: str) -> VerifyKey:
 
 
 def pem_key(pem: bytes, allowed: Collection[str], source: str) -> VerifyKey:
+    """A PEM public key (RSA of 2048 bits or more, EC, Ed25519 or Ed448)."""
     try:
         key = load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as exc:

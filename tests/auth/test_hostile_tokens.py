@@ -209,3 +209,19 @@ def test_a_token_stops_working_at_its_exp_even_when_cached(
     assert _call(jwt_gateway, token).status_code == 200  # from the cache
     time.sleep(3.2)  # past exp and the 1 s leeway
     _assert_refused(_call(jwt_gateway, token), "auth.expired", token)
+
+
+def test_tokens_never_reach_the_logs(
+    jwt_gateway: AuthGateway, idp: Idp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    tokens = [idp.token(exp=_now() - 60), idp.token(key=idp.rsa_other), idp.token(aud="x")]
+    for token in tokens:
+        assert _call(jwt_gateway, token).status_code == 401
+    good = idp.token(sub="logged")
+    assert _call(jwt_gateway, good).status_code == 200
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "auth.expired" in logged  # the refusals are logged, with their codes
+    for token in [*tokens, good]:
+        for segment in token.split("."):
+            assert segment not in logged
