@@ -225,3 +225,14 @@ def test_tokens_never_reach_the_logs(
     for token in [*tokens, good]:
         for segment in token.split("."):
             assert segment not in logged
+
+
+def test_a_refused_token_never_has_its_body_read(jwt_gateway: AuthGateway, idp: Idp) -> None:
+    """Authentication comes first: a broken body behind a bad token is still a 401."""
+    response = httpx2.post(
+        f"{jwt_gateway.url}/w/open/v1/chat/completions",
+        content=b"{not json",
+        headers={"authorization": f"Bearer {idp.token(exp=_now() - 60)}"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.expired"
