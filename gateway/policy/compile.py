@@ -9,7 +9,7 @@ import orjson
 
 from gateway.policy.models import AccessPolicy, Policy
 
-__all__ = ["AccessRules", "CompiledPolicy", "compile_policy", "policy_version"]
+__all__ = ["AccessRules", "CompiledPolicy", "compile_access", "compile_policy", "policy_version"]
 
 
 @dataclass(frozen=True, slots=True)
