@@ -53,7 +53,8 @@ def parse(raw: bytes) -> NormalizedRequest:
                     texts.append(TextSlot(role, part, "text"))
         elif content is not None:
             raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
-    max_tokens = optional_int(body, "max_completion_tokens") or optional_int(body, "max_tokens")
+    legacy = optional_int(body, "max_tokens")  # both are checked: either may be forwarded
+    max_tokens = optional_int(body, "max_completion_tokens") or legacy
     return NormalizedRequest(
         api="openai_chat",
         body=body,
