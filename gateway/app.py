@@ -6,6 +6,7 @@ Handlers are thin: they turn an HTTP request into a ``Call`` for the pipeline an
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -23,9 +24,15 @@ from litestar.exceptions import (
     NotFoundException,
 )
 from litestar.response import Stream
+from litestar.types import Message, Scope
 
 from gateway import errors
 from gateway.admin import admin_router
+from gateway.audit import AuditStore, AuditTrail, open_store
+from gateway.audit.admin import audit_route
+from gateway.audit.retention import purge_forever
+from gateway.audit.spool import Spool
+from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
 from gateway.config import GatewayConfig
@@ -50,7 +57,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models))
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
-    pipeline = Pipeline(authenticator, registry, Forwarder(providers, config.models))
+    store = open_store(config, environ) if config.audit.enabled else None
+    writer = _writer(config, store) if store is not None else None
+    trail = AuditTrail(writer)
+    pipeline = Pipeline(authenticator, registry, Forwarder(providers, config.models), trail=trail)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -58,6 +68,9 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         # Connection pools belong to the running loop, so they are opened here.
         providers.update(build_providers(config, environ))
         await authenticator.start()  # the first JWKS fetch, bounded by its timeout
+        if writer is not None:
+            await writer.start()  # replays a spool left by the last run first
+        purging = _purging(config, store, registry)
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -65,9 +78,13 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         try:
             yield
         finally:
+            if purging is not None:
+                purging.cancel()
             await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
+            if writer is not None:
+                await writer.close()
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))
@@ -102,6 +119,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         """Routing errors and the unexpected, in the API's own shape and without internals."""
         surface = _surface_for(request)
         ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
+        request.state.ctx = ctx  # so the audit hook records it
         if isinstance(exc, GatewayError):  # raised by a guard (the admin routes)
             err = exc
         elif isinstance(exc, NotFoundException):
@@ -115,6 +133,37 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             err = GatewayError(errors.INTERNAL)
         return _respond(pipeline.refuse(ctx, surface, err))
 
+    async def audit_whole_response(message: Message, scope: Scope) -> None:
+        """The audit step of every whole response, before its head is sent: every request
+        that reached a handler or the error handler has ``ctx`` in its state (streams are
+        recorded by the relay)."""
+        state = scope.get("state") or {}
+        ctx: RequestContext | None = state.get("ctx")
+        if ctx is None or ctx.streamed:
+            return
+        if message["type"] == "http.response.start":
+            if not await trail.finish(ctx, message["status"]):
+                withheld = _withheld(ctx, scope)
+                state["audit_withheld"] = withheld.body
+                message["status"] = withheld.status
+                message["headers"] = [
+                    (k.encode(), v.encode()) for k, v in withheld.headers.items()
+                ] + [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(withheld.body)).encode()),
+                ]
+        elif message["type"] == "http.response.body" and "audit_withheld" in state:
+            message["body"] = state.pop("audit_withheld")
+            message["more_body"] = False
+
+    def _withheld(ctx: RequestContext, scope: Scope) -> Reply:
+        path = scope.get("path", "")
+        headers = dict(scope.get("headers", []))
+        surface = (
+            ANTHROPIC if path.endswith("/messages") or b"anthropic-version" in headers else OPENAI
+        )
+        return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
+
     return Litestar(
         route_handlers=[
             chat,
@@ -122,12 +171,42 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             models,
             healthz,
             readyz,
-            admin_router(authenticator, config.auth.admin_role, registry),
+            admin_router(
+                authenticator,
+                config.auth.admin_role,
+                registry,
+                extra=[audit_route(store)] if store is not None else [],
+            ),
         ],
         lifespan=[lifespan],
+        before_send=[audit_whole_response],
         exception_handlers={Exception: on_error},
         request_max_body_size=limit,
         openapi_config=None,
+    )
+
+
+def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
+    audit = config.audit
+    return AuditWriter(
+        store,
+        Spool(config.path(audit.spool_dir)),
+        sync=audit.durability == "sync",
+        block=audit.on_failure == "block",
+        batch_max=audit.batch_max,
+        max_delay_s=audit.max_delay_ms / 1000,
+        queue_max=audit.queue_max,
+    )
+
+
+def _purging(
+    config: GatewayConfig, store: AuditStore | None, registry: PolicyRegistry
+) -> asyncio.Task[None] | None:
+    if store is None or not config.audit.purge_interval_s:
+        return None
+    return asyncio.create_task(
+        purge_forever(store, registry, config.audit.default_days, config.audit.purge_interval_s),
+        name="audit-purge",
     )
 
 

@@ -24,12 +24,14 @@ from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
     "JWT_ALGORITHMS",
+    "AuditConfig",
     "AuthConfig",
     "GatewayConfig",
     "JwtConfig",
     "ListenConfig",
     "ModelConfig",
     "ProviderConfig",
+    "StoresConfig",
     "interpolate",
     "load_config",
 ]
@@ -130,6 +132,35 @@ class AuthConfig(_Strict):
     admin_role: Annotated[str, Field(min_length=1)] = "admin"
 
 
+class StoresConfig(_Strict):
+    """Shared state. With no ``audit_url`` the audit trail is the file ``audit.sqlite_path``."""
+
+    audit_url: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")] | None = None
+
+
+class AuditConfig(_Strict):
+    """How audit records are written (README: audit).
+
+    ``sync``: a response is not completed until its record is durable (committed, or fsync'd
+    to the spool). ``async``: it is, and a crash can lose the records of the last
+    ``max_delay_ms`` plus one commit. ``on_failure`` decides when neither the sink nor the
+    spool can take a record: ``block`` answers 503 ``audit.unavailable`` instead.
+    """
+
+    enabled: bool = True  # false only for benchmarks: no record is kept at all
+    durability: Literal["sync", "async"] = "sync"
+    on_failure: Literal["block", "allow"] = "block"
+    sqlite_path: str = "audit.db"
+    pg_schema: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "audit"
+    spool_dir: str = "audit-spool"
+    batch_max: Annotated[int, Field(ge=1, le=10_000)] = 256
+    max_delay_ms: Annotated[float, Field(ge=0, le=10_000)] = 5.0  # async mode only
+    queue_max: Annotated[int, Field(ge=1)] = 100_000
+    key_env: str = "GATEWAY_AUDIT_KEY"  # HMAC key of the hash chain; unset: plain SHA-256
+    default_days: Annotated[int, Field(ge=1)] = 90  # records of no known workflow
+    purge_interval_s: Annotated[float, Field(ge=0)] = 3600.0  # 0: only `gateway audit purge`
+
+
 class GatewayConfig(_Strict):
     """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
 
@@ -139,6 +170,8 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     models: dict[str, ModelConfig]
     auth: AuthConfig = AuthConfig()
+    stores: StoresConfig = StoresConfig()
+    audit: AuditConfig = AuditConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

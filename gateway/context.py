@@ -39,7 +39,15 @@ class RequestContext:
     model_used: str | None = None
     attempts: int = 0
     upstream_status: int | None = None
+    upstream_s: float | None = None  # from the first attempt to the answer's head
+    tokens_in: int | None = None  # as the provider reported them
+    tokens_out: int | None = None
+    reserved_usd: float | None = None  # set by the limits step once it lands
+    actual_usd: float | None = None
     streamed: bool = False
+    # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
+    stream_end: str | None = None
+    audited: bool = False  # its one audit record has been made
 
     @property
     def decision(self) -> str:

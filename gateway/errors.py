@@ -107,6 +107,10 @@ UPSTREAM_AUTH = _reason(
 UPSTREAM_BROKEN_STREAM = _reason(
     "upstream.broken_stream", 502, "The model provider's stream ended unexpectedly."
 )
+# on_failure: block, and neither the audit sink nor its spool could take the record.
+AUDIT_UNAVAILABLE = _reason(
+    "audit.unavailable", 503, "The request could not be recorded, so its answer was withheld."
+)
 INTERNAL = _reason("gateway.internal_error", 500, "Internal gateway error.")
 
 

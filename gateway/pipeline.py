@@ -1,9 +1,11 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
-    authenticate -> resolve_policy -> read_request -> access -> forward -> relay
+    authenticate -> resolve_policy -> read_request -> access -> forward -> relay -> audit
 
-Later steps (limits, boundary, quality, audit) slot into ``STEPS`` at their place. Metrics,
-logs and the audit trail use these step names.
+Later steps (limits, boundary, quality) slot into ``STEPS`` at their place. Metrics, logs and
+the audit trail use these step names. The audit step runs when the response finishes: for a
+whole response in app.py's ``before_send`` hook, for a stream here in ``_relay``
+(gateway/audit/trail.py says why there are two).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 
 from gateway import errors
 from gateway.access import allowed_models, check_caller, check_request
+from gateway.audit.retention import ask_no_store
+from gateway.audit.trail import AuditTrail
 from gateway.auth.credentials import Authenticator
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
@@ -22,10 +26,11 @@ from gateway.policy.registry import PolicyRegistry
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
+from gateway.upstream.usage import note_answer, note_event
 
 __all__ = ["STEPS", "Call", "Pipeline", "Reply"]
 
-STEPS = ("authenticate", "resolve_policy", "read_request", "access", "forward", "relay")
+STEPS = ("authenticate", "resolve_policy", "read_request", "access", "forward", "relay", "audit")
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -51,11 +56,17 @@ class Reply:
 
 class Pipeline:
     def __init__(
-        self, authenticator: Authenticator, policies: PolicyRegistry, forwarder: Forwarder
+        self,
+        authenticator: Authenticator,
+        policies: PolicyRegistry,
+        forwarder: Forwarder,
+        *,
+        trail: AuditTrail | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
         self._forwarder = forwarder
+        self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
 
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
@@ -72,12 +83,14 @@ class Pipeline:
             step = "access"
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(step, "transform", changed.code))
+            ask_no_store(policy, request)
             step = "forward"
             response = await self._forwarder.send(ctx, request, policy)
         except GatewayError as exc:
             return self._refuse(ctx, call.surface, exc, step)
         if response.events is None:
             body = response.body or b""
+            note_answer(ctx, body)
             return Reply(response.status, response.content_type, ctx.headers(), body)
         ctx.streamed = True
         return Reply(
@@ -136,14 +149,38 @@ class Pipeline:
         self, ctx: RequestContext, surface: Surface, response: UpstreamResponse
     ) -> AsyncIterator[bytes]:
         """Pass events on as they arrive; a client that goes away cancels this generator,
-        and closing the upstream response cancels the upstream request."""
+        and closing the upstream response cancels the upstream request.
+
+        The final event (``[DONE]``, ``message_stop``) waits for the audit record, so with
+        ``durability: sync`` a completed stream always has its record."""
         assert response.events is not None
+        final = surface.final_event
         try:
             async for event in response.events:
+                note_event(ctx, event)
+                if event.startswith(final):
+                    ctx.stream_end = "completed"
+                    if not await self._trail.finish(ctx, response.status):
+                        yield self._withheld(ctx, surface)
+                        return
                 yield event
+            if not ctx.audited:  # the upstream ended without its final event
+                ctx.stream_end = "incomplete"
+                await self._trail.finish(ctx, response.status)
         except UpstreamFailure as exc:
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
             ctx.decisions.append(Decision("relay", "error", errors.UPSTREAM_BROKEN_STREAM.code))
+            ctx.stream_end = "upstream_broken"
+            if not await self._trail.finish(ctx, response.status):
+                yield self._withheld(ctx, surface)
+                return
             yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
         finally:
             await response.aclose()
+            if not ctx.audited:  # the client went away: nobody waits for the record
+                ctx.stream_end = "client_cut"
+                self._trail.abandon(ctx, response.status)
+
+    def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
+        ctx.decisions.append(Decision("audit", "error", errors.AUDIT_UNAVAILABLE.code))
+        return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["AccessPolicy", "Endpoint", "Policy", "UpstreamPolicy"]
+__all__ = ["AccessPolicy", "Endpoint", "Policy", "RetentionPolicy", "UpstreamPolicy"]
 
 WorkflowName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
@@ -51,6 +51,19 @@ class UpstreamPolicy(_Strict):
     fallback_models: list[str] = []
 
 
+class RetentionPolicy(_Strict):
+    """What the audit trail keeps of this workflow, and for how long.
+
+    ``content: masked`` keeps the text as it left for the model (after the data boundary),
+    never raw values; ``upstream_store: false`` asks the provider not to retain the exchange
+    (OpenAI ``store: false``).
+    """
+
+    audit_days: Annotated[int, Field(ge=1, le=36_500)] = 90
+    content: Literal["none", "masked"] = "none"
+    upstream_store: bool = True
+
+
 class Policy(_Strict):
     workflow: WorkflowName
     owner: str
@@ -58,3 +71,4 @@ class Policy(_Strict):
     mode: Literal["enforce", "shadow"] = "enforce"
     access: AccessPolicy
     upstream: UpstreamPolicy = UpstreamPolicy()
+    retention: RetentionPolicy = RetentionPolicy()

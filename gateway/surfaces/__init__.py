@@ -22,6 +22,8 @@ class Surface:
     error_body: Callable[[GatewayError, str], bytes]
     stream_error: Callable[[GatewayError, str], bytes]
     models_body: Callable[[list[tuple[str, str]]], bytes]
+    # How the last event of a complete answer stream starts (held until audited).
+    final_event: bytes
 
 
 OPENAI = Surface(
@@ -31,6 +33,7 @@ OPENAI = Surface(
     openai_chat.error_body,
     openai_chat.stream_error,
     openai_chat.models_body,
+    b"data: [DONE]",
 )
 ANTHROPIC = Surface(
     "anthropic_messages",
@@ -39,4 +42,5 @@ ANTHROPIC = Surface(
     anthropic_messages.error_body,
     anthropic_messages.stream_error,
     anthropic_messages.models_body,
+    b"event: message_stop",
 )

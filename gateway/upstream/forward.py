@@ -40,6 +40,20 @@ class Forwarder:
             raise GatewayError(
                 errors.REQUEST_WRONG_API, f"Model '{request.model}' is not served through this API."
             )
+        started = asyncio.get_running_loop().time()
+        try:
+            return await self._send(ctx, request, policy, timeouts)
+        finally:
+            ctx.upstream_s = asyncio.get_running_loop().time() - started
+
+    async def _send(
+        self,
+        ctx: RequestContext,
+        request: NormalizedRequest,
+        policy: CompiledPolicy,
+        timeouts: Timeouts,
+    ) -> UpstreamResponse:
+        upstream = policy.source.upstream
         failure: UpstreamFailure | None = None
         for model in policy.model_chain(request.model):
             provider = self.provider_of(model)
@@ -54,7 +68,7 @@ class Forwarder:
                 return await provider.send(request, upstream_model, timeouts)
 
             try:
-                response = await with_retries(attempt, upstream.retries, deadline)
+                response = await with_retries(attempt, upstream.retries, timeouts.deadline)
             except UpstreamFailure as exc:
                 log.warning(
                     "upstream %s failed for model %s: %s [request %s]",

@@ -1,0 +1,129 @@
+"""The audit record: built once from a request's context when the request finishes.
+
+It names what was decided and why, who asked and what it cost; never a credential and
+never a detected value. Text is kept only when the policy's ``retention.content`` is
+``masked``, and then as it left for the model, after the data boundary.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.context import RequestContext
+
+__all__ = ["AuditRecord", "build_record", "decision_of"]
+
+_RANK = {"allow": 0, "transform": 1, "deny": 2, "error": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One request, whatever its outcome. ``time`` is when it arrived (epoch seconds)."""
+
+    request_id: str
+    time: float
+    endpoint: str
+    workflow: str | None
+    policy_version: str | None
+    mode: str | None
+    subject: str | None
+    roles: list[str]
+    team: str | None
+    key_id: str | None
+    auth_method: str | None
+    model_requested: str | None
+    model_used: str | None
+    fallback_used: bool
+    decision: str  # allow | transform | masked | deny | error
+    reasons: list[str]  # every reason code, in the order the steps gave them
+    status: int  # the HTTP status the client got
+    streamed: bool
+    stream_end: str | None
+    upstream_status: int | None
+    attempts: int
+    retries: int
+    latency_ms: float
+    upstream_ms: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    reserved_usd: float | None
+    actual_usd: float | None
+    upstream_store: bool | None
+    # {"request"|"answer": {action: {entity type: count}}}; rule ids, shadow, detector error
+    entities: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    shadow: bool = False
+    detector_error: bool = False
+    content: dict[str, Any] | None = None
+
+    def to_json(self) -> bytes:
+        """Canonical JSON (sorted keys): the bytes the hash chain covers."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> AuditRecord:
+        return cls(**orjson.loads(raw))
+
+    @property
+    def entity_types(self) -> list[str]:
+        """Every entity type seen in the request or the answer, sorted."""
+        return sorted({e for side in self.entities.values() for c in side.values() for e in c})
+
+
+def decision_of(ctx: RequestContext) -> str:
+    """The most severe outcome of any step; ``masked`` when only the data boundary changed
+    what left."""
+    worst, step = "allow", None
+    for d in ctx.decisions:
+        if _RANK[d.outcome] > _RANK[worst]:
+            worst, step = d.outcome, d.step
+    if worst == "transform" and step == "boundary":
+        return "masked"
+    return worst
+
+
+def build_record(ctx: RequestContext, status: int) -> AuditRecord:
+    """The record of ``ctx`` as it stands now, answered with ``status``."""
+    now = time.perf_counter()
+    principal, policy, request = ctx.principal, ctx.policy, ctx.request
+    model_requested = request.model if request is not None else None
+    content = None
+    if policy is not None and request is not None and policy.source.retention.content == "masked":
+        # The slots hold the text as it left: the boundary step rewrote them in place.
+        content = {"request": [{"role": s.role, "text": s.text} for s in request.texts]}
+    return AuditRecord(
+        request_id=ctx.request_id,
+        time=round(time.time() - (now - ctx.started), 6),
+        endpoint=ctx.endpoint,
+        workflow=ctx.workflow[:64] if ctx.workflow else None,
+        policy_version=policy.version if policy else None,
+        mode=policy.source.mode if policy else None,
+        subject=principal.subject if principal else None,
+        roles=sorted(principal.roles) if principal else [],
+        team=principal.team if principal else None,
+        key_id=principal.key_id if principal else None,
+        auth_method=principal.method if principal else None,
+        model_requested=model_requested,
+        model_used=ctx.model_used,
+        fallback_used=ctx.model_used is not None and ctx.model_used != model_requested,
+        decision=decision_of(ctx),
+        reasons=[d.code for d in ctx.decisions if d.code is not None],
+        status=status,
+        streamed=ctx.streamed,
+        stream_end=ctx.stream_end,
+        upstream_status=ctx.upstream_status,
+        attempts=ctx.attempts,
+        retries=max(0, ctx.attempts - 1),
+        latency_ms=round((now - ctx.started) * 1000, 3),
+        upstream_ms=round(ctx.upstream_s * 1000, 3) if ctx.upstream_s is not None else None,
+        tokens_in=ctx.tokens_in,
+        tokens_out=ctx.tokens_out,
+        reserved_usd=ctx.reserved_usd,
+        actual_usd=ctx.actual_usd,
+        upstream_store=policy.source.retention.upstream_store if policy else None,
+        content=content,
+    )

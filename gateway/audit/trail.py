@@ -1,0 +1,38 @@
+"""The audit step: the one record of a request, made when the request finishes.
+
+Two places call it, because a response finishes in two ways: a whole response just before
+its head is sent (app.py's ``before_send`` hook, which sees every response), and a stream
+just before its final event, or in the relay's ``finally`` when the client went away
+(pipeline.py). ``ctx.audited`` makes sure there is only one.
+"""
+
+from __future__ import annotations
+
+from gateway.audit.record import build_record
+from gateway.audit.writer import AuditWriter
+from gateway.context import RequestContext
+
+__all__ = ["AuditTrail"]
+
+
+class AuditTrail:
+    """``writer`` None: auditing is off (``audit.enabled: false``, benchmarks only)."""
+
+    def __init__(self, writer: AuditWriter | None) -> None:
+        self.writer = writer
+
+    async def finish(self, ctx: RequestContext, status: int) -> bool:
+        """Record ``ctx``; False when the response must not complete (on_failure: block)."""
+        if ctx.audited:
+            return True
+        ctx.audited = True
+        if self.writer is None:
+            return True
+        return await self.writer.put(build_record(ctx, status))
+
+    def abandon(self, ctx: RequestContext, status: int) -> None:
+        """Record a request nobody is waiting for any more (a cut stream)."""
+        if not ctx.audited:
+            ctx.audited = True
+            if self.writer is not None:
+                self.writer.put_nowait(build_record(ctx, status))

@@ -1,0 +1,145 @@
+"""Group commit off the request path: one task writes whatever records are waiting as one
+batch, so in sync mode concurrent requests share a commit instead of queueing for one each.
+
+When the sink fails, the batch goes to the spool (fsync'd) and later batches follow it there,
+in order, until a replay of the whole spool succeeds (tried at most once a second, with or
+without traffic). A record is acknowledged only once it is in the sink or the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from gateway.audit.record import AuditRecord
+from gateway.audit.sink import AuditSink, SinkError
+from gateway.audit.spool import Spool
+
+__all__ = ["AuditWriter"]
+
+log = logging.getLogger("gateway.audit")
+
+_RETRY_S = 1.0
+_Item = tuple[AuditRecord, "asyncio.Future[bool] | None"]
+
+
+class AuditWriter:
+    """``put`` answers whether the response may complete (README: audit durability)."""
+
+    def __init__(
+        self,
+        sink: AuditSink,
+        spool: Spool,
+        *,
+        sync: bool,
+        block: bool,
+        batch_max: int,
+        max_delay_s: float,
+        queue_max: int,
+    ) -> None:
+        self._sink = sink
+        self._spool = spool
+        self._sync = sync
+        self._block = block
+        self._batch_max = batch_max
+        self._max_delay = 0.0 if sync else max_delay_s  # nobody waits for a batch to fill
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(queue_max)
+        self._task: asyncio.Task[None] | None = None
+        self._healthy = True
+        self._next_replay = 0.0
+        self._spooled = False  # records wait in the spool: new ones must queue behind them
+
+    async def start(self) -> None:
+        self._spooled = await asyncio.to_thread(lambda: self._spool.pending)
+        if self._spooled:
+            await self._replay()
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def put(self, record: AuditRecord) -> bool:
+        """Queue ``record``; in sync mode wait until it is durable. False: refuse the response."""
+        future = asyncio.get_running_loop().create_future() if self._sync else None
+        try:
+            self._queue.put_nowait((record, future))
+        except asyncio.QueueFull:
+            log.error("audit queue full: record of request %s dropped", record.request_id)
+            return not self._block
+        if future is None:
+            return self._healthy or not self._block
+        return await future or not self._block
+
+    def put_nowait(self, record: AuditRecord) -> None:
+        """For a request nobody waits on any more (a stream the client cut)."""
+        try:
+            self._queue.put_nowait((record, None))
+        except asyncio.QueueFull:
+            log.error("audit queue full: record of request %s dropped", record.request_id)
+
+    async def close(self) -> None:
+        """Write what is queued, then close the sink."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._sink.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), _RETRY_S)
+            except TimeoutError:
+                if self._spooled:
+                    await self._replay()
+                continue
+            batch = [first]
+            if self._max_delay:
+                deadline = time.monotonic() + self._max_delay
+                while len(batch) < self._batch_max and (left := deadline - time.monotonic()) > 0:
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), left))
+                    except TimeoutError:
+                        break
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            ok = await self._persist([record for record, _ in batch])
+            self._healthy = ok
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_result(ok)
+                self._queue.task_done()
+
+    async def _persist(self, records: Sequence[AuditRecord]) -> bool:
+        if self._spooled and time.monotonic() >= self._next_replay:
+            await self._replay()
+        if not self._spooled:
+            try:
+                await self._sink.write(records)
+                return True
+            except SinkError as exc:
+                log.error("audit sink failed, spooling to %s: %s", self._spool.path, exc)
+                self._next_replay = time.monotonic() + _RETRY_S
+        try:
+            await asyncio.to_thread(self._spool.append, records)
+            self._spooled = True
+            return True
+        except OSError as exc:
+            ids = ", ".join(r.request_id for r in records[:5])
+            log.error(
+                "audit spool failed too, %d record(s) lost (%s ...): %s", len(records), ids, exc
+            )
+            return False
+
+    async def _replay(self) -> None:
+        """Move the spool into the sink, oldest first; on failure try again in a second."""
+        records = await asyncio.to_thread(self._spool.read)
+        try:
+            for i in range(0, len(records), self._batch_max):
+                await self._sink.write(records[i : i + self._batch_max], replay=True)
+        except SinkError as exc:
+            log.warning("audit sink still down, %d record(s) stay spooled: %s", len(records), exc)
+            self._next_replay = time.monotonic() + _RETRY_S
+            return
+        await asyncio.to_thread(self._spool.clear)
+        self._spooled = False
+        log.info("audit spool replayed: %d record(s)", len(records))
