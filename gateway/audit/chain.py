@@ -126,7 +126,9 @@ class Chain:
         return rows
 
     def sign(self, seq: int, hash_: str, at: float, purged: int) -> Checkpoint:
-        return Checkpoint(seq, hash_, at, purged, self._h("checkpoint", str(seq), hash_, repr(at)))
+        return Checkpoint(
+            seq, hash_, at, purged, self._h("checkpoint", str(seq), hash_, repr(at), str(purged))
+        )
 
     def checkpoint_ok(self, cp: Checkpoint) -> bool:
         return hmac.compare_digest(

@@ -1,4 +1,4 @@
-"""``gateway``: serve, manage keys, validate policies."""
+"""``gateway``: serve, manage keys, validate policies, read and check the audit trail."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import keys, policy, serve
+from gateway.cli import audit, keys, policy, serve
 
 __all__ = ["main"]
 
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="path to gateway.yaml (default: $GATEWAY_CONFIG or ./gateway.yaml)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, keys, policy):
+    for module in (serve, keys, policy, audit):
         module.register(commands)
     args = parser.parse_args(argv)
     result: int = args.handler(args)
