@@ -29,7 +29,7 @@ class Spool:
     def pending(self) -> bool:
         try:
             return self.path.stat().st_size > 0
-        except FileNotFoundError:
+        except OSError:  # missing, or not even reachable: nothing to replay from it
             return False
 
     def append(self, records: Sequence[AuditRecord]) -> None:

@@ -58,9 +58,14 @@ class AuditedGateway(Gateway):
 
 
 def start_gateway(
-    root: Path, upstream: FakeUpstream, audit: dict[str, object] | None = None
+    root: Path,
+    upstream: FakeUpstream,
+    audit: dict[str, object] | None = None,
+    stores: dict[str, object] | None = None,
 ) -> tuple[AuditedGateway, GatewayServer]:
     config = {**gateway_config(upstream), "audit": {"purge_interval_s": 0, **(audit or {})}}
+    if stores:
+        config["stores"] = stores
     path = write_yaml(root / "gateway.yaml", config)
     for name, policy in AUDIT_POLICIES.items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)
