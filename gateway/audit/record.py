@@ -8,7 +8,7 @@ never a detected value. Text is kept only when the policy's ``retention.content`
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -62,7 +62,9 @@ class AuditRecord:
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        # Not dataclasses.asdict: it deep-copies every nested value (4x the time).
+        fields = {name: getattr(self, name) for name in _FIELDS}
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AuditRecord:
@@ -72,6 +74,9 @@ class AuditRecord:
     def entity_types(self) -> list[str]:
         """Every entity type seen in the request or the answer, sorted."""
         return sorted({e for side in self.entities.values() for c in side.values() for e in c})
+
+
+_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 def decision_of(ctx: RequestContext) -> str:
