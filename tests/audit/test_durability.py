@@ -185,3 +185,17 @@ def test_sink_and_spool_both_down(upstream: FakeUpstream, tmp_path: Path, on_fai
         assert orjson.loads(caught.value.read())["error"]["code"] == "audit.unavailable"
     finally:
         server.stop()
+
+
+def test_async_mode_writes_everything_by_a_clean_stop(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    gw, server = start_gateway(tmp_path, upstream, {"durability": "async", "max_delay_ms": 50})
+    try:
+        ids = [_post(gw.url, gw.analyst_key) for _ in range(30)]
+    finally:
+        server.stop()  # the writer drains its queue before the sink closes
+    assert None not in ids
+    with sqlite3.connect(gw.db) as db:
+        stored = [r[0] for r in db.execute("SELECT request_id FROM audit_records ORDER BY seq")]
+    assert stored == ids  # all of them, once each, in the order they finished
