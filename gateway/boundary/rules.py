@@ -1,0 +1,63 @@
+"""One compiled pattern rule: a regex, a check that scores each match, and its context words.
+
+Rules are built once per policy. ``needles`` keep a rule from scanning text that cannot hold
+its entity: the rule runs only if one of them occurs in the lower-cased text (a C-speed
+substring search), which skips most rules on most prompts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["CONTEXT_BOOST", "Check", "Hit", "Rule", "fixed", "near"]
+
+# As presidio's LemmaContextAwareEnhancer: a context word nearby adds this much.
+CONTEXT_BOOST = 0.35
+_BEFORE, _AFTER = 48, 24
+
+Hit = tuple[int, int, float]
+Check = Callable[[re.Match[str]], Hit | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``check`` turns a match into ``(start, end, score)`` or rejects it (None)."""
+
+    entity: str
+    name: str
+    regex: re.Pattern[str]
+    check: Check
+    needles: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+
+    def hits(self, text: str, lowered: str) -> list[Hit]:
+        if self.needles and not any(n in lowered for n in self.needles):
+            return []
+        found = []
+        for match in self.regex.finditer(text):
+            hit = self.check(match)
+            if hit is None:
+                continue
+            start, end, score = hit
+            if self.context and score < 1.0 and near(lowered, start, end, self.context):
+                score = min(1.0, score + CONTEXT_BOOST)
+            found.append((start, end, score))
+        return found
+
+
+def near(lowered: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+    """A context word within a few words before or just after ``lowered[start:end]``."""
+    before = lowered[max(0, start - _BEFORE) : start]
+    after = lowered[end : end + _AFTER]
+    return any(w in before or w in after for w in words)
+
+
+def fixed(score: float, group: int = 0) -> Check:
+    """A check that accepts every match with ``score``, spanning ``group``."""
+
+    def check(match: re.Match[str]) -> Hit | None:
+        return match.start(group), match.end(group), score
+
+    return check
