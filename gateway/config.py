@@ -20,6 +20,7 @@ __all__ = [
     "GatewayConfig",
     "ListenConfig",
     "ModelConfig",
+    "NlpConfig",
     "ProviderConfig",
     "interpolate",
     "load_config",
@@ -63,6 +64,16 @@ class AuthConfig(_Strict):
     api_keys_file: str = "keys.yaml"
 
 
+class NlpConfig(_Strict):
+    """The NER model PERSON and LOCATION need: an installed spaCy model package, loaded once.
+
+    Nothing is downloaded: a model that is not installed stops the gateway at start-up.
+    """
+
+    engine: Literal["spacy"] = "spacy"
+    model: Annotated[str, Field(min_length=1)]
+
+
 class GatewayConfig(_Strict):
     """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
 
@@ -72,6 +83,7 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     models: dict[str, ModelConfig]
     auth: AuthConfig = AuthConfig()
+    nlp: NlpConfig | None = None
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")
