@@ -26,6 +26,7 @@ from litestar.response import Stream
 
 from gateway import errors
 from gateway.auth import Authenticator, KeyStore
+from gateway.boundary.step import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -44,10 +45,14 @@ HttpRequest = Request[Any, Any, State]
 def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
-    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models))
+    ner = configured_ner(config)
+    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
     keys = KeyStore(config.path(config.auth.api_keys_file))
     providers: dict[str, Provider] = {}
-    pipeline = Pipeline(Authenticator(keys), registry, Forwarder(providers, config.models))
+    boundary = build_boundary(config, environ)
+    pipeline = Pipeline(
+        Authenticator(keys), registry, Forwarder(providers, config.models), boundary
+    )
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -63,6 +68,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         finally:
             for provider in providers.values():
                 await provider.aclose()
+            await boundary.aclose()
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))

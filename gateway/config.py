@@ -22,6 +22,8 @@ __all__ = [
     "ModelConfig",
     "NlpConfig",
     "ProviderConfig",
+    "StoresConfig",
+    "VaultConfig",
     "interpolate",
     "load_config",
 ]
@@ -74,6 +76,20 @@ class NlpConfig(_Strict):
     model: Annotated[str, Field(min_length=1)]
 
 
+class StoresConfig(_Strict):
+    """Shared state; with no ``redis_url`` it lives in process memory (one instance)."""
+
+    redis_url: str | None = None
+
+
+class VaultConfig(_Strict):
+    """The token vault's HMAC key comes from the environment variable ``key_env`` (at least
+    32 characters). Unset, a memory vault draws a random key per process; a Redis vault,
+    shared by instances that must mint the same tokens, refuses to start."""
+
+    key_env: str = "GATEWAY_VAULT_KEY"
+
+
 class GatewayConfig(_Strict):
     """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
 
@@ -84,6 +100,8 @@ class GatewayConfig(_Strict):
     models: dict[str, ModelConfig]
     auth: AuthConfig = AuthConfig()
     nlp: NlpConfig | None = None
+    stores: StoresConfig = StoresConfig()
+    vault: VaultConfig = VaultConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

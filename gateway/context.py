@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.auth.principal import Principal
+from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 
@@ -40,13 +41,15 @@ class RequestContext:
     attempts: int = 0
     upstream_status: int | None = None
     streamed: bool = False
+    boundary: BoundaryRecord | None = None
 
     @property
     def decision(self) -> str:
-        """The ``x-gateway-decision`` value: the outcome, then the reason code if any."""
+        """The ``x-gateway-decision`` value: the outcome, then the reason code if any;
+        ``masked`` when the data boundary changed what was sent or answered."""
         for d in reversed(self.decisions):
             if d.code is not None:
-                return f"{d.outcome}; reason={d.code}"
+                return "masked" if d.outcome == "transform" else f"{d.outcome}; reason={d.code}"
         return "allow"
 
     def headers(self) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
-    authenticate -> resolve_policy -> read_request -> access -> forward -> relay
+    authenticate -> resolve_policy -> read_request -> access -> boundary -> forward
+        -> inspect_answer -> relay
 
 Later steps (limits, boundary, quality, audit) slot into ``STEPS`` at their place. Metrics,
 logs and the audit trail use these step names.
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from gateway import errors
 from gateway.access import check_access, check_roles
 from gateway.auth.credentials import Authenticator
+from gateway.boundary.answer import inspect_answer
+from gateway.boundary.step import Boundary, Inspection
+from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
 from gateway.policy.compile import CompiledPolicy
@@ -25,7 +29,16 @@ from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
 
 __all__ = ["STEPS", "Call", "Pipeline", "Reply"]
 
-STEPS = ("authenticate", "resolve_policy", "read_request", "access", "forward", "relay")
+STEPS = (
+    "authenticate",
+    "resolve_policy",
+    "read_request",
+    "access",
+    "boundary",
+    "forward",
+    "inspect_answer",
+    "relay",
+)
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -51,11 +64,16 @@ class Reply:
 
 class Pipeline:
     def __init__(
-        self, authenticator: Authenticator, policies: PolicyRegistry, forwarder: Forwarder
+        self,
+        authenticator: Authenticator,
+        policies: PolicyRegistry,
+        forwarder: Forwarder,
+        boundary: Boundary,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
         self._forwarder = forwarder
+        self._boundary = boundary
 
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
@@ -71,19 +89,24 @@ class Pipeline:
             request.headers = call.headers
             step = "access"
             check_access(policy, principal, request)
+            step = "boundary"
+            inspection = await self._boundary.inspect(ctx, request, policy)
             step = "forward"
             response = await self._forwarder.send(ctx, request, policy)
+            if response.events is None:
+                body = response.body or b""
+                if inspection is not None:
+                    step = "inspect_answer"
+                    body = await inspect_answer(inspection, request.api, body)
+                return Reply(response.status, response.content_type, ctx.headers(), body)
         except GatewayError as exc:
             return self._refuse(ctx, call.surface, exc, step)
-        if response.events is None:
-            body = response.body or b""
-            return Reply(response.status, response.content_type, ctx.headers(), body)
         ctx.streamed = True
         return Reply(
             response.status,
             "text/event-stream",
             {**ctx.headers(), "cache-control": "no-cache"},
-            events=self._relay(ctx, call.surface, response),
+            events=self._relay(ctx, call.surface, response, inspection),
         )
 
     async def models(self, ctx: RequestContext, call: Call) -> Reply:
@@ -126,17 +149,29 @@ class Pipeline:
         return Reply(exc.status, "application/json", headers, body)
 
     async def _relay(
-        self, ctx: RequestContext, surface: Surface, response: UpstreamResponse
+        self,
+        ctx: RequestContext,
+        surface: Surface,
+        response: UpstreamResponse,
+        inspection: Inspection | None,
     ) -> AsyncIterator[bytes]:
-        """Pass events on as they arrive; a client that goes away cancels this generator,
-        and closing the upstream response cancels the upstream request."""
+        """Pass events on as they arrive (through the boundary's hold-back window when the
+        policy inspects answers); a client that goes away cancels this generator, and
+        closing the upstream response cancels the upstream request."""
         assert response.events is not None
+        events = response.events
+        if inspection is not None:
+            events = inspect_stream(inspection, surface.api, events)
         try:
-            async for event in response.events:
+            async for event in events:
                 yield event
         except UpstreamFailure as exc:
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
             ctx.decisions.append(Decision("relay", "error", errors.UPSTREAM_BROKEN_STREAM.code))
             yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
+        except GatewayError as exc:  # the boundary ended the answer: blocked or unreadable
+            log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
+            ctx.decisions.append(Decision("inspect_answer", "deny", exc.reason.code))
+            yield surface.stream_error(exc, ctx.request_id)
         finally:
             await response.aclose()

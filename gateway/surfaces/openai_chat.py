@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.normalized import NormalizedRequest, TextSlot
+from gateway.normalized import NormalizedRequest, SlotKind, TextSlot
 from gateway.surfaces.fields import (
     invalid,
     optional_bool,
@@ -16,6 +16,7 @@ from gateway.surfaces.fields import (
     require_list,
     require_str,
 )
+from gateway.surfaces.slots import json_string, tool_slots
 
 __all__ = ["error_body", "models_body", "parse", "stream_error"]
 
@@ -31,37 +32,76 @@ _TYPES = {
 }
 
 
+# Parts that carry no text the gateway can read, by the name the data policy knows them.
+_MEDIA = {"image_url": "image", "input_audio": "audio", "file": "file"}
+_KINDS: dict[str, SlotKind] = {
+    "system": "system",
+    "developer": "system",
+    "tool": "tool_result",
+    "function": "tool_result",
+}
+
+
+def _content(message: dict[str, Any], i: int, kind: SlotKind, request: NormalizedRequest) -> None:
+    role, content = message["role"], message.get("content")
+    if isinstance(content, str):
+        request.texts.append(TextSlot(role, message, "content", kind))
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise invalid(f"'messages[{i}].content[{j}]' must be a typed content part")
+            ptype = part["type"]
+            if ptype in ("text", "refusal"):
+                if not isinstance(part.get(ptype), str):
+                    raise invalid(f"'messages[{i}].content[{j}].{ptype}' must be a string")
+                request.texts.append(TextSlot(role, part, ptype, kind))
+            else:
+                request.media.append(_MEDIA.get(ptype, f"unknown part '{ptype[:32]}'"))
+    elif content is not None:
+        raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
+
+
+def _tool_calls(message: dict[str, Any], request: NormalizedRequest) -> None:
+    calls = message.get("tool_calls")
+    functions = (
+        [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    )
+    functions.append(message.get("function_call"))  # the deprecated single-call form
+    for function in functions:
+        if isinstance(function, dict):
+            json_string(
+                function,
+                "arguments",
+                message["role"],
+                "tool_arguments",
+                request.texts,
+                request.json_texts,
+            )
+
+
 def parse(raw: bytes) -> NormalizedRequest:
     body = parse_object(raw)
     model = require_str(body, "model")
     messages = require_list(body, "messages")
-    texts: list[TextSlot] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
-        role = message["role"]
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(TextSlot(role, message, "content"))
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise invalid(f"'messages[{i}].content[{j}]' must be a typed content part")
-                if part["type"] == "text":
-                    if not isinstance(part.get("text"), str):
-                        raise invalid(f"'messages[{i}].content[{j}].text' must be a string")
-                    texts.append(TextSlot(role, part, "text"))
-        elif content is not None:
-            raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
     max_tokens = optional_int(body, "max_completion_tokens") or optional_int(body, "max_tokens")
-    return NormalizedRequest(
+    request = NormalizedRequest(
         api="openai_chat",
         body=body,
         model=model,
         stream=optional_bool(body, "stream"),
         max_tokens=max_tokens,
-        texts=texts,
     )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
+        _content(message, i, _KINDS.get(message["role"], "content"), request)
+        _tool_calls(message, request)
+    for key in ("tools", "functions"):
+        tools = body.get(key)
+        for tool in tools if isinstance(tools, list) else ():
+            function = tool.get("function", tool) if isinstance(tool, dict) else None
+            tool_slots(function, "parameters", request.texts)
+    return request
 
 
 def _error(err: GatewayError, request_id: str) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""The boundary step: inspect a request's text slots before it leaves, and its answer after.
+
+``Boundary`` is built once (vault, token key); ``inspect`` runs once per request and returns
+the ``Inspection`` that carries the request's placeholders and tokens to its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+
+from gateway import errors
+from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
+from gateway.boundary.findings import Finding
+from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
+from gateway.boundary.policy import BoundaryPolicy
+from gateway.boundary.record import BoundaryRecord, by_action
+from gateway.boundary.scan import find_all
+from gateway.boundary.vault import MemoryVault, RedisVault, Vault, VaultError
+from gateway.config import GatewayConfig
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.normalized import NormalizedRequest
+from gateway.policy.compile import CompiledPolicy
+from gateway.yamlsource import ConfigError, Problem
+
+__all__ = ["Boundary", "Inspection", "build_boundary", "configured_ner", "counted"]
+
+log = logging.getLogger("gateway.boundary")
+
+
+def counted(counts: dict[str, int]) -> str:
+    """``CREDIT_CARD x2, US_SSN x1``: what a refusal may say (types and counts, no values)."""
+    return ", ".join(f"{entity} x{n}" for entity, n in sorted(counts.items()))
+
+
+class Inspection:
+    """One request's boundary state: its rewriter (placeholders, minted tokens) and record."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        rules: BoundaryPolicy,
+        rewriter: Rewriter,
+        vault: Vault,
+        workflow: str,
+        subject: str,
+    ) -> None:
+        self.ctx = ctx
+        self.rules = rules
+        self.rewriter = rewriter
+        self._vault = vault
+        self._workflow = workflow
+        self._subject = subject
+        self._known = dict(rewriter.minted)
+        self._request_counts = rewriter.counts.copy()
+
+    @property
+    def record(self) -> BoundaryRecord:
+        assert self.ctx.boundary is not None
+        return self.ctx.boundary
+
+    async def find(self, texts: Sequence[str]) -> list[list[Finding]] | None:
+        """Findings per text; None when detection failed and the policy lets it pass."""
+        return await _find(self.ctx, self.rules, texts, "inspect_answer")
+
+    def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
+        return self.rewriter.answer_text(text, findings, start, end)
+
+    def check_answer(self) -> None:
+        """Refuse once the answer holds a blocked entity; record what the answer changed."""
+        answered = self.rewriter.counts - self._request_counts
+        self.record.answer = by_action(answered)
+        self.record.rules |= self.rewriter.rules
+        blocked = {e: n for (a, e), n in answered.items() if a == "block"}
+        if blocked:
+            raise GatewayError(
+                errors.BOUNDARY_BLOCKED_OUTPUT,
+                f"The answer contained data this workflow may not return: {counted(blocked)}.",
+            )
+
+    def changed_answer(self) -> None:
+        self.ctx.decisions.append(Decision("inspect_answer", "transform", "boundary.masked"))
+
+    async def restore(self, text: str) -> str:
+        """Tokens this caller was given in this workflow, replaced by their values."""
+        if "#" not in text:
+            return text
+        unknown = [m.group(0) for m in TOKEN_PATTERN.finditer(text)]
+        unknown = [t for t in dict.fromkeys(unknown) if t not in self._known]
+        if unknown:
+            try:
+                self._known.update(await self._vault.get(self._workflow, self._subject, unknown))
+            except VaultError as exc:
+                raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
+        return restore_tokens(text, self._known)
+
+
+async def _find(
+    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: str
+) -> list[list[Finding]] | None:
+    try:
+        return await find_all(rules.detector, texts)
+    # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
+    # there, the data must not leave uninspected unless the policy says so.
+    except Exception as exc:
+        log.error("request %s: detection failed", ctx.request_id, exc_info=exc)
+        assert ctx.boundary is not None
+        ctx.boundary.detector_error = True
+        if rules.source.on_detector_error == "block":
+            raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
+        ctx.decisions.append(Decision(step, "allow", errors.BOUNDARY_DETECTOR.code))
+        return None
+
+
+class Boundary:
+    """The data-boundary service: one vault and one token key for the whole gateway."""
+
+    def __init__(self, vault: Vault, minter: TokenMinter) -> None:
+        self._vault = vault
+        self._minter = minter
+
+    async def inspect(
+        self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> Inspection | None:
+        """Rewrite the request's text slots per policy, or refuse it; None: nothing to do."""
+        rules = policy.data
+        if rules is None:
+            return None
+        record = ctx.boundary = BoundaryRecord(shadow=rules.shadow)
+        _check_media(request, rules)
+        texts = [slot.text for slot in request.texts]
+        found = await _find(ctx, rules, texts, "boundary")
+        rewriter = Rewriter(rules.actions, policy.name, self._minter)
+        subject = ctx.principal.subject if ctx.principal else ""
+        if found is None:
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+        rewritten = [
+            rewriter.request_text(t, f) if f else t for t, f in zip(texts, found, strict=True)
+        ]
+        record.request = by_action(rewriter.counts)
+        record.rules = set(rewriter.rules)
+        blocked = rewriter.blocked()
+        if rules.shadow:
+            if rewriter.counts:
+                would = "would_block" if blocked else "would_mask"
+                ctx.decisions.append(Decision("boundary", "allow", f"boundary.{would}"))
+            return None  # shadow: forwarded and answered unchanged
+        if blocked:
+            raise GatewayError(
+                errors.BOUNDARY_BLOCKED,
+                f"The request contains data this workflow may not send: {counted(blocked)}.",
+            )
+        changed = False
+        for slot, old, new in zip(request.texts, texts, rewritten, strict=True):
+            if new != old:
+                slot.replace(new)
+                changed = True
+        request.commit()
+        if rewriter.minted:
+            try:
+                await self._vault.put(
+                    policy.name, subject, rewriter.minted, rules.source.token_ttl_s
+                )
+            except VaultError as exc:
+                raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
+        if changed:
+            ctx.decisions.append(Decision("boundary", "transform", "boundary.masked"))
+        if not (rules.source.scan_output or rewriter.minted):
+            return None
+        return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+
+    async def aclose(self) -> None:
+        await self._vault.aclose()
+
+
+def _check_media(request: NormalizedRequest, rules: BoundaryPolicy) -> None:
+    if not request.media or rules.shadow:
+        return
+    unreadable = sorted({m for m in request.media if m != "image"})
+    if unreadable:
+        raise GatewayError(
+            errors.BOUNDARY_UNREADABLE,
+            "The request contains content the gateway cannot inspect: "
+            + ", ".join(unreadable)
+            + ".",
+        )
+    if rules.source.images == "block":
+        raise GatewayError(errors.BOUNDARY_IMAGE)
+
+
+def configured_ner(config: GatewayConfig) -> NerModel | None:
+    """The NER model gateway.yaml's ``nlp`` names, loaded once; None when there is none."""
+    if config.nlp is None:
+        return None
+    try:
+        return load_ner(config.nlp.engine, config.nlp.model)
+    except NerUnavailableError as exc:
+        raise ConfigError(
+            [Problem(str(config.base_dir / "gateway.yaml"), 0, f"nlp: {exc}")]
+        ) from exc
+
+
+def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
+    """The vault ``stores.redis_url`` asks for and the token key from ``vault.key_env``."""
+    where = str(config.base_dir / "gateway.yaml")
+    raw = env.get(config.vault.key_env)
+    redis_url = config.stores.redis_url
+    if raw is not None and len(raw) < 32:
+        raise ConfigError(
+            [Problem(where, 0, f"vault: {config.vault.key_env} must be at least 32 characters")]
+        )
+    if raw is None and redis_url:
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    0,
+                    f"vault: set {config.vault.key_env}: instances sharing a Redis vault must "
+                    "mint the same tokens",
+                )
+            ]
+        )
+    key = raw.encode() if raw is not None else secrets.token_bytes(32)
+    vault: Vault = RedisVault(redis_url) if redis_url else MemoryVault()
+    return Boundary(vault, TokenMinter(key))
