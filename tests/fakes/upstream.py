@@ -32,9 +32,11 @@ class Received:
 
 @dataclass(frozen=True)
 class Reply:
-    """A normal answer (the default); text None echoes the last user message."""
+    """A normal answer (the default); text None echoes the last user message. ``pieces``
+    streams exactly those deltas (their concatenation is the non-streamed text)."""
 
     text: str | None = None
+    pieces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,8 @@ class FakeUpstream:
         if isinstance(action, SlowStream) and not ex.stream:
             await asyncio.sleep(action.events * action.interval)
         text = action.text if isinstance(action, Reply) and action.text is not None else ex.echo()
+        if isinstance(action, Reply) and action.pieces is not None:
+            text = "".join(action.pieces)
         if not ex.stream:
             if isinstance(action, InvalidJson):
                 return web.Response(body=b"{not json", content_type="application/json")
@@ -339,6 +343,8 @@ class FakeUpstream:
             pieces = [f"part{i} " for i in range(action.after)]
         elif isinstance(action, SlowStream):
             pieces = [f"tick{i} " for i in range(action.events)]
+        elif isinstance(action, Reply) and action.pieces is not None:
+            pieces = list(action.pieces)
         else:
             pieces = _pieces(text)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})

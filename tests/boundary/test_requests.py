@@ -1,0 +1,354 @@
+"""Requests through the gateway with both SDKs: what reached the fake upstream, per action,
+entity type and field kind; refusals name entity types and counts, never values."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.boundary.conftest import MAIN
+from tests.conftest import Gateway
+from tests.fakes.upstream import FakeUpstream, Reply
+
+SAMPLES = {
+    "EMAIL_ADDRESS": "jane.doe@acme-corp.com",
+    "PHONE_NUMBER": "+44 20 7946 0958",
+    "CREDIT_CARD": "4111 1111 1111 1111",
+    "US_SSN": "536-22-8947",
+    "IBAN_CODE": "DE89 3704 0044 0532 0130 00",
+    "IP_ADDRESS": "203.0.113.42",
+    "SECRET": "AKIAZ7Q3XJ2LMNP4RT6W",
+}
+EMAIL = SAMPLES["EMAIL_ADDRESS"]
+
+
+def _ask(gw: Gateway, workflow: str, text: str) -> Any:
+    return gw.openai(workflow).chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": text}]
+    )
+
+
+@pytest.mark.parametrize("entity", MAIN)
+@pytest.mark.parametrize("action", ["mask", "redact", "tokenize"])
+def test_each_action_for_each_entity_type(
+    guarded: Gateway, upstream: FakeUpstream, entity: str, action: str
+) -> None:
+    value = SAMPLES[entity]
+    raw = _ask(guarded, f"act_{action}", f"Please check {value} and {value} again.")
+    (sent,) = upstream.received
+    text = sent.body["messages"][0]["content"]
+    assert value not in text
+    if action == "mask":
+        assert text == f"Please check <{entity}_1> and <{entity}_1> again."
+    elif action == "redact":
+        assert text == "Please check [REDACTED] and [REDACTED] again."
+    else:
+        (token,) = set(re.findall(rf"<{entity}#[a-z2-7]{{12}}>", text))
+        assert text == f"Please check {token} and {token} again."
+    assert raw.headers["x-gateway-decision"] == "masked"
+    answer = raw.parse().choices[0].message.content
+    # The fake echoes what it received; a token comes back to the caller as the value.
+    expected = (
+        f"echo: Please check {value} and {value} again."
+        if action == "tokenize"
+        else f"echo: {text}"
+    )
+    assert answer == expected
+
+
+@pytest.mark.parametrize("entity", MAIN)
+def test_block_refuses_naming_types_and_counts_not_values(
+    guarded: Gateway, upstream: FakeUpstream, entity: str
+) -> None:
+    value = SAMPLES[entity]
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        _ask(guarded, "act_block", f"{value}, and mail {EMAIL} / {EMAIL}")
+    assert caught.value.code == "boundary.blocked_entity"
+    message = str(caught.value)
+    assert value not in message and EMAIL not in message
+    counts = {"EMAIL_ADDRESS": 2, entity: 1} if entity != "EMAIL_ADDRESS" else {entity: 3}
+    expected = ", ".join(f"{e} x{n}" for e, n in sorted(counts.items()))
+    assert expected in message
+    assert (
+        caught.value.response.headers["x-gateway-decision"]
+        == "deny; reason=boundary.blocked_entity"
+    )
+    assert upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("the PRJ-12345 numbers", "boundary.blocked_entity"),
+        ("about project nightingale", "boundary.blocked_entity"),
+        ("pay with 4111-1111-1111-1111", "boundary.blocked_entity"),
+    ],
+)
+def test_custom_recognizers_and_deny_terms_block(
+    guarded: Gateway, upstream: FakeUpstream, text: str, code: str
+) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        _ask(guarded, "guarded", text)
+    assert caught.value.code == code
+    assert upstream.received == []
+
+
+def test_allow_listed_value_passes_untouched(guarded: Gateway, upstream: FakeUpstream) -> None:
+    raw = _ask(guarded, "guarded", f"write to help@example.com, not {EMAIL}")
+    assert upstream.received[0].body["messages"][0]["content"] == (
+        "write to help@example.com, not <EMAIL_ADDRESS_1>"
+    )
+    assert raw.headers["x-gateway-decision"] == "masked"
+
+
+def test_clean_request_is_forwarded_as_sent(guarded: Gateway, upstream: FakeUpstream) -> None:
+    raw = _ask(guarded, "guarded", "order 1234-5678 shipped on 2024-03-01, v1.2.3")
+    assert upstream.received[0].body["messages"][0]["content"] == (
+        "order 1234-5678 shipped on 2024-03-01, v1.2.3"
+    )
+    assert raw.headers["x-gateway-decision"] == "allow"
+
+
+def _masked(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with every occurrence of EMAIL masked, as the gateway must forward it."""
+    return json.loads(json.dumps(body).replace(EMAIL, "<EMAIL_ADDRESS_1>"))
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def test_openai_every_text_field_kind_is_masked_and_nothing_else_changes(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    messages = [
+        {"role": "system", "content": f"Escalate to {EMAIL}."},
+        {"role": "developer", "content": [{"type": "text", "text": f"cc {EMAIL}"}]},
+        {"role": "user", "content": [{"type": "text", "text": f"I am {EMAIL}"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": "lookup",
+                        "arguments": _compact({"who": {"mail": EMAIL}, "n": 3}),
+                    },
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": f"found {EMAIL} in CRM"},
+    ]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": f"Look a customer up, e.g. {EMAIL}",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"mail": {"type": "string", "description": f"like {EMAIL}"}},
+                },
+            },
+        }
+    ]
+    raw = guarded.openai("guarded").chat.completions.with_raw_response.create(
+        model="gpt-test",
+        messages=messages,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        temperature=0.5,
+    )
+    (sent,) = upstream.received
+    assert EMAIL not in json.dumps(sent.body)
+    assert sent.body == _masked(
+        {"model": "gpt-up", "messages": messages, "tools": tools, "temperature": 0.5}
+    )
+    assert raw.headers["x-gateway-decision"] == "masked"
+
+
+def test_anthropic_every_text_field_kind_is_masked_and_nothing_else_changes(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    system = [
+        {"type": "text", "text": f"Escalate to {EMAIL}.", "cache_control": {"type": "ephemeral"}}
+    ]
+    messages = [
+        {"role": "user", "content": f"I am {EMAIL}"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Looking up."},
+                {
+                    "type": "tool_use",
+                    "id": "tu_1",
+                    "name": "lookup",
+                    "input": {"who": [{"mail": EMAIL}], "n": 3},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "tu_1", "content": f"found {EMAIL}"},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "tu_1",
+                    "content": [{"type": "text", "text": f"also {EMAIL}"}],
+                },
+                {
+                    "type": "document",
+                    "source": {
+                        "type": "text",
+                        "media_type": "text/plain",
+                        "data": f"note: {EMAIL}",
+                    },
+                },
+                {"type": "text", "text": "what now?"},
+            ],
+        },
+    ]
+    tools = [
+        {
+            "name": "lookup",
+            "description": f"Look a customer up, e.g. {EMAIL}",
+            "input_schema": {
+                "type": "object",
+                "properties": {"mail": {"type": "string", "description": f"like {EMAIL}"}},
+            },
+        }
+    ]
+    raw = guarded.anthropic("guarded").messages.with_raw_response.create(
+        model="claude-test",
+        max_tokens=100,
+        system=system,  # type: ignore[arg-type]
+        messages=messages,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        metadata={"user_id": "u-1"},
+    )
+    (sent,) = upstream.received
+    assert EMAIL not in json.dumps(sent.body)
+    expected = {
+        "max_tokens": 100,
+        "messages": messages,
+        "model": "claude-up",
+        "system": system,
+        "tools": tools,
+        "metadata": {"user_id": "u-1"},
+    }
+    assert sent.body == _masked(expected)
+    assert raw.headers["x-gateway-decision"] == "masked"
+
+
+@pytest.mark.parametrize("where", ["system", "tool_result", "tool_use"])
+def test_anthropic_block_in_any_field_refuses(
+    guarded: Gateway, upstream: FakeUpstream, where: str
+) -> None:
+    card = SAMPLES["CREDIT_CARD"]
+    system = f"card {card}" if where == "system" else "hi"
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": "go"}]
+    if where == "tool_result":
+        blocks = [
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": card}]}
+        ]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": blocks}]
+    if where == "tool_use":
+        messages = [
+            {"role": "user", "content": "pay"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t", "name": "pay", "input": {"card": card}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}],
+            },
+        ]
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        guarded.anthropic("guarded").messages.create(
+            model="claude-test",
+            max_tokens=50,
+            system=system,
+            messages=messages,  # type: ignore[arg-type]
+        )
+    assert "CREDIT_CARD x1" in str(caught.value) and card not in str(caught.value)
+    assert upstream.received == []
+
+
+def test_images_are_refused_unless_the_policy_allows_them(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}]
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        guarded.openai("guarded").chat.completions.create(model="gpt-test", messages=messages)  # type: ignore[arg-type]
+    assert caught.value.code == "boundary.image_blocked"
+    block = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+    }
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        guarded.anthropic("guarded").messages.create(
+            model="claude-test",
+            max_tokens=50,
+            messages=[{"role": "user", "content": [block]}],  # type: ignore[list-item]
+        )
+    assert refused.value.body["error"]["code"] == "boundary.image_blocked"  # type: ignore[index]
+    assert upstream.received == []
+    guarded.openai("images_ok").chat.completions.create(model="gpt-test", messages=messages)  # type: ignore[arg-type]
+    assert upstream.received[0].body["messages"] == messages
+
+
+def test_content_the_gateway_cannot_read_is_refused(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    part = {
+        "type": "file",
+        "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"},
+    }
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        guarded.openai("images_ok").chat.completions.create(
+            model="gpt-test",
+            messages=[{"role": "user", "content": [part]}],  # type: ignore[list-item]
+        )
+    assert caught.value.code == "boundary.unreadable_content"
+    assert upstream.received == []
+
+
+def test_detector_error_blocks_by_default(guarded: Gateway, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        _ask(guarded, "ner_block", "John Smith called")
+    assert caught.value.status_code == 503
+    assert caught.value.code == "boundary.detector_error"
+    assert upstream.received == []
+
+
+def test_detector_error_with_allow_passes_and_is_recorded(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-up", Reply("fine"))
+    raw = _ask(guarded, "ner_allow", "John Smith called")
+    assert raw.parse().choices[0].message.content == "fine"
+    assert upstream.received[0].body["messages"][0]["content"] == "John Smith called"
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.detector_error"
+
+
+def test_shadow_mode_forwards_unchanged_and_says_what_it_would_do(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    card = SAMPLES["CREDIT_CARD"]
+    raw = _ask(guarded, "guarded_shadow", f"card {card}, mail {EMAIL}")
+    assert upstream.received[0].body["messages"][0]["content"] == f"card {card}, mail {EMAIL}"
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_block"
+    assert raw.parse().choices[0].message.content == f"echo: card {card}, mail {EMAIL}"
+    raw = _ask(guarded, "guarded_shadow", f"mail {EMAIL}")
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_mask"
+    assert upstream.received[1].body["messages"][0]["content"] == f"mail {EMAIL}"
