@@ -1,0 +1,179 @@
+"""Answers through the gateway with both SDKs: tokens restored for their caller only, output
+findings handled, streams held back so split entities and tokens are caught."""
+
+from __future__ import annotations
+
+import re
+
+import anthropic
+import openai
+import pytest
+
+from tests.conftest import Gateway
+from tests.fakes.upstream import FakeUpstream, InvalidJson, Reply
+
+EMAIL = "jane.doe@acme-corp.com"
+CARD = "4111 1111 1111 1111"
+
+
+def _token(gw: Gateway, upstream: FakeUpstream, workflow: str, key: str | None = None) -> str:
+    """The token ``workflow`` mints for EMAIL, read from what reached the upstream."""
+    gw.openai(workflow, key).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": f"mail {EMAIL}"}]
+    )
+    (token,) = re.findall(
+        r"<EMAIL_ADDRESS#[a-z2-7]{12}>", upstream.received[-1].body["messages"][0]["content"]
+    )
+    return token
+
+
+def test_token_is_stable_and_restored_only_for_its_caller_and_workflow(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    token = _token(guarded, upstream, "tokens_a")
+    assert _token(guarded, upstream, "tokens_a") == token  # same value, same workflow
+    assert _token(guarded, upstream, "tokens_b") != token  # keyed by workflow
+    answer = f"I wrote to {token}."
+    upstream.script("gpt-up", Reply(answer), Reply(answer), Reply(answer))
+    ask = [{"role": "user", "content": "who did you write to?"}]
+    mine = guarded.openai("tokens_a").chat.completions.create(model="gpt-test", messages=ask)  # type: ignore[arg-type]
+    assert mine.choices[0].message.content == f"I wrote to {EMAIL}."
+    other_workflow = guarded.openai("tokens_b").chat.completions.create(
+        model="gpt-test", messages=ask
+    )  # type: ignore[arg-type]
+    assert other_workflow.choices[0].message.content == answer
+    other_caller = guarded.openai("tokens_a", guarded.ops_key).chat.completions.create(
+        model="gpt-test",
+        messages=ask,  # type: ignore[arg-type]
+    )
+    assert other_caller.choices[0].message.content == answer
+
+
+def test_anthropic_answer_tokens_restored_and_output_masked(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    raw = guarded.anthropic("tokens_a").messages.with_raw_response.create(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": f"mail {EMAIL}"}]
+    )
+    assert EMAIL not in str(upstream.received[0].body)
+    assert raw.parse().content[0].text == f"echo: mail {EMAIL}"  # type: ignore[union-attr]
+    upstream.script("claude-up", Reply("call me on +44 20 7946 0958"))
+    raw = guarded.anthropic("guarded").messages.with_raw_response.create(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.parse().content[0].text == "call me on <PHONE_NUMBER_1>"  # type: ignore[union-attr]
+    assert raw.headers["x-gateway-decision"] == "masked"
+
+
+def test_blocked_entity_in_a_complete_answer_is_refused(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-up", Reply(f"your card is {CARD}"))
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        guarded.openai("guarded").chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.code == "boundary.blocked_output"
+    assert CARD not in str(caught.value.response.text)
+
+
+def _split_everywhere(text: str, size: int) -> tuple[str, ...]:
+    return tuple(text[i : i + size] for i in range(0, len(text), size))
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_openai_stream_restores_a_token_split_across_chunks(
+    guarded: Gateway, upstream: FakeUpstream, size: int
+) -> None:
+    token = _token(guarded, upstream, "tokens_a")
+    text = f"Sure, I will write to {token} today."
+    upstream.script("gpt-up", Reply(pieces=_split_everywhere(text, size)))
+    stream = guarded.openai("tokens_a").chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+        stream=True,
+    )
+    got = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert got == f"Sure, I will write to {EMAIL} today."
+
+
+def test_anthropic_stream_restores_and_masks_split_values(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script(
+        "claude-up",
+        Reply(pieces=("ring +44 20 79", "46 0958 or ", "mail jane.doe@", "acme-corp.com", " bye")),
+    )
+    with guarded.anthropic("guarded").messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        got = "".join(stream.text_stream)
+    assert got == "ring <PHONE_NUMBER_1> or mail <EMAIL_ADDRESS_1> bye"
+    token = _token(guarded, upstream, "tokens_a")
+    upstream.script("claude-up", Reply(pieces=("to ", token[:9], token[9:], "!")))
+    with guarded.anthropic("tokens_a").messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == f"to {EMAIL}!"
+
+
+def test_blocked_entity_split_across_chunks_ends_the_stream_with_an_error(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    pieces = (
+        "Your card: 4111 11",
+        "11 1111 ",
+        "1111, thanks",
+        " and more text to flush the window " * 3,
+    )
+    upstream.script("gpt-up", Reply(pieces=pieces))
+    stream = guarded.openai("guarded").chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    seen: list[str] = []
+
+    def drain() -> None:
+        for chunk in stream:
+            seen.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+
+    with pytest.raises(openai.APIError) as caught:
+        drain()
+    assert "boundary.blocked_output" in str(caught.value.body)
+    assert "1111" not in "".join(seen)
+    upstream.script("claude-up", Reply(pieces=pieces))
+    texts: list[str] = []
+
+    def drain_anthropic() -> None:
+        with guarded.anthropic("guarded").messages.stream(
+            model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as astream:
+            texts.extend(astream.text_stream)
+
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        drain_anthropic()
+    assert "1111" not in "".join(texts)
+    assert "boundary.blocked_output" in str(refused.value.body)
+
+
+def test_unknown_stream_shape_fails_closed(guarded: Gateway, upstream: FakeUpstream) -> None:
+    upstream.script("gpt-up", InvalidJson())
+    stream = guarded.openai("guarded").chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        list(stream)
+    assert "boundary.unknown_answer_shape" in str(caught.value.body)
+
+
+def test_stream_without_findings_is_relayed_whole(guarded: Gateway, upstream: FakeUpstream) -> None:
+    text = "version 1.2.3 shipped on 2024-03-01 for order 1234-5678 " * 4
+    upstream.script("gpt-up", Reply(pieces=_split_everywhere(text, 5)))
+    stream = guarded.openai("guarded").chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert chunks[-1].usage is not None
