@@ -43,7 +43,7 @@ _ASSIGNMENT = re.compile(
     r"(?i)(?P<name>passw(?:or)?d|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key"
     r"|auth[_-]?token|access[_-]?token|refresh[_-]?token|private[_-]?key|credentials?|token)"
     r"(?:[_-]?(?:access[_-]?)?key|[_-]?token|[_-]?value)?"
-    r"""["']?[ \t]*(?:=|:|=>|:=)[ \t]*"""
+    r"""["']?[ \t]*(?:=>|:=|=|:)[ \t]*"""
     r"""(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
 )
 
@@ -51,7 +51,7 @@ _ASSIGNMENT = re.compile(
 # An environment list entry: {name: DB_PASSWORD, value: "..."} (Kubernetes, compose, JSON).
 _NAMED_VALUE = re.compile(
     r"""(?i)name["']?\s*:\s*["']?[\w.-]*(?:passw(?:or)?d|secret|token|api[_-]?key)["']?\s*,?"""
-    r"""\s*value["']?\s*:\s*(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
+    r"""\s*["']?value["']?\s*:\s*(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
 )
 
 
