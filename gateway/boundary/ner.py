@@ -7,6 +7,7 @@ entity, so every hit scores 0.85 as presidio's SpacyRecognizer does.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from gateway.boundary.rules import Hit
@@ -24,6 +25,9 @@ _LABELS = {
     "NORP": "NRP",
 }
 NER_ENTITIES = frozenset(_LABELS.values())
+# A small model tags "Epoch 1700000000", "nginx:1.25.3" or a git hash as PERSON or LOCATION:
+# names of people and places have no digits or code punctuation and start with a capital.
+_NOT_A_NAME = re.compile(r"[\d=:/@_#{}<>|\\]")
 
 
 class NerUnavailableError(Exception):
@@ -57,9 +61,13 @@ class SpacyNer:
         found: list[tuple[str, Hit]] = []
         for ent in self._nlp(text).ents:
             entity = _LABELS.get(ent.label_)
-            if entity in entities:
+            if entity in entities and _name_like(ent.text):
                 found.append((entity, (ent.start_char, ent.end_char, NER_SCORE)))
         return found
+
+
+def _name_like(text: str) -> bool:
+    return text[:1].isupper() and not _NOT_A_NAME.search(text)
 
 
 def load_ner(engine: str, model: str) -> NerModel:

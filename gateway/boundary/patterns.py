@@ -14,7 +14,7 @@ import re
 
 import phonenumbers
 
-from gateway.boundary.rules import Check, Hit, Rule, fixed
+from gateway.boundary.rules import Check, Hit, Rule
 
 __all__ = ["PII_RULES"]
 
@@ -30,7 +30,9 @@ _EMAIL = re.compile(
     r"(?![\w-])"
 )
 
-_LOCAL_CHARS = frozenset("!#$%&'*+/=?^`{|}~-.")
+# RFC 5322 allows "/" too, but then "/static/img/logo@2x.png" would be an address.
+_LOCAL_CHARS = frozenset("!#$%&'*+=?^`{|}~-.")
+_FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "css", "ico", "pdf"})
 
 
 def _email(match: re.Match[str]) -> Hit | None:
@@ -44,14 +46,16 @@ def _email(match: re.Match[str]) -> Hit | None:
         start -= 1
     while start < at and text[start] == ".":
         start += 1
-    if start == at:
+    if start == at or text[start - 1 : start] == "/":
+        return None
+    if match.group().rsplit(".", 1)[-1].lower() in _FILE_SUFFIXES:
         return None
     return start, match.end(), 0.9
 
 
 # --- phone -------------------------------------------------------------------------------
 
-_PHONE = re.compile(_B + r"(?:\+|00)?\(?\d[\d \t\u00a0().\-/]{4,22}\d" + r"(?![\w\-]|[./]\d)")
+_PHONE = re.compile(_B + r"(?:\+|00)?\(?\d[\d \t\u00a0().\-/]{4,22}\d" + r"(?![\w\-]|[./:]\d)")
 # Dates, times and the SSN shape are not phone numbers in any region we parse for.
 _NOT_PHONE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}[-/]\d{4}|\d{3}-\d{2}-\d{4}"
@@ -218,6 +222,16 @@ _IPV4 = re.compile(
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
 
+_VERSION_BEFORE = re.compile(r"(?:version|build|release|\bver)\W{0,3}$", re.IGNORECASE)
+
+
+def _ipv4(match: re.Match[str]) -> Hit | None:
+    # "appVersion 2.14.3.1": four-part version numbers have the shape of an address.
+    if _VERSION_BEFORE.search(match.string, max(0, match.start() - 12), match.start()):
+        return None
+    return match.start(), match.end(), 0.7
+
+
 def _ipv6(match: re.Match[str]) -> Hit | None:
     try:
         ipaddress.IPv6Address(match.group())
@@ -228,7 +242,8 @@ def _ipv6(match: re.Match[str]) -> Hit | None:
 
 # --- URL ---------------------------------------------------------------------------------
 
-_URL_TAIL = r"""(?:[:/?#][^\s<>"'`{}|\\^]*)?"""
+# Without a scheme, a path stops at ":" so "registry.example.com/app:1.8.2" keeps its tag.
+_URL_TAIL = r"""(?::\d{2,5})?(?:[/?#][^\s<>"'`{}|\\^:]*)?"""
 _SCHEME_URL = re.compile(r"""(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^]+""")
 _TLDS = (
     "com|org|net|edu|gov|mil|int|io|co|ai|app|dev|info|biz|cloud|tech|online|site|shop|"
@@ -263,7 +278,7 @@ PII_RULES: tuple[Rule, ...] = (
     ),
     Rule("US_SSN", "us_ssn", _SSN, _ssn, context=("ssn", "social security", "ss#", "ssa")),
     Rule("IBAN_CODE", "iban", _IBAN, _iban),
-    Rule("IP_ADDRESS", "ipv4", _IPV4, fixed(0.7), needles=(".",)),
+    Rule("IP_ADDRESS", "ipv4", _IPV4, _ipv4, needles=(".",)),
     Rule("IP_ADDRESS", "ipv6", _IPV6, _ipv6, needles=(":",)),
     Rule("URL", "url", _SCHEME_URL, _url(0.7), needles=("://",)),
     Rule("URL", "domain", _DOMAIN, _url(0.55), needles=(".",)),

@@ -36,11 +36,15 @@ class Rule:
         if self.needles and not any(n in lowered for n in self.needles):
             return []
         found = []
-        for match in self.regex.finditer(text):
+        pos = 0
+        while (match := self.regex.search(text, pos)) is not None:
             hit = self.check(match)
             if hit is None:
+                # A rejected candidate may hide a real one after it ("qty 13 4111 1111 ...").
+                pos = match.start() + 1
                 continue
             start, end, score = hit
+            pos = max(end, match.start() + 1)  # a hit shorter than its match: go on after it
             if self.context and score < 1.0 and near(lowered, start, end, self.context):
                 score = min(1.0, score + CONTEXT_BOOST)
             found.append((start, end, score))

@@ -37,17 +37,30 @@ def _value(group: int, score: float) -> Check:
     return lambda match: _value_hit(match, group, score)
 
 
-# Anchored on the name, not on the identifier around it: "DB_PASSWORD=", "apiKey:", "token =>".
+# Anchored on the name, which may only end in a key-ish suffix: "DB_PASSWORD=", "apiKey:",
+# "secret_key =>", but not "password_policy: strong" or "max_tokens: 512".
 _ASSIGNMENT = re.compile(
     r"(?i)(?P<name>passw(?:or)?d|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key"
     r"|auth[_-]?token|access[_-]?token|refresh[_-]?token|private[_-]?key|credentials?|token)"
-    r"""[\w.-]*["']?[ \t]*(?:=|:|=>|:=)[ \t]*"""
+    r"(?:[_-]?(?:access[_-]?)?key|[_-]?token|[_-]?value)?"
+    r"""["']?[ \t]*(?:=>|:=|=|:)[ \t]*"""
     r"""(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
 )
 
 
+# An environment list entry: {name: DB_PASSWORD, value: "..."} (Kubernetes, compose, JSON).
+_NAMED_VALUE = re.compile(
+    r"""(?i)name["']?\s*:\s*["']?[\w.-]*(?:passw(?:or)?d|secret|token|api[_-]?key)["']?\s*,?"""
+    r"""\s*["']?value["']?\s*:\s*(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
+)
+
+
+def _quoted_group(match: re.Match[str]) -> str:
+    return "q2" if match.group("q2") else "q1" if match.group("q1") else "bare"
+
+
 def _assignment(match: re.Match[str]) -> Hit | None:
-    group = "q2" if match.group("q2") else "q1" if match.group("q1") else "bare"
+    group = _quoted_group(match)
     if match.group(group).isdigit() and not match.group("name").lower().startswith("p"):
         return None  # "max_tokens: 1024" is a number; "password: 123456" is still a password
     return _value_hit(match, group, 0.8)
@@ -80,7 +93,7 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "SECRET",
         "secret.url_password",
-        re.compile(r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"']+:([^\s@/\"']+)@"),
+        re.compile(r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@\"']*:([^\s@/\"']+)@"),
         _value(1, 0.95),
         needles=("://",),
     ),
@@ -90,6 +103,13 @@ SECRET_RULES: tuple[Rule, ...] = (
         re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,}=*)"),
         _value(1, 0.85),
         needles=("bearer", "token"),
+    ),
+    Rule(
+        "SECRET",
+        "secret.named_value",
+        _NAMED_VALUE,
+        lambda match: _value_hit(match, _quoted_group(match), 0.8),
+        needles=("value",),
     ),
     Rule(
         "SECRET",

@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.boundary.conftest import MAIN
+from tests.boundary.enforce.conftest import MAIN
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream, Reply
 
