@@ -74,7 +74,16 @@ class InvalidJson:
     """Answer 200 with a body (or, when streaming, an SSE data line) that is not JSON."""
 
 
-Action: TypeAlias = Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+@dataclass(frozen=True)
+class ToolCall:
+    """Answer with one tool call whose JSON arguments are ``pieces`` joined (streamed as
+    those argument deltas)."""
+
+    name: str
+    pieces: tuple[str, ...]
+
+
+Action: TypeAlias = ToolCall | Reply | Status | Stall | CutStream | SlowStream | InvalidJson
 
 _ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
                      403: "permission_error", 404: "not_found_error", 413: "request_too_large",
@@ -317,6 +326,8 @@ class FakeUpstream:
             return web.Response(status=499)  # aiohttp drops it quietly
 
     async def _act(self, request: web.Request, ex: _Exchange, action: Action) -> web.StreamResponse:
+        if isinstance(action, ToolCall):
+            return await _tool_call(request, ex, action)
         if isinstance(action, Status):
             ra = action.retry_after
             headers = {} if ra is None else {"retry-after": str(ra).removesuffix(".0")}
@@ -363,6 +374,77 @@ class FakeUpstream:
             await resp.write(event)
         await resp.write_eof()
         return resp
+
+
+async def _tool_call(request: web.Request, ex: _Exchange, call: ToolCall) -> web.StreamResponse:
+    arguments = "".join(call.pieces)
+    if not ex.stream:
+        body = ex.complete("")
+        if ex.anthropic:
+            body["content"] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": call.name,
+                    "input": orjson.loads(arguments),
+                }
+            ]
+            body["stop_reason"] = "tool_use"
+        else:
+            function = {"name": call.name, "arguments": arguments}
+            body["choices"][0]["message"] = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": function}],
+            }
+            body["choices"][0]["finish_reason"] = "tool_calls"
+        return _json(body)
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await resp.prepare(request)
+    if ex.anthropic:
+        head = ex.head()[0]
+        block = {"type": "tool_use", "id": "toolu_1", "name": call.name, "input": {}}
+        events = [
+            head,
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": block},
+                "content_block_start",
+            ),
+        ]
+        for piece in call.pieces:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            events.append(
+                _sse(
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    "content_block_delta",
+                )
+            )
+        stop = {"stop_reason": "tool_use", "stop_sequence": None}
+        events += [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse(
+                {"type": "message_delta", "delta": stop, "usage": {"output_tokens": 1}},
+                "message_delta",
+            ),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+    else:
+        first = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        events = [ex._chunk({"role": "assistant", "content": None, "tool_calls": [first]})]
+        events += [
+            ex._chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for piece in call.pieces
+        ]
+        events += [ex._chunk({}, "tool_calls"), _sse(b"[DONE]")]
+    for event in events:
+        await resp.write(event)
+    await resp.write_eof()
+    return resp
 
 
 def _hang_up(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:

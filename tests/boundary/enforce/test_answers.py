@@ -3,6 +3,7 @@ findings handled, streams held back so split entities and tokens are caught."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import anthropic
@@ -10,7 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.fakes.upstream import FakeUpstream, InvalidJson, Reply
+from tests.fakes.upstream import FakeUpstream, InvalidJson, Reply, ToolCall
 
 EMAIL = "jane.doe@acme-corp.com"
 CARD = "4111 1111 1111 1111"
@@ -177,3 +178,64 @@ def test_stream_without_findings_is_relayed_whole(guarded: Gateway, upstream: Fa
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
     assert chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_tool_call_arguments_get_tokens_restored(
+    guarded: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    token = _token(guarded, upstream, "tokens_a")
+    arguments = json.dumps({"to": token, "subject": "hi"}, separators=(",", ":"))
+    upstream.script("gpt-up", ToolCall("send_mail", _split_everywhere(arguments, 4)))
+    ask = [{"role": "user", "content": "mail them"}]
+    client = guarded.openai("tokens_a")
+    if stream:
+        chunks = list(client.chat.completions.create(model="gpt-test", messages=ask, stream=True))  # type: ignore[arg-type]
+        got = "".join(
+            (c.choices[0].delta.tool_calls or [])[0].function.arguments or ""  # type: ignore[union-attr]
+            for c in chunks
+            if c.choices and c.choices[0].delta.tool_calls
+        )
+    else:
+        answer = client.chat.completions.create(model="gpt-test", messages=ask)  # type: ignore[arg-type]
+        got = answer.choices[0].message.tool_calls[0].function.arguments  # type: ignore[index, union-attr]
+    assert json.loads(got) == {"to": EMAIL, "subject": "hi"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_tool_use_input_gets_tokens_restored(
+    guarded: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    token = _token(guarded, upstream, "tokens_a")
+    arguments = json.dumps({"to": token, "cc": [token]})
+    upstream.script("claude-up", ToolCall("send_mail", _split_everywhere(arguments, 5)))
+    client = guarded.anthropic("tokens_a")
+    ask = [{"role": "user", "content": "mail them"}]
+    if stream:
+        with client.messages.stream(model="claude-test", max_tokens=50, messages=ask) as s:  # type: ignore[arg-type]
+            message = s.get_final_message()
+    else:
+        message = client.messages.create(model="claude-test", max_tokens=50, messages=ask)  # type: ignore[arg-type]
+    block = message.content[0]
+    assert block.type == "tool_use"
+    assert block.input == {"to": EMAIL, "cc": [EMAIL]}
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_streamed_requests_are_masked_and_answers_restored(
+    guarded: Gateway, upstream: FakeUpstream, api: str
+) -> None:
+    text = f"mail {EMAIL} or ring +44 20 7946 0958"
+    if api == "openai":
+        stream = guarded.openai("act_tokenize").chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": text}], stream=True
+        )
+        got = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    else:
+        with guarded.anthropic("act_tokenize").messages.stream(
+            model="claude-test", max_tokens=50, messages=[{"role": "user", "content": text}]
+        ) as s:
+            got = "".join(s.text_stream)
+    sent = json.dumps(upstream.received[0].body)
+    assert EMAIL not in sent and "7946" not in sent and upstream.received[0].body["stream"] is True
+    assert got == f"echo: {text}"  # the fake echoed tokens; the caller gets the values back
