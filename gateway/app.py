@@ -26,7 +26,7 @@ from litestar.response import Stream
 
 from gateway import errors
 from gateway.auth import Authenticator, KeyStore
-from gateway.boundary.step import build_boundary, configured_ner
+from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError

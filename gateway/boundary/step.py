@@ -7,25 +7,21 @@ the ``Inspection`` that carries the request's placeholders and tokens to its ans
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from gateway import errors
 from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
 from gateway.boundary.findings import Finding
-from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
 from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.record import BoundaryRecord, by_action
 from gateway.boundary.scan import find_all
-from gateway.boundary.vault import MemoryVault, RedisVault, Vault, VaultError
-from gateway.config import GatewayConfig
+from gateway.boundary.vault import Vault, VaultError
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["Boundary", "Inspection", "build_boundary", "configured_ner", "counted"]
+__all__ = ["Boundary", "Inspection", "counted"]
 
 log = logging.getLogger("gateway.boundary")
 
@@ -108,7 +104,7 @@ async def _find(
         log.error("request %s: detection failed", ctx.request_id, exc_info=exc)
         assert ctx.boundary is not None
         ctx.boundary.detector_error = True
-        if rules.source.on_detector_error == "block":
+        if rules.source.on_detector_error == "block" and not rules.shadow:
             raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
         ctx.decisions.append(Decision(step, "allow", errors.BOUNDARY_DETECTOR.code))
         return None
@@ -129,7 +125,9 @@ class Boundary:
         if rules is None:
             return None
         record = ctx.boundary = BoundaryRecord(shadow=rules.shadow)
-        _check_media(request, rules)
+        refusal = _media_refusal(request, rules)
+        if refusal is not None and not rules.shadow:
+            raise refusal
         texts = [slot.text for slot in request.texts]
         found = await _find(ctx, rules, texts, "boundary")
         rewriter = Rewriter(rules.actions, policy.name, self._minter)
@@ -143,8 +141,8 @@ class Boundary:
         record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()
         if rules.shadow:
-            if rewriter.counts:
-                would = "would_block" if blocked else "would_mask"
+            if rewriter.counts or refusal is not None:
+                would = "would_block" if blocked or refusal is not None else "would_mask"
                 ctx.decisions.append(Decision("boundary", "allow", f"boundary.{would}"))
             return None  # shadow: forwarded and answered unchanged
         if blocked:
@@ -175,53 +173,18 @@ class Boundary:
         await self._vault.aclose()
 
 
-def _check_media(request: NormalizedRequest, rules: BoundaryPolicy) -> None:
-    if not request.media or rules.shadow:
-        return
+def _media_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:
+    """Why parts the gateway cannot read as text may not leave, if they may not."""
+    if not request.media:
+        return None
     unreadable = sorted({m for m in request.media if m != "image"})
     if unreadable:
-        raise GatewayError(
+        return GatewayError(
             errors.BOUNDARY_UNREADABLE,
             "The request contains content the gateway cannot inspect: "
             + ", ".join(unreadable)
             + ".",
         )
     if rules.source.images == "block":
-        raise GatewayError(errors.BOUNDARY_IMAGE)
-
-
-def configured_ner(config: GatewayConfig) -> NerModel | None:
-    """The NER model gateway.yaml's ``nlp`` names, loaded once; None when there is none."""
-    if config.nlp is None:
-        return None
-    try:
-        return load_ner(config.nlp.engine, config.nlp.model)
-    except NerUnavailableError as exc:
-        raise ConfigError(
-            [Problem(str(config.base_dir / "gateway.yaml"), 0, f"nlp: {exc}")]
-        ) from exc
-
-
-def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
-    """The vault ``stores.redis_url`` asks for and the token key from ``vault.key_env``."""
-    where = str(config.base_dir / "gateway.yaml")
-    raw = env.get(config.vault.key_env)
-    redis_url = config.stores.redis_url
-    if raw is not None and len(raw) < 32:
-        raise ConfigError(
-            [Problem(where, 0, f"vault: {config.vault.key_env} must be at least 32 characters")]
-        )
-    if raw is None and redis_url:
-        raise ConfigError(
-            [
-                Problem(
-                    where,
-                    0,
-                    f"vault: set {config.vault.key_env}: instances sharing a Redis vault must "
-                    "mint the same tokens",
-                )
-            ]
-        )
-    key = raw.encode() if raw is not None else secrets.token_bytes(32)
-    vault: Vault = RedisVault(redis_url) if redis_url else MemoryVault()
-    return Boundary(vault, TokenMinter(key))
+        return GatewayError(errors.BOUNDARY_IMAGE)
+    return None

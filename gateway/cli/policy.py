@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.boundary.step import configured_ner
+from gateway.boundary.service import configured_ner
 from gateway.cli.common import load_or_exit
 from gateway.policy import load_policies
 from gateway.yamlsource import ConfigError

@@ -352,3 +352,16 @@ def test_shadow_mode_forwards_unchanged_and_says_what_it_would_do(
     raw = _ask(guarded, "guarded_shadow", f"mail {EMAIL}")
     assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_mask"
     assert upstream.received[1].body["messages"][0]["content"] == f"mail {EMAIL}"
+
+
+def test_shadow_mode_lets_images_pass_and_records_would_block(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}]
+    raw = guarded.openai("guarded_shadow").chat.completions.with_raw_response.create(
+        model="gpt-test",
+        messages=messages,  # type: ignore[arg-type]
+    )
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_block"
+    assert upstream.received[0].body["messages"] == messages
