@@ -81,7 +81,7 @@ class Rewriter:
         self,
         actions: Mapping[str, DataAction],
         workflow: str,
-        minter: TokenMinter | None,
+        minter: TokenMinter,
     ) -> None:
         self._actions = actions
         self._workflow = workflow
@@ -110,7 +110,7 @@ class Rewriter:
                 return self.placeholder(f.entity, value)
             if action == "redact":
                 return REDACTED
-            if action == "tokenize" and self._minter is not None:
+            if action == "tokenize":
                 token = self._minter.token(self._workflow, f.entity, value)
                 self.minted[token] = value
                 return token

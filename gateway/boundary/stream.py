@@ -54,10 +54,12 @@ class _Guarded:
         try:
             return self._inspection.rules.detector.find(text)
         # Third-party matching code: whatever fails, the answer must not pass uninspected
-        # unless the policy says so.
+        # unless the policy says so. Only the type is logged (a message may quote the text).
         except Exception as exc:
             ctx = self._inspection.ctx
-            log.error("request %s: detection failed in stream", ctx.request_id, exc_info=exc)
+            log.error(
+                "request %s: detection failed in stream: %s", ctx.request_id, type(exc).__name__
+            )
             self._inspection.record.detector_error = True
             if self._inspection.rules.source.on_detector_error == "block":
                 raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
@@ -102,8 +104,12 @@ class _Channels:
 
 
 def _parse(event: bytes) -> tuple[str | None, str | None]:
+    try:
+        lines = event.decode().split("\n")
+    except UnicodeDecodeError:
+        raise _shape_error("an event that is not UTF-8") from None
     name, data = None, []
-    for line in event.decode().split("\n"):
+    for line in lines:
         if line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):

@@ -61,8 +61,9 @@ def _blocks(
                 raise invalid(f"'{where}[{j}].text' must be a string")
             request.texts.append(TextSlot(role, block, "text", kind))
         elif btype == "tool_use":
-            if isinstance(block.get("input"), dict):
-                json_leaves(block["input"], role, "tool_arguments", request.texts)
+            if not isinstance(block.get("input"), dict):
+                raise invalid(f"'{where}[{j}].input' must be an object")
+            json_leaves(block["input"], role, "tool_arguments", request.texts)
         elif btype == "tool_result":
             if block.get("content") is not None:
                 _blocks(role, block, "content", f"{where}[{j}].content", "tool_result", request)
@@ -106,8 +107,12 @@ def parse(raw: bytes) -> NormalizedRequest:
             raise invalid(f"'messages[{i}]' must be an object with role 'user' or 'assistant'")
         _blocks(message["role"], message, "content", f"messages[{i}].content", "content", request)
     tools = body.get("tools")
-    for tool in tools if isinstance(tools, list) else ():
-        tool_slots(tool, "input_schema", request.texts)
+    if tools is not None and not isinstance(tools, list):
+        raise invalid("'tools' must be an array")
+    for j, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict):
+            raise invalid(f"'tools[{j}]' must be an object")
+        tool_slots(tool, "input_schema", f"tools[{j}]", request.texts)
     return request
 
 

@@ -61,22 +61,29 @@ def _content(message: dict[str, Any], i: int, kind: SlotKind, request: Normalize
         raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
 
 
-def _tool_calls(message: dict[str, Any], request: NormalizedRequest) -> None:
+def _tool_calls(message: dict[str, Any], i: int, request: NormalizedRequest) -> None:
+    # Text in a shape the gateway does not read would leave uninspected: such a request is
+    # refused here (the provider would refuse it too, after the text had left).
     calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise invalid(f"'messages[{i}].tool_calls' must be an array")
     functions = (
-        [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+        [] if calls is None else [(f"tool_calls[{j}].function", c) for j, c in enumerate(calls)]
     )
-    functions.append(message.get("function_call"))  # the deprecated single-call form
-    for function in functions:
-        if isinstance(function, dict):
-            json_string(
-                function,
-                "arguments",
-                message["role"],
-                "tool_arguments",
-                request.texts,
-                request.json_texts,
-            )
+    if message.get("function_call") is not None:  # the deprecated single-call form
+        functions.append(("function_call", {"function": message["function_call"]}))
+    for where, call in functions:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("arguments", ""), str):
+            raise invalid(f"'messages[{i}].{where}' must be an object with string 'arguments'")
+        json_string(
+            function,
+            "arguments",
+            message["role"],
+            "tool_arguments",
+            request.texts,
+            request.json_texts,
+        )
 
 
 def parse(raw: bytes) -> NormalizedRequest:
@@ -95,12 +102,16 @@ def parse(raw: bytes) -> NormalizedRequest:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
         _content(message, i, _KINDS.get(message["role"], "content"), request)
-        _tool_calls(message, request)
+        _tool_calls(message, i, request)
     for key in ("tools", "functions"):
         tools = body.get(key)
-        for tool in tools if isinstance(tools, list) else ():
+        if tools is not None and not isinstance(tools, list):
+            raise invalid(f"'{key}' must be an array")
+        for j, tool in enumerate(tools or ()):
             function = tool.get("function", tool) if isinstance(tool, dict) else None
-            tool_slots(function, "parameters", request.texts)
+            if not isinstance(function, dict):
+                raise invalid(f"'{key}[{j}]' must be an object")
+            tool_slots(function, "parameters", f"{key}[{j}]", request.texts)
     return request
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.normalized import JsonText, SlotKind, TextSlot, json_leaves
+from gateway.surfaces.fields import invalid
 
 __all__ = ["json_string", "tool_slots"]
 
@@ -26,12 +27,13 @@ def _descriptions(schema: Any, role: str, out: list[TextSlot]) -> None:
             stack.extend(c for c in node if isinstance(c, dict | list))
 
 
-def tool_slots(tool: Any, schema_key: str, out: list[TextSlot]) -> None:
+def tool_slots(tool: dict[str, Any], schema_key: str, where: str, out: list[TextSlot]) -> None:
     """A tool definition's description and its parameters' descriptions."""
-    if not isinstance(tool, dict):
-        return
-    if isinstance(tool.get("description"), str):
+    description = tool.get("description")
+    if isinstance(description, str):
         out.append(TextSlot("tool", tool, "description", "tool_description"))
+    elif description is not None:
+        raise invalid(f"'{where}.description' must be a string")
     _descriptions(tool.get(schema_key), "tool", out)
 
 

@@ -24,7 +24,7 @@ def _find(text: str, *values: tuple[str, str]) -> list[Finding]:
 
 
 def test_placeholders_are_numbered_per_value_across_texts() -> None:
-    rw = Rewriter(ACTIONS, "w", None)  # type: ignore[arg-type]
+    rw = Rewriter(ACTIONS, "w", TokenMinter(b"k" * 32))  # type: ignore[arg-type]
     a = "a@x.io b@x.io a@x.io"
     b = "then b@x.io, c@x.io"
     assert rw.request_text(
@@ -37,7 +37,7 @@ def test_placeholders_are_numbered_per_value_across_texts() -> None:
 
 
 def test_redact_block_and_counts() -> None:
-    rw = Rewriter(ACTIONS, "w", None)  # type: ignore[arg-type]
+    rw = Rewriter(ACTIONS, "w", TokenMinter(b"k" * 32))  # type: ignore[arg-type]
     text = "ring 555 0100, card 4111"
     out = rw.request_text(text, _find(text, ("PHONE_NUMBER", "555 0100"), ("CREDIT_CARD", "4111")))
     assert out == f"ring {REDACTED}, card 4111"  # a block is refused whole by the step

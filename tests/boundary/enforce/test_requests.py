@@ -114,17 +114,25 @@ def test_clean_request_is_forwarded_as_sent(guarded: Gateway, upstream: FakeUpst
     assert raw.headers["x-gateway-decision"] == "allow"
 
 
-def _masked(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with every occurrence of EMAIL masked, as the gateway must forward it."""
-    return json.loads(json.dumps(body).replace(EMAIL, "<EMAIL_ADDRESS_1>"))
+def _rewritten(action: str, body: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with every occurrence of EMAIL handled by ``action``, as it must be forwarded."""
+    if action == "tokenize":
+        substitute = re.findall(r"<EMAIL_ADDRESS#[a-z2-7]{12}>", json.dumps(sent))[0]
+    else:
+        substitute = {"mask": "<EMAIL_ADDRESS_1>", "redact": "[REDACTED]"}[action]
+    return json.loads(json.dumps(body).replace(EMAIL, substitute))
+
+
+FIELD_ACTIONS = ["mask", "redact", "tokenize", "block"]
 
 
 def _compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def test_openai_every_text_field_kind_is_masked_and_nothing_else_changes(
-    guarded: Gateway, upstream: FakeUpstream
+@pytest.mark.parametrize("action", FIELD_ACTIONS)
+def test_openai_every_text_field_kind_is_handled_and_nothing_else_changes(
+    guarded: Gateway, upstream: FakeUpstream, action: str
 ) -> None:
     messages = [
         {"role": "system", "content": f"Escalate to {EMAIL}."},
@@ -159,22 +167,31 @@ def test_openai_every_text_field_kind_is_masked_and_nothing_else_changes(
             },
         }
     ]
-    raw = guarded.openai("guarded").chat.completions.with_raw_response.create(
-        model="gpt-test",
-        messages=messages,  # type: ignore[arg-type]
-        tools=tools,  # type: ignore[arg-type]
-        temperature=0.5,
-    )
+
+    def create() -> Any:
+        return guarded.openai(f"act_{action}").chat.completions.with_raw_response.create(
+            model="gpt-test",
+            messages=messages,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+            temperature=0.5,
+        )
+
+    if action == "block":
+        with pytest.raises(openai.PermissionDeniedError, match="EMAIL_ADDRESS x7"):
+            create()
+        assert upstream.received == []
+        return
+    raw = create()
     (sent,) = upstream.received
     assert EMAIL not in json.dumps(sent.body)
-    assert sent.body == _masked(
-        {"model": "gpt-up", "messages": messages, "tools": tools, "temperature": 0.5}
-    )
+    original = {"model": "gpt-up", "messages": messages, "tools": tools, "temperature": 0.5}
+    assert sent.body == _rewritten(action, original, sent.body)
     assert raw.headers["x-gateway-decision"] == "masked"
 
 
-def test_anthropic_every_text_field_kind_is_masked_and_nothing_else_changes(
-    guarded: Gateway, upstream: FakeUpstream
+@pytest.mark.parametrize("action", FIELD_ACTIONS)
+def test_anthropic_every_text_field_kind_is_handled_and_nothing_else_changes(
+    guarded: Gateway, upstream: FakeUpstream, action: str
 ) -> None:
     system = [
         {"type": "text", "text": f"Escalate to {EMAIL}.", "cache_control": {"type": "ephemeral"}}
@@ -224,14 +241,23 @@ def test_anthropic_every_text_field_kind_is_masked_and_nothing_else_changes(
             },
         }
     ]
-    raw = guarded.anthropic("guarded").messages.with_raw_response.create(
-        model="claude-test",
-        max_tokens=100,
-        system=system,  # type: ignore[arg-type]
-        messages=messages,  # type: ignore[arg-type]
-        tools=tools,  # type: ignore[arg-type]
-        metadata={"user_id": "u-1"},
-    )
+
+    def create() -> Any:
+        return guarded.anthropic(f"act_{action}").messages.with_raw_response.create(
+            model="claude-test",
+            max_tokens=100,
+            system=system,  # type: ignore[arg-type]
+            messages=messages,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+            metadata={"user_id": "u-1"},
+        )
+
+    if action == "block":
+        with pytest.raises(anthropic.PermissionDeniedError, match="EMAIL_ADDRESS x8"):
+            create()
+        assert upstream.received == []
+        return
+    raw = create()
     (sent,) = upstream.received
     assert EMAIL not in json.dumps(sent.body)
     expected = {
@@ -242,7 +268,7 @@ def test_anthropic_every_text_field_kind_is_masked_and_nothing_else_changes(
         "tools": tools,
         "metadata": {"user_id": "u-1"},
     }
-    assert sent.body == _masked(expected)
+    assert sent.body == _rewritten(action, expected, sent.body)
     assert raw.headers["x-gateway-decision"] == "masked"
 
 
@@ -365,3 +391,31 @@ def test_shadow_mode_lets_images_pass_and_records_would_block(
     )
     assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_block"
     assert upstream.received[0].body["messages"] == messages
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": {"to": EMAIL}},
+                }
+            ],
+        },
+        {"role": "assistant", "tool_calls": {"to": EMAIL}},
+    ],
+)
+def test_text_in_a_shape_the_gateway_does_not_read_is_refused(
+    guarded: Gateway, upstream: FakeUpstream, message: dict[str, Any]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        guarded.openai("act_mask").chat.completions.create(
+            model="gpt-test",
+            messages=[{"role": "user", "content": "hi"}, message],  # type: ignore[list-item]
+        )
+    assert caught.value.code == "request.invalid"
+    assert upstream.received == []
