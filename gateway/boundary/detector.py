@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from gateway.boundary.extra import ExtraRecognizer, extra_entities
 from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.ner import NER_ENTITIES, NerModel
+from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
 from gateway.boundary.patterns import PII_RULES
+from gateway.boundary.phones import compile_all
 from gateway.boundary.rules import Rule, fixed
 from gateway.boundary.secrets import SECRET_RULES
 from gateway.boundary.spec import DetectionSpec
@@ -28,10 +30,11 @@ __all__ = [
     "build_detector",
     "detectable_entities",
     "entity_problems",
+    "resolve",
 ]
 
 DENY_TERM = "DENY_TERM"
-_RULES = PII_RULES + SECRET_RULES
+_RULES = PII_RULES + NETWORK_RULES + SECRET_RULES
 NATIVE_ENTITIES = frozenset(rule.entity for rule in _RULES)
 
 _Candidate = tuple[int, int, float, str, str]  # start, end, score, entity, rule
@@ -67,6 +70,16 @@ class PatternDetector:
         """NER reads every text slowly (about 1 ms per 100 chars): scan it off the loop."""
         return self._ner is not None and bool(self._ner_entities)
 
+    @property
+    def chunkable(self) -> bool:
+        """Whether every entity it finds is short, so a long text may be scanned in windows.
+
+        A policy's own patterns and long deny terms may match any length, and NER reads
+        whole sentences.
+        """
+        short_terms = all(len(term) <= 128 for term in self._spec.deny_terms)
+        return not self.uses_ner and not self._spec.custom and short_terms
+
     def find(self, text: str) -> list[Finding]:
         norm = normalize(text)
         t = norm.text
@@ -94,6 +107,14 @@ class PatternDetector:
             Finding(*norm.span(start, end), entity, score, rule)
             for start, end, score, entity, rule in _strongest(candidates)
         ]
+
+
+def resolve(findings: list[Finding]) -> list[Finding]:
+    """The non-overlapping subset ``find`` would keep of ``findings``, sorted by start."""
+    candidates = [(f.start, f.end, f.score, f.entity, f.rule) for f in findings]
+    return [
+        Finding(s, e, entity, score, rule) for s, e, score, entity, rule in _strongest(candidates)
+    ]
 
 
 def _strongest(candidates: list[_Candidate]) -> list[_Candidate]:
@@ -124,9 +145,9 @@ def _policy_rules(spec: DetectionSpec) -> list[Rule]:
             Rule(custom.name, f"custom.{custom.name}", regex, fixed(custom.score), context=context)
         )
     if spec.deny_terms:
-        alternatives = "|".join(re.escape(term) for term in sorted(spec.deny_terms, key=len)[::-1])
-        regex = re.compile(rf"(?i)(?<!\w)(?:{alternatives})(?!\w)")
-        rules.append(Rule(DENY_TERM, "deny_term", regex, fixed(1.0)))
+        terms = sorted((t.lower() for t in spec.deny_terms), key=len, reverse=True)
+        regex = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, terms))})(?!\w)")
+        rules.append(Rule(DENY_TERM, "deny_term", regex, fixed(1.0), on_lowered=True))
     return rules
 
 
@@ -139,6 +160,8 @@ def build_detector(spec: DetectionSpec, ner: NerModel | None) -> Detector:
     problems = entity_problems(spec.entities, ner is not None)
     if problems:
         raise ValueError("; ".join(problems))
+    if "PHONE_NUMBER" in spec.entities:
+        compile_all()
     rules = tuple(r for r in _RULES if r.entity in spec.entities) + tuple(_policy_rules(spec))
     extras = tuple(
         ExtraRecognizer(e) for e in sorted(spec.entities - NATIVE_ENTITIES - NER_ENTITIES)

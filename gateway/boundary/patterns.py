@@ -1,4 +1,4 @@
-"""Pattern rules for personal data: e-mail, phone, card, SSN, IBAN, IP address, URL.
+"""Pattern rules for personal data: e-mail, phone, card, SSN, IBAN (network.py: IP, URL).
 
 Patterns and validators follow presidio's recognizers (same entity names, checksums, SSN
 invalidation rules) with their known weak spots fixed: Mastercard 2-series and 19-digit cards,
@@ -9,16 +9,17 @@ digit runs not taken for phone numbers unless a context word is near.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 
-import phonenumbers
-
-from gateway.boundary.rules import Check, Hit, Rule
+from gateway.boundary.phones import valid_international, valid_national
+from gateway.boundary.rules import Hit, Rule, context_near
 
 __all__ = ["PII_RULES"]
 
-_B = r"(?<![\w\-./+])"  # start of a token: not inside a word, id, version or path
+# Start of a token, not inside a word, id, version or path. The look-behind comes after the
+# first digit: a pattern that starts with a character class lets the regex engine skip
+# ahead to candidates, one that starts with a look-behind is tried at every position.
+_B = r"\d(?<![\w\-./+]\d)"
 _E = r"(?![\w\-]|[./]\w)"  # end of a token
 
 # --- e-mail ------------------------------------------------------------------------------
@@ -55,10 +56,12 @@ def _email(match: re.Match[str]) -> Hit | None:
 
 # --- phone -------------------------------------------------------------------------------
 
-_PHONE = re.compile(_B + r"(?:\+|00)?\(?\d[\d \t\u00a0().\-/]{4,22}\d" + r"(?![\w\-]|[./:]\d)")
-# Dates, times and the SSN shape are not phone numbers in any region we parse for.
+_PHONE = re.compile(
+    r"[+(\d](?<![\w\-./+][+(\d])\(?\d?[\d \t\u00a0().\-/]{4,22}\d(?![\w\-]|[./:]\d)"
+)
+# Dates, the SSN shape and dotted quads are not phone numbers in any region we parse for.
 _NOT_PHONE = re.compile(
-    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}[-/]\d{4}|\d{3}-\d{2}-\d{4}"
+    r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}[-/]\d{4}|\d{3}-\d{2}-\d{4}"
 )
 # National numbers are tried in the regions whose format they could be: those dialled with a
 # trunk "0" and those without. Each parse costs ~15 us, so the split halves the work.
@@ -68,47 +71,36 @@ _PHONE_CONTEXT = ("phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "
 
 
 def _phone(match: re.Match[str]) -> Hit | None:
-    score = _phone_score(match.group())
+    raw = match.group()
+    # A bare run of digits is as likely an id or a timestamp: without a context word it is
+    # not a phone number, and it is not worth the ~100 us phonenumbers takes to validate it.
+    if raw.isdigit() and not context_near(match.string, *match.span(), _PHONE_CONTEXT):
+        return None
+    score = _phone_score(raw)
     return None if score is None else (match.start(), match.end(), score)
 
 
 # A conversation resends its history every turn: the same numbers come back again and again.
 @functools.lru_cache(maxsize=4096)
 def _phone_score(raw: str) -> float | None:
-    digits = sum(c.isdigit() for c in raw)
-    if not 7 <= digits <= 15 or _NOT_PHONE.fullmatch(raw):
+    digits = "".join(c for c in raw.replace("(0)", "") if c.isdigit())
+    if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(raw):
         return None
-    if raw.startswith(("+", "00")):
-        number = _parse("+" + raw.lstrip("+")[2 if raw.startswith("00") else 0 :], None)
-        if number is not None and phonenumbers.is_valid_number(number):
-            return 0.75
-    regions = _TRUNK_REGIONS if raw.lstrip("(")[:1] == "0" else _PLAIN_REGIONS
-    if not any(_valid_in(raw, region) for region in regions):
+    international = digits[2:] if raw.startswith("00") else digits
+    if raw.startswith(("+", "00")) and valid_international(international):
+        return 0.75
+    if raw.lstrip("(")[:1] == "0":
+        valid = any(valid_national(digits, r, trunk_required=True) for r in _TRUNK_REGIONS)
+    else:
+        valid = any(valid_national(digits, r, trunk_required=False) for r in _PLAIN_REGIONS)
+    if not valid:
         return None
-    formatted = any(c in raw for c in " -.()/\t\u00a0")
-    # A bare run of digits is as likely an id or a timestamp: it needs a context word.
-    return 0.6 if formatted else 0.3
-
-
-def _parse(raw: str, region: str | None) -> phonenumbers.PhoneNumber | None:
-    try:
-        return phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-
-
-def _valid_in(raw: str, region: str) -> bool:
-    number = _parse(raw, region)
-    return (
-        number is not None
-        and phonenumbers.is_possible_number(number)
-        and phonenumbers.is_valid_number(number)
-    )
+    return 0.3 if raw.isdigit() else 0.6  # a bare run has a context word: 0.3 + 0.35
 
 
 # --- credit card -------------------------------------------------------------------------
 
-_CARD = re.compile(_B + r"\d(?:[ \-]?\d){11,18}" + _E)
+_CARD = re.compile(_B + r"(?:[ \-]?\d){11,18}" + _E)
 # (prefix range low, high, allowed lengths): Visa, Mastercard 51-55 and 2221-2720, Amex,
 # Discover, JCB, Diners, UnionPay, Maestro; 19-digit Visa/Discover/JCB/UnionPay included.
 _BRANDS = (
@@ -148,17 +140,34 @@ def _branded(digits: str) -> bool:
     return False
 
 
-def _card(match: re.Match[str]) -> Hit | None:
-    digits = match.group().replace(" ", "").replace("-", "")
-    if len(set(digits)) == 1 or not _luhn(digits):
+def _card_score(digits: str) -> float | None:
+    if not 12 <= len(digits) <= 19 or len(set(digits)) == 1 or not _luhn(digits):
         return None
     # Luhn alone passes one random number in ten: an unbranded one needs a context word.
-    return match.start(), match.end(), 0.9 if _branded(digits) else 0.2
+    return 0.9 if _branded(digits) else 0.2
+
+
+_GROUP = re.compile(r"\d+")
+
+
+def _card(match: re.Match[str]) -> Hit | None:
+    score = _card_score(match.group().replace(" ", "").replace("-", ""))
+    if score is not None:
+        return match.start(), match.end(), score
+    # "qty 13 4111 1111 1111 1111" or "4111 1111 1111 1111 12": the card is the candidate's
+    # digit groups less some at one end. Cheaper than scanning the text again.
+    groups = [(g.start(), g.end()) for g in _GROUP.finditer(match.group())]
+    for k in range(1, len(groups)):
+        for a, b in ((groups[k][0], groups[-1][1]), (groups[0][0], groups[-1 - k][1])):
+            score = _card_score(match.group()[a:b].replace(" ", "").replace("-", ""))
+            if score is not None:
+                return match.start() + a, match.start() + b, score
+    return None
 
 
 # --- US SSN ------------------------------------------------------------------------------
 
-_SSN = re.compile(_B + r"(\d{3})([- .]?)(\d{2})\2(\d{4})" + _E)
+_SSN = re.compile(rf"({_B}\d\d)([- .]?)(\d{{2}})\2(\d{{4}})" + _E)
 _SSN_PLACEHOLDERS = frozenset({"123456789", "987654320", "078051120"})
 
 
@@ -180,7 +189,7 @@ def _ssn(match: re.Match[str]) -> Hit | None:
 
 # --- IBAN --------------------------------------------------------------------------------
 
-_IBAN = re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){10,30}(?![a-z0-9])")
+_IBAN = re.compile(r"[A-Z](?<![\w-][A-Z])[A-Z]\d{2}(?:[ \-]?[A-Z0-9]){10,30}(?![a-z0-9])")
 # Length of an IBAN per country (SWIFT IBAN registry).
 _IBAN_LENGTHS = {
     cc: int(n)
@@ -213,73 +222,17 @@ def _iban(match: re.Match[str]) -> Hit | None:
     return match.start(), end, 0.95
 
 
-# --- IP address --------------------------------------------------------------------------
-
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(
-    r"(?<![\w.])" + rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/\d{{1,2}})?" + r"(?![\w]|\.\d)"
-)
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-
-
-_VERSION_BEFORE = re.compile(r"(?:version|build|release|\bver)\W{0,3}$", re.IGNORECASE)
-
-
-def _ipv4(match: re.Match[str]) -> Hit | None:
-    # "appVersion 2.14.3.1": four-part version numbers have the shape of an address.
-    if _VERSION_BEFORE.search(match.string, max(0, match.start() - 12), match.start()):
-        return None
-    return match.start(), match.end(), 0.7
-
-
-def _ipv6(match: re.Match[str]) -> Hit | None:
-    try:
-        ipaddress.IPv6Address(match.group())
-    except ValueError:
-        return None
-    return match.start(), match.end(), 0.7
-
-
-# --- URL ---------------------------------------------------------------------------------
-
-# Without a scheme, a path stops at ":" so "registry.example.com/app:1.8.2" keeps its tag.
-_URL_TAIL = r"""(?::\d{2,5})?(?:[/?#][^\s<>"'`{}|\\^:]*)?"""
-_SCHEME_URL = re.compile(r"""(?i)\b(?:https?|ftps?|sftp|wss?)://[^\s<>"'`{}|\\^]+""")
-_TLDS = (
-    "com|org|net|edu|gov|mil|int|io|co|ai|app|dev|info|biz|cloud|tech|online|site|shop|"
-    "us|uk|de|fr|es|it|nl|eu|ca|au|ch|se|no|dk|fi|pl|be|at|ie|nz|br|mx|jp|cn|ru|in"
-)
-_DOMAIN = re.compile(
-    r"(?i)(?<![\w@.\-/:])(?:www\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    rf"(?:{_TLDS})(?![\w\-@]|\.\w)" + _URL_TAIL
-)
-_TRAILING = ".,;:!?)]}'\""
-
-
-def _url(score: float) -> Check:
-    def check(match: re.Match[str]) -> Hit | None:
-        start, end = match.span()
-        while end > start and match.string[end - 1] in _TRAILING:
-            end -= 1
-        return start, end, score
-
-    return check
-
-
 PII_RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", "email", _EMAIL, _email, needles=("@",)),
-    Rule("PHONE_NUMBER", "phone", _PHONE, _phone, context=_PHONE_CONTEXT),
+    Rule("PHONE_NUMBER", "phone", _PHONE, _phone, context=_PHONE_CONTEXT, rescan=False),
     Rule(
         "CREDIT_CARD",
         "credit_card",
         _CARD,
         _card,
         context=("card", "credit", "visa", "mastercard", "amex", "debit", "cc ", "pan"),
+        rescan=False,
     ),
     Rule("US_SSN", "us_ssn", _SSN, _ssn, context=("ssn", "social security", "ss#", "ssa")),
     Rule("IBAN_CODE", "iban", _IBAN, _iban),
-    Rule("IP_ADDRESS", "ipv4", _IPV4, _ipv4, needles=(".",)),
-    Rule("IP_ADDRESS", "ipv6", _IPV6, _ipv6, needles=(":",)),
-    Rule("URL", "url", _SCHEME_URL, _url(0.7), needles=("://",)),
-    Rule("URL", "domain", _DOMAIN, _url(0.55), needles=(".",)),
 )

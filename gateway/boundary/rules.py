@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CONTEXT_BOOST", "Check", "Hit", "Rule", "fixed", "near"]
+__all__ = ["CONTEXT_BOOST", "Check", "Hit", "Rule", "context_near", "fixed", "near"]
 
 # As presidio's LemmaContextAwareEnhancer: a context word nearby adds this much.
 CONTEXT_BOOST = 0.35
@@ -31,17 +31,22 @@ class Rule:
     check: Check
     needles: tuple[str, ...] = ()
     context: tuple[str, ...] = ()
+    # After a rejected match, look again from its second character (a card number after
+    # "qty 13"), or skip it whole where a re-scan would only re-validate its tail (phones).
+    rescan: bool = True
+    # Match on the lower-cased text: a case-insensitive regex is several times slower.
+    on_lowered: bool = False
 
     def hits(self, text: str, lowered: str) -> list[Hit]:
         if self.needles and not any(n in lowered for n in self.needles):
             return []
         found = []
         pos = 0
-        while (match := self.regex.search(text, pos)) is not None:
+        subject = lowered if self.on_lowered else text
+        while (match := self.regex.search(subject, pos)) is not None:
             hit = self.check(match)
             if hit is None:
-                # A rejected candidate may hide a real one after it ("qty 13 4111 1111 ...").
-                pos = match.start() + 1
+                pos = match.start() + 1 if self.rescan else max(match.end(), match.start() + 1)
                 continue
             start, end, score = hit
             pos = max(end, match.start() + 1)  # a hit shorter than its match: go on after it
@@ -55,6 +60,13 @@ def near(lowered: str, start: int, end: int, words: tuple[str, ...]) -> bool:
     """A context word within a few words before or just after ``lowered[start:end]``."""
     before = lowered[max(0, start - _BEFORE) : start]
     after = lowered[end : end + _AFTER]
+    return any(w in before or w in after for w in words)
+
+
+def context_near(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+    """``near`` for a check that has only the original text: lower-cases just the window."""
+    before = text[max(0, start - _BEFORE) : start].lower()
+    after = text[end : end + _AFTER].lower()
     return any(w in before or w in after for w in words)
 
 

@@ -84,6 +84,16 @@ PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5x
             "secret.private_key",
             "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU",
         ),
+        (
+            "flattened: -----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj -----END PRIVATE KEY----- ok",
+            "secret.private_key",
+            "-----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj -----END PRIVATE KEY-----",
+        ),
+        (
+            "cut: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\nH2Mo4lg\nand then some prose.",
+            "secret.private_key",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\nH2Mo4lg",
+        ),
         (f"Authorization: Bearer {JWT}", "secret.jwt", JWT),
         (
             "Authorization: Bearer 9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a49",
