@@ -70,8 +70,7 @@ async def inspect_answer(inspection: Inspection, api: Api, body: bytes) -> bytes
         for i, text in enumerate(originals)
     ]
     inspection.check_answer()
-    if rewritten != originals:
-        inspection.changed_answer()
+    inspection.finish_answer()
     changed = False
     for slot, old, new in zip(texts, originals, rewritten, strict=True):
         new = await inspection.restore(new)

@@ -51,6 +51,7 @@ class Inspection:
         self._subject = subject
         self._known = dict(rewriter.minted)
         self._request_counts = rewriter.counts.copy()
+        self._would_block = False
 
     @property
     def record(self) -> BoundaryRecord:
@@ -62,22 +63,38 @@ class Inspection:
         return await _find(self.ctx, self.rules, texts, "inspect_answer")
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
-        return self.rewriter.answer_text(text, findings, start, end)
+        """``text[start:end]`` for the caller; in shadow mode only counted, never changed."""
+        out = self.rewriter.answer_text(text, findings, start, end)
+        return text[start:end] if self.rules.shadow else out
 
     def check_answer(self) -> None:
-        """Refuse once the answer holds a blocked entity; record what the answer changed."""
+        """Refuse once the answer holds a blocked entity (shadow: note it); record counts."""
         answered = self.rewriter.counts - self._request_counts
         self.record.answer = by_action(answered)
         self.record.rules |= self.rewriter.rules
         blocked = {e: n for (a, e), n in answered.items() if a == "block"}
-        if blocked:
+        if not blocked:
+            return
+        if not self.rules.shadow:
             raise GatewayError(
                 errors.BOUNDARY_BLOCKED_OUTPUT,
                 f"The answer contained data this workflow may not return: {counted(blocked)}.",
             )
+        if not self._would_block:
+            self._would_block = True
+            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_block"))
 
-    def changed_answer(self) -> None:
-        self.ctx.decisions.append(Decision("inspect_answer", "transform", "boundary.masked"))
+    def finish_answer(self) -> None:
+        """Record that the answer was masked or redacted (in shadow: would have been)."""
+        answer = self.record.answer
+        if not (answer.get("mask") or answer.get("redact")):
+            return
+        if any(d.code == "boundary.would_block" for d in self.ctx.decisions):
+            return  # the stronger verdict stays the one the header shows
+        if self.rules.shadow:
+            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_mask"))
+        else:
+            self.ctx.decisions.append(Decision("inspect_answer", "transform", "boundary.masked"))
 
     async def restore(self, text: str) -> str:
         """Tokens this caller was given in this workflow, replaced by their values."""
@@ -145,7 +162,10 @@ class Boundary:
             if rewriter.counts or refusal is not None:
                 would = "would_block" if blocked or refusal is not None else "would_mask"
                 ctx.decisions.append(Decision("boundary", "allow", f"boundary.{would}"))
-            return None  # shadow: forwarded and answered unchanged
+            # Shadow: forwarded unchanged; the answer is inspected only to be recorded.
+            if not rules.source.scan_output:
+                return None
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
         if blocked:
             raise GatewayError(
                 errors.BOUNDARY_BLOCKED,

@@ -61,7 +61,8 @@ class _Guarded:
                 "request %s: detection failed in stream: %s", ctx.request_id, type(exc).__name__
             )
             self._inspection.record.detector_error = True
-            if self._inspection.rules.source.on_detector_error == "block":
+            rules = self._inspection.rules
+            if rules.source.on_detector_error == "block" and not rules.shadow:
                 raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
             ctx.decisions.append(Decision("inspect_answer", "allow", errors.BOUNDARY_DETECTOR.code))
             self._on = False
@@ -227,5 +228,4 @@ async def inspect_stream(
     relay = _openai if api == "openai_chat" else _anthropic
     async for event in relay(channels, events):
         yield event
-    if inspection.record.answer.get("mask") or inspection.record.answer.get("redact"):
-        inspection.changed_answer()
+    inspection.finish_answer()

@@ -239,3 +239,23 @@ def test_streamed_requests_are_masked_and_answers_restored(
     sent = json.dumps(upstream.received[0].body)
     assert EMAIL not in sent and "7946" not in sent and upstream.received[0].body["stream"] is True
     assert got == f"echo: {text}"  # the fake echoed tokens; the caller gets the values back
+
+
+def test_shadow_mode_answers_pass_unchanged_and_are_recorded(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-up", Reply(f"card {CARD}"), Reply("ring +44 20 7946 0958"))
+    ask = [{"role": "user", "content": "hi"}]
+    client = guarded.openai("guarded_shadow")
+    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=ask)  # type: ignore[arg-type]
+    assert raw.parse().choices[0].message.content == f"card {CARD}"
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_block"
+    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=ask)  # type: ignore[arg-type]
+    assert raw.parse().choices[0].message.content == "ring +44 20 7946 0958"
+    assert raw.headers["x-gateway-decision"] == "allow; reason=boundary.would_mask"
+    pieces = ("card 4111 11", "11 1111 1111", " and a phone +44 20 7946 0958 " * 3)
+    upstream.script("claude-up", Reply(pieces=pieces))
+    with guarded.anthropic("guarded_shadow").messages.stream(
+        model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "".join(pieces)
