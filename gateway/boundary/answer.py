@@ -30,12 +30,15 @@ def _openai_slots(data: Any, texts: list[TextSlot], owners: list[JsonText]) -> N
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             raise _shape_error("a choice without a message")
-        for key in ("content", "refusal"):
+        if message.get("audio") is not None:  # a transcript cannot be changed with its audio
+            raise _shape_error("an audio answer")
+        for key in ("content", "refusal", "reasoning_content", "reasoning"):
             if isinstance(message.get(key), str):
                 texts.append(TextSlot("assistant", message, key))
         calls = message.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            function = call.get("function") if isinstance(call, dict) else None
+        functions = [c.get("function") for c in calls if isinstance(c, dict)] if calls else []
+        functions.append(message.get("function_call"))  # the deprecated single-call form
+        for function in functions:
             if isinstance(function, dict):
                 json_string(function, "arguments", "assistant", "tool_arguments", texts, owners)
 

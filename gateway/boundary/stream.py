@@ -26,8 +26,12 @@ log = logging.getLogger("gateway.boundary")
 
 Channel = tuple[int, str, int]  # (choice or block index, field, tool call index)
 
+# OpenAI delta fields that carry text (some compatible servers stream their reasoning).
+_OPENAI_TEXT = frozenset({"content", "refusal", "reasoning_content", "reasoning"})
 # Anthropic events relayed as they are, and deltas whose text a signature protects.
 _PASS_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "ping", "error"})
+# Blocks that start empty and fill through deltas; any other start carries content unread.
+_EMPTY_STARTS = {"text": ("text", ""), "tool_use": ("input", {}), "thinking": ("thinking", "")}
 _PASS_DELTAS = frozenset({"thinking_delta", "signature_delta", "citations_delta"})
 _ANTHROPIC_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json"}
 
@@ -153,27 +157,43 @@ async def _openai(channels: _Channels, events: AsyncIterator[bytes]) -> AsyncIte
                 raise _shape_error("a choice without a delta")
             index = choice.get("index", 0)
             delta = choice["delta"]
-            for key in ("content", "refusal"):
-                if isinstance(delta.get(key), str):
-                    delta[key] = await channels.feed((index, key, 0), delta[key])
-            calls = delta.get("tool_calls")
-            for call in calls if isinstance(calls, list) else ():
-                function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    channel = (index, "tool", call.get("index", 0))
-                    function["arguments"] = await channels.feed(channel, function["arguments"])
+            for key, value in list(delta.items()):
+                if value is None or key == "role":
+                    continue
+                if key in _OPENAI_TEXT and isinstance(value, str):
+                    delta[key] = await channels.feed((index, key, 0), value)
+                elif key == "tool_calls" and isinstance(value, list):
+                    for call in value:
+                        if not isinstance(call, dict):
+                            raise _shape_error("a tool call that is not an object")
+                        await _feed_function(channels, (index, "tool", call.get("index", 0)), call)
+                elif key == "function_call":  # the deprecated single-call form
+                    await _feed_function(channels, (index, "function", 0), delta)
+                else:
+                    raise _shape_error(f"delta field {key[:32]}")
             if choice.get("finish_reason") is not None:
                 for (_, key, call_index), rest in await channels.finish(index):
                     _put_openai(delta, key, call_index, rest)
         yield _frame(None, chunk)
 
 
+async def _feed_function(channels: _Channels, channel: Channel, holder: Any) -> None:
+    key = "function" if channel[1] == "tool" else "function_call"
+    function = holder.get(key) if isinstance(holder, dict) else None
+    if not isinstance(function, dict):
+        raise _shape_error(f"a {key} that is not an object")
+    if isinstance(function.get("arguments"), str):
+        function["arguments"] = await channels.feed(channel, function["arguments"])
+
+
 def _put_openai(delta: dict[str, Any], key: str, call_index: int, text: str) -> None:
-    if key != "tool":
+    if key == "tool":
+        calls = delta.setdefault("tool_calls", [])
+        calls.append({"index": call_index, "function": {"arguments": text}})
+    elif key == "function":
+        delta["function_call"] = {"arguments": text}
+    else:
         delta[key] = (delta.get(key) or "") + text
-        return
-    calls = delta.setdefault("tool_calls", [])
-    calls.append({"index": call_index, "function": {"arguments": text}})
 
 
 async def _openai_flush(
@@ -195,7 +215,14 @@ async def _anthropic(channels: _Channels, events: AsyncIterator[bytes]) -> Async
         except orjson.JSONDecodeError:
             raise _shape_error("a data line that is not JSON") from None
         kind = obj.get("type") if isinstance(obj, dict) else None
-        if kind in _PASS_EVENTS or kind == "content_block_start":
+        if kind in _PASS_EVENTS:
+            yield event
+        elif kind == "content_block_start":
+            block = obj.get("content_block")
+            btype = block.get("type") if isinstance(block, dict) else None
+            empty = _EMPTY_STARTS.get(str(btype))
+            if btype != "redacted_thinking" and (empty is None or block.get(empty[0]) != empty[1]):
+                raise _shape_error(f"a {str(btype)[:32]} block that starts with content")
             yield event
         elif kind == "content_block_delta":
             delta = obj.get("delta")

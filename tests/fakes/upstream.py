@@ -83,7 +83,16 @@ class ToolCall:
     pieces: tuple[str, ...]
 
 
-Action: TypeAlias = ToolCall | Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+@dataclass(frozen=True)
+class RawStream:
+    """Stream exactly these SSE events (whole ``event:``/``data:`` frames), one write each."""
+
+    events: tuple[bytes, ...]
+
+
+Action: TypeAlias = (
+    RawStream | ToolCall | Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+)
 
 _ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
                      403: "permission_error", 404: "not_found_error", 413: "request_too_large",
@@ -328,6 +337,13 @@ class FakeUpstream:
     async def _act(self, request: web.Request, ex: _Exchange, action: Action) -> web.StreamResponse:
         if isinstance(action, ToolCall):
             return await _tool_call(request, ex, action)
+        if isinstance(action, RawStream):
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await resp.prepare(request)
+            for event in action.events:
+                await resp.write(event)
+            await resp.write_eof()
+            return resp
         if isinstance(action, Status):
             ra = action.retry_after
             headers = {} if ra is None else {"retry-after": str(ra).removesuffix(".0")}

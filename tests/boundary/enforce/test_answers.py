@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import anthropic
 import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.fakes.upstream import FakeUpstream, InvalidJson, Reply, ToolCall
+from tests.fakes.upstream import FakeUpstream, InvalidJson, RawStream, Reply, ToolCall
 
 EMAIL = "jane.doe@acme-corp.com"
 CARD = "4111 1111 1111 1111"
@@ -259,3 +260,112 @@ def test_shadow_mode_answers_pass_unchanged_and_are_recorded(
         model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         assert "".join(stream.text_stream) == "".join(pieces)
+
+
+def _sse(data: dict[str, Any], event: str | None = None) -> bytes:
+    return (
+        (f"event: {event}\n" if event else "").encode()
+        + b"data: "
+        + json.dumps(data).encode()
+        + b"\n\n"
+    )
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return _sse(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-up",
+            "choices": [choice],
+        }
+    )
+
+
+def test_openai_stream_with_an_unknown_delta_field_fails_closed(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    events = (
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"audio": {"transcript": f"mail {EMAIL}"}}),
+        b"data: [DONE]\n\n",
+    )
+    upstream.script("gpt-up", RawStream(events))
+    stream = guarded.openai("guarded").chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        list(stream)
+    assert "boundary.unknown_answer_shape" in str(caught.value.body)
+
+
+def test_anthropic_block_starting_with_content_fails_closed(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    message = {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-up",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    block = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "s",
+        "content": [{"type": "web_search_result", "title": EMAIL, "url": "https://x.example"}],
+    }
+    events = (
+        _sse({"type": "message_start", "message": message}, "message_start"),
+        _sse(
+            {"type": "content_block_start", "index": 0, "content_block": block},
+            "content_block_start",
+        ),
+        _sse({"type": "message_stop"}, "message_stop"),
+    )
+    upstream.script("claude-up", RawStream(events))
+
+    def drain() -> None:
+        with guarded.anthropic("guarded").messages.stream(
+            model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            list(stream.text_stream)
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        drain()
+    assert "boundary.unknown_answer_shape" in str(caught.value.body)
+
+
+def test_deprecated_function_call_stream_gets_tokens_restored(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    token = _token(guarded, upstream, "tokens_a")
+    arguments = json.dumps({"to": token})
+    half = len(arguments) // 2
+    events = (
+        _chunk(
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "send", "arguments": ""},
+            }
+        ),
+        _chunk({"function_call": {"arguments": arguments[:half]}}),
+        _chunk({"function_call": {"arguments": arguments[half:]}}),
+        _chunk({}, "function_call"),
+        b"data: [DONE]\n\n",
+    )
+    upstream.script("gpt-up", RawStream(events))
+    stream = guarded.openai("tokens_a").chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    got = "".join(
+        c.choices[0].delta.function_call.arguments or ""
+        for c in stream
+        if c.choices and c.choices[0].delta.function_call
+    )
+    assert json.loads(got) == {"to": EMAIL}
