@@ -34,20 +34,28 @@ class Vault(Protocol):
 
 
 class MemoryVault:
-    """One process's vault; at ``max_entries`` the oldest entries make room."""
+    """One process's vault. Entries are kept in the order they were last stored, so expired
+    ones are dropped from the front on each put; at ``max_entries`` the oldest make room."""
 
-    def __init__(self, max_entries: int = 1_000_000) -> None:
+    def __init__(self, max_entries: int = 200_000) -> None:
         self._entries: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._max = max_entries
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
-        expires = time.monotonic() + ttl_s
+        now = time.monotonic()
         for token, value in items.items():
             key = (workflow, subject, token)
-            self._entries.pop(key, None)  # re-insert: dict order is expiry order
-            self._entries[key] = (value, expires)
-        while len(self._entries) > self._max:
-            del self._entries[next(iter(self._entries))]
+            self._entries.pop(key, None)  # re-insert at the end: the newest
+            self._entries[key] = (value, now + ttl_s)
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if len(entries) <= self._max and entries[oldest][1] > now:
+                break
+            del entries[oldest]
 
     async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
         now = time.monotonic()

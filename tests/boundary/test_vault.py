@@ -75,3 +75,11 @@ async def test_redis_down_is_one_vault_error() -> None:
             await vault.get("w", "s", ["t"])
     finally:
         await vault.aclose()
+
+
+async def test_memory_vault_drops_expired_entries_as_it_goes() -> None:
+    vault = MemoryVault()
+    await vault.put("w", "s", {"t1": "1"}, 1)
+    await asyncio.sleep(1.1)
+    await vault.put("w", "s", {"t2": "2"}, 60)
+    assert len(vault) == 1
