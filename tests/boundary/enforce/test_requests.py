@@ -33,14 +33,49 @@ def _ask(gw: Gateway, workflow: str, text: str) -> Any:
     )
 
 
+def _converse(gw: Gateway, workflow: str, text: str, api: str, stream: bool) -> tuple[str, str]:
+    """The answer text and the decision header, through ``api``'s SDK, streamed or not."""
+    messages = [{"role": "user", "content": text}]
+    if api == "openai":
+        completions = gw.openai(workflow).chat.completions
+        if not stream:
+            raw = completions.with_raw_response.create(model="gpt-test", messages=messages)  # type: ignore[arg-type]
+            return raw.parse().choices[0].message.content or "", raw.headers["x-gateway-decision"]
+        with completions.with_streaming_response.create(
+            model="gpt-test",
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+        ) as response:
+            chunks = response.parse()
+            answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            return answer, response.headers["x-gateway-decision"]
+    messages_api = gw.anthropic(workflow).messages
+    if not stream:
+        raw = messages_api.with_raw_response.create(
+            model="claude-test",
+            max_tokens=100,
+            messages=messages,  # type: ignore[arg-type]
+        )
+        return raw.parse().content[0].text, raw.headers["x-gateway-decision"]  # type: ignore[union-attr]
+    with messages_api.stream(model="claude-test", max_tokens=100, messages=messages) as s:  # type: ignore[arg-type]
+        return "".join(s.text_stream), s.response.headers["x-gateway-decision"]
+
+
 @pytest.mark.parametrize("entity", MAIN)
 @pytest.mark.parametrize("action", ["mask", "redact", "tokenize"])
+@pytest.mark.parametrize(
+    ("api", "stream"),
+    [("openai", False), ("openai", True), ("anthropic", False), ("anthropic", True)],
+)
 def test_each_action_for_each_entity_type(
-    guarded: Gateway, upstream: FakeUpstream, entity: str, action: str
+    guarded: Gateway, upstream: FakeUpstream, entity: str, action: str, api: str, stream: bool
 ) -> None:
     value = SAMPLES[entity]
-    raw = _ask(guarded, f"act_{action}", f"Please check {value} and {value} again.")
+    answer, decision = _converse(
+        guarded, f"act_{action}", f"Please check {value} and {value} again.", api, stream
+    )
     (sent,) = upstream.received
+    assert sent.body.get("stream", False) is stream
     text = sent.body["messages"][0]["content"]
     assert value not in text
     if action == "mask":
@@ -50,8 +85,7 @@ def test_each_action_for_each_entity_type(
     else:
         (token,) = set(re.findall(rf"<{entity}#[a-z2-7]{{12}}>", text))
         assert text == f"Please check {token} and {token} again."
-    assert raw.headers["x-gateway-decision"] == "masked"
-    answer = raw.parse().choices[0].message.content
+    assert decision == "masked"
     # The fake echoes what it received; a token comes back to the caller as the value.
     expected = (
         f"echo: Please check {value} and {value} again."
