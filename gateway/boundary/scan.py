@@ -28,6 +28,7 @@ MARGIN = 64  # more than the context window before a match (rules.py)
 OVERLAP = 256  # longer than any entity that a cut would hide rather than shorten
 MAX_REACH = 128 * 1024
 _LONG_ENTITIES = ("eyJ", "-----BEGIN")
+_SLACK = 8
 
 
 async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
@@ -55,12 +56,13 @@ async def find_windowed(
         reach = overlap
         while True:
             end = min(len(text), own_end + reach)
-            mine = [
+            found = [
                 Finding(start + f.start, start + f.end, f.entity, f.score, f.rule)
                 for f in detector.find(text[start:end])
-                if own_start <= start + f.start < own_end
             ]
-            if end == len(text) or _complete(mine, markers, end):
+            mine = [f for f in found if own_start <= f.start < own_end]
+            # A JWT or key start inside one found earlier (its payload) needs nothing more.
+            if end == len(text) or _complete(mine, markers, end, (*kept[-4:], *found)):
                 break
             if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
                 return await asyncio.to_thread(detector.find, text)
@@ -80,8 +82,14 @@ def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
     return found
 
 
-def _complete(findings: list[Finding], markers: list[int], end: int) -> bool:
-    """No finding may go on past ``end``, and every JWT or key start was found."""
-    if any(f.end >= end for f in findings):
+def _complete(
+    mine: list[Finding], markers: list[int], end: int, around: tuple[Finding, ...]
+) -> bool:
+    """None of ``mine`` may go on past ``end``; each JWT or key start lies in a finding.
+
+    "Near the end" allows for a cut that stops a match a few characters short: a key cut
+    right after a line break, a URL whose trailing punctuation was dropped.
+    """
+    if any(f.end >= end - _SLACK for f in mine):
         return False
-    return all(any(f.start <= at < f.end for f in findings) for at in markers)
+    return all(any(f.start <= at < f.end for f in around) for at in markers)
