@@ -1,33 +1,84 @@
-"""Who may call a workflow, with which models and how many output tokens."""
+"""Who may call a workflow, through which endpoints, with which models, tools and token ceilings.
+
+Two checks, split by what they need: ``check_caller`` runs before the body is read, so a
+caller the workflow does not admit never has its body parsed; ``check_request`` runs on the
+parsed request and may lower its max tokens to the workflow's ceiling.
+"""
 
 from __future__ import annotations
 
 from gateway import errors
 from gateway.auth.principal import Principal
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Reason
 from gateway.normalized import NormalizedRequest
-from gateway.policy.compile import CompiledPolicy
+from gateway.policy.compile import AccessRules
 
-__all__ = ["check_access", "check_roles"]
+__all__ = ["allowed_models", "check_caller", "check_request"]
+
+# The body fields that carry the output ceiling, per API: OpenAI takes either (the newer
+# ``max_completion_tokens`` is set when the client sent neither); Anthropic requires its one.
+_CEILING_FIELDS = {
+    "openai_chat": ("max_completion_tokens", "max_tokens"),
+    "anthropic_messages": ("max_tokens",),
+}
+_TOOL_FIELDS = ("tools", "functions")  # ``functions``: OpenAI's older name for tools
 
 
-def check_roles(policy: CompiledPolicy, principal: Principal) -> None:
-    """Any one of the policy's roles admits the caller."""
-    if principal.roles.isdisjoint(policy.roles):
+def check_caller(rules: AccessRules, principal: Principal, endpoint: str) -> None:
+    """Roles (any one admits), then subjects and teams when listed, then the endpoint.
+
+    Roles come first so a caller the workflow does not admit learns nothing more of it.
+    """
+    if principal.roles.isdisjoint(rules.roles):
         raise GatewayError(errors.ACCESS_ROLE_DENIED)
+    if rules.subjects is not None and principal.subject not in rules.subjects:
+        raise GatewayError(errors.ACCESS_SUBJECT_DENIED)
+    if rules.teams is not None and principal.team not in rules.teams:
+        raise GatewayError(errors.ACCESS_TEAM_DENIED)
+    if endpoint not in rules.endpoints:
+        raise GatewayError(
+            errors.ACCESS_ENDPOINT_DENIED, f"This workflow does not allow the {endpoint} endpoint."
+        )
 
 
-def check_access(policy: CompiledPolicy, principal: Principal, request: NormalizedRequest) -> None:
-    check_roles(policy, principal)
-    if request.model not in policy.models:
-        allowed = ", ".join(sorted(policy.models))
+def check_request(rules: AccessRules, request: NormalizedRequest) -> Reason | None:
+    """Model, streaming, tools and the output ceiling; returns a reason if the body changed."""
+    if request.model not in rules.model_set:
         raise GatewayError(
             errors.ACCESS_MODEL_DENIED,
-            f"This workflow does not allow model '{request.model}' (allowed: {allowed}).",
+            f"This workflow does not allow model '{request.model[:64]}' "
+            f"(allowed: {', '.join(rules.models)}).",
         )
-    ceiling = policy.source.access.max_output_tokens
-    if ceiling is not None and request.max_tokens is not None and request.max_tokens > ceiling:
+    if request.stream and not rules.allow_streaming:
+        raise GatewayError(errors.ACCESS_STREAMING_DENIED)
+    if not rules.allow_tools and any(request.body.get(f) for f in _TOOL_FIELDS):
+        raise GatewayError(errors.ACCESS_TOOL_DENIED)
+    return _hold_ceiling(rules, request)
+
+
+def allowed_models(rules: AccessRules, endpoint: str) -> tuple[str, ...]:
+    """The models a caller already admitted by ``check_caller`` may use through ``endpoint``."""
+    return rules.models if endpoint in rules.endpoints else ()
+
+
+def _hold_ceiling(rules: AccessRules, request: NormalizedRequest) -> Reason | None:
+    ceiling = rules.max_output_tokens
+    if ceiling is None:
+        return None
+    body, fields = request.body, _CEILING_FIELDS[request.api]
+    asked = [f for f in fields if body.get(f) is not None]
+    over = [f for f in asked if body[f] > ceiling]
+    if over and not rules.clamp:
         raise GatewayError(
             errors.ACCESS_TOKENS_EXCEEDED,
-            f"max tokens {request.max_tokens} exceed this workflow's limit of {ceiling}.",
+            f"{over[0]} {body[over[0]]} exceeds this workflow's limit of {ceiling}.",
         )
+    if not asked:  # the ceiling must hold even when the client sets no limit
+        body[fields[0]] = request.max_tokens = ceiling
+        return None
+    if not over:
+        return None
+    for f in over:
+        body[f] = ceiling
+    request.max_tokens = ceiling
+    return errors.ACCESS_TOKENS_CLAMPED

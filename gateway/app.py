@@ -25,7 +25,9 @@ from litestar.exceptions import (
 from litestar.response import Stream
 
 from gateway import errors
-from gateway.auth import Authenticator, KeyStore
+from gateway.admin import admin_router
+from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
+from gateway.auth.keyset import UnusableKey
 from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
@@ -34,6 +36,7 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry, load_policies
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
+from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["create_app"]
 
@@ -47,18 +50,17 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
     registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
-    keys = KeyStore(config.path(config.auth.api_keys_file))
+    authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     boundary = build_boundary(config, environ)
-    pipeline = Pipeline(
-        Authenticator(keys), registry, Forwarder(providers, config.models), boundary
-    )
+    pipeline = Pipeline(authenticator, registry, Forwarder(providers, config.models), boundary)
     limit = config.max_body_bytes
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         # Connection pools belong to the running loop, so they are opened here.
         providers.update(build_providers(config, environ))
+        await authenticator.start()  # the first JWKS fetch, bounded by its timeout
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -66,6 +68,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         try:
             yield
         finally:
+            await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
             await boundary.aclose()
@@ -103,7 +106,9 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         """Routing errors and the unexpected, in the API's own shape and without internals."""
         surface = _surface_for(request)
         ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
-        if isinstance(exc, NotFoundException):
+        if isinstance(exc, GatewayError):  # raised by a guard (the admin routes)
+            err = exc
+        elif isinstance(exc, NotFoundException):
             err = GatewayError(errors.REQUEST_UNKNOWN_ROUTE)
         elif isinstance(exc, MethodNotAllowedException):
             err = GatewayError(errors.REQUEST_METHOD_NOT_ALLOWED)
@@ -115,12 +120,31 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         return _respond(pipeline.refuse(ctx, surface, err))
 
     return Litestar(
-        route_handlers=[chat, messages, models, healthz, readyz],
+        route_handlers=[
+            chat,
+            messages,
+            models,
+            healthz,
+            readyz,
+            admin_router(authenticator, config.auth.admin_role, registry),
+        ],
         lifespan=[lifespan],
         exception_handlers={Exception: on_error},
         request_max_body_size=limit,
         openapi_config=None,
     )
+
+
+def _authenticator(config: GatewayConfig, env: Mapping[str, str]) -> Authenticator:
+    keys = KeyStore(config.path(config.auth.api_keys_file))
+    jwt = config.auth.jwt
+    if jwt is None:
+        return Authenticator(keys)
+    try:
+        static = load_static_keys(jwt, config.base_dir, env)
+    except UnusableKey as exc:
+        raise ConfigError([Problem("auth.jwt", 0, str(exc))]) from None
+    return Authenticator(keys, JwtVerifier(jwt, static))
 
 
 def _workflow(request: HttpRequest) -> str | None:

@@ -11,13 +11,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
+    "JWT_ALGORITHMS",
     "AuthConfig",
     "GatewayConfig",
+    "JwtConfig",
     "ListenConfig",
     "ModelConfig",
     "NlpConfig",
@@ -62,8 +71,66 @@ class ModelConfig(_Strict):
     usd_per_mtok_out: Annotated[float, Field(ge=0)] | None = None
 
 
+# ``none`` is not in the list, so no configuration can accept an unsigned token.
+JWT_ALGORITHMS = (
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+ClaimPath = Annotated[str, StringConstraints(pattern=r"^[^.\s]+(\.[^.\s]+)*$")]
+
+
+class JwtConfig(_Strict):
+    """Tokens from the company's identity provider; ``exp`` is always required.
+
+    HS* tokens are checked only against the secret in ``secret_env``, the others only against
+    the public keys, so no key is ever read as the other kind (the HS256-with-public-key attack).
+    """
+
+    issuer: str
+    audience: str | Annotated[list[str], Field(min_length=1)]
+    algorithms: Annotated[list[str], Field(min_length=1)]
+    secret_env: str | None = None
+    public_key_files: list[str] = []
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    leeway_s: Annotated[float, Field(ge=0, le=300)] = 0.0
+    subject_claim: ClaimPath = "sub"
+    roles_claim: ClaimPath = "roles"
+    team_claim: ClaimPath | None = None
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known_algorithms(cls, algorithms: list[str]) -> list[str]:
+        for alg in algorithms:
+            if alg.lower() == "none":
+                raise ValueError("'none' is never accepted: unsigned tokens prove nothing")
+            if alg not in JWT_ALGORITHMS:
+                raise ValueError(f"unknown algorithm '{alg}' (known: {', '.join(JWT_ALGORITHMS)})")
+        return algorithms
+
+    @model_validator(mode="after")
+    def _keys_for_algorithms(self) -> JwtConfig:
+        symmetric = [a for a in self.algorithms if a.startswith("HS")]
+        if symmetric and not self.secret_env:
+            raise ValueError(f"{', '.join(symmetric)} need secret_env")
+        if self.secret_env and not symmetric:
+            raise ValueError("secret_env is set but no HS* algorithm is allowed")
+        public = [a for a in self.algorithms if not a.startswith("HS")]
+        has_public = self.public_key_files or self.jwks_file or self.jwks_url
+        if public and not has_public:
+            raise ValueError(f"{', '.join(public)} need public_key_files, jwks_file or jwks_url")
+        if has_public and not public:
+            raise ValueError("public keys are configured but no RS*/PS*/ES*/EdDSA algorithm is")
+        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
+            raise ValueError("jwks_url must be an http(s) URL")
+        return self
+
+
 class AuthConfig(_Strict):
     api_keys_file: str = "keys.yaml"
+    jwt: JwtConfig | None = None
+    # The only role that opens /admin/...; no policy or other setting grants it.
+    admin_role: Annotated[str, Field(min_length=1)] = "admin"
 
 
 class NlpConfig(_Strict):

@@ -33,7 +33,22 @@ def _reason(code: str, status: int, message: str) -> Reason:
 AUTH_MISSING_KEY = _reason(
     "auth.missing_key", 401, "Missing credentials: send 'Authorization: Bearer KEY' or 'x-api-key'."
 )
-AUTH_INVALID_KEY = _reason("auth.invalid_key", 401, "Invalid credentials.")
+# Every credential failure reads the same to the client, so the message is no oracle; the
+# code says which check failed, for the caller's operator and the audit trail.
+_INVALID = "Invalid credentials."
+AUTH_INVALID_KEY = _reason("auth.invalid_key", 401, _INVALID)
+AUTH_REVOKED = _reason("auth.revoked", 401, _INVALID)
+AUTH_EXPIRED = _reason("auth.expired", 401, _INVALID)
+AUTH_NOT_YET_VALID = _reason("auth.not_yet_valid", 401, _INVALID)
+AUTH_MALFORMED = _reason("auth.malformed", 401, _INVALID)
+AUTH_ALG_NOT_ALLOWED = _reason("auth.alg_not_allowed", 401, _INVALID)
+AUTH_BAD_SIGNATURE = _reason("auth.bad_signature", 401, _INVALID)
+AUTH_BAD_ISSUER = _reason("auth.bad_issuer", 401, _INVALID)
+AUTH_BAD_AUDIENCE = _reason("auth.bad_audience", 401, _INVALID)
+AUTH_MISSING_CLAIM = _reason("auth.missing_claim", 401, _INVALID)
+AUTH_INVALID_CLAIMS = _reason("auth.invalid_claims", 401, _INVALID)
+AUTH_UNKNOWN_KID = _reason("auth.unknown_kid", 401, _INVALID)
+AUTH_JWKS_UNAVAILABLE = _reason("auth.jwks_unavailable", 401, _INVALID)
 POLICY_UNKNOWN_WORKFLOW = _reason("policy.unknown_workflow", 404, "Unknown workflow.")
 POLICY_MISSING_WORKFLOW = _reason(
     "policy.missing_workflow",
@@ -43,11 +58,29 @@ POLICY_MISSING_WORKFLOW = _reason(
 ACCESS_ROLE_DENIED = _reason(
     "access.role_denied", 403, "Your roles do not allow calling this workflow."
 )
+ACCESS_SUBJECT_DENIED = _reason(
+    "access.subject_denied", 403, "This workflow does not admit your identity."
+)
+ACCESS_TEAM_DENIED = _reason("access.team_denied", 403, "This workflow does not admit your team.")
+ACCESS_ENDPOINT_DENIED = _reason(
+    "access.endpoint_denied", 403, "This workflow does not allow this endpoint."
+)
+ACCESS_TOOL_DENIED = _reason("access.tool_denied", 403, "This workflow does not allow tools.")
+ACCESS_STREAMING_DENIED = _reason(
+    "access.streaming_denied", 403, "This workflow does not allow streaming."
+)
+ACCESS_ADMIN_REQUIRED = _reason(
+    "access.admin_required", 403, "This route needs the gateway's admin role."
+)
 ACCESS_MODEL_DENIED = _reason(
     "access.model_denied", 403, "This workflow does not allow the requested model."
 )
 ACCESS_TOKENS_EXCEEDED = _reason(
     "access.max_tokens_exceeded", 400, "The requested max tokens exceed this workflow's limit."
+)
+# Not a refusal: the request went on with its max tokens lowered to the ceiling.
+ACCESS_TOKENS_CLAMPED = _reason(
+    "access.max_tokens_clamped", 200, "max tokens lowered to this workflow's limit."
 )
 REQUEST_INVALID_JSON = _reason("request.invalid_json", 400, "The request body is not valid JSON.")
 REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid.")

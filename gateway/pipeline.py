@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway import errors
-from gateway.access import check_access, check_roles
+from gateway.access import allowed_models, check_caller, check_request
 from gateway.auth.credentials import Authenticator
 from gateway.boundary.answer import inspect_answer
 from gateway.boundary.step import Boundary, Inspection
@@ -79,16 +79,17 @@ class Pipeline:
         """Run a chat/messages request through every step; never raises GatewayError."""
         step = "authenticate"
         try:
-            principal = ctx.principal = self._auth.authenticate(call.headers)
+            principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
             policy = ctx.policy = self._resolve(call)
-            step = "access"  # roles first, so a caller without them never has its body parsed
-            check_roles(policy, principal)
+            step = "access"  # the caller first, so one not admitted never has its body parsed
+            check_caller(policy.access, principal, call.surface.endpoint)
             step = "read_request"
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
             step = "access"
-            check_access(policy, principal, request)
+            if (changed := check_request(policy.access, request)) is not None:
+                ctx.decisions.append(Decision(step, "transform", changed.code))
             step = "boundary"
             inspection = await self._boundary.inspect(ctx, request, policy)
             step = "forward"
@@ -113,14 +114,20 @@ class Pipeline:
         """The models this caller may use in this workflow, in the surface's list shape."""
         step = "authenticate"
         try:
-            principal = ctx.principal = self._auth.authenticate(call.headers)
+            principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
             policy = ctx.policy = self._resolve(call)
             step = "access"
-            check_roles(policy, principal)
+            check_caller(policy.access, principal, "models")
         except GatewayError as exc:
             return self._refuse(ctx, call.surface, exc, step)
-        listed = [(m, self._forwarder.provider_of(m).name) for m in policy.source.access.models]
+        # Only what this caller could call through the API it speaks.
+        usable = allowed_models(policy.access, call.surface.endpoint)
+        listed = [
+            (m, provider.name)
+            for m in usable
+            if (provider := self._forwarder.provider_of(m)).speaks(call.surface.api)
+        ]
         return Reply(200, "application/json", ctx.headers(), call.surface.models_body(listed))
 
     def refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError) -> Reply:

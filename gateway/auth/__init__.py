@@ -1,7 +1,16 @@
-"""Authentication: every method yields a Principal."""
+"""Authentication: gateway keys and JWTs each yield a Principal."""
 
 from gateway.auth.credentials import Authenticator
-from gateway.auth.keys import KeyStore, create_key
+from gateway.auth.jwt import JwtVerifier, load_static_keys
+from gateway.auth.keys import KeyStore, create_key, revoke_key
 from gateway.auth.principal import Principal
 
-__all__ = ["Authenticator", "KeyStore", "Principal", "create_key"]
+__all__ = [
+    "Authenticator",
+    "JwtVerifier",
+    "KeyStore",
+    "Principal",
+    "create_key",
+    "load_static_keys",
+    "revoke_key",
+]

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway import errors
-from gateway.auth.keys import KeyStore
+from gateway.auth.jwt import JwtVerifier
+from gateway.auth.keys import KEY_PREFIX, KeyStore
 from gateway.auth.principal import Principal
-from gateway.errors import GatewayError
+from gateway.auth.refusal import unauthorized
 
-__all__ = ["Authenticator", "credential"]
+__all__ = ["MAX_CREDENTIAL", "Authenticator", "credential"]
 
-# Anything longer is not one of our keys; refuse before hashing attacker-sized input.
-_MAX_CREDENTIAL = 8192
+# Gateway keys are 56 characters; identity providers' JWTs with many roles reach a few KB.
+# Anything longer is refused before it is hashed or decoded.
+MAX_CREDENTIAL = 16 * 1024
 
 
 def credential(headers: Mapping[str, str]) -> str | None:
@@ -27,16 +29,34 @@ def credential(headers: Mapping[str, str]) -> str | None:
 
 
 class Authenticator:
-    """Turns request headers into a Principal or refuses with an ``auth.*`` reason."""
+    """Turns request headers into a Principal or refuses with an ``auth.*`` reason (401).
 
-    def __init__(self, keys: KeyStore) -> None:
+    A credential starting with ``gwk_`` is a gateway key; anything else is a JWT when
+    ``auth.jwt`` is configured, and an unknown key otherwise.
+    """
+
+    def __init__(self, keys: KeyStore, jwt: JwtVerifier | None = None) -> None:
         self._keys = keys
+        self._jwt = jwt
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def start(self) -> None:
+        if self._jwt is not None:
+            await self._jwt.start()
+
+    async def aclose(self) -> None:
+        if self._jwt is not None:
+            await self._jwt.aclose()
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         token = credential(headers)
         if token is None:
-            raise GatewayError(errors.AUTH_MISSING_KEY)
-        principal = self._keys.principal(token) if len(token) <= _MAX_CREDENTIAL else None
-        if principal is None:
-            raise GatewayError(errors.AUTH_INVALID_KEY)
-        return principal
+            raise unauthorized(errors.AUTH_MISSING_KEY)
+        if token.startswith(KEY_PREFIX) or self._jwt is None:
+            if len(token) > MAX_CREDENTIAL:
+                raise unauthorized(errors.AUTH_INVALID_KEY, f"{len(token)} characters")
+            return self._keys.resolve(token)
+        if len(token) > MAX_CREDENTIAL:
+            raise unauthorized(errors.AUTH_MALFORMED, f"{len(token)} characters")
+        if not token.isascii():
+            raise unauthorized(errors.AUTH_MALFORMED, "not ASCII")
+        return await self._jwt.verify(token)

@@ -9,9 +9,40 @@ import orjson
 
 from gateway.boundary.ner import NerModel
 from gateway.boundary.policy import BoundaryPolicy, compile_data
-from gateway.policy.models import Policy
+from gateway.policy.models import AccessPolicy, Policy
 
-__all__ = ["CompiledPolicy", "compile_policy", "policy_version"]
+__all__ = ["AccessRules", "CompiledPolicy", "compile_access", "compile_policy", "policy_version"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRules:
+    """The ``access`` section as sets, read by gateway/access.py on every request."""
+
+    roles: frozenset[str]
+    subjects: frozenset[str] | None
+    teams: frozenset[str] | None
+    models: tuple[str, ...]  # in the policy's order, for model lists
+    model_set: frozenset[str]
+    endpoints: frozenset[str]
+    max_output_tokens: int | None
+    clamp: bool
+    allow_tools: bool
+    allow_streaming: bool
+
+
+def compile_access(access: AccessPolicy) -> AccessRules:
+    return AccessRules(
+        roles=frozenset(access.roles),
+        subjects=frozenset(access.subjects) if access.subjects is not None else None,
+        teams=frozenset(access.teams) if access.teams is not None else None,
+        models=tuple(access.models),
+        model_set=frozenset(access.models),
+        endpoints=frozenset(access.endpoints),
+        max_output_tokens=access.max_output_tokens,
+        clamp=access.on_exceed == "clamp",
+        allow_tools=access.allow_tools,
+        allow_streaming=access.allow_streaming,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +52,7 @@ class CompiledPolicy:
     source: Policy
     version: str
     path: str
-    roles: frozenset[str]
-    models: frozenset[str]
+    access: AccessRules
     fallback_models: tuple[str, ...]
     data: BoundaryPolicy | None = None  # None: no data section, nothing is inspected
 
@@ -48,8 +78,7 @@ def compile_policy(policy: Policy, path: str, ner: NerModel | None = None) -> Co
         source=policy,
         version=policy_version(policy),
         path=path,
-        roles=frozenset(policy.access.roles),
-        models=frozenset(policy.access.models),
+        access=compile_access(policy.access),
         fallback_models=tuple(policy.upstream.fallback_models),
         data=compile_data(data, ner, policy.mode == "shadow") if data is not None else None,
     )

@@ -15,6 +15,7 @@ __all__ = [
     "CustomRecognizerPolicy",
     "DataAction",
     "DataPolicy",
+    "Endpoint",
     "Policy",
     "UpstreamPolicy",
 ]
@@ -31,12 +32,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Endpoint = Literal["chat", "messages", "models"]
+
+
 class AccessPolicy(_Strict):
-    """Who may call the workflow and with which models (any listed role admits)."""
+    """Who may call the workflow, through which endpoints, with which models and features.
+
+    Any one of ``roles`` admits the caller; ``subjects`` and ``teams``, when set, narrow that
+    further (the caller must also be listed). ``max_output_tokens`` is a ceiling that always
+    holds: a request that sets none is given it, one that asks for more is clamped or refused.
+    """
 
     roles: Annotated[list[str], Field(min_length=1)]
+    subjects: Annotated[list[str], Field(min_length=1)] | None = None
+    teams: Annotated[list[str], Field(min_length=1)] | None = None
     models: Annotated[list[str], Field(min_length=1)]
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    on_exceed: Literal["clamp", "reject"] = "reject"
+    endpoints: Annotated[list[Endpoint], Field(min_length=1)] = ["chat", "messages", "models"]
+    allow_tools: bool = True
+    allow_streaming: bool = True
 
 
 class UpstreamPolicy(_Strict):

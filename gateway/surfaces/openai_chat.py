@@ -90,7 +90,8 @@ def parse(raw: bytes) -> NormalizedRequest:
     body = parse_object(raw)
     model = require_str(body, "model")
     messages = require_list(body, "messages")
-    max_tokens = optional_int(body, "max_completion_tokens") or optional_int(body, "max_tokens")
+    legacy = optional_int(body, "max_tokens")  # both are checked: either may be forwarded
+    max_tokens = optional_int(body, "max_completion_tokens") or legacy
     request = NormalizedRequest(
         api="openai_chat",
         body=body,
