@@ -49,7 +49,9 @@ class RequestContext:
         ``masked`` when the data boundary changed what was sent or answered."""
         for d in reversed(self.decisions):
             if d.code is not None:
-                return "masked" if d.outcome == "transform" else f"{d.outcome}; reason={d.code}"
+                if d.code == "boundary.masked":
+                    return "masked"
+                return f"{d.outcome}; reason={d.code}"
         return "allow"
 
     def headers(self) -> dict[str, str]:
