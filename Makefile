@@ -7,10 +7,11 @@ DEMO_ROLES := sales-agent,support-agent,engineer,ops
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-nlp.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-nlp.txt
 	touch $(STAMP)
 
 install: $(STAMP)

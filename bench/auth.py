@@ -40,6 +40,9 @@ from gateway.auth import Authenticator, JwtVerifier, KeyStore, Principal, create
 from gateway.auth.claims import ClaimMapper
 from gateway.auth.credentials import credential
 from gateway.auth.keyset import VerifyKey, hmac_key, pem_key
+from gateway.boundary.actions import TokenMinter
+from gateway.boundary.step import Boundary
+from gateway.boundary.vault import MemoryVault
 from gateway.config import JwtConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.pipeline import Call, Pipeline
@@ -118,7 +121,8 @@ class Setup:
     def pipeline(self, auth: Authenticator) -> Pipeline:
         registry = PolicyRegistry({"w": self.policy})
         models = {"m": ModelConfig(provider="demo", upstream_model="m")}
-        return Pipeline(auth, registry, Forwarder({"demo": MockProvider("demo")}, models))
+        boundary = Boundary(MemoryVault(), TokenMinter(b"k" * 32))  # no data section: unused
+        return Pipeline(auth, registry, Forwarder({"demo": MockProvider("demo")}, models), boundary)
 
 
 async def _per_call(fn: Callable[[int], Awaitable[object]], n: int, rounds: int) -> float:

@@ -439,10 +439,15 @@ async def _worker(
 
 
 async def run_load(
-    target: Target, concurrency: int, warmup: float, duration: float, probe: Probe
+    target: Target,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    probe: Probe,
+    body: bytes | None = None,
 ) -> Sample:
     """``concurrency`` closed-loop connections: a warm-up, then ``duration`` seconds measured."""
-    request = target.request(chat_body(stream=False))
+    request = target.request(body or chat_body(stream=False))
     conns = [await target.connect() for _ in range(concurrency)]
     sample = Sample()
     try:
@@ -471,9 +476,11 @@ class StreamSample:
     first_error: str = ""
 
 
-async def run_streams(target: Target, count: int, warmup: int) -> StreamSample:
+async def run_streams(
+    target: Target, count: int, warmup: int, body: bytes | None = None
+) -> StreamSample:
     """``count`` sequential streaming requests on one keep-alive connection."""
-    request = target.request(chat_body(stream=True))
+    request = target.request(body or chat_body(stream=True))
     conn = await target.connect()
     sample = StreamSample()
     try:

@@ -35,6 +35,7 @@ from gateway.audit.spool import Spool
 from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
+from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -54,13 +55,16 @@ HttpRequest = Request[Any, Any, State]
 def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
-    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models))
+    ner = configured_ner(config)
+    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    pipeline = Pipeline(authenticator, registry, Forwarder(providers, config.models), trail=trail)
+    boundary = build_boundary(config, environ)
+    forwarder = Forwarder(providers, config.models)
+    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -83,6 +87,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
+            await boundary.aclose()
             if writer is not None:
                 await writer.close()
 

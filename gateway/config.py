@@ -30,8 +30,10 @@ __all__ = [
     "JwtConfig",
     "ListenConfig",
     "ModelConfig",
+    "NlpConfig",
     "ProviderConfig",
     "StoresConfig",
+    "VaultConfig",
     "interpolate",
     "load_config",
 ]
@@ -132,10 +134,30 @@ class AuthConfig(_Strict):
     admin_role: Annotated[str, Field(min_length=1)] = "admin"
 
 
-class StoresConfig(_Strict):
-    """Shared state. With no ``audit_url`` the audit trail is the file ``audit.sqlite_path``."""
+class NlpConfig(_Strict):
+    """The NER model PERSON and LOCATION need: an installed spaCy model package, loaded once.
 
+    Nothing is downloaded: a model that is not installed stops the gateway at start-up.
+    """
+
+    engine: Literal["spacy"] = "spacy"
+    model: Annotated[str, Field(min_length=1)]
+
+
+class StoresConfig(_Strict):
+    """Shared state. With no ``redis_url`` it lives in process memory (one instance); with no
+    ``audit_url`` the audit trail is the SQLite file ``audit.sqlite_path``."""
+
+    redis_url: str | None = None
     audit_url: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")] | None = None
+
+
+class VaultConfig(_Strict):
+    """The token vault's HMAC key comes from the environment variable ``key_env`` (at least
+    32 characters). Unset, a memory vault draws a random key per process; a Redis vault,
+    shared by instances that must mint the same tokens, refuses to start."""
+
+    key_env: str = "GATEWAY_VAULT_KEY"
 
 
 class AuditConfig(_Strict):
@@ -170,7 +192,9 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     models: dict[str, ModelConfig]
     auth: AuthConfig = AuthConfig()
+    nlp: NlpConfig | None = None
     stores: StoresConfig = StoresConfig()
+    vault: VaultConfig = VaultConfig()
     audit: AuditConfig = AuditConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.auth.principal import Principal
+from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 
@@ -45,15 +46,19 @@ class RequestContext:
     reserved_usd: float | None = None  # set by the limits step once it lands
     actual_usd: float | None = None
     streamed: bool = False
+    boundary: BoundaryRecord | None = None
     # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
 
     @property
     def decision(self) -> str:
-        """The ``x-gateway-decision`` value: the outcome, then the reason code if any."""
+        """The ``x-gateway-decision`` value: the outcome, then the reason code if any;
+        ``masked`` when the data boundary changed what was sent or answered."""
         for d in reversed(self.decisions):
             if d.code is not None:
+                if d.code == "boundary.masked":
+                    return "masked"
                 return f"{d.outcome}; reason={d.code}"
         return "allow"
 

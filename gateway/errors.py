@@ -107,6 +107,29 @@ UPSTREAM_AUTH = _reason(
 UPSTREAM_BROKEN_STREAM = _reason(
     "upstream.broken_stream", 502, "The model provider's stream ended unexpectedly."
 )
+BOUNDARY_BLOCKED = _reason(
+    "boundary.blocked_entity", 403, "The request contains data this workflow may not send."
+)
+BOUNDARY_BLOCKED_OUTPUT = _reason(
+    "boundary.blocked_output", 403, "The answer contained data this workflow may not return."
+)
+BOUNDARY_IMAGE = _reason("boundary.image_blocked", 403, "This workflow does not accept images.")
+BOUNDARY_UNREADABLE = _reason(
+    "boundary.unreadable_content",
+    403,
+    "The request contains content the gateway cannot inspect (files, audio, documents).",
+)
+BOUNDARY_DETECTOR = _reason(
+    "boundary.detector_error", 503, "The gateway could not inspect the data in this request."
+)
+BOUNDARY_VAULT = _reason(
+    "boundary.vault_unavailable", 503, "The gateway's token vault is unavailable."
+)
+BOUNDARY_ANSWER_SHAPE = _reason(
+    "boundary.unknown_answer_shape",
+    502,
+    "The model provider's answer has a shape the gateway cannot inspect.",
+)
 # on_failure: block, and neither the audit sink nor its spool could take the record.
 AUDIT_UNAVAILABLE = _reason(
     "audit.unavailable", 503, "The request could not be recorded, so its answer was withheld."

@@ -1,6 +1,7 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
-    authenticate -> resolve_policy -> read_request -> access -> forward -> relay -> audit
+    authenticate -> resolve_policy -> read_request -> access -> boundary -> forward
+        -> inspect_answer -> relay -> audit
 
 Later steps (limits, boundary, quality) slot into ``STEPS`` at their place. Metrics, logs and
 the audit trail use these step names. The audit step runs when the response finishes: for a
@@ -19,6 +20,9 @@ from gateway.access import allowed_models, check_caller, check_request
 from gateway.audit.retention import ask_no_store
 from gateway.audit.trail import AuditTrail
 from gateway.auth.credentials import Authenticator
+from gateway.boundary.answer import inspect_answer
+from gateway.boundary.step import Boundary, Inspection
+from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
 from gateway.policy.compile import CompiledPolicy
@@ -30,7 +34,17 @@ from gateway.upstream.usage import note_answer, note_event
 
 __all__ = ["STEPS", "Call", "Pipeline", "Reply"]
 
-STEPS = ("authenticate", "resolve_policy", "read_request", "access", "forward", "relay", "audit")
+STEPS = (
+    "authenticate",
+    "resolve_policy",
+    "read_request",
+    "access",
+    "boundary",
+    "forward",
+    "inspect_answer",
+    "relay",
+    "audit",
+)
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -60,12 +74,14 @@ class Pipeline:
         authenticator: Authenticator,
         policies: PolicyRegistry,
         forwarder: Forwarder,
+        boundary: Boundary,
         *,
         trail: AuditTrail | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
         self._forwarder = forwarder
+        self._boundary = boundary
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
 
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
@@ -84,20 +100,25 @@ class Pipeline:
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(step, "transform", changed.code))
             ask_no_store(policy, request)
+            step = "boundary"
+            inspection = await self._boundary.inspect(ctx, request, policy)
             step = "forward"
             response = await self._forwarder.send(ctx, request, policy)
+            if response.events is None:
+                body = response.body or b""
+                if inspection is not None:
+                    step = "inspect_answer"
+                    body = await inspect_answer(inspection, request.api, body)
+                note_answer(ctx, body)
+                return Reply(response.status, response.content_type, ctx.headers(), body)
         except GatewayError as exc:
             return self._refuse(ctx, call.surface, exc, step)
-        if response.events is None:
-            body = response.body or b""
-            note_answer(ctx, body)
-            return Reply(response.status, response.content_type, ctx.headers(), body)
         ctx.streamed = True
         return Reply(
             response.status,
             "text/event-stream",
             {**ctx.headers(), "cache-control": "no-cache"},
-            events=self._relay(ctx, call.surface, response),
+            events=self._relay(ctx, call.surface, response, inspection),
         )
 
     async def models(self, ctx: RequestContext, call: Call) -> Reply:
@@ -146,19 +167,28 @@ class Pipeline:
         return Reply(exc.status, "application/json", headers, body)
 
     async def _relay(
-        self, ctx: RequestContext, surface: Surface, response: UpstreamResponse
+        self,
+        ctx: RequestContext,
+        surface: Surface,
+        response: UpstreamResponse,
+        inspection: Inspection | None,
     ) -> AsyncIterator[bytes]:
-        """Pass events on as they arrive; a client that goes away cancels this generator,
-        and closing the upstream response cancels the upstream request.
+        """Pass events on as they arrive (through the boundary's hold-back window when the
+        policy inspects answers); a client that goes away cancels this generator, and
+        closing the upstream response cancels the upstream request.
 
         The final event (``[DONE]``, ``message_stop``) waits for the audit record, so with
         ``durability: sync`` a completed stream always has its record."""
         assert response.events is not None
+        events = response.events
+        if inspection is not None:
+            events = inspect_stream(inspection, surface.api, events)
         final = surface.final_event
         try:
-            async for event in response.events:
+            async for event in events:
                 note_event(ctx, event)
-                if event.startswith(final):
+                # A JSON string cannot hold a raw blank line, so this is only ever a frame.
+                if event.startswith(final) or b"\n\n" + final in event:
                     ctx.stream_end = "completed"
                     if not await self._trail.finish(ctx, response.status):
                         yield self._withheld(ctx, surface)
@@ -175,6 +205,14 @@ class Pipeline:
                 yield self._withheld(ctx, surface)
                 return
             yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
+        except GatewayError as exc:  # the boundary ended the answer: blocked or unreadable
+            log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
+            ctx.decisions.append(Decision("inspect_answer", "deny", exc.reason.code))
+            ctx.stream_end = "blocked"
+            if not await self._trail.finish(ctx, response.status):
+                yield self._withheld(ctx, surface)
+                return
+            yield surface.stream_error(exc, ctx.request_id)
         finally:
             await response.aclose()
             if not ctx.audited:  # the client went away: nobody waits for the record

@@ -96,10 +96,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
     now = time.perf_counter()
     principal, policy, request = ctx.principal, ctx.policy, ctx.request
     model_requested = request.model if request is not None else None
-    content = None
-    if policy is not None and request is not None and policy.source.retention.content == "masked":
-        # The slots hold the text as it left: the boundary step rewrote them in place.
-        content = {"request": [{"role": s.role, "text": s.text} for s in request.texts]}
+    boundary = ctx.boundary
     return AuditRecord(
         request_id=ctx.request_id,
         time=round(time.time() - (now - ctx.started), 6),
@@ -130,5 +127,27 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         reserved_usd=ctx.reserved_usd,
         actual_usd=ctx.actual_usd,
         upstream_store=policy.source.retention.upstream_store if policy else None,
-        content=content,
+        entities={"request": boundary.request, "answer": boundary.answer} if boundary else {},
+        rules=sorted(boundary.rules) if boundary else [],
+        shadow=boundary.shadow if boundary else False,
+        detector_error=boundary.detector_error if boundary else False,
+        content=_content(ctx),
     )
+
+
+def _content(ctx: RequestContext) -> dict[str, Any] | None:
+    """The request's text as it left for the model, under ``retention.content: masked``.
+
+    Only when the boundary enforced the policy on it and it was sent: then the text slots hold
+    the rewritten text. A refused request (its slots are still raw), shadow mode (sent raw) or
+    a detector error let through (not inspected) keeps no text. The answer is not kept: the
+    caller's copy has its tokens restored to the values.
+    """
+    policy, request, boundary = ctx.policy, ctx.request, ctx.boundary
+    if policy is None or request is None or policy.source.retention.content != "masked":
+        return None
+    if boundary is None or boundary.shadow or boundary.detector_error or not ctx.attempts:
+        return None
+    if any(d.outcome == "deny" and d.step in ("boundary", "access") for d in ctx.decisions):
+        return None
+    return {"request": [{"role": slot.role, "text": slot.text} for slot in request.texts]}

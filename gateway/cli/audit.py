@@ -17,6 +17,7 @@ from gateway.audit import AuditStore, Query, SinkError, open_store
 from gateway.audit.admin import parse_time
 from gateway.audit.chain import StoredRow, verify_rows
 from gateway.audit.retention import purge
+from gateway.boundary.service import configured_ner
 from gateway.cli.common import load_or_exit
 from gateway.config import GatewayConfig
 from gateway.policy import load_policies
@@ -163,7 +164,8 @@ async def _verify(config: GatewayConfig, store: AuditStore, args: argparse.Names
 
 async def _purge(config: GatewayConfig, store: AuditStore, args: argparse.Namespace) -> int:
     try:
-        policies = load_policies(config.path(config.policies_dir), config.models)
+        ner = configured_ner(config)  # policies naming PERSON or LOCATION need it to load
+        policies = load_policies(config.path(config.policies_dir), config.models, ner)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

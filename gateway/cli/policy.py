@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.boundary.service import configured_ner
 from gateway.cli.common import load_or_exit
 from gateway.policy import load_policies
 from gateway.yamlsource import ConfigError
@@ -26,7 +27,7 @@ def run_validate(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     directory = Path(args.dir) if args.dir else config.path(config.policies_dir)
     try:
-        policies = load_policies(directory, config.models)
+        policies = load_policies(directory, config.models, configured_ner(config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)

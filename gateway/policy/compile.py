@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from gateway.boundary.ner import NerModel
+from gateway.boundary.policy import BoundaryPolicy, compile_data
 from gateway.policy.models import AccessPolicy, Policy
 
 __all__ = ["AccessRules", "CompiledPolicy", "compile_access", "compile_policy", "policy_version"]
@@ -52,6 +54,7 @@ class CompiledPolicy:
     path: str
     access: AccessRules
     fallback_models: tuple[str, ...]
+    data: BoundaryPolicy | None = None  # None: no data section, nothing is inspected
 
     @property
     def name(self) -> str:
@@ -68,11 +71,14 @@ def policy_version(policy: Policy) -> str:
     return "sha256:" + hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def compile_policy(policy: Policy, path: str) -> CompiledPolicy:
+def compile_policy(policy: Policy, path: str, ner: NerModel | None = None) -> CompiledPolicy:
+    """Build the runtime policy, the detector included; ``ner`` serves PERSON/LOCATION."""
+    data = policy.data
     return CompiledPolicy(
         source=policy,
         version=policy_version(policy),
         path=path,
         access=compile_access(policy.access),
         fallback_models=tuple(policy.upstream.fallback_models),
+        data=compile_data(data, ner, policy.mode == "shadow") if data is not None else None,
     )

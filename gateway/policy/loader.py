@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from gateway.boundary.ner import NerModel
+from gateway.boundary.policy import data_problems
 from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
@@ -21,8 +23,13 @@ def policy_files(directory: Path) -> list[Path]:
     )
 
 
-def load_policies(directory: Path, known_models: Collection[str]) -> dict[str, CompiledPolicy]:
+def load_policies(
+    directory: Path, known_models: Collection[str], ner: NerModel | None = None
+) -> dict[str, CompiledPolicy]:
     """Validate every policy file in ``directory`` against the model catalogue.
+
+    ``ner`` is the gateway's NER model, if configured: without it a policy naming PERSON or
+    LOCATION is a problem.
 
     Raises ConfigError with every problem of every file, each at its file:line.
     """
@@ -37,6 +44,11 @@ def load_policies(directory: Path, known_models: Collection[str]) -> dict[str, C
             problems.extend(exc.problems)
             continue
         found = _lint(policy, doc, str(path), known_models)
+        if policy.data is not None:
+            found += [
+                Problem(str(path), line_of(doc, loc), message)
+                for loc, message in data_problems(policy.data, ner is not None)
+            ]
         if policy.workflow in policies:
             other = policies[policy.workflow].path
             found.append(
@@ -48,7 +60,7 @@ def load_policies(directory: Path, known_models: Collection[str]) -> dict[str, C
             )
         problems.extend(found)
         if not found:
-            policies[policy.workflow] = compile_policy(policy, str(path))
+            policies[policy.workflow] = compile_policy(policy, str(path), ner)
     if problems:
         raise ConfigError(problems)
     return policies
@@ -79,6 +91,15 @@ def _lint(policy: Policy, doc: object, path: str, known_models: Collection[str])
                 line_of(doc, ("workflow",)),
                 f"workflow '{policy.workflow}' must be defined in a file named "
                 f"'{policy.workflow}.yaml', not '{Path(path).name}'",
+            )
+        )
+    if policy.retention.content == "masked" and policy.data is None:
+        problems.append(
+            Problem(
+                path,
+                line_of(doc, ("retention", "content")),
+                "retention.content: masked needs a data section: without one the text kept "
+                "would be the raw text",
             )
         )
     return problems

@@ -10,9 +10,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["AccessPolicy", "Endpoint", "Policy", "RetentionPolicy", "UpstreamPolicy"]
+__all__ = [
+    "AccessPolicy",
+    "CustomRecognizerPolicy",
+    "DataAction",
+    "DataPolicy",
+    "Endpoint",
+    "Policy",
+    "RetentionPolicy",
+    "UpstreamPolicy",
+]
 
 WorkflowName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+EntityName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+Score = Annotated[float, Field(gt=0, le=1)]
+# What happens to a detected value: kept, a typed placeholder, removed, a reversible token,
+# or the whole request refused.
+DataAction = Literal["allow", "mask", "redact", "tokenize", "block"]
 
 
 class _Strict(BaseModel):
@@ -51,6 +65,32 @@ class UpstreamPolicy(_Strict):
     fallback_models: list[str] = []
 
 
+class CustomRecognizerPolicy(_Strict):
+    """A policy's own pattern; its findings are reported as entity ``name``."""
+
+    name: EntityName
+    pattern: Annotated[str, Field(min_length=1)]
+    context: list[str] = []
+    score: Score = 0.8
+    action: DataAction
+
+
+class DataPolicy(_Strict):
+    """Which data may leave for the model, and what happens to the rest (README: data)."""
+
+    entities: dict[EntityName, DataAction] = {}
+    custom: list[CustomRecognizerPolicy] = []
+    deny_terms: list[Annotated[str, Field(min_length=1)]] = []  # always block
+    allow_list: list[str] = []
+    min_score: Score = 0.5
+    min_scores: dict[EntityName, Score] = {}
+    scan_output: bool = True
+    images: Literal["allow", "block"] = "block"
+    on_detector_error: Literal["block", "allow"] = "block"
+    token_ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
+    stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
+
+
 class RetentionPolicy(_Strict):
     """What the audit trail keeps of this workflow, and for how long.
 
@@ -71,4 +111,5 @@ class Policy(_Strict):
     mode: Literal["enforce", "shadow"] = "enforce"
     access: AccessPolicy
     upstream: UpstreamPolicy = UpstreamPolicy()
+    data: DataPolicy | None = None
     retention: RetentionPolicy = RetentionPolicy()

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.normalized import NormalizedRequest, TextSlot
+from gateway.normalized import NormalizedRequest, SlotKind, TextSlot, json_leaves
 from gateway.surfaces.fields import (
     invalid,
     optional_bool,
@@ -16,6 +16,7 @@ from gateway.surfaces.fields import (
     require_list,
     require_str,
 )
+from gateway.surfaces.slots import tool_slots
 
 __all__ = ["error_body", "models_body", "parse", "stream_error"]
 
@@ -33,20 +34,56 @@ _TYPES = {
 }
 
 
-def _blocks(role: str, holder: dict[str, Any], key: str, where: str, out: list[TextSlot]) -> None:
+# Blocks whose content a signature protects: forwarded exactly as the model wrote them.
+_SIGNED = frozenset({"thinking", "redacted_thinking"})
+
+
+def _blocks(
+    role: str,
+    holder: dict[str, Any],
+    key: str,
+    where: str,
+    kind: SlotKind,
+    request: NormalizedRequest,
+) -> None:
     content = holder.get(key)
     if isinstance(content, str):
-        out.append(TextSlot(role, holder, key))
+        request.texts.append(TextSlot(role, holder, key, kind))
         return
     if not isinstance(content, list):
         raise invalid(f"'{where}' must be a string or an array of content blocks")
     for j, block in enumerate(content):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise invalid(f"'{where}[{j}]' must be a typed content block")
-        if block["type"] == "text":
+        btype = block["type"]
+        if btype == "text":
             if not isinstance(block.get("text"), str):
                 raise invalid(f"'{where}[{j}].text' must be a string")
-            out.append(TextSlot(role, block, "text"))
+            request.texts.append(TextSlot(role, block, "text", kind))
+        elif btype == "tool_use":
+            if not isinstance(block.get("input"), dict):
+                raise invalid(f"'{where}[{j}].input' must be an object")
+            json_leaves(block["input"], role, "tool_arguments", request.texts)
+        elif btype == "tool_result":
+            if block.get("content") is not None:
+                _blocks(role, block, "content", f"{where}[{j}].content", "tool_result", request)
+        elif btype == "document" and _text_source(block):
+            request.texts.append(TextSlot(role, block["source"], "data", kind))
+        elif btype == "image":
+            request.media.append("image")
+        elif btype not in _SIGNED:
+            request.media.append(
+                "document" if btype == "document" else f"unknown block '{btype[:32]}'"
+            )
+
+
+def _text_source(block: dict[str, Any]) -> bool:
+    source = block.get("source")
+    return (
+        isinstance(source, dict)
+        and source.get("type") == "text"
+        and isinstance(source.get("data"), str)
+    )
 
 
 def parse(raw: bytes) -> NormalizedRequest:
@@ -56,21 +93,27 @@ def parse(raw: bytes) -> NormalizedRequest:
     max_tokens = optional_int(body, "max_tokens")
     if max_tokens is None:
         raise invalid("'max_tokens' is required")
-    texts: list[TextSlot] = []
-    if body.get("system") is not None:
-        _blocks("system", body, "system", "system", texts)
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise invalid(f"'messages[{i}]' must be an object with role 'user' or 'assistant'")
-        _blocks(message["role"], message, "content", f"messages[{i}].content", texts)
-    return NormalizedRequest(
+    request = NormalizedRequest(
         api="anthropic_messages",
         body=body,
         model=model,
         stream=optional_bool(body, "stream"),
         max_tokens=max_tokens,
-        texts=texts,
     )
+    if body.get("system") is not None:
+        _blocks("system", body, "system", "system", "system", request)
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise invalid(f"'messages[{i}]' must be an object with role 'user' or 'assistant'")
+        _blocks(message["role"], message, "content", f"messages[{i}].content", "content", request)
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise invalid("'tools' must be an array")
+    for j, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict):
+            raise invalid(f"'tools[{j}]' must be an object")
+        tool_slots(tool, "input_schema", f"tools[{j}]", request.texts)
+    return request
 
 
 def _error(err: GatewayError, request_id: str) -> dict[str, Any]:

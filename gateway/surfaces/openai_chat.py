@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError
-from gateway.normalized import NormalizedRequest, TextSlot
+from gateway.normalized import NormalizedRequest, SlotKind, TextSlot
 from gateway.surfaces.fields import (
     invalid,
     optional_bool,
@@ -16,6 +16,7 @@ from gateway.surfaces.fields import (
     require_list,
     require_str,
 )
+from gateway.surfaces.slots import json_string, tool_slots
 
 __all__ = ["error_body", "models_body", "parse", "stream_error"]
 
@@ -31,38 +32,88 @@ _TYPES = {
 }
 
 
+# Parts that carry no text the gateway can read, by the name the data policy knows them.
+_MEDIA = {"image_url": "image", "input_audio": "audio", "file": "file"}
+_KINDS: dict[str, SlotKind] = {
+    "system": "system",
+    "developer": "system",
+    "tool": "tool_result",
+    "function": "tool_result",
+}
+
+
+def _content(message: dict[str, Any], i: int, kind: SlotKind, request: NormalizedRequest) -> None:
+    role, content = message["role"], message.get("content")
+    if isinstance(content, str):
+        request.texts.append(TextSlot(role, message, "content", kind))
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise invalid(f"'messages[{i}].content[{j}]' must be a typed content part")
+            ptype = part["type"]
+            if ptype in ("text", "refusal"):
+                if not isinstance(part.get(ptype), str):
+                    raise invalid(f"'messages[{i}].content[{j}].{ptype}' must be a string")
+                request.texts.append(TextSlot(role, part, ptype, kind))
+            else:
+                request.media.append(_MEDIA.get(ptype, f"unknown part '{ptype[:32]}'"))
+    elif content is not None:
+        raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
+
+
+def _tool_calls(message: dict[str, Any], i: int, request: NormalizedRequest) -> None:
+    # Text in a shape the gateway does not read would leave uninspected: such a request is
+    # refused here (the provider would refuse it too, after the text had left).
+    calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise invalid(f"'messages[{i}].tool_calls' must be an array")
+    functions = (
+        [] if calls is None else [(f"tool_calls[{j}].function", c) for j, c in enumerate(calls)]
+    )
+    if message.get("function_call") is not None:  # the deprecated single-call form
+        functions.append(("function_call", {"function": message["function_call"]}))
+    for where, call in functions:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("arguments", ""), str):
+            raise invalid(f"'messages[{i}].{where}' must be an object with string 'arguments'")
+        json_string(
+            function,
+            "arguments",
+            message["role"],
+            "tool_arguments",
+            request.texts,
+            request.json_texts,
+        )
+
+
 def parse(raw: bytes) -> NormalizedRequest:
     body = parse_object(raw)
     model = require_str(body, "model")
     messages = require_list(body, "messages")
-    texts: list[TextSlot] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
-        role = message["role"]
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(TextSlot(role, message, "content"))
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise invalid(f"'messages[{i}].content[{j}]' must be a typed content part")
-                if part["type"] == "text":
-                    if not isinstance(part.get("text"), str):
-                        raise invalid(f"'messages[{i}].content[{j}].text' must be a string")
-                    texts.append(TextSlot(role, part, "text"))
-        elif content is not None:
-            raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
     legacy = optional_int(body, "max_tokens")  # both are checked: either may be forwarded
     max_tokens = optional_int(body, "max_completion_tokens") or legacy
-    return NormalizedRequest(
+    request = NormalizedRequest(
         api="openai_chat",
         body=body,
         model=model,
         stream=optional_bool(body, "stream"),
         max_tokens=max_tokens,
-        texts=texts,
     )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise invalid(f"'messages[{i}]' must be an object with a string 'role'")
+        _content(message, i, _KINDS.get(message["role"], "content"), request)
+        _tool_calls(message, i, request)
+    for key in ("tools", "functions"):
+        tools = body.get(key)
+        if tools is not None and not isinstance(tools, list):
+            raise invalid(f"'{key}' must be an array")
+        for j, tool in enumerate(tools or ()):
+            function = tool.get("function", tool) if isinstance(tool, dict) else None
+            if not isinstance(function, dict):
+                raise invalid(f"'{key}[{j}]' must be an object")
+            tool_slots(function, "parameters", f"{key}[{j}]", request.texts)
+    return request
 
 
 def _error(err: GatewayError, request_id: str) -> dict[str, Any]:

@@ -10,6 +10,9 @@ from pathlib import Path
 import orjson
 
 from gateway.auth import Authenticator, JwtVerifier, KeyStore, create_key, load_static_keys
+from gateway.boundary.actions import TokenMinter
+from gateway.boundary.step import Boundary
+from gateway.boundary.vault import MemoryVault
 from gateway.config import JwtConfig, ModelConfig
 from gateway.context import Decision, RequestContext
 from gateway.pipeline import Call, Pipeline
@@ -38,7 +41,10 @@ def _pipeline(tmp_path: Path, idp: Idp) -> tuple[Pipeline, str]:
     registry = PolicyRegistry({"w": compile_policy(policy, "w.yaml")})
     models = {"m": ModelConfig(provider="demo", upstream_model="m")}
     auth = Authenticator(KeyStore(tmp_path / "keys.yaml"), verifier)
-    return Pipeline(auth, registry, Forwarder({"demo": MockProvider("demo")}, models)), key
+    boundary = Boundary(MemoryVault(), TokenMinter(b"k" * 32))
+    return Pipeline(
+        auth, registry, Forwarder({"demo": MockProvider("demo")}, models), boundary
+    ), key
 
 
 async def _run(pipeline: Pipeline, credential: str) -> RequestContext:

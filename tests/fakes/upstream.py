@@ -32,9 +32,11 @@ class Received:
 
 @dataclass(frozen=True)
 class Reply:
-    """A normal answer (the default); text None echoes the last user message."""
+    """A normal answer (the default); text None echoes the last user message. ``pieces``
+    streams exactly those deltas (their concatenation is the non-streamed text)."""
 
     text: str | None = None
+    pieces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,25 @@ class InvalidJson:
     """Answer 200 with a body (or, when streaming, an SSE data line) that is not JSON."""
 
 
-Action: TypeAlias = Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+@dataclass(frozen=True)
+class ToolCall:
+    """Answer with one tool call whose JSON arguments are ``pieces`` joined (streamed as
+    those argument deltas)."""
+
+    name: str
+    pieces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RawStream:
+    """Stream exactly these SSE events (whole ``event:``/``data:`` frames), one write each."""
+
+    events: tuple[bytes, ...]
+
+
+Action: TypeAlias = (
+    RawStream | ToolCall | Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+)
 
 _ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
                      403: "permission_error", 404: "not_found_error", 413: "request_too_large",
@@ -315,6 +335,15 @@ class FakeUpstream:
             return web.Response(status=499)  # aiohttp drops it quietly
 
     async def _act(self, request: web.Request, ex: _Exchange, action: Action) -> web.StreamResponse:
+        if isinstance(action, ToolCall):
+            return await _tool_call(request, ex, action)
+        if isinstance(action, RawStream):
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await resp.prepare(request)
+            for event in action.events:
+                await resp.write(event)
+            await resp.write_eof()
+            return resp
         if isinstance(action, Status):
             ra = action.retry_after
             headers = {} if ra is None else {"retry-after": str(ra).removesuffix(".0")}
@@ -324,6 +353,8 @@ class FakeUpstream:
         if isinstance(action, SlowStream) and not ex.stream:
             await asyncio.sleep(action.events * action.interval)
         text = action.text if isinstance(action, Reply) and action.text is not None else ex.echo()
+        if isinstance(action, Reply) and action.pieces is not None:
+            text = "".join(action.pieces)
         if not ex.stream:
             if isinstance(action, InvalidJson):
                 return web.Response(body=b"{not json", content_type="application/json")
@@ -339,6 +370,8 @@ class FakeUpstream:
             pieces = [f"part{i} " for i in range(action.after)]
         elif isinstance(action, SlowStream):
             pieces = [f"tick{i} " for i in range(action.events)]
+        elif isinstance(action, Reply) and action.pieces is not None:
+            pieces = list(action.pieces)
         else:
             pieces = _pieces(text)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -357,6 +390,77 @@ class FakeUpstream:
             await resp.write(event)
         await resp.write_eof()
         return resp
+
+
+async def _tool_call(request: web.Request, ex: _Exchange, call: ToolCall) -> web.StreamResponse:
+    arguments = "".join(call.pieces)
+    if not ex.stream:
+        body = ex.complete("")
+        if ex.anthropic:
+            body["content"] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": call.name,
+                    "input": orjson.loads(arguments),
+                }
+            ]
+            body["stop_reason"] = "tool_use"
+        else:
+            function = {"name": call.name, "arguments": arguments}
+            body["choices"][0]["message"] = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": function}],
+            }
+            body["choices"][0]["finish_reason"] = "tool_calls"
+        return _json(body)
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await resp.prepare(request)
+    if ex.anthropic:
+        head = ex.head()[0]
+        block = {"type": "tool_use", "id": "toolu_1", "name": call.name, "input": {}}
+        events = [
+            head,
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": block},
+                "content_block_start",
+            ),
+        ]
+        for piece in call.pieces:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            events.append(
+                _sse(
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    "content_block_delta",
+                )
+            )
+        stop = {"stop_reason": "tool_use", "stop_sequence": None}
+        events += [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse(
+                {"type": "message_delta", "delta": stop, "usage": {"output_tokens": 1}},
+                "message_delta",
+            ),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+    else:
+        first = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        events = [ex._chunk({"role": "assistant", "content": None, "tool_calls": [first]})]
+        events += [
+            ex._chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for piece in call.pieces
+        ]
+        events += [ex._chunk({}, "tool_calls"), _sse(b"[DONE]")]
+    for event in events:
+        await resp.write(event)
+    await resp.write_eof()
+    return resp
 
 
 def _hang_up(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:

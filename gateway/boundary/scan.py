@@ -1,0 +1,95 @@
+"""Run a detector from async code without stalling the event loop on large bodies.
+
+Small texts (the common case) are scanned inline: a hop elsewhere costs more than the scan.
+A large text is scanned on the loop in windows of ``WINDOW`` characters, yielding between
+them, so other requests wait about one window (~1 ms) per step. Each window reads ``MARGIN``
+characters before its own part (context words) and ``OVERLAP`` after it, so an entity that
+starts in its part is seen whole if it is shorter than that. A finding that reaches the
+window's end, or the start of a JWT or private key that no finding covers (a cut JWT does not
+match at all), makes the window look four times further, up to ``MAX_REACH``; past that the
+text is scanned whole in a worker thread. Detectors that cannot be windowed (NER, a policy's
+own patterns) always run in a worker thread, where the GIL still shares the core with the
+loop: bench/detect.py measures small-scan latency in both cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from gateway.boundary.detector import PatternDetector, resolve
+from gateway.boundary.findings import Detector, Finding
+
+__all__ = ["INLINE_CHARS", "find_all", "find_windowed"]
+
+INLINE_CHARS = 16 * 1024  # about 3 ms of scanning on one core (bench/detect.py)
+WINDOW = 4 * 1024  # about 1 ms of scanning: other requests wait at most about that long
+MARGIN = 64  # more than the context window before a match (rules.py)
+OVERLAP = 256  # longer than any entity that a cut would hide rather than shorten
+MAX_REACH = 128 * 1024
+_LONG_ENTITIES = ("eyJ", "-----BEGIN")
+_SLACK = 8
+
+
+async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
+    """``detector.find`` for each text, in order, without holding the loop for long."""
+    found: list[list[Finding]] = []
+    for text in texts:
+        if len(text) <= INLINE_CHARS:
+            found.append(detector.find(text))
+        elif isinstance(detector, PatternDetector) and detector.chunkable:
+            found.append(await find_windowed(detector, text))
+        else:
+            found.append(await asyncio.to_thread(detector.find, text))
+    return found
+
+
+async def find_windowed(
+    detector: Detector, text: str, window: int = WINDOW, overlap: int = OVERLAP
+) -> list[Finding]:
+    """The findings of ``detector.find(text)``, scanned window by window on the loop."""
+    kept: list[Finding] = []
+    for own_start in range(0, len(text), window):
+        own_end = min(len(text), own_start + window)
+        start = max(0, own_start - MARGIN)
+        markers = _long_entity_starts(text, own_start, own_end)
+        reach = overlap
+        while True:
+            end = min(len(text), own_end + reach)
+            found = [
+                Finding(start + f.start, start + f.end, f.entity, f.score, f.rule)
+                for f in detector.find(text[start:end])
+            ]
+            mine = [f for f in found if own_start <= f.start < own_end]
+            # A JWT or key start inside one found earlier (its payload) needs nothing more.
+            if end == len(text) or _complete(mine, markers, end, (*kept[-4:], *found)):
+                break
+            if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
+                return await asyncio.to_thread(detector.find, text)
+            reach *= 4
+        kept.extend(mine)
+        await asyncio.sleep(0)
+    return resolve(kept)
+
+
+def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
+    found = []
+    for marker in _LONG_ENTITIES:
+        at = text.find(marker, start, end + len(marker) - 1)
+        while at >= 0:
+            found.append(at)
+            at = text.find(marker, at + 1, end + len(marker) - 1)
+    return found
+
+
+def _complete(
+    mine: list[Finding], markers: list[int], end: int, around: tuple[Finding, ...]
+) -> bool:
+    """None of ``mine`` may go on past ``end``; each JWT or key start lies in a finding.
+
+    "Near the end" allows for a cut that stops a match a few characters short: a key cut
+    right after a line break, a URL whose trailing punctuation was dropped.
+    """
+    if any(f.end >= end - _SLACK for f in mine):
+        return False
+    return all(any(f.start <= at < f.end for f in around) for at in markers)

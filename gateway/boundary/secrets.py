@@ -1,0 +1,150 @@
+"""SECRET rules: provider API keys, private keys, JWTs, passwords in URLs and assignments.
+
+Each key format has a fixed prefix, so each rule carries it as a needle and runs only on text
+that contains it. Assignment rules report the value, not the name (``password=`` stays).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gateway.boundary.rules import Check, Hit, Rule
+
+__all__ = ["SECRET_RULES"]
+
+_END = r"(?![\w-])"
+
+
+def _key(name: str, pattern: str, *needles: str, score: float = 0.95) -> Rule:
+    # A pattern that starts with its literal prefix is found by a fast substring search; a
+    # leading \b would make the regex engine try every position (10x slower), so the check
+    # tests the word boundary instead.
+    regex = re.compile(pattern)
+    return Rule("SECRET", f"secret.{name}", regex, _at_word_start(score), needles=needles)
+
+
+def _at_word_start(score: float) -> Check:
+    def check(match: re.Match[str]) -> Hit | None:
+        start = match.start()
+        if start and (match.string[start - 1].isalnum() or match.string[start - 1] in "_-"):
+            return None
+        return start, match.end(), score
+
+    return check
+
+
+# A value that is a placeholder, not a secret: "${DB_PASSWORD}", "<redacted>", "****", "null".
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:\$\{?[\w.-]+\}?|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
+    r"changeme|password|secret|redacted|\[redacted\]|env\(.*\)|os\.environ.*)$"
+)
+
+
+# The body is read line by line (real or JSON-escaped line breaks, or long base64 runs after
+# spaces where line breaks were flattened), so a key cut short does not run into the prose
+# after it, and one that is complete ends at its END line.
+_BREAK = r"(?:\r?\n|\\r\\n|\\n)[ \t]*"
+_PEM = (
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    rf"(?:{_BREAK}(?:[A-Za-z0-9+/=]{{1,100}}(?=[ \t]*(?:\r|\n|\\[rn]|-----END|$))"
+    r"|[A-Za-z-]+:[^\n\\]*)| [A-Za-z0-9+/=]{16,})*"
+    rf"(?:(?:{_BREAK}| )-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
+)
+
+
+def _value_hit(match: re.Match[str], group: int | str, score: float) -> Hit | None:
+    value = match.group(group)
+    if len(value) < 4 or _PLACEHOLDER.match(value):
+        return None
+    return match.start(group), match.end(group), score
+
+
+def _value(group: int, score: float) -> Check:
+    return lambda match: _value_hit(match, group, score)
+
+
+# Anchored on the name, which may only end in a key-ish suffix: "DB_PASSWORD=", "apiKey:",
+# "secret_key =>", but not "password_policy: strong" or "max_tokens: 512".
+_ASSIGNMENT = re.compile(
+    r"(?P<name>passw(?:or)?d|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key"
+    r"|auth[_-]?token|access[_-]?token|refresh[_-]?token|private[_-]?key|credentials?|token)"
+    r"(?:[_-]?(?:access[_-]?)?key|[_-]?token|[_-]?value)?"
+    r"""["']?[ \t]*(?:=>|:=|=|:)[ \t]*"""
+    r"""(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
+)
+
+
+# An environment list entry: {name: DB_PASSWORD, value: "..."} (Kubernetes, compose, JSON).
+_NAMED_VALUE = re.compile(
+    r"""name["']?\s*:\s*["']?[\w.-]*(?:passw(?:or)?d|secret|token|api[_-]?key)["']?\s*,?"""
+    r"""\s*["']?value["']?\s*:\s*(?:"(?P<q2>[^"\n]+)"|'(?P<q1>[^'\n]+)'|(?P<bare>[^\s"',;}{)]+))"""
+)
+
+
+def _quoted_group(match: re.Match[str]) -> str:
+    return "q2" if match.group("q2") else "q1" if match.group("q1") else "bare"
+
+
+def _assignment(match: re.Match[str]) -> Hit | None:
+    group = _quoted_group(match)
+    if match.group(group).isdigit() and not match.group("name").lower().startswith("p"):
+        return None  # "max_tokens: 1024" is a number; "password: 123456" is still a password
+    return _value_hit(match, group, 0.8)
+
+
+SECRET_RULES: tuple[Rule, ...] = (
+    _key("anthropic_key", r"sk-ant-(?:api|admin)\d\d-[\w-]{32,}" + _END, "sk-ant-"),
+    _key("openai_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[\w-]{32,}" + _END, "sk-"),
+    _key("aws_access_key", r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", "akia", "asia", "abia"),
+    _key("github_token", r"gh[pousr]_[A-Za-z0-9]{36,255}\b", "ghp_", "gho_", "ghu_", "ghs_"),
+    _key("github_pat", r"github_pat_\w{60,255}\b", "github_pat_"),
+    _key("slack_token", r"xox[abposr]-[A-Za-z0-9-]{10,}", "xox"),
+    _key(
+        "slack_webhook",
+        r"https://hooks\.slack\.com/services/T\w+/B\w+/\w+",
+        "hooks.slack.com",
+    ),
+    _key("google_api_key", r"AIza[\w-]{35}" + _END, "aiza"),
+    _key("google_oauth_secret", r"GOCSPX-[\w-]{28}" + _END, "gocspx-"),
+    _key("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}\b", "_live_", "_test_"),
+    _key("stripe_webhook_secret", r"whsec_[A-Za-z0-9]{24,}\b", "whsec_"),
+    _key(
+        "private_key",
+        _PEM,
+        "private key",
+        score=1.0,
+    ),
+    _key("jwt", r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}", "eyj"),
+    Rule(
+        "SECRET",
+        "secret.url_password",
+        re.compile(r"://[^\s:/@\"']*:([^\s@/\"']+)@"),
+        _value(1, 0.95),
+        needles=("://",),
+        on_lowered=True,
+    ),
+    Rule(
+        "SECRET",
+        "secret.bearer_token",
+        re.compile(r"(?:bearer|token)\s+([a-z0-9._~+/-]{20,}=*)"),
+        _value(1, 0.85),
+        needles=("bearer", "token"),
+        on_lowered=True,
+    ),
+    Rule(
+        "SECRET",
+        "secret.named_value",
+        _NAMED_VALUE,
+        lambda match: _value_hit(match, _quoted_group(match), 0.8),
+        needles=("value",),
+        on_lowered=True,
+    ),
+    Rule(
+        "SECRET",
+        "secret.assignment",
+        _ASSIGNMENT,
+        _assignment,
+        needles=("pass", "pwd", "secret", "key", "token", "credential"),
+        on_lowered=True,
+    ),
+)

@@ -1,0 +1,52 @@
+"""Build the boundary's gateway-wide parts once at start: the NER model, the vault, the key."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from gateway.boundary.actions import TokenMinter
+from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
+from gateway.boundary.step import Boundary
+from gateway.boundary.vault import MemoryVault, RedisVault, Vault
+from gateway.config import GatewayConfig
+from gateway.yamlsource import ConfigError, Problem
+
+__all__ = ["build_boundary", "configured_ner"]
+
+
+def configured_ner(config: GatewayConfig) -> NerModel | None:
+    """The NER model gateway.yaml's ``nlp`` names, loaded once; None when there is none."""
+    if config.nlp is None:
+        return None
+    try:
+        return load_ner(config.nlp.engine, config.nlp.model)
+    except NerUnavailableError as exc:
+        raise ConfigError(
+            [Problem(str(config.base_dir / "gateway.yaml"), 0, f"nlp: {exc}")]
+        ) from exc
+
+
+def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
+    """The vault ``stores.redis_url`` asks for and the token key from ``vault.key_env``."""
+    where = str(config.base_dir / "gateway.yaml")
+    raw = env.get(config.vault.key_env)
+    redis_url = config.stores.redis_url
+    if raw is not None and len(raw) < 32:
+        raise ConfigError(
+            [Problem(where, 0, f"vault: {config.vault.key_env} must be at least 32 characters")]
+        )
+    if raw is None and redis_url:
+        raise ConfigError(
+            [
+                Problem(
+                    where,
+                    0,
+                    f"vault: set {config.vault.key_env}: instances sharing a Redis vault must "
+                    "mint the same tokens",
+                )
+            ]
+        )
+    key = raw.encode() if raw is not None else secrets.token_bytes(32)
+    vault: Vault = RedisVault(redis_url) if redis_url else MemoryVault()
+    return Boundary(vault, TokenMinter(key))

@@ -1,0 +1,211 @@
+"""The boundary step: inspect a request's text slots before it leaves, and its answer after.
+
+``Boundary`` is built once (vault, token key); ``inspect`` runs once per request and returns
+the ``Inspection`` that carries the request's placeholders and tokens to its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from gateway import errors
+from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
+from gateway.boundary.findings import Finding
+from gateway.boundary.policy import BoundaryPolicy
+from gateway.boundary.record import BoundaryRecord, by_action
+from gateway.boundary.scan import find_all
+from gateway.boundary.vault import Vault, VaultError
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.normalized import NormalizedRequest
+from gateway.policy.compile import CompiledPolicy
+
+__all__ = ["Boundary", "Inspection", "counted"]
+
+log = logging.getLogger("gateway.boundary")
+
+
+def counted(counts: dict[str, int]) -> str:
+    """``CREDIT_CARD x2, US_SSN x1``: what a refusal may say (types and counts, no values)."""
+    return ", ".join(f"{entity} x{n}" for entity, n in sorted(counts.items()))
+
+
+class Inspection:
+    """One request's boundary state: its rewriter (placeholders, minted tokens) and record."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        rules: BoundaryPolicy,
+        rewriter: Rewriter,
+        vault: Vault,
+        workflow: str,
+        subject: str,
+    ) -> None:
+        self.ctx = ctx
+        self.rules = rules
+        self.rewriter = rewriter
+        self._vault = vault
+        self._workflow = workflow
+        self._subject = subject
+        self._known = dict(rewriter.minted)
+        self._request_counts = rewriter.counts.copy()
+        self._would_block = False
+
+    @property
+    def record(self) -> BoundaryRecord:
+        assert self.ctx.boundary is not None
+        return self.ctx.boundary
+
+    async def find(self, texts: Sequence[str]) -> list[list[Finding]] | None:
+        """Findings per text; None when detection failed and the policy lets it pass."""
+        return await _find(self.ctx, self.rules, texts, "inspect_answer")
+
+    def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
+        """``text[start:end]`` for the caller; in shadow mode only counted, never changed."""
+        out = self.rewriter.answer_text(text, findings, start, end)
+        return text[start:end] if self.rules.shadow else out
+
+    def check_answer(self) -> None:
+        """Refuse once the answer holds a blocked entity (shadow: note it); record counts."""
+        answered = self.rewriter.counts - self._request_counts
+        self.record.answer = by_action(answered)
+        self.record.rules |= self.rewriter.rules
+        blocked = {e: n for (a, e), n in answered.items() if a == "block"}
+        if not blocked:
+            return
+        if not self.rules.shadow:
+            raise GatewayError(
+                errors.BOUNDARY_BLOCKED_OUTPUT,
+                f"The answer contained data this workflow may not return: {counted(blocked)}.",
+            )
+        if not self._would_block:
+            self._would_block = True
+            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_block"))
+
+    def finish_answer(self) -> None:
+        """Record that the answer was masked or redacted (in shadow: would have been)."""
+        answer = self.record.answer
+        if not (answer.get("mask") or answer.get("redact")):
+            return
+        if any(d.code == "boundary.would_block" for d in self.ctx.decisions):
+            return  # the stronger verdict stays the one the header shows
+        if self.rules.shadow:
+            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_mask"))
+        else:
+            self.ctx.decisions.append(Decision("inspect_answer", "transform", "boundary.masked"))
+
+    async def restore(self, text: str) -> str:
+        """Tokens this caller was given in this workflow, replaced by their values."""
+        if "#" not in text:
+            return text
+        unknown = [m.group(0) for m in TOKEN_PATTERN.finditer(text)]
+        unknown = [t for t in dict.fromkeys(unknown) if t not in self._known]
+        if unknown:
+            try:
+                self._known.update(await self._vault.get(self._workflow, self._subject, unknown))
+            except VaultError as exc:
+                raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
+        return restore_tokens(text, self._known)
+
+
+async def _find(
+    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: str
+) -> list[list[Finding]] | None:
+    try:
+        return await find_all(rules.detector, texts)
+    # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
+    # there, the data must not leave uninspected unless the policy says so. Only the type is
+    # logged: a library's message may quote the text it was reading.
+    except Exception as exc:
+        log.error("request %s: detection failed: %s", ctx.request_id, type(exc).__name__)
+        assert ctx.boundary is not None
+        ctx.boundary.detector_error = True
+        if rules.source.on_detector_error == "block" and not rules.shadow:
+            raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
+        ctx.decisions.append(Decision(step, "allow", errors.BOUNDARY_DETECTOR.code))
+        return None
+
+
+class Boundary:
+    """The data-boundary service: one vault and one token key for the whole gateway."""
+
+    def __init__(self, vault: Vault, minter: TokenMinter) -> None:
+        self._vault = vault
+        self._minter = minter
+
+    async def inspect(
+        self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> Inspection | None:
+        """Rewrite the request's text slots per policy, or refuse it; None: nothing to do."""
+        rules = policy.data
+        if rules is None:
+            return None
+        record = ctx.boundary = BoundaryRecord(shadow=rules.shadow)
+        refusal = _media_refusal(request, rules)
+        if refusal is not None and not rules.shadow:
+            raise refusal
+        texts = [slot.text for slot in request.texts]
+        found = await _find(ctx, rules, texts, "boundary")
+        rewriter = Rewriter(rules.actions, policy.name, self._minter)
+        subject = ctx.principal.subject if ctx.principal else ""
+        if found is None:
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+        rewritten = [
+            rewriter.request_text(t, f) if f else t for t, f in zip(texts, found, strict=True)
+        ]
+        record.request = by_action(rewriter.counts)
+        record.rules = set(rewriter.rules)
+        blocked = rewriter.blocked()
+        if rules.shadow:
+            if rewriter.counts or refusal is not None:
+                would = "would_block" if blocked or refusal is not None else "would_mask"
+                ctx.decisions.append(Decision("boundary", "allow", f"boundary.{would}"))
+            # Shadow: forwarded unchanged; the answer is inspected only to be recorded.
+            if not rules.source.scan_output:
+                return None
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+        if blocked:
+            raise GatewayError(
+                errors.BOUNDARY_BLOCKED,
+                f"The request contains data this workflow may not send: {counted(blocked)}.",
+            )
+        changed = False
+        for slot, old, new in zip(request.texts, texts, rewritten, strict=True):
+            if new != old:
+                slot.replace(new)
+                changed = True
+        request.commit()
+        if rewriter.minted:
+            try:
+                await self._vault.put(
+                    policy.name, subject, rewriter.minted, rules.source.token_ttl_s
+                )
+            except VaultError as exc:
+                raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
+        if changed:
+            ctx.decisions.append(Decision("boundary", "transform", "boundary.masked"))
+        if not (rules.source.scan_output or rewriter.minted):
+            return None
+        return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+
+    async def aclose(self) -> None:
+        await self._vault.aclose()
+
+
+def _media_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:
+    """Why parts the gateway cannot read as text may not leave, if they may not."""
+    if not request.media:
+        return None
+    unreadable = sorted({m for m in request.media if m != "image"})
+    if unreadable:
+        return GatewayError(
+            errors.BOUNDARY_UNREADABLE,
+            "The request contains content the gateway cannot inspect: "
+            + ", ".join(unreadable)
+            + ".",
+        )
+    if rules.source.images == "block":
+        return GatewayError(errors.BOUNDARY_IMAGE)
+    return None

@@ -1,0 +1,106 @@
+"""Where tokenized values wait to be restored: process memory, or Redis shared by instances.
+
+Entries are per workflow and per caller (``subject``): a token is restored only in answers
+to the caller whose request minted it, and never in another workflow. Each entry expires
+after the policy's ``token_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["MemoryVault", "RedisVault", "Vault", "VaultError"]
+
+
+class VaultError(Exception):
+    """The vault's backend failed; mapped once from the client library here."""
+
+
+class Vault(Protocol):
+    async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
+        """Store ``token -> value`` pairs for ``ttl_s`` seconds (a put renews the expiry)."""
+        ...
+
+    async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
+        """The values of those ``tokens`` that this workflow's caller stored and still live."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryVault:
+    """One process's vault. Entries are kept in the order they were last stored, so expired
+    ones are dropped from the front on each put; at ``max_entries`` the oldest make room."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._entries: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
+        now = time.monotonic()
+        for token, value in items.items():
+            key = (workflow, subject, token)
+            self._entries.pop(key, None)  # re-insert at the end: the newest
+            self._entries[key] = (value, now + ttl_s)
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if len(entries) <= self._max and entries[oldest][1] > now:
+                break
+            del entries[oldest]
+
+    async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
+        now = time.monotonic()
+        found = {}
+        for token in tokens:
+            entry = self._entries.get((workflow, subject, token))
+            if entry is not None and entry[1] > now:
+                found[token] = entry[0]
+        return found
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+
+
+class RedisVault:
+    """Entries as ``gw:vault:{workflow}:subject:token`` strings with an expiry.
+
+    The hash tag keeps one workflow's entries in one Redis Cluster slot, so a lookup of many
+    tokens is one MGET and a put is one pipelined round trip.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+
+    @staticmethod
+    def _key(workflow: str, subject: str, token: str) -> str:
+        return f"gw:vault:{{{workflow}}}:{subject}:{token}"
+
+    async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for token, value in items.items():
+                    pipe.set(self._key(workflow, subject, token), value, ex=ttl_s)
+                await pipe.execute()
+        except RedisError as exc:
+            raise VaultError(f"redis: {type(exc).__name__}") from exc
+
+    async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
+        if not tokens:
+            return {}
+        try:
+            values = await self._redis.mget([self._key(workflow, subject, t) for t in tokens])
+        except RedisError as exc:
+            raise VaultError(f"redis: {type(exc).__name__}") from exc
+        return {t: str(v) for t, v in zip(tokens, values, strict=True) if v is not None}
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

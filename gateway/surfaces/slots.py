@@ -1,0 +1,61 @@
+"""Text slots both wire formats share: tool schemas and JSON held in strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.normalized import JsonText, SlotKind, TextSlot, json_leaves
+from gateway.surfaces.fields import invalid
+
+__all__ = ["json_string", "tool_slots"]
+
+
+def _descriptions(schema: Any, role: str, out: list[TextSlot]) -> None:
+    """Every ``description`` in a JSON schema (parameter descriptions, nested or not)."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key == "description" and isinstance(child, str):
+                    out.append(TextSlot(role, node, key, "tool_description"))
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+        elif isinstance(node, list):
+            stack.extend(c for c in node if isinstance(c, dict | list))
+
+
+def tool_slots(tool: dict[str, Any], schema_key: str, where: str, out: list[TextSlot]) -> None:
+    """A tool definition's description and its parameters' descriptions."""
+    description = tool.get("description")
+    if isinstance(description, str):
+        out.append(TextSlot("tool", tool, "description", "tool_description"))
+    elif description is not None:
+        raise invalid(f"'{where}.description' must be a string")
+    _descriptions(tool.get(schema_key), "tool", out)
+
+
+def json_string(
+    holder: dict[str, Any],
+    key: str,
+    role: str,
+    kind: SlotKind,
+    texts: list[TextSlot],
+    owners: list[JsonText],
+) -> None:
+    """Slots for a string holding JSON: its string leaves, or the whole string if not JSON."""
+    raw = holder.get(key)
+    if not isinstance(raw, str):
+        return
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, dict | list):
+        owner = JsonText(holder, key, value)
+        owners.append(owner)
+        json_leaves(value, role, kind, texts, owner)
+    else:
+        texts.append(TextSlot(role, holder, key, kind))
