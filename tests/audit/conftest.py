@@ -62,12 +62,15 @@ def start_gateway(
     upstream: FakeUpstream,
     audit: dict[str, object] | None = None,
     stores: dict[str, object] | None = None,
+    policies: dict[str, dict[str, object]] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> tuple[AuditedGateway, GatewayServer]:
     config = {**gateway_config(upstream), "audit": {"purge_interval_s": 0, **(audit or {})}}
     if stores:
         config["stores"] = stores
+    config.update(extra or {})
     path = write_yaml(root / "gateway.yaml", config)
-    for name, policy in AUDIT_POLICIES.items():
+    for name, policy in (policies or AUDIT_POLICIES).items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)
     analyst = new_key(root / "keys.yaml", "alice", ["analyst"])
     ops = new_key(root / "keys.yaml", "olga", ["ops"])
