@@ -181,5 +181,5 @@ def test_masked_content_needs_a_data_section(upstream: FakeUpstream, tmp_path: P
 
     bad = {"workflow": "bad", "owner": "o", "access": {"roles": ["a"], "models": ["gpt-test"]},
            "retention": {"content": "masked"}}  # fmt: skip
-    with pytest.raises(ConfigError, match="retention.content: masked needs a data section"):
+    with pytest.raises(ConfigError, match=r"retention\.content: masked needs a data section"):
         start_gateway(tmp_path, upstream, policies={"bad": bad})
