@@ -56,9 +56,24 @@ class AuditWriter:
         if self._spooled:
             await self._replay()
         self._task = asyncio.create_task(self._run(), name="audit-writer")
+        self._task.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """A writer that dies of a bug must not leave requests waiting for it forever."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit writer stopped", exc_info=task.exception())
+        self._healthy = False
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if future is not None and not future.done():
+                future.set_result(False)
+            self._queue.task_done()
 
     async def put(self, record: AuditRecord) -> bool:
         """Queue ``record``; in sync mode wait until it is durable. False: refuse the response."""
+        if self._task is None or self._task.done():
+            log.error("audit writer not running: record of request %s dropped", record.request_id)
+            return not self._block
         future = asyncio.get_running_loop().create_future() if self._sync else None
         try:
             self._queue.put_nowait((record, future))
@@ -102,12 +117,15 @@ class AuditWriter:
                         break
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            ok = await self._persist([record for record, _ in batch])
-            self._healthy = ok
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_result(ok)
-                self._queue.task_done()
+            ok = False
+            try:
+                ok = await self._persist([record for record, _ in batch])
+            finally:  # whatever happened, nobody is left waiting on this batch
+                self._healthy = ok
+                for _, future in batch:
+                    if future is not None and not future.done():
+                        future.set_result(ok)
+                    self._queue.task_done()
 
     async def _persist(self, records: Sequence[AuditRecord]) -> bool:
         if self._spooled and time.monotonic() >= self._next_replay:
