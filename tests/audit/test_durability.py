@@ -4,6 +4,7 @@ and spool both gone (on_failure: block)."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 
 import asyncpg
+import openai
 import orjson
 import pytest
 
@@ -27,31 +29,41 @@ from tests.conftest import UPSTREAM_KEYS
 from tests.fakes.upstream import FakeUpstream
 
 BODY = orjson.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+STREAM = orjson.dumps(
+    {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+)
 
 
-def _post(base: str, key: str) -> str | None:
-    """The request id of a completed 200 response, or None."""
+def _post(base: str, key: str, stream: bool = False) -> str | None:
+    """The request id of a completed 200 response (a stream: one that got ``[DONE]``)."""
     request = urllib.request.Request(
-        f"{base}/w/chat_app/v1/chat/completions", data=BODY,
+        f"{base}/w/chat_app/v1/chat/completions", data=STREAM if stream else BODY,
         headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
     )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-            return response.headers["x-request-id"] if response.status == 200 else None
-    except (HTTPError, URLError, OSError):
+            body = response.read()
+            if response.status != 200 or (stream and not body.endswith(b"data: [DONE]\n\n")):
+                return None
+            return response.headers["x-request-id"]  # type: ignore[no-any-return]
+    # A gateway killed mid-response: the connection drops, a chunked body ends torn.
+    except (HTTPError, URLError, OSError, http.client.HTTPException, ValueError):
         return None
 
 
 def _load(
     base: str, key: str, stop: threading.Event, done: list[str], threads: int = 8
 ) -> list[threading.Thread]:
-    def worker() -> None:
-        while not stop.is_set():
-            if (rid := _post(base, key)) is not None:
-                done.append(rid)
+    """Closed-loop clients, half of them streaming."""
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    def worker(stream: bool) -> None:
+        while not stop.is_set():
+            if (rid := _post(base, key, stream)) is not None:
+                done.append(f"{rid} stream" if stream else rid)
+
+    workers = [
+        threading.Thread(target=worker, args=(i % 2 == 1,), daemon=True) for i in range(threads)
+    ]
     for w in workers:
         w.start()
     return workers
@@ -96,8 +108,9 @@ def test_kill_9_under_load_loses_no_completed_response(
     stop.set()
     for w in workers:
         w.join()
-    completed = set(done)
-    assert len(completed) > 50, "too little load to mean anything"
+    streams = {d.split()[0] for d in done if d.endswith(" stream")}
+    completed = {d.split()[0] for d in done}
+    assert len(completed) > 50 and len(streams) > 20, "too little load to mean anything"
     proc = _serve(tmp_path / "gateway.yaml", port, tmp_path / "gateway.log")  # restart
     try:
         with sqlite3.connect(gw.db) as db:
@@ -130,7 +143,7 @@ def test_postgres_stopped_mid_load_loses_nothing(upstream: FakeUpstream, tmp_pat
             stop.set()
             for w in workers:
                 w.join()
-            completed = list(done)
+            completed = [d.split()[0] for d in done]
             deadline = time.monotonic() + 10
             while (
                 tmp_path / "audit-spool" / "audit-spool.jsonl"
@@ -175,14 +188,21 @@ def test_sink_and_spool_both_down(upstream: FakeUpstream, tmp_path: Path, on_fai
             f"{gw.openai_url()}/chat/completions", data=BODY,
             headers={"authorization": f"Bearer {gw.analyst_key}", "content-type": "application/json"},
         )  # fmt: skip
+        stream = gw.openai().chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+        )  # type: ignore[arg-type]
         if on_failure == "allow":
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert response.status == 200
+            assert "hi" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             return
         with pytest.raises(HTTPError) as caught:
             urllib.request.urlopen(request, timeout=10)
         assert caught.value.code == 503
         assert orjson.loads(caught.value.read())["error"]["code"] == "audit.unavailable"
+        # A stream's deltas are already out; its end is withheld: an error, never [DONE].
+        with pytest.raises(openai.APIError, match="could not be recorded"):
+            list(stream)
     finally:
         server.stop()
 
