@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from gateway.boundary.phones import valid_international, valid_national
+from gateway.boundary.phones import NationalNumbers, valid_international
 from gateway.boundary.rules import Hit, Rule, context_near
 
 __all__ = ["PII_RULES"]
@@ -65,8 +65,10 @@ _NOT_PHONE = re.compile(
 )
 # National numbers are tried in the regions whose format they could be: those dialled with a
 # trunk "0" and those without. Each parse costs ~15 us, so the split halves the work.
-_TRUNK_REGIONS = ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL")
-_PLAIN_REGIONS = ("US", "ES", "IT", "IN")
+_TRUNK_DIALLED = NationalNumbers(
+    ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL"), trunk_required=True
+)
+_PLAIN_DIALLED = NationalNumbers(("US", "ES", "IT", "IN"), trunk_required=False)
 _PHONE_CONTEXT = ("phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "contact")
 
 
@@ -90,9 +92,9 @@ def _phone_score(raw: str) -> float | None:
     if raw.startswith(("+", "00")) and valid_international(international):
         return 0.75
     if raw.lstrip("(")[:1] == "0":
-        valid = any(valid_national(digits, r, trunk_required=True) for r in _TRUNK_REGIONS)
+        valid = _TRUNK_DIALLED.valid(digits)
     else:
-        valid = any(valid_national(digits, r, trunk_required=False) for r in _PLAIN_REGIONS)
+        valid = _PLAIN_DIALLED.valid(digits)
     if not valid:
         return None
     return 0.3 if raw.isdigit() else 0.6  # a bare run has a context word: 0.3 + 0.35

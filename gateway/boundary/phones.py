@@ -13,7 +13,7 @@ import re
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
-__all__ = ["compile_all", "valid_international", "valid_national"]
+__all__ = ["NationalNumbers", "compile_all", "valid_international"]
 
 _TYPES = (
     "fixed_line",
@@ -57,15 +57,38 @@ def _valid(region: str, number: str) -> bool:
     return plan is not None and plan[0].fullmatch(number) is not None
 
 
-def valid_national(digits: str, region: str, trunk_required: bool) -> bool:
-    """``digits`` as dialled inside ``region`` (with its trunk prefix where one is used)."""
-    plan = _plan(region)
-    if plan is None:
-        return False
-    trunk = plan[1]
-    if trunk and digits.startswith(trunk) and _valid(region, digits[len(trunk) :]):
-        return True
-    return not trunk_required and _valid(region, digits)
+class NationalNumbers:
+    """Numbers as dialled inside any of ``regions``: one union pattern per trunk prefix.
+
+    With ``trunk_required`` ("020 7946 0321"), a region with a trunk prefix only accepts
+    numbers dialled with it; a region without one (Italy keeps its "0") accepts them as they
+    are. One ``fullmatch`` of a union costs less than one per region.
+    """
+
+    def __init__(self, regions: tuple[str, ...], trunk_required: bool) -> None:
+        by_trunk: dict[str, list[str]] = {}
+        as_is: list[str] = []
+        for region in regions:
+            plan = _plan(region)
+            if plan is None:
+                continue
+            pattern, trunk = plan
+            if trunk:
+                by_trunk.setdefault(trunk, []).append(pattern.pattern)
+            if not trunk or not trunk_required:
+                as_is.append(pattern.pattern)
+        self._stripped = [(t, _union(patterns)) for t, patterns in by_trunk.items()]
+        self._as_is = _union(as_is) if as_is else None
+
+    def valid(self, digits: str) -> bool:
+        for trunk, pattern in self._stripped:
+            if digits.startswith(trunk) and pattern.fullmatch(digits[len(trunk) :]):
+                return True
+        return self._as_is is not None and self._as_is.fullmatch(digits) is not None
+
+
+def _union(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
 
 
 def valid_international(digits: str) -> bool:

@@ -62,7 +62,8 @@ async def find_windowed(
             ]
             mine = [f for f in found if own_start <= f.start < own_end]
             # A JWT or key start inside one found earlier (its payload) needs nothing more.
-            if end == len(text) or _complete(mine, markers, end, (*kept[-4:], *found)):
+            around = [f for f in kept if f.end > own_start] + found
+            if end == len(text) or _complete(mine, markers, end, around):
                 break
             if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
                 return await asyncio.to_thread(detector.find, text)
@@ -82,9 +83,7 @@ def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
     return found
 
 
-def _complete(
-    mine: list[Finding], markers: list[int], end: int, around: tuple[Finding, ...]
-) -> bool:
+def _complete(mine: list[Finding], markers: list[int], end: int, around: list[Finding]) -> bool:
     """None of ``mine`` may go on past ``end``; each JWT or key start lies in a finding.
 
     "Near the end" allows for a cut that stops a match a few characters short: a key cut
