@@ -4,6 +4,7 @@ one on 5432 serves other tests and is never touched."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,8 @@ def _as_postgres(*argv: str) -> None:
 class PrivatePostgres:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="audit-pg-"))
-        shutil.chown(self.root, "postgres", "postgres")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
