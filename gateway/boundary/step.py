@@ -21,7 +21,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 
-__all__ = ["Boundary", "Inspection", "counted"]
+__all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
 
 log = logging.getLogger("gateway.boundary")
 
@@ -116,16 +116,25 @@ async def _find(
     try:
         return await find_all(rules.detector, texts)
     # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
-    # there, the data must not leave uninspected unless the policy says so. Only the type is
-    # logged: a library's message may quote the text it was reading.
-    except Exception as exc:
-        log.error("request %s: detection failed: %s", ctx.request_id, type(exc).__name__)
+    # there, the data must not leave uninspected unless the policy says so.
+    except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
         assert ctx.boundary is not None
-        ctx.boundary.detector_error = True
-        if rules.source.on_detector_error == "block" and not rules.shadow:
-            raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
-        ctx.decisions.append(Decision(step, "allow", errors.BOUNDARY_DETECTOR.code))
+        detection_failed(ctx, rules, ctx.boundary, step, exc)
         return None
+
+
+def detection_failed(
+    ctx: RequestContext, rules: BoundaryPolicy, record: BoundaryRecord, step: str, exc: Exception
+) -> None:
+    """Refuse (``on_detector_error: block``) or record the failure and let the text pass.
+
+    Only the exception's type is logged: a library's message may quote the text it read.
+    """
+    log.error("request %s: detection failed in %s: %s", ctx.request_id, step, type(exc).__name__)
+    record.detector_error = True
+    if rules.source.on_detector_error == "block" and not rules.shadow:
+        raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
+    ctx.decisions.append(Decision(step, "allow", errors.BOUNDARY_DETECTOR.code))
 
 
 class Boundary:

@@ -15,8 +15,7 @@ import orjson
 from gateway import errors
 from gateway.boundary.findings import Finding
 from gateway.boundary.holdback import HoldBack
-from gateway.boundary.step import Inspection
-from gateway.context import Decision
+from gateway.boundary.step import Inspection, detection_failed
 from gateway.errors import GatewayError
 from gateway.normalized import Api
 
@@ -58,17 +57,12 @@ class _Guarded:
         try:
             return self._inspection.rules.detector.find(text)
         # Third-party matching code: whatever fails, the answer must not pass uninspected
-        # unless the policy says so. Only the type is logged (a message may quote the text).
-        except Exception as exc:
-            ctx = self._inspection.ctx
-            log.error(
-                "request %s: detection failed in stream: %s", ctx.request_id, type(exc).__name__
+        # unless the policy says so.
+        except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
+            inspection = self._inspection
+            detection_failed(
+                inspection.ctx, inspection.rules, inspection.record, "inspect_answer", exc
             )
-            self._inspection.record.detector_error = True
-            rules = self._inspection.rules
-            if rules.source.on_detector_error == "block" and not rules.shadow:
-                raise GatewayError(errors.BOUNDARY_DETECTOR, detail=type(exc).__name__) from exc
-            ctx.decisions.append(Decision("inspect_answer", "allow", errors.BOUNDARY_DETECTOR.code))
             self._on = False
             return []
 
