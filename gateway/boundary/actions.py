@@ -101,38 +101,30 @@ class Rewriter:
 
     def request_text(self, text: str, findings: list[Finding]) -> str:
         """The text as it may leave: every finding handled by its entity's action."""
-
-        def replace(f: Finding, value: str) -> str | None:
-            action = self._actions.get(f.entity, "block")
-            self.counts[(action, f.entity)] += 1
-            self.rules.add(f.rule)
-            if action == "mask":
-                return self.placeholder(f.entity, value)
-            if action == "redact":
-                return REDACTED
-            if action == "tokenize":
-                token = self._minter.token(self._workflow, f.entity, value)
-                self.minted[token] = value
-                return token
-            return None  # allow, or block (the step refuses the whole request)
-
-        return rewrite(text, findings, replace)
+        return rewrite(text, findings, lambda f, value: self._replace(f, value, tokenize=True))
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
         """Model output for the caller: mask and redact apply; a tokenized entity is the
         caller's own data and stays; blocked ones are counted (the step ends the answer)."""
+        return rewrite(
+            text, findings, lambda f, value: self._replace(f, value, tokenize=False), start, end
+        )
 
-        def replace(f: Finding, value: str) -> str | None:
-            action = self._actions.get(f.entity, "block")
-            self.counts[(action, f.entity)] += 1
-            self.rules.add(f.rule)
-            if action == "mask":
-                return self.placeholder(f.entity, value)
-            if action == "redact":
-                return REDACTED
-            return None
-
-        return rewrite(text, findings, replace, start, end)
+    def _replace(self, f: Finding, value: str, *, tokenize: bool) -> str | None:
+        """The replacement for one finding, counted; None leaves it (allow, or block: the
+        step refuses the whole request or ends the answer)."""
+        action = self._actions.get(f.entity, "block")
+        self.counts[(action, f.entity)] += 1
+        self.rules.add(f.rule)
+        if action == "mask":
+            return self.placeholder(f.entity, value)
+        if action == "redact":
+            return REDACTED
+        if action == "tokenize" and tokenize:
+            token = self._minter.token(self._workflow, f.entity, value)
+            self.minted[token] = value
+            return token
+        return None
 
     def blocked(self) -> dict[str, int]:
         return {entity: n for (action, entity), n in self.counts.items() if action == "block"}
