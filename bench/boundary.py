@@ -24,7 +24,6 @@ from pathlib import Path
 
 import uvloop
 from overhead import (
-    HOST,
     MODEL,
     BenchError,
     Probe,
@@ -39,6 +38,7 @@ from overhead import (
     placement,
     run_load,
     run_streams,
+    write_config,
 )
 
 DATA = """data:
@@ -67,29 +67,6 @@ def body(stream: bool) -> bytes:
     if stream:
         data["stream"] = True
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def write_config(work: Path, upstream_port: int) -> Path:
-    (work / "policies").mkdir()
-    config = work / "gateway.yaml"
-    config.write_text(
-        "listen: {host: 127.0.0.1, port: 0}\n"
-        "policies_dir: policies\n"
-        "providers:\n"
-        f'  up: {{type: openai, base_url: "http://{HOST}:{upstream_port}/v1",'
-        " api_key_env: BENCH_UPSTREAM_KEY}\n"
-        "models:\n"
-        f"  {MODEL}: {{provider: up, upstream_model: {MODEL}}}\n"
-        "auth: {api_keys_file: keys.yaml}\n"
-    )
-    for name, data in (("plain", ""), ("masked", DATA)):
-        (work / "policies" / f"{name}.yaml").write_text(
-            f"workflow: {name}\n"
-            "owner: bench@example.com\n"
-            f"access: {{roles: [bench], models: [{MODEL}]}}\n"
-            "upstream: {timeout_s: 30, retries: 0}\n" + data
-        )
-    return config
 
 
 def in_process(rounds: int) -> tuple[float, float]:
@@ -235,7 +212,7 @@ def main() -> int:
                 "upstream", [sys.executable, str(overhead), "--serve-upstream", str(up_port)],
                 where.others, env,
             )  # fmt: skip
-            config = write_config(work, up_port)
+            config = write_config(work, up_port, {"plain": "", "masked": DATA})
             key = create_key(config, env)
             gw_pid = procs.start(
                 "gateway",

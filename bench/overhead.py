@@ -808,7 +808,9 @@ def _wait_ready(procs: Processes, name: str, port: int, path: str | None, timeou
         time.sleep(0.05)
 
 
-def write_config(work: Path, upstream_port: int) -> Path:
+def write_config(work: Path, upstream_port: int, policies: dict[str, str] | None = None) -> Path:
+    """A gateway.yaml for the instant upstream, and one policy per name in ``policies``
+    (default: ``bench``), each with the YAML given appended (a ``data:`` section, say)."""
     (work / "policies").mkdir()
     config = work / "gateway.yaml"
     config.write_text(
@@ -821,12 +823,13 @@ def write_config(work: Path, upstream_port: int) -> Path:
         f"  {MODEL}: {{provider: up, upstream_model: {MODEL}}}\n"
         "auth: {api_keys_file: keys.yaml}\n"
     )
-    (work / "policies" / "bench.yaml").write_text(
-        "workflow: bench\n"
-        "owner: bench@example.com\n"
-        f"access: {{roles: [bench], models: [{MODEL}]}}\n"
-        "upstream: {timeout_s: 30, retries: 0}\n"
-    )
+    for name, extra in (policies or {"bench": ""}).items():
+        (work / "policies" / f"{name}.yaml").write_text(
+            f"workflow: {name}\n"
+            "owner: bench@example.com\n"
+            f"access: {{roles: [bench], models: [{MODEL}]}}\n"
+            "upstream: {timeout_s: 30, retries: 0}\n" + extra
+        )
     return config
 
 
