@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.boundary.service import configured_ner
 from gateway.cli.common import load_or_exit
+from gateway.cli.policy_replay import add_replay
 from gateway.policy import load_policies
 from gateway.yamlsource import ConfigError
 
@@ -21,6 +22,7 @@ def register(commands: Any) -> None:
     validate = sub.add_parser("validate", help="validate policies; exit 1 on any problem")
     validate.add_argument("dir", nargs="?", help="policies folder (default: policies_dir)")
     validate.set_defaults(handler=run_validate)
+    add_replay(sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:
