@@ -6,8 +6,8 @@ measured in one run, and the hot-reload poll.
 
 The harness is bench/overhead.py's (instant upstream, the gateway pinned alone on one core).
 One gateway serves two workflows with the same policy (bench/boundary.py's masking ``data``
-section); ``judged`` also has a ``judged.candidate.yaml`` (a stricter data section and model
-list), so every request there is judged a second time, in shadow. Both get the same 1 KB
+section); ``judged`` also has a ``judged.candidate.yaml`` (the same entities, stricter
+actions), so every request there is judged a second time, in shadow. Both get the same 1 KB
 prompt with five entities, interleaved, so the difference is what the candidate costs. In
 process: the resolve step with and without a candidate, the candidate's own verdict, and one
 poll of the policies folder.
@@ -43,7 +43,7 @@ from overhead import (
 
 CANDIDATE = """data:
   entities: {EMAIL_ADDRESS: block, PHONE_NUMBER: mask, IBAN_CODE: block, IP_ADDRESS: mask,
-             CREDIT_CARD: block, US_SSN: block, SECRET: block, URL: mask}
+             CREDIT_CARD: block, US_SSN: block, SECRET: block}
   scan_output: true
 """
 
