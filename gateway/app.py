@@ -39,6 +39,7 @@ from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.service import build_limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
@@ -69,7 +70,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     trail = AuditTrail(writer)
     boundary = build_boundary(config, environ)
     forwarder = Forwarder(providers, config.models)
-    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
+    limits = build_limits(config)
+    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -95,6 +97,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             for provider in providers.values():
                 await provider.aclose()
             await boundary.aclose()
+            await limits.drain()
+            await limits.store.aclose()
             if writer is not None:
                 await writer.close()
 
