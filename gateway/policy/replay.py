@@ -187,6 +187,8 @@ def _decide(
         return _Verdict("deny", ["access.streaming_denied"])
     if any(r in ("boundary.image_blocked", "boundary.unreadable_content") for r in live_reasons):
         return "the live policy refused media the trail does not keep"
+    if record.detector_error and candidate.data is not None:
+        return "detection failed on the live request: its entity counts are unknown"
     request, unknown = _request_counts(record, candidate, live)
     actions = _actions(candidate, request)
     if "block" in actions.values():
