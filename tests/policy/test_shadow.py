@@ -25,13 +25,13 @@ PHONE = "+44 20 7946 0958"
 LIVE: dict[str, Any] = {
     "workflow": "chat_app",
     "owner": "tests@example.com",
-    "access": {"roles": ["analyst"], "models": ["gpt-test", "gpt-backup"]},
+    "access": {"roles": ["analyst"], "models": ["gpt-test", "gpt-backup", "claude-test"]},
     "data": {"entities": {"EMAIL_ADDRESS": "mask"}},
 }
 # Stricter: e-mail blocked, phone numbers masked, one model only.
 CANDIDATE: dict[str, Any] = {
     **LIVE,
-    "access": {"roles": ["analyst"], "models": ["gpt-test"]},
+    "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
     "data": {"entities": {"EMAIL_ADDRESS": "block", "PHONE_NUMBER": "mask"}},
 }
 SHADOWED: dict[str, Any] = {
@@ -249,3 +249,21 @@ def test_record_without_candidate_field_still_reads() -> None:
         b'"tokens_out":null,"reserved_usd":null,"actual_usd":null,"upstream_store":null}'
     )
     assert record.candidate is None
+
+
+def test_candidate_on_an_anthropic_stream(trail: Trail, upstream: FakeUpstream) -> None:
+    live, candidate = versions(trail)
+    with trail.gw.anthropic().messages.with_streaming_response.create(
+        model="claude-test",
+        max_tokens=50,
+        stream=True,
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+    ) as response:
+        rid = response.headers["x-request-id"]
+        events = list(response.iter_lines())
+    assert any("message_stop" in line for line in events)
+    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    record = trail.one(rid)
+    assert (record.policy_version, record.stream_end) == (live, "completed")
+    assert record.candidate is not None
+    assert (record.candidate["version"], record.candidate["decision"]) == (candidate, "deny")
