@@ -106,6 +106,12 @@ class RedisStore:
             raise StoreError(f"redis: {type(exc).__name__}") from exc
         return {k: float(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
+    async def scan(self, pattern: str) -> list[str]:
+        try:
+            return [k.decode() async for k in self._redis.scan_iter(match=pattern, count=1000)]
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis: {type(exc).__name__}") from exc
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 

@@ -69,8 +69,8 @@ class Limits:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.prefix = prefix
         self._models = models
-        self._prefix = prefix
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -89,7 +89,7 @@ class Limits:
         rules = tuple((r, value) for r in plan.rates for value in who[r.per])
         rates = tuple(
             RateCheck(
-                rate_key(self._prefix, policy.name, r.metric, r.per, value),
+                rate_key(self.prefix, policy.name, r.metric, r.per, value),
                 r.unit,
                 r.limit,
                 r.period_us,
@@ -102,7 +102,7 @@ class Limits:
         for b in plan.budgets:
             ident, end, ttl = period_bounds(b.period, now)
             for value in who[b.per]:
-                key = budget_key(self._prefix, policy.name, b.period, ident, b.per, value)
+                key = budget_key(self.prefix, policy.name, b.period, ident, b.per, value)
                 budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
         ask = Ask(
             now * 1e6,

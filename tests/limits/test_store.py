@@ -146,4 +146,3 @@ async def test_every_budget_must_pay(store: Store, prefix: str) -> None:
     assert (await store.admit(ask(T0, daily, monthly, **clamp))).out == 300
     usage = await store.usage([daily.key, monthly.key])
     assert usage[daily.key].reserved == usage[monthly.key].reserved == 300
-
