@@ -61,7 +61,7 @@ class MemoryStore:
                 now,
                 r.interval,
                 r.period_us,
-                r.cost + (out if r.per_out else 0),
+                r.cost + (ask.in_tokens + out if r.tokens else 0),
             )
             for r in ask.rates
         ]
