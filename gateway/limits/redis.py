@@ -26,7 +26,7 @@ from gateway.limits.store import (
     Verdict,
 )
 
-__all__ = ["RedisStore"]
+__all__ = ["ADMIT_SHA", "RedisStore", "admit_payload"]
 
 
 def _script(name: str) -> tuple[str, str]:
@@ -35,7 +35,23 @@ def _script(name: str) -> tuple[str, str]:
 
 
 _ADMIT = _script("admit.lua")
+ADMIT_SHA = _ADMIT[1]
 _SETTLE = _script("settle.lua")
+
+
+def admit_payload(ask: Ask) -> dict[str, Any]:
+    """The admit script's one argument (lua/admit.lua names its fields)."""
+    return {
+        "now": ask.now_us,
+        "in_cost": ask.in_cost,
+        "out_price": ask.out_price,
+        "max_out": ask.max_out,
+        "clamp": ask.clamp,
+        "min_out": ask.min_out,
+        "in_tokens": ask.in_tokens,
+        "rates": [[r.interval, r.period_us, r.cost, r.tokens] for r in ask.rates],
+        "budgets": [[b.limit, b.ttl_s, b.resets_at * 1e6] for b in ask.budgets],
+    }
 
 
 class RedisStore:
@@ -54,17 +70,7 @@ class RedisStore:
         return self._redis
 
     async def admit(self, ask: Ask) -> Verdict:
-        payload = {
-            "now": ask.now_us,
-            "in_cost": ask.in_cost,
-            "out_price": ask.out_price,
-            "max_out": ask.max_out,
-            "clamp": ask.clamp,
-            "min_out": ask.min_out,
-            "in_tokens": ask.in_tokens,
-            "rates": [[r.interval, r.period_us, r.cost, r.tokens] for r in ask.rates],
-            "budgets": [[b.limit, b.ttl_s, b.resets_at * 1e6] for b in ask.budgets],
-        }
+        payload = admit_payload(ask)
         keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]
         raw = orjson.loads(await self._call(_ADMIT, keys, payload))
         allowed, out, reserved, refused, retry = (int(v) for v in raw[:5])

@@ -95,22 +95,8 @@ class Limits:
         plan = policy.limits
         if plan is None or ctx.principal is None:
             return
-        now = self._clock()
-        max_out = request.max_tokens or 0
-        in_tokens = estimate_input_tokens(request)
-        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
-        counters = self._counters(policy, plan, ctx.principal, now)
-        rules, rates, budgets = counters.rules, counters.rates, counters.budgets
-        ask = Ask(
-            now * 1e6,
-            rates,
-            budgets,
-            in_tokens=in_tokens,
-            in_cost=out_cost(in_tokens, price_in),
-            out_price=price_out,
-            max_out=max_out,
-            clamp=plan.clamp,
-        )
+        ask, counters = self._ask(plan, ctx.principal, request, policy)
+        rules, rates, max_out, in_tokens = counters.rules, ask.rates, ask.max_out, ask.in_tokens
         try:
             verdict = await self.store.admit(ask)
         except StoreError as exc:
@@ -142,6 +128,37 @@ class Limits:
             in_tokens + verdict.out,
             plan.needs_usage and _ask_stream_usage(request),
         )
+
+    def ask(
+        self, principal: Principal, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> Ask | None:
+        """The one store call ``admit`` makes for this request (benches measure it alone)."""
+        if policy.limits is None:
+            return None
+        return self._ask(policy.limits, principal, request, policy)[0]
+
+    def _ask(
+        self,
+        plan: LimitPlan,
+        principal: Principal,
+        request: NormalizedRequest,
+        policy: CompiledPolicy,
+    ) -> tuple[Ask, _Counters]:
+        now = self._clock()
+        in_tokens = estimate_input_tokens(request)
+        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
+        counters = self._counters(policy, plan, principal, now)
+        ask = Ask(
+            now * 1e6,
+            counters.rates,
+            counters.budgets,
+            in_tokens=in_tokens,
+            in_cost=out_cost(in_tokens, price_in),
+            out_price=price_out,
+            max_out=request.max_tokens or 0,
+            clamp=plan.clamp,
+        )
+        return ask, counters
 
     def _counters(
         self, policy: CompiledPolicy, plan: LimitPlan, principal: Principal, now: float
