@@ -90,6 +90,10 @@ LIMIT_POLICIES = {
     ),
     # A request reserves about 25 input + 100 output tokens: ~225 micro-USD of the 300.
     "budgeted": _policy("budgeted", {"budget": [{"per": "user", "usd_per_day": 0.0003}]}),
+    "shadowed": {
+        **_policy("shadowed", {"rate": [{"per": "user", "requests_per_minute": 1}]}),
+        "mode": "shadow",
+    },
     "clamped": _policy(
         "clamped",
         {"budget": [{"per": "user", "usd_per_day": 0.0003}], "budget_clamp": True},
