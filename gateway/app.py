@@ -42,7 +42,9 @@ from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
 from gateway.pipeline import Call, Pipeline, Reply
-from gateway.policy import PolicyRegistry, load_policies
+from gateway.policy import PolicyRegistry
+from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.yamlsource import ConfigError, Problem
@@ -58,7 +60,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
+    registry = start_registry(config.path(config.policies_dir), config.models, ner)
+    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
@@ -78,6 +81,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
         purging = _purging(config, store, registry)
+        watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -85,6 +89,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         try:
             yield
         finally:
+            watching.cancel()
             if purging is not None:
                 purging.cancel()
             await authenticator.aclose()
@@ -122,8 +127,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
 
     @get("/readyz")
     async def readyz() -> dict[str, object]:
-        policies = registry.all()
-        return {"status": "ready", "policies": {n: p.version for n, p in sorted(policies.items())}}
+        return {"status": "ready", **readiness(registry)}
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
@@ -186,6 +190,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 config.auth.admin_role,
                 registry,
                 extra=[
+                    reload_route(reloader, registry),
                     *([audit_route(store)] if store is not None else []),
                     limits_route(limits, registry),
                 ],

@@ -11,6 +11,7 @@ from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.policy.verdict import CandidateVerdict
 
 if TYPE_CHECKING:
     from gateway.limits.step import Grant
@@ -55,6 +56,7 @@ class RequestContext:
     # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
+    candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
 
     @property
     def decision(self) -> str:

@@ -27,7 +27,8 @@ from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.step import Limits
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.registry import PolicyRegistry
+from gateway.policy.registry import PolicyRegistry, PolicySet
+from gateway.policy.shadow import judge_caller, judge_request
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
@@ -95,12 +96,17 @@ class Pipeline:
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
-            policy = ctx.policy = self._resolve(call)
+            policies = self._policies.current  # once: the request keeps this generation
+            policy = ctx.policy = self._resolve(call, policies)
+            if (candidate := policies.candidates.get(policy.name)) is not None:
+                ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
             step = "access"  # the caller first, so one not admitted never has its body parsed
             check_caller(policy.access, principal, call.surface.endpoint)
             step = "read_request"
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
+            if candidate is not None and ctx.candidate is not None:  # before anything changes it
+                await judge_request(ctx.candidate, candidate, request)
             step = "access"
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(step, "transform", changed.code))
@@ -140,7 +146,7 @@ class Pipeline:
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
-            policy = ctx.policy = self._resolve(call)
+            policy = ctx.policy = self._resolve(call, self._policies.current)
             step = "access"
             check_caller(policy.access, principal, "models")
         except GatewayError as exc:
@@ -158,10 +164,10 @@ class Pipeline:
         """A refusal raised outside the steps (routing, body limits) in the surface's shape."""
         return self._refuse(ctx, surface, exc, "gateway")
 
-    def _resolve(self, call: Call) -> CompiledPolicy:
+    def _resolve(self, call: Call, policies: PolicySet) -> CompiledPolicy:
         if not call.workflow:
             raise GatewayError(errors.POLICY_MISSING_WORKFLOW)
-        policy = self._policies.get(call.workflow)
+        policy = policies.policies.get(call.workflow)
         if policy is None:
             raise GatewayError(
                 errors.POLICY_UNKNOWN_WORKFLOW, f"Unknown workflow '{call.workflow[:64]}'."
