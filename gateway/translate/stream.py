@@ -24,10 +24,20 @@ from gateway.translate.answer import (
 __all__ = ["AnthropicEvents", "OpenAIChunks", "sse_data"]
 
 _DONE = b"data: [DONE]\n\n"
+_TEXT_CHOICE = (
+    b'[{"index":0,"delta":{"content":',
+    b'},"logprobs":null,"finish_reason":null}]}\n\n',
+)
 
 
 def sse_data(event: bytes) -> bytes | None:
     """The data of one SSE event (multi-line data joined); None for a comment-only event."""
+    start = event.find(b"data:")
+    end = event.find(b"\n", start)
+    # The usual event: one data line, at the start or after an ``event:`` line.
+    if start >= 0 and (start == 0 or event[start - 1] == 10) and event.find(b"\ndata:", end) < 0:
+        value = event[start + 5 : end if end >= 0 else len(event)]
+        return value[1:] if value[:1] == b" " else value
     lines = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
     if not lines:
         return None
@@ -55,23 +65,15 @@ class OpenAIChunks:
     def __init__(self, created: int, include_usage: bool) -> None:
         self._created = created
         self._include_usage = include_usage
-        self._id = ""
-        self._model = ""
+        self._head = b""  # the start of every chunk, up to its choices
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._usage: dict[str, Any] = {}
         self._finished = False
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
-        chunk: dict[str, Any] = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": choices,
-        }
-        if usage is not None:
-            chunk["usage"] = usage
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        # Every chunk repeats id, created and model: serialized once, at message_start.
+        tail = b"}\n\n" if usage is None else b',"usage":' + orjson.dumps(usage) + b"}\n\n"
+        return self._head + orjson.dumps(choices) + tail
 
     def _delta(self, delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
@@ -88,7 +90,13 @@ class OpenAIChunks:
             message = data.get("message")
             if not isinstance(message, dict) or message.get("content"):
                 raise Untranslatable("a message_start with content")
-            self._id, self._model = str(message.get("id", "")), str(message.get("model", ""))
+            head = {
+                "id": str(message.get("id", "")),
+                "object": "chat.completion.chunk",
+                "created": self._created,
+                "model": str(message.get("model", "")),
+            }
+            self._head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":'
             self._note_usage(message.get("usage"))
             return [self._chunk(self._delta({"role": "assistant", "content": ""}))]
         if kind == "content_block_start":
@@ -138,7 +146,9 @@ class OpenAIChunks:
         delta = data.get("delta")
         kind = delta.get("type") if isinstance(delta, dict) else None
         if kind == "text_delta" and isinstance(delta, dict):
-            return [self._chunk(self._delta({"content": delta.get("text")}))]
+            # The bulk of a stream: its bytes are written around the one string.
+            text = orjson.dumps(delta.get("text"))
+            return [self._head + _TEXT_CHOICE[0] + text + _TEXT_CHOICE[1]]
         if kind == "input_json_delta" and isinstance(delta, dict):
             call = self._tools.get(data.get("index", -1))
             if call is None:
@@ -220,13 +230,10 @@ class AnthropicEvents:
             out = self._close()
             out.append(self._start({"type": "text", "text": ""}))
             self._open = "text"
-        delta = {"type": "text_delta", "text": text}
-        out.append(
-            _event(
-                b"content_block_delta",
-                {"type": "content_block_delta", "index": self._blocks - 1, "delta": delta},
-            )
+        head = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d' % (
+            self._blocks - 1
         )
+        out.append(head + b',"delta":{"type":"text_delta","text":' + orjson.dumps(text) + b"}}\n\n")
         return out
 
     def _tool_call(self, call: Any) -> list[bytes]:
