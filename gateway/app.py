@@ -43,6 +43,7 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry, load_policies
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
+from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["create_app"]
@@ -63,7 +64,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
     boundary = build_boundary(config, environ)
-    forwarder = Forwarder(providers, config.models)
+    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    forwarder = Forwarder(providers, config.models, breaker)
     pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
     limit = config.max_body_bytes
 
@@ -88,6 +90,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             for provider in providers.values():
                 await provider.aclose()
             await boundary.aclose()
+            if breaker is not None:
+                await breaker.aclose()
             if writer is not None:
                 await writer.close()
 

@@ -50,6 +50,11 @@ class RequestContext:
     # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
+    # What answered instead of the requested model ("model" or "message") and the reason code
+    # that set it off; ``review``: flagged for manual review (README: Fallbacks).
+    fallback: str | None = None
+    fallback_reason: str | None = None
+    review: bool = False
 
     @property
     def decision(self) -> str:
@@ -63,8 +68,11 @@ class RequestContext:
         return "allow"
 
     def headers(self) -> dict[str, str]:
-        return {
+        headers = {
             "x-request-id": self.request_id,
             "x-gateway-decision": self.decision,
             "x-gateway-policy-version": self.policy.version if self.policy else "none",
         }
+        if self.fallback_reason is not None:
+            headers["x-gateway-fallback"] = self.fallback_reason
+        return headers

@@ -59,6 +59,9 @@ class AuditRecord:
     shadow: bool = False
     detector_error: bool = False
     content: dict[str, Any] | None = None
+    fallback: str | None = None  # "model" or "message": what answered instead
+    fallback_reason: str | None = None  # the reason code that set the fallback off
+    review: bool = False  # flagged for manual review by the policy's fallback
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -111,7 +114,8 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         auth_method=principal.method if principal else None,
         model_requested=model_requested,
         model_used=ctx.model_used,
-        fallback_used=ctx.model_used is not None and ctx.model_used != model_requested,
+        fallback_used=ctx.fallback is not None
+        or (ctx.model_used is not None and ctx.model_used != model_requested),
         decision=decision_of(ctx),
         reasons=[d.code for d in ctx.decisions if d.code is not None],
         status=status,
@@ -132,6 +136,9 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         shadow=boundary.shadow if boundary else False,
         detector_error=boundary.detector_error if boundary else False,
         content=_content(ctx),
+        fallback=ctx.fallback,
+        fallback_reason=ctx.fallback_reason,
+        review=ctx.review,
     )
 
 
