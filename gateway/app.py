@@ -39,8 +39,11 @@ from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.service import build_limits
 from gateway.pipeline import Call, Pipeline, Reply
-from gateway.policy import PolicyRegistry, load_policies
+from gateway.policy import PolicyRegistry
+from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
@@ -57,7 +60,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
+    registry = start_registry(config.path(config.policies_dir), config.models, ner)
+    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
@@ -66,7 +70,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     boundary = build_boundary(config, environ)
     breaker = build_breaker(config.breaker, config.stores.redis_url)
     forwarder = Forwarder(providers, config.models, breaker)
-    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
+    limits = build_limits(config)
+    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -77,6 +82,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
         purging = _purging(config, store, registry)
+        watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -84,6 +90,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         try:
             yield
         finally:
+            watching.cancel()
             if purging is not None:
                 purging.cancel()
             await authenticator.aclose()
@@ -92,6 +99,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await boundary.aclose()
             if breaker is not None:
                 await breaker.aclose()
+            await limits.drain()
+            await limits.store.aclose()
             if writer is not None:
                 await writer.close()
 
@@ -121,8 +130,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
 
     @get("/readyz")
     async def readyz() -> dict[str, object]:
-        policies = registry.all()
-        return {"status": "ready", "policies": {n: p.version for n, p in sorted(policies.items())}}
+        return {"status": "ready", **readiness(registry)}
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
@@ -184,7 +192,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 authenticator,
                 config.auth.admin_role,
                 registry,
-                extra=[audit_route(store)] if store is not None else [],
+                extra=[reload_route(reloader, registry)]
+                + ([audit_route(store)] if store is not None else []),
             ),
         ],
         lifespan=[lifespan],

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.limits.spec import LimitsConfig
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -212,6 +213,7 @@ class GatewayConfig(_Strict):
     vault: VaultConfig = VaultConfig()
     audit: AuditConfig = AuditConfig()
     breaker: BreakerConfig = BreakerConfig()
+    limits: LimitsConfig = LimitsConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

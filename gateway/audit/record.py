@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
+from gateway.policy.verdict import policy_verdict
 
 __all__ = ["AuditRecord", "build_record", "decision_of"]
 
@@ -62,6 +63,9 @@ class AuditRecord:
     fallback: str | None = None  # "model" or "message": what answered instead
     fallback_reason: str | None = None  # the reason code that set the fallback off
     review: bool = False  # flagged for manual review by the policy's fallback
+    # A candidate policy's shadow verdict (gateway/policy/verdict.py); records written before
+    # the field existed read as None, so an existing trail needs no migration.
+    candidate: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -139,7 +143,15 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         fallback=ctx.fallback,
         fallback_reason=ctx.fallback_reason,
         review=ctx.review,
+        candidate=_candidate(ctx),
     )
+
+
+def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
+    if ctx.candidate is None:
+        return None
+    live = policy_verdict((d.step, d.outcome, d.code) for d in ctx.decisions)
+    return ctx.candidate.record(live, ctx.boundary.request if ctx.boundary else {})
 
 
 def _content(ctx: RequestContext) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import orjson
 
 from gateway.boundary.ner import NerModel
 from gateway.boundary.policy import BoundaryPolicy, compile_data
+from gateway.limits.plan import LimitPlan, compile_limits
 from gateway.policy.models import AccessPolicy, Policy
 from gateway.quality.rules import QualityRules, compile_quality
 
@@ -58,6 +59,7 @@ class CompiledPolicy:
     fallback_models: tuple[str, ...]
     data: BoundaryPolicy | None = None  # None: no data section, nothing is inspected
     quality: QualityRules | None = None  # None: no quality section, nothing is checked
+    limits: LimitPlan | None = None  # None: no rate limits or budgets
 
     @property
     def name(self) -> str:
@@ -92,4 +94,5 @@ def compile_policy(policy: Policy, path: str, ner: NerModel | None = None) -> Co
         fallback_models=tuple(policy.fallback.models),
         quality=quality,
         data=compile_data(data, ner, policy.mode == "shadow") if data is not None else None,
+        limits=compile_limits(policy.limits) if policy.limits is not None else None,
     )

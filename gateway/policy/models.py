@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from gateway.fallback.spec import FallbackPolicy
+from gateway.limits.spec import LimitsPolicy
 from gateway.quality.spec import QualityPolicy
 
 __all__ = [
@@ -124,3 +125,4 @@ class Policy(_Strict):
     retention: RetentionPolicy = RetentionPolicy()
     quality: QualityPolicy | None = None
     fallback: FallbackPolicy = FallbackPolicy()
+    limits: LimitsPolicy | None = None

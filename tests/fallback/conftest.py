@@ -65,6 +65,12 @@ POLICIES: dict[str, dict[str, object]] = {
             "models": ["gpt-backup"],
         },
     ),
+    # One request a minute for the whole workflow; the rest get the message.
+    "limited": _policy(
+        "limited",
+        limits={"rate": [{"per": "workflow", "requests_per_minute": 1}]},
+        fallback={"on": ["rate_limited"], "message": BACKUP_MESSAGE},
+    ),
     # Data that may not leave is answered with the message and queued for review.
     "reviewed": _policy(
         "reviewed",

@@ -44,6 +44,20 @@ def test_blocked_request_is_answered_and_flagged_for_review(
         assert (r.tokens_in, r.tokens_out) == (0, 0)  # no model answered
 
 
+def test_rate_limit_of_the_limits_step_is_answered_with_the_message(
+    gw: AuditedGateway, upstream: FakeUpstream
+) -> None:
+    text, headers, _ = ask(gw, "openai", "limited", False)
+    assert text == "echo: hi" and "x-gateway-fallback" not in headers
+    for sdk, stream in (("anthropic", True), ("openai", False)):
+        text, headers, _ = ask(gw, sdk, "limited", stream)  # type: ignore[arg-type]
+        assert text == BACKUP_MESSAGE
+        assert headers["x-gateway-fallback"] == "limits.rate_exceeded"
+        r = gw.one(headers["x-request-id"], wait=2)
+        assert (r.status, r.fallback, r.reasons) == (200, "message", ["limits.rate_exceeded"])
+    assert len(upstream.received) == 1
+
+
 def test_a_failure_not_in_on_is_not_answered(gw: AuditedGateway, upstream: FakeUpstream) -> None:
     # checked: on [low_confidence, upstream_error, upstream_timeout]; a 429 is rate_limited.
     upstream.script("gpt-up", Status(429), Status(429))
