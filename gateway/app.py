@@ -45,7 +45,7 @@ from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["create_app"]
+__all__ = ["build_pipeline", "create_app"]
 
 log = logging.getLogger("gateway")
 
@@ -62,9 +62,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    boundary = build_boundary(config, environ)
-    forwarder = Forwarder(providers, config.models)
-    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
+    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -87,7 +85,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
-            await boundary.aclose()
+            await pipeline.aclose()
             if writer is not None:
                 await writer.close()
 
@@ -189,6 +187,21 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         request_max_body_size=limit,
         openapi_config=None,
     )
+
+
+def build_pipeline(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    registry: PolicyRegistry,
+    authenticator: Authenticator,
+    providers: dict[str, Provider],
+    trail: AuditTrail,
+) -> Pipeline:
+    """The request path's steps and their services, as the server runs them; ``gateway
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
+    boundary = build_boundary(config, environ)
+    forwarder = Forwarder(providers, config.models)
+    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:

@@ -84,6 +84,10 @@ class Pipeline:
         self._boundary = boundary
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
 
+    async def aclose(self) -> None:
+        """Release what the steps hold (the boundary's vault connection)."""
+        await self._boundary.aclose()
+
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
         step = "authenticate"
