@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.boundary.service import configured_ner
-from gateway.cli import policy_test
+from gateway.cli import policy_explain, policy_test
 from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.lint import Issue, LintReport, lint_policies
@@ -37,6 +37,7 @@ def register(commands: Any) -> None:
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(handler=run_validate)
     policy_test.add_parser(sub)
+    policy_explain.add_parser(sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -33,7 +33,14 @@ from gateway.upstream import Provider, build_providers
 from gateway.upstream.mock import MockProvider
 from gateway.upstream.provider import Timeouts, UpstreamResponse
 
-__all__ = ["OFFLINE_TOKEN_KEY", "OfflineGateway", "decision_of"]
+__all__ = [
+    "OFFLINE_TOKEN_KEY",
+    "OfflineGateway",
+    "decision_of",
+    "offline_config",
+    "offline_environ",
+    "request_body",
+]
 
 # Public on purpose: offline tokens protect nothing, they only have to be the same every run.
 OFFLINE_TOKEN_KEY = "gateway-policy-test:offline-token-key"
@@ -79,6 +86,34 @@ def decision_of(ctx: RequestContext) -> str:
     return "allow"
 
 
+def offline_config(config: GatewayConfig) -> GatewayConfig:
+    """``config`` with every store in process memory: nothing offline reaches Redis."""
+    return config.model_copy(update={"stores": StoresConfig()})
+
+
+def offline_environ(config: GatewayConfig) -> dict[str, str]:
+    """The environment with the fixed token key, so offline tokens are the same every run."""
+    return {**os.environ, config.vault.key_env: OFFLINE_TOKEN_KEY}
+
+
+def request_body(request: CaseRequest, policy: CompiledPolicy | None) -> bytes:
+    """The JSON body a client of ``request.api`` would send."""
+    body: dict[str, Any] = {
+        **request.body,
+        "model": request.model,
+        "messages": request.messages,
+        "stream": request.stream,
+    }
+    if request.system is not None:
+        body["system"] = request.system
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    elif request.api == "anthropic":
+        ceiling = policy.access.max_output_tokens if policy else None
+        body["max_tokens"] = ceiling or _DEFAULT_ANTHROPIC_MAX_TOKENS
+    return orjson.dumps(body)
+
+
 class OfflineGateway:
     """Use as ``async with OfflineGateway(config, policies, scratch, callers) as gw``."""
 
@@ -89,7 +124,7 @@ class OfflineGateway:
         scratch: Path,
         callers: list[CasePrincipal],
     ) -> None:
-        self._config = config.model_copy(update={"stores": StoresConfig()})
+        self._config = offline_config(config)
         self._policies = policies
         self._keys_file = scratch / "keys.yaml"
         self._keys: dict[CasePrincipal, str] = {}
@@ -102,7 +137,7 @@ class OfflineGateway:
 
     async def __aenter__(self) -> OfflineGateway:
         config = self._config
-        environ = {**os.environ, config.vault.key_env: OFFLINE_TOKEN_KEY}
+        environ = offline_environ(config)
         providers: dict[str, Provider] = {
             name: _CannedUpstream(real, self._exchange)
             for name, real in build_providers(config, environ).items()
@@ -130,7 +165,7 @@ class OfflineGateway:
         """Send one request through every step; what it decided and what went where."""
         assert self._pipeline is not None
         surface = OPENAI if request.api == "openai" else ANTHROPIC
-        body = self._body(workflow, request)
+        body = request_body(request, self._policies.get(workflow))
         headers = {"authorization": f"Bearer {self._keys[caller]}"}
         if request.api == "anthropic":
             headers["anthropic-version"] = "2023-06-01"
@@ -147,23 +182,6 @@ class OfflineGateway:
             text = _body_text(reply.body)
         reasons = list(dict.fromkeys(d.code for d in ctx.decisions if d.code is not None))
         return Observed(decision_of(ctx), reasons, reply.status, self._exchange.sent, text)
-
-    def _body(self, workflow: str, request: CaseRequest) -> bytes:
-        body: dict[str, Any] = {
-            **request.body,
-            "model": request.model,
-            "messages": request.messages,
-            "stream": request.stream,
-        }
-        if request.system is not None:
-            body["system"] = request.system
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        elif request.api == "anthropic":
-            policy = self._policies.get(workflow)
-            ceiling = policy.access.max_output_tokens if policy else None
-            body["max_tokens"] = ceiling or _DEFAULT_ANTHROPIC_MAX_TOKENS
-        return orjson.dumps(body)
 
 
 async def _drain(events: AsyncIterator[bytes]) -> list[bytes]:
