@@ -39,8 +39,11 @@ from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.service import build_limits
 from gateway.pipeline import Call, Pipeline, Reply
-from gateway.policy import PolicyRegistry, load_policies
+from gateway.policy import PolicyRegistry
+from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.yamlsource import ConfigError, Problem
@@ -56,7 +59,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = PolicyRegistry(load_policies(config.path(config.policies_dir), config.models, ner))
+    registry = start_registry(config.path(config.policies_dir), config.models, ner)
+    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
@@ -73,6 +77,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
         purging = _purging(config, store, registry)
+        watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -80,6 +85,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         try:
             yield
         finally:
+            watching.cancel()
             if purging is not None:
                 purging.cancel()
             await authenticator.aclose()
@@ -115,8 +121,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
 
     @get("/readyz")
     async def readyz() -> dict[str, object]:
-        policies = registry.all()
-        return {"status": "ready", "policies": {n: p.version for n, p in sorted(policies.items())}}
+        return {"status": "ready", **readiness(registry)}
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
@@ -178,7 +183,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 authenticator,
                 config.auth.admin_role,
                 registry,
-                extra=[audit_route(store)] if store is not None else [],
+                extra=[reload_route(reloader, registry)]
+                + ([audit_route(store)] if store is not None else []),
             ),
         ],
         lifespan=[lifespan],
@@ -201,7 +207,8 @@ def build_pipeline(
     policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
     boundary = build_boundary(config, environ)
     forwarder = Forwarder(providers, config.models)
-    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail)
+    limits = build_limits(config)
+    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:

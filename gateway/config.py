@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.limits.spec import LimitsConfig
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -199,6 +200,7 @@ class GatewayConfig(_Strict):
     stores: StoresConfig = StoresConfig()
     vault: VaultConfig = VaultConfig()
     audit: AuditConfig = AuditConfig()
+    limits: LimitsConfig = LimitsConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

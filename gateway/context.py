@@ -5,12 +5,16 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.policy.verdict import CandidateVerdict
+
+if TYPE_CHECKING:
+    from gateway.limits.step import Grant
 
 __all__ = ["Decision", "Outcome", "RequestContext"]
 
@@ -43,13 +47,16 @@ class RequestContext:
     upstream_s: float | None = None  # from the first attempt to the answer's head
     tokens_in: int | None = None  # as the provider reported them
     tokens_out: int | None = None
-    reserved_usd: float | None = None  # set by the limits step once it lands
+    reserved_usd: float | None = None  # set by the limits step
     actual_usd: float | None = None
+    limits: Grant | None = None  # what the limits step reserved, until it is settled
+    limit_headers: dict[str, str] | None = None  # x-ratelimit-*, on every response
     streamed: bool = False
     boundary: BoundaryRecord | None = None
     # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
+    candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
 
     @property
     def decision(self) -> str:
@@ -63,8 +70,11 @@ class RequestContext:
         return "allow"
 
     def headers(self) -> dict[str, str]:
-        return {
+        headers = {
             "x-request-id": self.request_id,
             "x-gateway-decision": self.decision,
             "x-gateway-policy-version": self.policy.version if self.policy else "none",
         }
+        if self.limit_headers:
+            headers.update(self.limit_headers)
+        return headers

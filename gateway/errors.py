@@ -130,6 +130,19 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     502,
     "The model provider's answer has a shape the gateway cannot inspect.",
 )
+LIMITS_RATE_EXCEEDED = _reason(
+    "limits.rate_exceeded", 429, "Rate limit reached for this workflow; retry later."
+)
+LIMITS_BUDGET_EXHAUSTED = _reason(
+    "limits.budget_exhausted", 429, "This workflow's cost budget is spent for the period."
+)
+LIMITS_STORE_UNAVAILABLE = _reason(
+    "limits.store_unavailable", 503, "The gateway could not check its rate limits."
+)
+# budget_clamp: not a refusal; max tokens lowered to what the remaining budget pays for.
+LIMITS_TOKENS_CLAMPED = _reason(
+    "limits.max_tokens_clamped", 200, "max tokens lowered to what the remaining budget pays for."
+)
 # on_failure: block, and neither the audit sink nor its spool could take the record.
 AUDIT_UNAVAILABLE = _reason(
     "audit.unavailable", 503, "The request could not be recorded, so its answer was withheld."

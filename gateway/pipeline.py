@@ -1,7 +1,7 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
-    authenticate -> resolve_policy -> read_request -> access -> boundary -> forward
-        -> inspect_answer -> relay -> audit
+    authenticate -> resolve_policy -> read_request -> access -> limits -> boundary
+        -> forward -> inspect_answer -> relay -> audit
 
 Later steps (limits, boundary, quality) slot into ``STEPS`` at their place. Metrics, logs and
 the audit trail use these step names. The audit step runs when the response finishes: for a
@@ -25,8 +25,10 @@ from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.step import Limits
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.registry import PolicyRegistry
+from gateway.policy.registry import PolicyRegistry, PolicySet
+from gateway.policy.shadow import judge_caller, judge_request
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
@@ -39,6 +41,7 @@ STEPS = (
     "resolve_policy",
     "read_request",
     "access",
+    "limits",
     "boundary",
     "forward",
     "inspect_answer",
@@ -77,46 +80,66 @@ class Pipeline:
         boundary: Boundary,
         *,
         trail: AuditTrail | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
         self._forwarder = forwarder
         self._boundary = boundary
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
+        self._limits = limits  # None: no limits are kept (in-process tests, benches)
 
     async def aclose(self) -> None:
-        """Release what the steps hold (the boundary's vault connection)."""
+        """Release what the steps hold: the vault's connection, the limits' settlements and
+        store."""
         await self._boundary.aclose()
+        if self._limits is not None:
+            await self._limits.drain()
+            await self._limits.store.aclose()
 
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
         step = "authenticate"
+        response: UpstreamResponse | None = None
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
-            policy = ctx.policy = self._resolve(call)
+            policies = self._policies.current  # once: the request keeps this generation
+            policy = ctx.policy = self._resolve(call, policies)
+            if (candidate := policies.candidates.get(policy.name)) is not None:
+                ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
             step = "access"  # the caller first, so one not admitted never has its body parsed
             check_caller(policy.access, principal, call.surface.endpoint)
             step = "read_request"
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
+            if candidate is not None and ctx.candidate is not None:  # before anything changes it
+                await judge_request(ctx.candidate, candidate, request)
             step = "access"
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(step, "transform", changed.code))
             ask_no_store(policy, request)
+            if self._limits is not None:
+                step = "limits"
+                await self._limits.admit(ctx, request, policy)
             step = "boundary"
             inspection = await self._boundary.inspect(ctx, request, policy)
             step = "forward"
             response = await self._forwarder.send(ctx, request, policy)
             if response.events is None:
                 body = response.body or b""
+                note_answer(ctx, body)  # the usage, before the boundary may refuse the answer
                 if inspection is not None:
                     step = "inspect_answer"
                     body = await inspect_answer(inspection, request.api, body)
-                note_answer(ctx, body)
+                await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
         except GatewayError as exc:
+            await self._settle(ctx)
             return self._refuse(ctx, call.surface, exc, step)
+        finally:
+            if response is None or response.events is None:
+                await self._settle(ctx)  # an unexpected error: no reservation is left behind
         ctx.streamed = True
         return Reply(
             response.status,
@@ -131,7 +154,7 @@ class Pipeline:
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
             step = "resolve_policy"
-            policy = ctx.policy = self._resolve(call)
+            policy = ctx.policy = self._resolve(call, self._policies.current)
             step = "access"
             check_caller(policy.access, principal, "models")
         except GatewayError as exc:
@@ -149,10 +172,10 @@ class Pipeline:
         """A refusal raised outside the steps (routing, body limits) in the surface's shape."""
         return self._refuse(ctx, surface, exc, "gateway")
 
-    def _resolve(self, call: Call) -> CompiledPolicy:
+    def _resolve(self, call: Call, policies: PolicySet) -> CompiledPolicy:
         if not call.workflow:
             raise GatewayError(errors.POLICY_MISSING_WORKFLOW)
-        policy = self._policies.get(call.workflow)
+        policy = policies.policies.get(call.workflow)
         if policy is None:
             raise GatewayError(
                 errors.POLICY_UNKNOWN_WORKFLOW, f"Unknown workflow '{call.workflow[:64]}'."
@@ -188,24 +211,27 @@ class Pipeline:
         if inspection is not None:
             events = inspect_stream(inspection, surface.api, events)
         final = surface.final_event
+        limits = self._limits
         try:
             async for event in events:
                 note_event(ctx, event)
+                if limits is not None and not limits.relays(ctx, event):
+                    continue
                 # A JSON string cannot hold a raw blank line, so this is only ever a frame.
                 if event.startswith(final) or b"\n\n" + final in event:
                     ctx.stream_end = "completed"
-                    if not await self._trail.finish(ctx, response.status):
+                    if not await self._finish(ctx, response.status):
                         yield self._withheld(ctx, surface)
                         return
                 yield event
             if not ctx.audited:  # the upstream ended without its final event
                 ctx.stream_end = "incomplete"
-                await self._trail.finish(ctx, response.status)
+                await self._finish(ctx, response.status)
         except UpstreamFailure as exc:
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
             ctx.decisions.append(Decision("relay", "error", errors.UPSTREAM_BROKEN_STREAM.code))
             ctx.stream_end = "upstream_broken"
-            if not await self._trail.finish(ctx, response.status):
+            if not await self._finish(ctx, response.status):
                 yield self._withheld(ctx, surface)
                 return
             yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
@@ -213,7 +239,7 @@ class Pipeline:
             log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
             ctx.decisions.append(Decision("inspect_answer", "deny", exc.reason.code))
             ctx.stream_end = "blocked"
-            if not await self._trail.finish(ctx, response.status):
+            if not await self._finish(ctx, response.status):
                 yield self._withheld(ctx, surface)
                 return
             yield surface.stream_error(exc, ctx.request_id)
@@ -221,7 +247,18 @@ class Pipeline:
             await response.aclose()
             if not ctx.audited:  # the client went away: nobody waits for the record
                 ctx.stream_end = "client_cut"
+                if self._limits is not None:
+                    self._limits.settle_nowait(ctx)
                 self._trail.abandon(ctx, response.status)
+
+    async def _settle(self, ctx: RequestContext) -> None:
+        if self._limits is not None:
+            await self._limits.settle(ctx)
+
+    async def _finish(self, ctx: RequestContext, status: int) -> bool:
+        """The end of a stream: its cost settled, then its record made."""
+        await self._settle(ctx)
+        return await self._trail.finish(ctx, status)
 
     def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
         ctx.decisions.append(Decision("audit", "error", errors.AUDIT_UNAVAILABLE.code))

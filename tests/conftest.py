@@ -10,9 +10,14 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from hypothesis import settings
 
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import GatewayServer, new_key, write_yaml
+
+# Properties here assert what is found, never how fast: a busy CI core must not fail them.
+settings.register_profile("gateway", deadline=None)
+settings.load_profile("gateway")
 
 UPSTREAM_KEYS = {"OPENAI_API_KEY": "sk-upstream-openai", "ANTHROPIC_API_KEY": "sk-ant-upstream"}
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
+from gateway.policy.verdict import policy_verdict
 
 __all__ = ["AuditRecord", "build_record", "decision_of"]
 
@@ -59,6 +60,9 @@ class AuditRecord:
     shadow: bool = False
     detector_error: bool = False
     content: dict[str, Any] | None = None
+    # A candidate policy's shadow verdict (gateway/policy/verdict.py); records written before
+    # the field existed read as None, so an existing trail needs no migration.
+    candidate: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -132,7 +136,15 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         shadow=boundary.shadow if boundary else False,
         detector_error=boundary.detector_error if boundary else False,
         content=_content(ctx),
+        candidate=_candidate(ctx),
     )
+
+
+def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
+    if ctx.candidate is None:
+        return None
+    live = policy_verdict((d.step, d.outcome, d.code) for d in ctx.decisions)
+    return ctx.candidate.record(live, ctx.boundary.request if ctx.boundary else {})
 
 
 def _content(ctx: RequestContext) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import orjson
 
 from gateway.boundary.ner import NerModel
 from gateway.boundary.policy import BoundaryPolicy, compile_data
+from gateway.limits.plan import LimitPlan, compile_limits
 from gateway.policy.models import AccessPolicy, Policy
 
 __all__ = ["AccessRules", "CompiledPolicy", "compile_access", "compile_policy", "policy_version"]
@@ -55,6 +56,7 @@ class CompiledPolicy:
     access: AccessRules
     fallback_models: tuple[str, ...]
     data: BoundaryPolicy | None = None  # None: no data section, nothing is inspected
+    limits: LimitPlan | None = None  # None: no rate limits or budgets
 
     @property
     def name(self) -> str:
@@ -81,4 +83,5 @@ def compile_policy(policy: Policy, path: str, ner: NerModel | None = None) -> Co
         access=compile_access(policy.access),
         fallback_models=tuple(policy.upstream.fallback_models),
         data=compile_data(data, ner, policy.mode == "shadow") if data is not None else None,
+        limits=compile_limits(policy.limits) if policy.limits is not None else None,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from gateway.boundary.ner import NerModel
 from gateway.boundary.policy import data_problems
+from gateway.limits.spec import budget_problems
 from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
@@ -58,6 +59,13 @@ def load_policies(
                     f"workflow '{policy.workflow}' is also defined in {other}",
                 )
             )
+        if isinstance(known_models, Mapping):  # the catalogue, with prices
+            reachable = (*policy.access.models, *policy.upstream.fallback_models)
+            ceiling = policy.access.max_output_tokens
+            found += [
+                Problem(str(path), line_of(doc, loc), message)
+                for loc, message in budget_problems(policy.limits, reachable, known_models, ceiling)
+            ]
         problems.extend(found)
         if not found:
             policies[policy.workflow] = compile_policy(policy, str(path), ner)

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from gateway.limits.spec import LimitsPolicy
+
 __all__ = [
     "AccessPolicy",
     "CustomRecognizerPolicy",
@@ -113,3 +115,4 @@ class Policy(_Strict):
     upstream: UpstreamPolicy = UpstreamPolicy()
     data: DataPolicy | None = None
     retention: RetentionPolicy = RetentionPolicy()
+    limits: LimitsPolicy | None = None

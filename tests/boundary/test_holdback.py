@@ -53,7 +53,7 @@ def _streamed(text: str, cuts: list[int], window: int) -> tuple[str, dict[str, i
     return restore_tokens("".join(out), KNOWN), rw.blocked()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS, st.data(), st.sampled_from([48, 64, 256]))
 def test_streamed_output_equals_whole_text_output(
     text: str, data: st.DataObject, window: int

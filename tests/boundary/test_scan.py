@@ -57,7 +57,7 @@ async def test_a_detector_that_cannot_be_windowed_runs_in_a_thread() -> None:
     assert detector.threads and threading.get_ident() not in detector.threads
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.randoms(use_true_random=False), st.integers(300, 3000))
 async def test_windowed_scan_equals_the_whole_text_scan(rng: random.Random, window: int) -> None:
     text = "\n".join(rng.choice(SAMPLES) for _ in range(30))

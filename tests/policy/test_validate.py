@@ -8,13 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
 from gateway.cli import main
-from gateway.config import load_config
-from gateway.policy.lint import LintContext, PolicyFile, all_rules
-from gateway.policy.lint.rules import budget
-from gateway.policy.models import Policy
+from gateway.policy.lint import all_rules
 from tests.policy.cliutil import GOOD, REPO, make_root, run_cli
 from tests.support.server import new_key
 
@@ -205,37 +201,31 @@ def test_text_output_and_exit_codes_from_a_real_process(tmp_path: Path) -> None:
     assert result.returncode == 2
 
 
-class _Budget(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    budget: list[dict[str, Any]] = []
+BUDGET = "  max_output_tokens: 100\nlimits:\n  budget: [{per: user, usd_per_day: 5}]\n"
 
 
-class _WithLimits(Policy):
-    """A policy as it reads once the limits section lands."""
-
-    limits: _Budget = _Budget()
-
-
-def test_budget_rule_waits_for_the_limits_section(tmp_path: Path) -> None:
-    config = load_config(make_root(tmp_path, {}))
-    text = GOOD.replace("[gpt-test]", "[gpt-test, mock-model]")
-    base = Policy.model_validate(_yaml(text))
-    ctx = LintContext(config, False, None, frozenset(), False, {}, ())
-    assert list(budget.unpriced_model(ctx, PolicyFile("t.yaml", base, _yaml(text)))) == []
-    unlimited = _WithLimits.model_validate(_yaml(text))
-    assert list(budget.unpriced_model(ctx, PolicyFile("t.yaml", unlimited, _yaml(text)))) == []
-    limited = _WithLimits.model_validate(
-        {**_yaml(text), "limits": {"budget": [{"usd_per_day": 5}]}}
-    )
-    found = list(budget.unpriced_model(ctx, PolicyFile("t.yaml", limited, _yaml(text))))
-    assert [(i.code, i.severity) for i in found] == [("limits.unpriced_model", "error")]
-    assert "mock-model" in found[0].message and "usd_per_mtok_in" in found[0].hint
-
-
-def _yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
-
-    return YAML(typ="rt").load(text)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + BUDGET, []),
+        (GOOD.replace("[gpt-test]", "[gpt-test, mock-model]") + BUDGET,
+         [("triage.yaml", 8, "error", "limits.unpriced_model")]),
+        (GOOD + BUDGET + "upstream: {fallback_models: [mock-model]}\n",
+         [("triage.yaml", 8, "error", "limits.unpriced_model")]),
+        (GOOD + BUDGET.replace("  max_output_tokens: 100\n", ""),
+         [("triage.yaml", 7, "error", "limits.budget_needs_ceiling")]),
+        (GOOD.replace("[gpt-test]", "[mock-model]") + "limits:\n  rate: [{per: user, requests_per_minute: 5}]\n", []),
+    ],
+)  # fmt: skip
+def test_budgets_need_prices_and_a_ceiling(
+    tmp_path: Path, text: str, expected: list[tuple[str, int, str, str]]
+) -> None:
+    config = make_root(tmp_path, {"triage.yaml": text})
+    code, report = validate(config)
+    assert issues(report) == expected
+    assert code == (1 if expected else 0)
+    if expected:
+        assert "mock-model" in report["issues"][0]["message"] or expected[0][3].endswith("ceiling")
 
 
 def test_rules_are_found_in_every_rules_module() -> None:
@@ -244,6 +234,7 @@ def test_rules_are_found_in_every_rules_module() -> None:
         "access.unknown_model",
         "access.unknown_role",
         "budget.unpriced_model",
+        "budget.budget_ceiling",
         "data.entities",
         "upstream.unreachable_fallback",
         "workflow.owner",

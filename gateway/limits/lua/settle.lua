@@ -1,0 +1,32 @@
+-- Settle one admitted request: its reservation leaves each budget and what it really cost
+-- is counted as spent; token rules get back (or pay) the difference to what was counted.
+--
+-- KEYS: the budget keys, then the token-rate keys.
+-- ARGV: now_us, n_budgets, reserved, actual, refund, then per token rate: interval.
+local now = tonumber(ARGV[1])
+local n_budgets = tonumber(ARGV[2])
+local reserved, actual, refund = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+for j = 1, n_budgets do
+  local key = KEYS[j]
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HINCRBY', key, 's', actual)
+    if redis.call('HINCRBY', key, 'r', -reserved) < 0 then
+      redis.call('HSET', key, 'r', 0)
+    end
+  end
+end
+if refund ~= 0 then
+  for i = n_budgets + 1, #KEYS do
+    local interval = tonumber(ARGV[5 + i - n_budgets])
+    local tat = tonumber(redis.call('GET', KEYS[i]))
+    if tat == nil or tat < now then tat = now end
+    local moved = tat - refund * interval
+    if moved > now then
+      local ttl_ms = math.ceil((moved - now) / 1000) + 1000
+      redis.call('SET', KEYS[i], string.format('%.17g', moved), 'PX', ttl_ms)
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return 1

@@ -1,0 +1,277 @@
+"""The limits step: admit a request against its workflow's rates and budgets, settle it when
+its answer ends.
+
+``admit`` runs between ``access`` and ``boundary``: it reserves the request's worst-case cost
+(estimated input plus its output ceiling, at the priciest model it may reach) and counts it
+against every rule in one store call. ``settle`` runs once, however the request ends (answer,
+refusal, error, client gone): the reservation is released and what was really used counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from gateway import errors
+from gateway.config import ModelConfig
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.limits.estimate import estimate_input_tokens
+from gateway.limits.headers import rate_headers
+from gateway.limits.keys import budget_key, rate_key, subjects
+from gateway.limits.memory import out_cost
+from gateway.limits.periods import period_bounds
+from gateway.limits.plan import LimitPlan, RateLimit
+from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
+from gateway.normalized import NormalizedRequest
+from gateway.policy.compile import CompiledPolicy
+
+__all__ = ["Grant", "Limits"]
+
+log = logging.getLogger("gateway.limits")
+
+# The body field that carries the output ceiling, per API (access.py sets one if none was).
+_OUT_FIELDS = {
+    "openai_chat": ("max_completion_tokens", "max_tokens"),
+    "anthropic_messages": ("max_tokens",),
+}
+
+
+@dataclass(slots=True)
+class Grant:
+    """One admitted request's reservation, kept on its context until settled."""
+
+    budget_keys: tuple[str, ...]
+    token_rates: tuple[RateCheck, ...]
+    reserved: int  # micro-USD
+    in_estimate: int
+    out: int  # output tokens granted
+    counted_tokens: int  # what the token rules were charged
+    drop_usage_chunk: bool  # we asked an OpenAI stream for usage the client did not want
+    events: int = 0  # stream events relayed so far
+    settled: bool = False
+
+
+class Limits:
+    """Built once per gateway: the store, the model catalogue (prices) and the clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        models: Mapping[str, ModelConfig],
+        prefix: str = "gw",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._models = models
+        self._prefix = prefix
+        self._clock = clock
+        self._settling: set[asyncio.Task[None]] = set()
+
+    async def admit(
+        self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> None:
+        """Reserve or refuse; raises GatewayError with a ``limits.*`` code."""
+        plan = policy.limits
+        if plan is None or ctx.principal is None:
+            return
+        now = self._clock()
+        who = subjects(ctx.principal, policy.access.roles)
+        max_out = request.max_tokens or 0
+        in_tokens = estimate_input_tokens(request)
+        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
+        rules = tuple((r, value) for r in plan.rates for value in who[r.per])
+        rates = tuple(
+            RateCheck(
+                rate_key(self._prefix, policy.name, r.metric, r.per, value),
+                r.unit,
+                r.limit,
+                r.period_us,
+                1 if r.unit == "requests" else in_tokens,
+                per_out=r.unit == "tokens",
+            )
+            for r, value in rules
+        )
+        budgets = []
+        for b in plan.budgets:
+            ident, end, ttl = period_bounds(b.period, now)
+            for value in who[b.per]:
+                key = budget_key(self._prefix, policy.name, b.period, ident, b.per, value)
+                budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
+        ask = Ask(
+            now * 1e6,
+            rates,
+            tuple(budgets),
+            in_cost=out_cost(in_tokens, price_in),
+            out_price=price_out,
+            max_out=max_out,
+            clamp=plan.clamp,
+        )
+        try:
+            verdict = await self.store.admit(ask)
+        except StoreError as exc:
+            self._store_failed(ctx, plan, exc)
+            return
+        ctx.limit_headers = rate_headers(rates, verdict.rates)
+        shadow = policy.source.mode == "shadow"
+        if not verdict.allowed:
+            refused = verdict.refused_by
+            rule = rules[refused][0] if isinstance(refused, int) else None
+            refusal = _refusal(rule, verdict.retry_us)
+            if not shadow:
+                raise refusal
+            ctx.decisions.append(Decision("limits", "allow", refusal.reason.code))
+            return
+        if verdict.out < max_out:
+            for f in _OUT_FIELDS[request.api]:
+                if request.body.get(f) is not None or f == _OUT_FIELDS[request.api][0]:
+                    request.body[f] = verdict.out
+            request.max_tokens = verdict.out
+            ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
+        ctx.reserved_usd = verdict.reserved / 1e6
+        ctx.limits = Grant(
+            tuple(b.key for b in budgets),
+            tuple(r for r in rates if r.per_out),
+            verdict.reserved,
+            in_tokens,
+            verdict.out,
+            in_tokens + verdict.out,
+            plan.needs_usage and _ask_stream_usage(request),
+        )
+
+    def relays(self, ctx: RequestContext, event: bytes) -> bool:
+        """Whether a stream event goes on to the client: the usage-only chunk the gateway
+        asked OpenAI for is dropped when the client did not ask for it."""
+        grant = ctx.limits
+        if grant is None:
+            return True
+        grant.events += 1
+        return not (grant.drop_usage_chunk and b'"usage"' in event and _usage_only(event))
+
+    async def settle(self, ctx: RequestContext) -> None:
+        """Release the reservation and count the real cost; once per request, never raises.
+
+        Shielded: a client that goes away while the store answers does not leave the
+        reservation behind."""
+        task = self.settle_nowait(ctx)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def settle_nowait(self, ctx: RequestContext) -> asyncio.Task[None] | None:
+        """``settle`` for a place that cannot wait (a stream its client left): the cost is on
+        the context at once, the store is updated in the background."""
+        settlement = self._close(ctx)
+        if settlement is None:
+            return None
+        task = asyncio.get_running_loop().create_task(self._apply(ctx, settlement))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for settlements still in flight (shutdown)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def _close(self, ctx: RequestContext) -> Settlement | None:
+        grant = ctx.limits
+        if grant is None or grant.settled:
+            return None
+        grant.settled = True
+        tokens_in, tokens_out = _used(ctx, grant)
+        model = self._models.get(ctx.model_used or "") if ctx.model_used else None
+        price_in = (model.usd_per_mtok_in or 0.0) if model else 0.0
+        price_out = (model.usd_per_mtok_out or 0.0) if model else 0.0
+        actual = out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
+        ctx.actual_usd = actual / 1e6
+        return Settlement(
+            self._clock() * 1e6,
+            grant.budget_keys,
+            grant.reserved,
+            actual if grant.budget_keys else 0,
+            grant.token_rates,
+            grant.counted_tokens - (tokens_in + tokens_out),
+        )
+
+    async def _apply(self, ctx: RequestContext, settlement: Settlement) -> None:
+        try:
+            await self.store.settle(settlement)
+        except StoreError as exc:
+            # The reservation stays counted until its period ends: it errs on the safe side.
+            log.warning("request %s: limits not settled: %s", ctx.request_id, exc)
+
+    def _worst_prices(self, chain: tuple[str, ...]) -> tuple[float, float]:
+        """Micro-USD per token, in and out, of the priciest model the request may reach."""
+        price_in = price_out = 0.0
+        for name in chain:
+            model = self._models.get(name)
+            if model is not None:
+                price_in = max(price_in, model.usd_per_mtok_in or 0.0)
+                price_out = max(price_out, model.usd_per_mtok_out or 0.0)
+        return price_in, price_out
+
+    def _store_failed(self, ctx: RequestContext, plan: LimitPlan, exc: StoreError) -> None:
+        log.warning("request %s: limits store unavailable: %s", ctx.request_id, exc)
+        if plan.block_on_store_error:
+            raise GatewayError(errors.LIMITS_STORE_UNAVAILABLE, detail=str(exc)) from exc
+        ctx.decisions.append(Decision("limits", "allow", errors.LIMITS_STORE_UNAVAILABLE.code))
+
+
+def _refusal(rule: RateLimit | None, retry_us: float) -> GatewayError:
+    """429 with retry-after; ``rule`` None: a budget refused."""
+    retry_s = max(1, math.ceil(retry_us / 1e6))
+    headers = {"retry-after": str(retry_s), "retry-after-ms": str(max(1, round(retry_us / 1e3)))}
+    if rule is None:
+        return GatewayError(
+            errors.LIMITS_BUDGET_EXHAUSTED,
+            f"This workflow's cost budget is spent; it resets in {retry_s}s.",
+            headers=headers,
+        )
+    return GatewayError(
+        errors.LIMITS_RATE_EXCEEDED,
+        f"Rate limit reached: {rule.name} {rule.limit} per {rule.per}; retry in {retry_s}s.",
+        headers=headers,
+    )
+
+
+def _used(ctx: RequestContext, grant: Grant) -> tuple[int, int]:
+    """The tokens to pay for. Reported usage when the provider gave it. Otherwise: nothing
+    if no answer came; the input estimate and one token per relayed event for a stream cut
+    short; the whole reservation for an answer that did not say."""
+    if ctx.model_used is None:
+        return 0, 0
+    tokens_in = ctx.tokens_in if ctx.tokens_in is not None else grant.in_estimate
+    if ctx.streamed and ctx.stream_end != "completed":
+        return tokens_in, min(grant.out or grant.events, max(ctx.tokens_out or 0, grant.events))
+    return tokens_in, ctx.tokens_out if ctx.tokens_out is not None else grant.out
+
+
+def _ask_stream_usage(request: NormalizedRequest) -> bool:
+    """Ask an OpenAI stream to end with its usage; True when the client had not asked."""
+    if request.api != "openai_chat" or not request.stream:
+        return False
+    options = request.body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return False
+    request.body["stream_options"] = {
+        **(options if isinstance(options, dict) else {}),
+        "include_usage": True,
+    }
+    return True
+
+
+def _usage_only(event: bytes) -> bool:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                data = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return False
+            return isinstance(data, dict) and data.get("choices") == []
+    return False

@@ -1,0 +1,87 @@
+"""Candidate policies: ``W.candidate.yaml`` next to a live ``W.yaml``, evaluated in shadow.
+
+A candidate goes through exactly the checks a live policy does (the loader's, whatever they
+grow into): each file is validated as if it were ``W.yaml`` in a folder of its own, and its
+problems are reported at the candidate's own file:line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from gateway.boundary.ner import NerModel
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.loader import load_policies
+from gateway.yamlsource import ConfigError, Problem
+
+__all__ = ["SUFFIX", "as_shadow", "candidate_files", "load_candidates"]
+
+SUFFIX = ".candidate.yaml"
+
+
+def candidate_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"*{SUFFIX}"))
+
+
+def as_shadow(policy: CompiledPolicy) -> CompiledPolicy:
+    """The candidate as live traffic meets it: its data rules only decide and record.
+
+    The version stays the one of the file as written (its ``mode`` included).
+    """
+    if policy.data is None or policy.data.shadow:
+        return policy
+    return dataclasses.replace(policy, data=dataclasses.replace(policy.data, shadow=True))
+
+
+def load_candidates(
+    directory: Path,
+    live: Mapping[str, CompiledPolicy],
+    known_models: Collection[str],
+    ner: NerModel | None = None,
+) -> dict[str, CompiledPolicy]:
+    """Every ``W.candidate.yaml`` in ``directory``, validated; raises ConfigError with every
+    problem. A candidate without a live ``W.yaml`` is a problem: there is nothing to compare."""
+    problems: list[Problem] = []
+    found: dict[str, CompiledPolicy] = {}
+    for path in candidate_files(directory):
+        workflow = path.name[: -len(SUFFIX)]
+        try:
+            loaded = _load_as(path, f"{workflow}.yaml", known_models, ner)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        for name, policy in loaded.items():
+            if name not in live:
+                problems.append(
+                    Problem(str(path), 1, f"candidate for '{name}', which has no live policy")
+                )
+            else:
+                found[name] = dataclasses.replace(policy, path=str(path))
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+def _load_as(
+    path: Path, name: str, known_models: Collection[str], ner: NerModel | None
+) -> dict[str, CompiledPolicy]:
+    with tempfile.TemporaryDirectory(prefix="gateway-candidate-") as tmp:
+        shutil.copyfile(path, Path(tmp) / name)
+        alias = str(Path(tmp) / name)
+        try:
+            return load_policies(Path(tmp), known_models, ner)
+        except ConfigError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        str(path) if p.file == alias else p.file,
+                        p.line,
+                        p.message.replace(alias, str(path)),
+                    )
+                    for p in exc.problems
+                ]
+            ) from None

@@ -1,0 +1,153 @@
+"""Hot reload: the policies folder is re-read on change and swapped in whole, or not at all.
+
+The folder is polled once a second (``os.scandir``: name, size, mtime and inode of each file,
+about 20 µs for a dozen files, measured in bench/policy_live.py) rather than watched with
+inotify: it works the same on every platform and on mounted ConfigMaps, whose updates are
+symlink swaps that inotify watchers often miss. ``POST /admin/policies/reload`` reloads at
+once. Loading (YAML, validation, detectors) runs in a worker thread, so the event loop keeps
+serving; the swap itself is one assignment in the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.boundary.ner import NerModel
+from gateway.policy.candidates import as_shadow, load_candidates
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.loader import load_policies
+from gateway.policy.registry import PolicyRegistry, PolicySet, ReloadError
+from gateway.yamlsource import ConfigError
+
+__all__ = ["PolicyReloader", "ReloadResult", "load_live_set", "start_registry"]
+
+log = logging.getLogger("gateway.policy")
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: ``applied`` False means the last good set stayed live."""
+
+    applied: bool
+    current: PolicySet
+    error: ReloadError | None
+
+
+def load_live_set(
+    directory: Path, known_models: Collection[str], ner: NerModel | None
+) -> tuple[dict[str, CompiledPolicy], dict[str, CompiledPolicy] | ConfigError]:
+    """Live policies (ConfigError raised) and candidates (a ConfigError returned: a broken
+    candidate never stops the live set)."""
+    live = load_policies(directory, known_models, ner)
+    try:
+        candidates = load_candidates(directory, live, known_models, ner)
+    except ConfigError as exc:
+        return live, exc
+    return live, {name: as_shadow(c) for name, c in candidates.items()}
+
+
+def start_registry(
+    directory: Path, known_models: Collection[str], ner: NerModel | None
+) -> PolicyRegistry:
+    """The registry at start-up: a broken live policy stops the gateway (ConfigError), a
+    broken candidate is only reported (``/readyz``, the log)."""
+    live, candidates = load_live_set(directory, known_models, ner)
+    if isinstance(candidates, ConfigError):
+        log.error("candidate policies refused:\n%s", candidates)
+        registry = PolicyRegistry(live)
+        registry.last_error = ReloadError(
+            time.time(), tuple(str(p) for p in candidates.problems), True
+        )
+        return registry
+    return PolicyRegistry(live, candidates)
+
+
+class PolicyReloader:
+    """Reloads ``directory`` into ``registry`` on change or on demand, one reload at a time."""
+
+    def __init__(
+        self,
+        registry: PolicyRegistry,
+        directory: Path,
+        known_models: Collection[str],
+        ner: NerModel | None = None,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._registry = registry
+        self._directory = directory
+        self._models = known_models
+        self._ner = ner
+        self._interval = interval_s
+        self._lock = asyncio.Lock()
+        self._seen = self.fingerprint()
+
+    def fingerprint(self) -> Fingerprint:
+        """Name, size, mtime and inode of every file: an editor's rewrite or a rename-over
+        changes at least one of them."""
+        try:
+            entries = list(os.scandir(self._directory))
+        except OSError:
+            return ()
+        out = []
+        for entry in entries:
+            if entry.name.endswith((".yaml", ".yml")):
+                try:
+                    st = entry.stat()
+                except OSError:  # removed between the listing and the stat
+                    continue
+                out.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+        return tuple(sorted(out))
+
+    async def reload(self, why: str) -> ReloadResult:
+        """Load and validate every policy together; swap them in, or keep the last good set."""
+        async with self._lock:
+            self._seen = self.fingerprint()
+            try:
+                live, candidates = await asyncio.to_thread(
+                    load_live_set, self._directory, self._models, self._ner
+                )
+            except ConfigError as exc:
+                error = self._registry.last_error = ReloadError(
+                    time.time(), tuple(str(p) for p in exc.problems)
+                )
+                log.error(
+                    "policy reload (%s) refused, %s stays live:\n%s",
+                    why,
+                    self._registry.current.version,
+                    exc,
+                )
+                return ReloadResult(False, self._registry.current, error)
+            broken: ReloadError | None = None
+            if isinstance(candidates, ConfigError):
+                broken = ReloadError(time.time(), tuple(str(p) for p in candidates.problems), True)
+                log.error("policy reload (%s): candidates refused:\n%s", why, candidates)
+                current = self._registry.replace(live)  # the last good candidates stay
+            else:
+                current = self._registry.replace(live, candidates)
+            self._registry.last_error = broken
+            log.info(
+                "policy reload (%s): %s live (generation %d): %s",
+                why,
+                current.version,
+                current.generation,
+                ", ".join(f"{n} {p.version}" for n, p in sorted(current.policies.items())),
+            )
+            return ReloadResult(True, current, broken)
+
+    async def watch(self) -> None:
+        """Poll the folder until cancelled; reload when a file appears, changes or goes."""
+        while True:
+            await asyncio.sleep(self._interval)
+            if self.fingerprint() != self._seen:
+                try:
+                    await self.reload("file change")
+                except Exception:
+                    log.exception("policy reload failed")

@@ -1,0 +1,159 @@
+"""Limits fixtures: one store fixture parametrized over memory and the real Redis (a key
+prefix of its own per test, its keys deleted after), and helpers to build asks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.limits.memory import MemoryStore
+from gateway.limits.redis import RedisStore
+from gateway.limits.store import Store
+from tests.conftest import UPSTREAM_KEYS, gateway_config
+from tests.fakes.upstream import FakeUpstream
+from tests.support.server import GatewayServer, new_key, write_yaml
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def new_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+async def drop_keys(prefix: str) -> None:
+    """Delete this test's keys only: the shared Redis is never flushed."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{{{prefix}:lim}}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return new_prefix()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_store = RedisStore(REDIS_URL)
+    try:
+        yield redis_store
+    finally:
+        await redis_store.aclose()
+        await drop_keys(prefix)
+
+
+# --------------------------------------------------------------------------- gateway fixtures
+
+PRICED = {  # USD per million tokens: 1 micro-dollar per input token, 2 per output token
+    "gpt-test": {"provider": "openai", "upstream_model": "gpt-up",
+                 "usd_per_mtok_in": 1.0, "usd_per_mtok_out": 2.0},
+    "claude-test": {"provider": "anthropic", "upstream_model": "claude-up",
+                    "usd_per_mtok_in": 1.0, "usd_per_mtok_out": 2.0},
+    "mock-model": {"provider": "demo", "upstream_model": "mock-1"},  # unpriced
+}  # fmt: skip
+VAULT_KEY = "v" * 32
+
+
+def _policy(name: str, limits: dict[str, object], max_out: int = 100) -> dict[str, object]:
+    return {
+        "workflow": name,
+        "owner": "tests@example.com",
+        "access": {
+            "roles": ["analyst"],
+            "models": ["gpt-test", "claude-test"],
+            "max_output_tokens": max_out,
+        },
+        "upstream": {"timeout_s": 5, "retries": 0},
+        "limits": limits,
+    }
+
+
+LIMIT_POLICIES = {
+    "rated": _policy(
+        "rated",
+        {"rate": [{"per": "user", "requests_per_minute": 3, "tokens_per_minute": 100_000}]},
+    ),
+    # A request reserves about 25 input + 100 output tokens: ~225 micro-USD of the 300.
+    "budgeted": _policy("budgeted", {"budget": [{"per": "user", "usd_per_day": 0.0003}]}),
+    "clamped": _policy(
+        "clamped",
+        {"budget": [{"per": "user", "usd_per_day": 0.0003}], "budget_clamp": True},
+        max_out=1000,
+    ),
+}
+
+
+@dataclass
+class LimitedGateway:
+    url: str
+    root: Path
+    prefix: str
+    backend: str
+    keys: list[str]
+
+    def key(self) -> str:
+        """A caller of its own (subject ``user-N``), so tests never share a counter."""
+        return self.keys.pop()
+
+    def openai(self, workflow: str, key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/w/{workflow}/v1", api_key=key, max_retries=0)
+
+    def anthropic(self, workflow: str, key: str) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=f"{self.url}/w/{workflow}", api_key=key, max_retries=0)
+
+
+def write_gateway(
+    root: Path,
+    upstream: FakeUpstream,
+    prefix: str,
+    redis_url: str | None,
+    policies: dict[str, dict[str, object]],
+    callers: int = 40,
+) -> tuple[Path, list[str]]:
+    config = {
+        **gateway_config(upstream),
+        "models": PRICED,
+        "limits": {"key_prefix": prefix},
+        "audit": {"purge_interval_s": 0},
+    }
+    if redis_url:
+        config["stores"] = {"redis_url": redis_url}
+    path = write_yaml(root / "gateway.yaml", config)
+    for name, policy in policies.items():
+        write_yaml(root / "policies" / f"{name}.yaml", policy)
+    keys = [new_key(root / "keys.yaml", f"user-{i}", ["analyst"]) for i in range(callers)]
+    return path, keys
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def limited(
+    request: pytest.FixtureRequest,
+    upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LimitedGateway]:
+    root = tmp_path_factory.mktemp(f"limits-{request.param}")
+    prefix = new_prefix()
+    redis_url = REDIS_URL if request.param == "redis" else None
+    path, keys = write_gateway(root, upstream, prefix, redis_url, LIMIT_POLICIES)
+    server = GatewayServer(path, {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": VAULT_KEY}).start()
+    try:
+        yield LimitedGateway(server.url, root, prefix, request.param, keys)
+    finally:
+        server.stop()
+        if redis_url:
+            asyncio.run(drop_keys(prefix))
