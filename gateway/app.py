@@ -44,7 +44,7 @@ from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
-from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
@@ -62,8 +62,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = start_registry(config.path(config.policies_dir), config.models, ner)
-    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
+    policies_dir = config.path(config.policies_dir)
+    seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
+    registry = start_registry(policies_dir, config.models, ner)
+    reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
