@@ -39,16 +39,19 @@ from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
+from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
+from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["create_app"]
+__all__ = ["build_pipeline", "create_app"]
 
 log = logging.getLogger("gateway")
 
@@ -68,10 +71,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    boundary = build_boundary(config, environ)
-    forwarder = Forwarder(providers, config.models)
     limits = build_limits(config)
-    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail, limits)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -96,9 +97,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
-            await boundary.aclose()
-            await limits.drain()
-            await limits.store.aclose()
+            await pipeline.aclose()
             if writer is not None:
                 await writer.close()
 
@@ -190,8 +189,11 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 authenticator,
                 config.auth.admin_role,
                 registry,
-                extra=[reload_route(reloader, registry)]
-                + ([audit_route(store)] if store is not None else []),
+                extra=[
+                    reload_route(reloader, registry),
+                    *([audit_route(store)] if store is not None else []),
+                    limits_route(limits, registry),
+                ],
             ),
         ],
         lifespan=[lifespan],
@@ -200,6 +202,24 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         request_max_body_size=limit,
         openapi_config=None,
     )
+
+
+def build_pipeline(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    registry: PolicyRegistry,
+    authenticator: Authenticator,
+    providers: dict[str, Provider],
+    trail: AuditTrail,
+    limits: Limits | None = None,
+) -> Pipeline:
+    """The request path's steps and their services, as the server runs them; ``gateway
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
+    boundary = build_boundary(config, environ)
+    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    forwarder = Forwarder(providers, config.models, breaker)
+    limits = limits or build_limits(config)
+    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:

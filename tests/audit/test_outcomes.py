@@ -80,22 +80,26 @@ def test_fallback_model(audited: AuditedGateway, upstream: FakeUpstream) -> None
     )
     r = audited.one(raw.headers["x-request-id"])
     assert (r.model_requested, r.model_used, r.fallback_used) == ("gpt-test", "gpt-backup", True)
-    assert (r.attempts, r.retries, r.decision) == (4, 3, "allow")
+    assert (r.attempts, r.retries, r.decision) == (4, 3, "transform")
+    assert (r.reasons, r.fallback, r.fallback_reason) == (["upstream.error"], "model", "upstream.error")
+    assert raw.headers["x-gateway-fallback"] == "upstream.error"
 
 
 def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None:
-    for model in ("gpt-up", "gpt-backup-up"):
+    # claude-backup is reached through translation: the whole chain is down.
+    for model in ("gpt-up", "gpt-backup-up", "claude-backup-up"):
         upstream.script(model, *[Status(500)] * 3)
     with pytest.raises(openai.InternalServerError) as caught:
         audited.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     r = audited.one(caught.value.response.headers["x-request-id"])
+    # The first code is the fallback to the backup model, the second the backup's own failure.
     assert (r.decision, r.reasons, r.status, r.upstream_status) == (
         "error",
-        ["upstream.error"],
+        ["upstream.error", "upstream.error"],
         502,
         500,
     )
-    assert (r.attempts, r.model_used, r.tokens_in) == (6, None, None)
+    assert (r.attempts, r.model_used, r.tokens_in) == (9, None, None)
 
 
 @pytest.mark.parametrize(
