@@ -184,3 +184,13 @@ def test_shadow_mode_records_the_refusal_and_lets_it_pass(limited: LimitedGatewa
     assert raw.headers["x-gateway-decision"] == "allow; reason=limits.rate_exceeded"
     assert raw.headers["x-ratelimit-remaining-requests"] == "0"
     assert record(limited, raw.headers["x-request-id"]).reasons == ["limits.rate_exceeded"]
+
+
+def test_clamp_lowers_the_field_the_client_used(
+    limited: LimitedGateway, upstream: FakeUpstream
+) -> None:
+    client = limited.openai("clamped", limited.key())
+    client.chat.completions.create(model="gpt-test", messages=HI, max_tokens=1000)
+    sent = upstream.requests_for("gpt-up")[0].body
+    assert "max_completion_tokens" not in sent  # never both: OpenAI refuses that
+    assert 120 <= sent["max_tokens"] <= 145
