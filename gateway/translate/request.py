@@ -270,6 +270,9 @@ def openai_request(body: dict[str, Any]) -> dict[str, Any]:
         messages.append({"role": "system", "content": system})
     elif system:
         messages.append({"role": "system", "content": _openai_text(system, "system", False)})
+    if body["messages"] and body["messages"][-1].get("role") == "assistant":
+        # Anthropic continues a last assistant turn (a prefill); OpenAI would answer it anew.
+        raise unsupported("A last assistant message (a prefill)", _O)
     for i, message in enumerate(body["messages"]):
         _check_keys(message, {"role", "content"}, f"messages[{i}].", _O)
         if message["role"] == "user":
