@@ -15,6 +15,7 @@ import pytest
 
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply, Status, ToolCall
+from tests.translate.policy import falling_back
 
 SYSTEM = "Be brief."
 ASK = "what is the weather in Paris"  # 6 words: the fake counts words as tokens
@@ -34,7 +35,7 @@ def _policy(name: str, models: list[str], fallback: list[str], **extra: Any) -> 
         "workflow": name,
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": models},
-        "upstream": {"timeout_s": 5, "retries": 0, "fallback_models": fallback},
+        **falling_back(fallback),
         **extra,
     }
 

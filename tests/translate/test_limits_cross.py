@@ -13,6 +13,7 @@ from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.limits.conftest import VAULT_KEY, LimitedGateway, new_prefix, write_gateway
 from tests.limits.test_gateway import record
 from tests.support.server import GatewayServer
+from tests.translate.policy import falling_back
 
 ASK = [{"role": "user", "content": "what is the weather in Paris"}]  # 6 words: 6 tokens
 BUDGET = {"budget": [{"per": "user", "usd_per_day": 0.01}]}
@@ -23,7 +24,7 @@ def _policy(name: str, models: list[str], fallback: list[str]) -> dict[str, obje
         "workflow": name,
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": models, "max_output_tokens": 100},
-        "upstream": {"timeout_s": 5, "retries": 0, "fallback_models": fallback},
+        **falling_back(fallback),
         "limits": BUDGET,
     }
 
