@@ -176,6 +176,7 @@ HI = [{"role": "user", "content": "hi"}]
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]}, "image"),
         ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}, "arguments"),
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "'custom' tool"),
+        ({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}, *HI]}, "image in a 'system' message"),
     ],
 )
 def test_openai_constructs_without_an_anthropic_form_are_refused(body: dict[str, Any], named: str) -> None:
