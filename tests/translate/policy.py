@@ -6,5 +6,6 @@ from typing import Any
 
 
 def falling_back(models: list[str]) -> dict[str, Any]:
-    """``upstream`` (no retries, a 5 s deadline) with ``models`` as the fallback chain."""
-    return {"upstream": {"timeout_s": 5, "retries": 0, "fallback_models": models}}
+    """No retries, a 5 s deadline, and ``models`` as the fallback chain (``fallback.on`` left
+    at its default, which includes ``upstream_error``)."""
+    return {"upstream": {"timeout_s": 5, "retries": 0}, "fallback": {"models": models}}
