@@ -380,7 +380,9 @@ def test_quality_checks_read_the_translated_answer(gw: AuditedGateway, upstream:
         with client.chat.completions.stream(model="gpt-test", messages=_openai_messages()) as s:
             text = s.get_final_completion().choices[0].message.content
     else:
-        text = client.chat.completions.create(model="gpt-test", messages=_openai_messages()).choices[0].message.content
+        raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=_openai_messages())
+        text = raw.parse().choices[0].message.content
+        assert "quality.unchecked" in gw.one(raw.headers["x-request-id"], wait=2).reasons
     assert text == "Sunny and mild"
     assert upstream.received[0].body["logprobs"] is True  # asked of the OpenAI model
     assert "logprobs" not in upstream.received[-1].body
