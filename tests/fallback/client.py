@@ -10,7 +10,6 @@ from tests.conftest import Gateway
 
 Sdk = Literal["openai", "anthropic"]
 PRIMARY = {"openai": "gpt-up", "anthropic": "claude-up"}
-BACKUP = {"openai": "gpt-backup-up", "anthropic": "claude-backup-up"}
 
 
 def ask(

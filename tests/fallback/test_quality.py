@@ -10,7 +10,7 @@ import pytest
 
 from tests.audit.conftest import AuditedGateway
 from tests.fakes.upstream import REFUSAL, CutStream, FakeUpstream, Reply, Status
-from tests.fallback.client import BACKUP, PRIMARY, Sdk, ask
+from tests.fallback.client import PRIMARY, Sdk, ask
 from tests.fallback.conftest import BACKUP_MESSAGE
 
 SDKS: list[Sdk] = ["openai", "anthropic"]
@@ -61,7 +61,8 @@ def test_refusal_moves_to_the_next_model(
     gw: AuditedGateway, upstream: FakeUpstream, sdk: Sdk, stream: bool
 ) -> None:
     upstream.script(PRIMARY[sdk], Reply(REFUSAL + " Is there anything else I can help with?"))
-    upstream.script(BACKUP[sdk], Reply("Here is the summary."))
+    # The chain's next model is gpt-backup for both: an Anthropic client gets it translated.
+    upstream.script("gpt-backup-up", Reply("Here is the summary."))
     text, headers, _ = ask(gw, sdk, "checked", stream)
     assert text == "Here is the summary."
     assert headers["x-gateway-fallback"] == "quality.refusal"
@@ -187,11 +188,9 @@ def test_upstream_down_everywhere_gets_the_message(
     gw: AuditedGateway, upstream: FakeUpstream
 ) -> None:
     upstream.script("claude-up", *[Status(500)] * 2)
+    upstream.script("gpt-backup-up", *[Status(502)] * 2)
     upstream.script("claude-backup-up", *[Status(503)] * 2)
     text, headers, _ = ask(gw, "anthropic", "checked", True)
     assert text == BACKUP_MESSAGE and headers["x-gateway-fallback"] == "upstream.error"
     r = gw.one(headers["x-request-id"], wait=2)
-    assert r.reasons == ["upstream.error", "upstream.error"] and (r.fallback, r.attempts) == (
-        "message",
-        4,
-    )
+    assert r.reasons == ["upstream.error"] * 3 and (r.fallback, r.attempts) == ("message", 6)
