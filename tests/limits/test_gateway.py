@@ -103,7 +103,7 @@ def test_budget_is_held_while_a_stream_runs_and_freed_after(
     limited: LimitedGateway, upstream: FakeUpstream
 ) -> None:
     client = limited.openai("budgeted", limited.key())
-    upstream.script("gpt-up", SlowStream(events=5, interval=0.05))
+    upstream.script("gpt-up", SlowStream(events=10, interval=0.1))
     with client.chat.completions.create(model="gpt-test", messages=HI, stream=True) as stream:
         chunks = iter(stream)
         next(chunks)
