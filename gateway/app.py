@@ -47,6 +47,7 @@ from gateway.policy.reload import PolicyReloader, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
+from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["create_app"]
@@ -68,7 +69,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
     boundary = build_boundary(config, environ)
-    forwarder = Forwarder(providers, config.models)
+    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    forwarder = Forwarder(providers, config.models, breaker)
     limits = build_limits(config)
     pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
     limit = config.max_body_bytes
@@ -96,6 +98,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             for provider in providers.values():
                 await provider.aclose()
             await boundary.aclose()
+            if breaker is not None:
+                await breaker.aclose()
             await limits.drain()
             await limits.store.aclose()
             if writer is not None:
