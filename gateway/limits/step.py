@@ -237,10 +237,12 @@ class Limits:
             return None
         grant.settled = True
         tokens_in, tokens_out = _used(ctx, grant)
-        model = self._models.get(ctx.model_used or "") if ctx.model_used else None
-        price_in = (model.usd_per_mtok_in or 0.0) if model else 0.0
-        price_out = (model.usd_per_mtok_out or 0.0) if model else 0.0
-        actual = out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
+        actual = self._cost(ctx.model_used, tokens_in, tokens_out)
+        for model, t_in, t_out in ctx.discarded:  # answers a quality check refused
+            t_in = grant.in_estimate if t_in is None else t_in
+            t_out = grant.out if t_out is None else t_out
+            actual += self._cost(model, t_in, t_out)
+            tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
         ctx.actual_usd = actual / 1e6
         return Settlement(
             self._clock() * 1e6,
@@ -250,6 +252,13 @@ class Limits:
             grant.token_rates,
             grant.counted_tokens - (tokens_in + tokens_out),
         )
+
+    def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:
+        model = self._models.get(name) if name else None
+        if model is None:
+            return 0
+        price_in, price_out = model.usd_per_mtok_in or 0.0, model.usd_per_mtok_out or 0.0
+        return out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
 
     async def _apply(self, ctx: RequestContext, settlement: Settlement) -> None:
         try:
@@ -298,6 +307,8 @@ def _used(ctx: RequestContext, grant: Grant) -> tuple[int, int]:
     short; the whole reservation for an answer that did not say."""
     if ctx.model_used is None:
         return 0, 0
+    if ctx.discarded and not ctx.streamed and ctx.tokens_in is ctx.tokens_out is None:
+        return 0, 0  # the last answer was refused by a quality check: counted as discarded
     tokens_in = ctx.tokens_in if ctx.tokens_in is not None else grant.in_estimate
     if ctx.streamed and ctx.stream_end != "completed":
         return tokens_in, min(grant.out or grant.events, max(ctx.tokens_out or 0, grant.events))
