@@ -41,16 +41,17 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
+from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
-from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["create_app"]
+__all__ = ["build_pipeline", "create_app"]
 
 log = logging.getLogger("gateway")
 
@@ -61,18 +62,17 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = start_registry(config.path(config.policies_dir), config.models, ner)
-    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
+    policies_dir = config.path(config.policies_dir)
+    seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
+    registry = start_registry(policies_dir, config.models, ner)
+    reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    boundary = build_boundary(config, environ)
-    breaker = build_breaker(config.breaker, config.stores.redis_url)
-    forwarder = Forwarder(providers, config.models, breaker)
     limits = build_limits(config)
-    pipeline = Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail, limits)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -97,11 +97,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await authenticator.aclose()
             for provider in providers.values():
                 await provider.aclose()
-            await boundary.aclose()
-            if breaker is not None:
-                await breaker.aclose()
-            await limits.drain()
-            await limits.store.aclose()
+            await pipeline.aclose()
             if writer is not None:
                 await writer.close()
 
@@ -206,6 +202,24 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         request_max_body_size=limit,
         openapi_config=None,
     )
+
+
+def build_pipeline(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    registry: PolicyRegistry,
+    authenticator: Authenticator,
+    providers: dict[str, Provider],
+    trail: AuditTrail,
+    limits: Limits | None = None,
+) -> Pipeline:
+    """The request path's steps and their services, as the server runs them; ``gateway
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
+    boundary = build_boundary(config, environ)
+    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    forwarder = Forwarder(providers, config.models, breaker)
+    limits = limits or build_limits(config)
+    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:

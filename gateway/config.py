@@ -134,6 +134,9 @@ class AuthConfig(_Strict):
     jwt: JwtConfig | None = None
     # The only role that opens /admin/...; no policy or other setting grants it.
     admin_role: Annotated[str, Field(min_length=1)] = "admin"
+    # Every role keys and the identity provider issue; policy lint checks access.roles against
+    # it (README: "Policy lifecycle"). Unset, a role no gateway key holds is only a warning.
+    roles: list[Annotated[str, Field(min_length=1)]] | None = None
 
 
 class NlpConfig(_Strict):

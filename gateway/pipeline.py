@@ -93,6 +93,15 @@ class Pipeline:
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
         self._limits = limits  # None: no limits are kept (in-process tests, benches)
 
+    async def aclose(self) -> None:
+        """Release what the steps hold: the vault's and the breaker's connections, the limits'
+        settlements and store."""
+        await self._boundary.aclose()
+        await self._forwarder.aclose()
+        if self._limits is not None:
+            await self._limits.drain()
+            await self._limits.store.aclose()
+
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
         step = "authenticate"

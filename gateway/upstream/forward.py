@@ -38,6 +38,11 @@ class Forwarder:
         self._models = models
         self._breaker = breaker
 
+    async def aclose(self) -> None:
+        """The breaker's connection; the providers belong to the app, which closes them."""
+        if self._breaker is not None:
+            await self._breaker.aclose()
+
     def provider_of(self, model: str) -> Provider:
         return self._providers[self._models[model].provider]
 

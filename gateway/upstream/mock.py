@@ -21,8 +21,11 @@ def estimate_tokens(text: str) -> int:
 
 
 class MockProvider:
-    def __init__(self, name: str) -> None:
+    """``answer``: a canned answer to give instead of the quote (``gateway policy test``)."""
+
+    def __init__(self, name: str, answer: str | None = None) -> None:
         self.name = name
+        self._answer = answer
 
     def speaks(self, api: Api) -> bool:
         return True
@@ -30,8 +33,10 @@ class MockProvider:
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
     ) -> UpstreamResponse:
-        quoted = request.last_user_text()
-        text = f"[mock {upstream_model}] You said: {quoted}"
+        if self._answer is not None:
+            text = self._answer
+        else:
+            text = f"[mock {upstream_model}] You said: {request.last_user_text()}"
         answer_id = hashlib.sha256(text.encode()).hexdigest()[:24]
         tokens_in = estimate_tokens("".join(slot.text for slot in request.texts))
         tokens_out = estimate_tokens(text)

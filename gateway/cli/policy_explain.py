@@ -1,0 +1,121 @@
+"""``gateway policy explain``: why one message by one caller would be allowed, changed or
+refused, step by step, before anything is sent anywhere (no model call, no audit record).
+
+Exit 0 with an explanation whatever it decides; 1 when the configuration or a policy does
+not load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from gateway.auth.principal import Principal
+from gateway.boundary.service import configured_ner
+from gateway.cli.common import config_path
+from gateway.config import GatewayConfig, load_config
+from gateway.policy.cases import CaseRequest
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.explain import Explanation, explain
+from gateway.policy.lint.apis import model_apis
+from gateway.policy.loader import load_policies
+from gateway.yamlsource import ConfigError
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("explain", help="each step's decision for one message, nothing sent")
+    p.add_argument("--workflow", required=True)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--roles", required=True, help="comma-separated, e.g. sales-agent,ops")
+    p.add_argument("--team", default=None)
+    p.add_argument("--model", default=None, help="default: the workflow's first model")
+    p.add_argument(
+        "--api",
+        choices=("openai", "anthropic"),
+        default=None,
+        help="default: the model's provider's own API (openai for the mock)",
+    )
+    p.add_argument("--stream", action="store_true", help="ask for a streamed answer")
+    p.add_argument("--message", required=True, help="the user message")
+    p.add_argument("--dir", default=None, help="policies folder (default: policies_dir)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(config_path(args))
+        directory = Path(args.dir) if args.dir else config.path(config.policies_dir)
+        policies = load_policies(directory, config.models, configured_ner(config))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    roles = frozenset(r.strip() for r in args.roles.split(",") if r.strip())
+    principal = Principal(args.subject, roles, args.team)
+    result = asyncio.run(_explain(config, policies, principal, args))
+    if args.format == "json":
+        print(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print(result)
+    return 0
+
+
+async def _explain(
+    config: GatewayConfig,
+    policies: dict[str, CompiledPolicy],
+    principal: Principal,
+    args: argparse.Namespace,
+) -> Explanation:
+    apis = await model_apis(config, os.environ)
+    policy = policies.get(args.workflow)
+    model = args.model or (policy.access.models[0] if policy else next(iter(config.models)))
+    request = CaseRequest(
+        api=args.api if args.api is not None else _native_api(config, model),
+        model=model,
+        messages=[{"role": "user", "content": args.message}],
+        stream=args.stream,
+    )
+    return await explain(config, policies, apis, args.workflow, principal, request)
+
+
+def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
+    """Providers take either API (translated), so the default is the one needing no translation."""
+    route = config.models.get(model)
+    native = route is not None and config.providers[route.provider].type == "anthropic"
+    return "anthropic" if native else "openai"
+
+
+def _print(e: Explanation) -> None:
+    if e.policy_file:
+        print(f"workflow {e.workflow}  {e.policy_file}  {e.policy_version}  mode {e.mode}")
+    print(f"caller   {e.subject}  roles [{', '.join(e.roles)}]  team {e.team or '-'}")
+    print()
+    code_width = max([len(s.code or "") for s in e.steps] + [4])
+    print(f"{'step':<14}  {'decision':<9}  {'code':<{code_width}}  rule")
+    for s in e.steps:
+        print(f"{s.step:<14}  {s.outcome:<9}  {s.code or '':<{code_width}}  {s.rule}")
+    if e.findings:
+        rows = [("text", "span", "entity", "rule", "score", "action", "value")]
+        rows += [
+            (str(f.text), f"{f.start}-{f.end}", f.entity, f.rule, f"{f.score:.2f}", f.action,
+             repr(f.value))
+            for f in e.findings
+        ]  # fmt: skip
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        print("\nfindings")
+        for row in rows:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if e.sent is not None:
+        print("\ntext as it would leave")
+        for text in e.sent:
+            print(f"  {text}")
+    reasons = f" ({', '.join(e.reasons)})" if e.reasons else ""
+    print(f"\ndecision: {e.decision}{reasons}")

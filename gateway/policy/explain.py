@@ -1,0 +1,257 @@
+"""``gateway policy explain``: each step's decision for one message, and the rule behind it.
+
+The steps are the pipeline's own functions (``check_caller``, ``check_request``, the
+boundary's ``inspect``) run in its order on a request built as a client would send it, so the
+verdict is the one the gateway would reach. Nothing is sent: the forward step only says where
+the request would go; the vault is in memory and no audit record is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from gateway.access import check_caller, check_request
+from gateway.auth.principal import Principal
+from gateway.boundary.scan import find_all
+from gateway.boundary.service import build_boundary
+from gateway.config import GatewayConfig
+from gateway.context import Outcome, RequestContext
+from gateway.errors import POLICY_UNKNOWN_WORKFLOW, REQUEST_WRONG_API, GatewayError
+from gateway.normalized import Api, NormalizedRequest
+from gateway.policy.cases import CaseRequest
+from gateway.policy.compile import AccessRules, CompiledPolicy
+from gateway.policy.offline import offline_config, offline_environ, request_body
+from gateway.surfaces import ANTHROPIC, OPENAI
+
+__all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """One step: its pipeline name, its outcome, its reason code and the rule that decided."""
+
+    step: str
+    outcome: Outcome
+    code: str | None
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityFinding:
+    """A value the boundary found: where (text index and span), what, by which rule, and the
+    action the policy takes on it."""
+
+    text: int
+    start: int
+    end: int
+    entity: str
+    rule: str
+    score: float
+    action: str
+    value: str
+
+
+@dataclass(slots=True)
+class Explanation:
+    workflow: str
+    subject: str
+    roles: list[str]
+    team: str | None
+    steps: list[StepVerdict] = field(default_factory=list)
+    findings: list[EntityFinding] = field(default_factory=list)
+    policy_file: str | None = None
+    policy_version: str | None = None
+    mode: str | None = None
+    # The request's texts as they would leave; None when a step refused before they would.
+    sent: list[str] | None = None
+
+    def add(self, step: str, outcome: Outcome, code: str | None, rule: str) -> None:
+        self.steps.append(StepVerdict(step, outcome, code, rule))
+
+    @property
+    def decision(self) -> str:
+        outcomes = {s.outcome for s in self.steps}
+        return next((o for o in ("error", "deny", "transform") if o in outcomes), "allow")
+
+    @property
+    def reasons(self) -> list[str]:
+        return [s.code for s in self.steps if s.code is not None]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k not in ("steps", "findings")},
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "steps": [asdict(s) for s in self.steps],
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+async def explain(
+    config: GatewayConfig,
+    policies: Mapping[str, CompiledPolicy],
+    model_apis: Mapping[str, frozenset[Api]],
+    workflow: str,
+    principal: Principal,
+    request: CaseRequest,
+) -> Explanation:
+    """Run the decision steps for ``request`` by ``principal``; stop at the first refusal."""
+    out = Explanation(workflow, principal.subject, sorted(principal.roles), principal.team)
+    policy = policies.get(workflow)
+    if policy is None:
+        loaded = ", ".join(sorted(policies)) or "none"
+        out.steps.append(
+            StepVerdict(
+                "resolve_policy",
+                "deny",
+                POLICY_UNKNOWN_WORKFLOW.code,
+                f"no policy defines workflow '{workflow}' (loaded: {loaded})",
+            )
+        )
+        return out
+    out.policy_file, out.policy_version = policy.path, policy.version
+    out.mode = policy.source.mode
+    out.steps.append(
+        StepVerdict("resolve_policy", "allow", None, f"{policy.path} ({policy.version})")
+    )
+    surface = OPENAI if request.api == "openai" else ANTHROPIC
+    rules = policy.access
+    try:
+        check_caller(rules, principal, surface.endpoint)
+    except GatewayError as exc:
+        out.add("access", "deny", exc.reason.code, _caller_rule(rules, principal, surface.endpoint))
+        return out
+    out.add("access", "allow", None, _caller_rule(rules, principal, surface.endpoint))
+    try:
+        parsed = surface.parse(request_body(request, policy))
+        out.add("read_request", "allow", None, f"{surface.api} request, model {parsed.model}")
+        changed = check_request(rules, parsed)
+    except GatewayError as exc:
+        step = "access" if exc.reason.code.startswith("access.") else "read_request"
+        out.add(step, "deny", exc.reason.code, _request_rule(rules, request, exc.message))
+        return out
+    out.steps.append(
+        StepVerdict(
+            "access",
+            "transform" if changed else "allow",
+            changed.code if changed else None,
+            _request_rule(rules, request, None),
+        )
+    )
+    if not await _boundary(config, policy, principal, parsed, out):
+        return out
+    out.sent = [slot.text for slot in parsed.texts]
+    out.steps.append(_forward(config, policy, model_apis, parsed))
+    return out
+
+
+async def _boundary(
+    config: GatewayConfig,
+    policy: CompiledPolicy,
+    principal: Principal,
+    request: NormalizedRequest,
+    out: Explanation,
+) -> bool:
+    """The boundary step's verdict and findings; False when it refuses the request."""
+    data = policy.data
+    if data is None:
+        out.add("boundary", "allow", None, "no data section: nothing is inspected")
+        return True
+    texts = [slot.text for slot in request.texts]
+    for i, (text, found) in enumerate(
+        zip(texts, await find_all(data.detector, texts), strict=True)
+    ):
+        out.findings += [
+            EntityFinding(
+                i,
+                f.start,
+                f.end,
+                f.entity,
+                f.rule,
+                round(f.score, 2),
+                data.action(f.entity),
+                text[f.start : f.end],
+            )
+            for f in found
+        ]
+    summary = _summary(out.findings)
+    boundary = build_boundary(offline_config(config), offline_environ(config))
+    ctx = RequestContext(request.api, policy.name)
+    ctx.principal, ctx.policy = principal, policy
+    try:
+        await boundary.inspect(ctx, request, policy)
+    except GatewayError as exc:
+        out.add("boundary", "deny", exc.reason.code, f"{summary}: {exc.message}")
+        return False
+    finally:
+        await boundary.aclose()
+    verdicts = [d for d in ctx.decisions if d.step == "boundary"]
+    outcome: Outcome = verdicts[-1].outcome if verdicts else "allow"
+    code = verdicts[-1].code if verdicts else None
+    shadow = " (shadow mode: traffic passes unchanged)" if data.shadow else ""
+    out.add("boundary", outcome, code, summary + shadow)
+    return True
+
+
+def _summary(findings: list[EntityFinding]) -> str:
+    if not findings:
+        return "data: nothing found"
+    counts: dict[tuple[str, str], int] = {}
+    for f in findings:
+        counts[(f.entity, f.action)] = counts.get((f.entity, f.action), 0) + 1
+    return "data.entities: " + ", ".join(
+        f"{entity} x{n} {action}" for (entity, action), n in sorted(counts.items())
+    )
+
+
+def _forward(
+    config: GatewayConfig,
+    policy: CompiledPolicy,
+    model_apis: Mapping[str, frozenset[Api]],
+    request: NormalizedRequest,
+) -> StepVerdict:
+    chain = [m for m in policy.model_chain(request.model) if request.api in model_apis.get(m, ())]
+    if request.model not in chain:
+        return StepVerdict(
+            "forward",
+            "deny",
+            REQUEST_WRONG_API.code,
+            f"model '{request.model}' is not served through {request.api}",
+        )
+    route = [f"{m} (provider {config.models[m].provider})" for m in chain]
+    return StepVerdict(
+        "forward", "allow", None, "not sent (explain); would try " + ", then ".join(route)
+    )
+
+
+def _caller_rule(rules: AccessRules, principal: Principal, endpoint: str) -> str:
+    held = sorted(principal.roles & rules.roles)
+    if not held:
+        return (
+            f"access.roles needs one of [{', '.join(sorted(rules.roles))}]; "
+            f"caller has [{', '.join(sorted(principal.roles))}]"
+        )
+    parts = [f"access.roles: caller has {', '.join(held)}"]
+    if rules.subjects is not None:
+        listed = principal.subject in rules.subjects
+        parts.append(
+            f"access.subjects {'lists' if listed else 'does not list'} {principal.subject}"
+        )
+    if rules.teams is not None:
+        listed = principal.team in rules.teams
+        team = principal.team or "(no team)"
+        parts.append(f"access.teams {'lists' if listed else 'does not list'} {team}")
+    allowed = endpoint in rules.endpoints
+    parts.append(f"access.endpoints {'includes' if allowed else 'excludes'} {endpoint}")
+    return "; ".join(parts)
+
+
+def _request_rule(rules: AccessRules, request: CaseRequest, refusal: str | None) -> str:
+    if refusal is not None:
+        return refusal
+    parts = [f"access.models includes {request.model}"]
+    if rules.max_output_tokens is not None:
+        how = "clamp" if rules.clamp else "reject"
+        parts.append(f"max_output_tokens {rules.max_output_tokens} (on_exceed: {how})")
+    return "; ".join(parts)

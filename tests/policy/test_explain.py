@@ -1,0 +1,165 @@
+"""``gateway policy explain``: each step's decision and the rule behind it, nothing sent."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from tests.fakes.upstream import FakeUpstream
+from tests.policy.cliutil import GOOD, make_root, run_cli
+
+POLICY = GOOD.replace("[gpt-test]", "[gpt-test, claude-test]") + (
+    "data:\n"
+    "  entities: {EMAIL_ADDRESS: tokenize, PHONE_NUMBER: mask, CREDIT_CARD: block}\n"
+    "  custom: [{name: TICKET, pattern: 'TCK-[0-9]{4}', action: redact}]\n"
+)
+MESSAGE = "Ticket TCK-1234 from ann@corp.example.com, card none"
+
+
+def explain(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--config", str(config), "policy", "explain", "--format", "json", *args])
+    return code, json.loads(out.getvalue()) if out.getvalue() else {}
+
+
+def steps(report: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    return [(s["step"], s["outcome"], s["code"]) for s in report["steps"]]
+
+
+@pytest.fixture
+def root(tmp_path: Path, upstream: FakeUpstream) -> Path:
+    """Real HTTP upstreams: explain must send them nothing."""
+    providers = {
+        "openai": {"type": "openai", "base_url": f"{upstream.base_url}/v1", "api_key_env": "K1"},
+        "anthropic": {"type": "anthropic", "base_url": upstream.base_url, "api_key_env": "K2"},
+        "demo": {"type": "mock"},
+    }
+    return make_root(tmp_path, {"triage.yaml": POLICY}, providers=providers)
+
+
+WHO = ("--workflow", "triage", "--subject", "ann", "--roles", "agent")
+
+
+def test_masking_with_findings_rules_actions_and_the_text_that_would_leave(
+    root: Path, upstream: FakeUpstream
+) -> None:
+    code, report = explain(root, *WHO, "--message", MESSAGE)
+    assert code == 0
+    assert steps(report) == [
+        ("resolve_policy", "allow", None),
+        ("access", "allow", None),
+        ("read_request", "allow", None),
+        ("access", "allow", None),
+        ("boundary", "transform", "boundary.masked"),
+        ("forward", "allow", None),
+    ]
+    assert report["decision"] == "transform" and report["reasons"] == ["boundary.masked"]
+    assert [(f["entity"], f["rule"], f["action"], f["value"]) for f in report["findings"]] == [
+        ("TICKET", "custom.TICKET", "redact", "TCK-1234"),
+        ("EMAIL_ADDRESS", "email", "tokenize", "ann@corp.example.com"),
+    ]
+    assert (
+        MESSAGE[slice(report["findings"][0]["start"], report["findings"][0]["end"])] == "TCK-1234"
+    )
+    [sent] = report["sent"]
+    assert sent.startswith("Ticket [REDACTED] from <EMAIL_ADDRESS#") and sent.endswith(
+        ">, card none"
+    )
+    rules = {s["step"]: s["rule"] for s in report["steps"]}
+    assert rules["boundary"] == "data.entities: EMAIL_ADDRESS x1 tokenize, TICKET x1 redact"
+    assert "not sent" in rules["forward"] and "gpt-test (provider openai)" in rules["forward"]
+    assert upstream.received == []
+    assert not (root.parent / "audit.db").exists()
+
+
+def test_a_blocked_entity_stops_at_the_boundary(root: Path) -> None:
+    code, report = explain(root, *WHO, "--message", "pay with 4111 1111 1111 1111")
+    assert code == 0
+    assert steps(report)[-1] == ("boundary", "deny", "boundary.blocked_entity")
+    assert report["sent"] is None and report["decision"] == "deny"
+    assert [(f["entity"], f["action"]) for f in report["findings"]] == [("CREDIT_CARD", "block")]
+    assert "CREDIT_CARD x1 block" in report["steps"][-1]["rule"]
+
+
+@pytest.mark.parametrize(
+    ("args", "last", "rule"),
+    [
+        (("--roles", "ops"), ("access", "deny", "access.role_denied"),
+         "access.roles needs one of [agent]; caller has [ops]"),
+        (("--model", "mock-model"), ("access", "deny", "access.model_denied"),
+         "This workflow does not allow model 'mock-model' (allowed: gpt-test, claude-test)."),
+        (("--workflow", "nope"), ("resolve_policy", "deny", "policy.unknown_workflow"),
+         "no policy defines workflow 'nope' (loaded: triage)"),
+    ],
+)  # fmt: skip
+def test_refusals_name_their_rule(
+    root: Path, args: tuple[str, ...], last: tuple[str, str, str], rule: str
+) -> None:
+    code, report = explain(root, *WHO, *args, "--message", "hello")
+    assert code == 0
+    assert steps(report)[-1] == last
+    assert report["steps"][-1]["rule"] == rule
+    assert report["decision"] == "deny"
+
+
+def test_the_model_picks_its_api(root: Path) -> None:
+    _, report = explain(root, *WHO, "--model", "claude-test", "--message", "hello")
+    assert report["steps"][2]["rule"] == "anthropic_messages request, model claude-test"
+    assert report["decision"] == "allow" and report["sent"] == ["hello"]
+    # Asked in the other API, the same model is reached through translation.
+    _, report = explain(root, *WHO, "--model", "claude-test", "--api", "openai", "--message", "hi")
+    assert report["steps"][2]["rule"] == "openai_chat request, model claude-test"
+    assert report["decision"] == "allow" and report["sent"] == ["hi"]
+
+
+def test_team_rule_and_shadow_mode(tmp_path: Path) -> None:
+    policy = POLICY.replace("  roles: [agent]\n", "  roles: [agent]\n  teams: [emea]\n")
+    config = make_root(tmp_path, {"triage.yaml": policy + "mode: shadow\n"})
+    _, report = explain(config, *WHO, "--message", "hi")
+    assert steps(report)[-1] == ("access", "deny", "access.team_denied")
+    assert report["steps"][-1]["rule"] == (
+        "access.roles: caller has agent; access.teams does not list (no team); "
+        "access.endpoints includes chat"
+    )
+    _, report = explain(config, *WHO, "--team", "emea", "--message", "card 4111 1111 1111 1111")
+    boundary = next(s for s in report["steps"] if s["step"] == "boundary")
+    assert (boundary["outcome"], boundary["code"]) == ("allow", "boundary.would_block")
+    assert boundary["rule"].endswith("(shadow mode: traffic passes unchanged)")
+    assert report["sent"] == ["card 4111 1111 1111 1111"]
+
+
+def test_without_a_data_section_nothing_is_inspected(tmp_path: Path) -> None:
+    config = make_root(tmp_path, {"triage.yaml": GOOD})
+    _, report = explain(config, *WHO, "--message", "ann@corp.example.com")
+    assert report["steps"][4] == {
+        "step": "boundary",
+        "outcome": "allow",
+        "code": None,
+        "rule": "no data section: nothing is inspected",
+    }
+    assert report["sent"] == ["ann@corp.example.com"] and report["findings"] == []
+
+
+def test_text_table_from_a_real_process(tmp_path: Path) -> None:
+    config = make_root(tmp_path, {"triage.yaml": POLICY})
+    result = run_cli("--config", str(config), "policy", "explain", *WHO, "--message", MESSAGE)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:3] == ["boundary", "transform", "boundary.masked"] for line in lines)
+    assert any(line.split()[2:5] == ["TICKET", "custom.TICKET", "0.80"] for line in lines)
+    assert "text as it would leave" in result.stdout
+    assert lines[-1] == "decision: transform (boundary.masked)"
+
+
+def test_a_broken_policy_folder_exits_1(tmp_path: Path) -> None:
+    config = make_root(tmp_path, {"triage.yaml": GOOD.replace("models:", "modles:")})
+    result = run_cli("--config", str(config), "policy", "explain", *WHO, "--message", "x")
+    assert result.returncode == 1
+    assert "triage.yaml:5: access.modles: unknown key" in result.stderr
