@@ -23,6 +23,7 @@ from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
+from gateway.fallback.triggers import ANSWER_TRIGGERS
 from gateway.limits.estimate import estimate_input_tokens
 from gateway.limits.headers import rate_headers
 from gateway.limits.keys import budget_key, rate_key, subjects
@@ -146,15 +147,17 @@ class Limits:
     ) -> tuple[Ask, _Counters]:
         now = self._clock()
         in_tokens = estimate_input_tokens(request)
-        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
+        chain = policy.model_chain(request.model)
+        price_in, price_out = self._worst_prices(chain)
+        answers = _answers_bought(policy, chain)
         counters = self._counters(policy, plan, principal, now)
         ask = Ask(
             now * 1e6,
             counters.rates,
             counters.budgets,
             in_tokens=in_tokens,
-            in_cost=out_cost(in_tokens, price_in),
-            out_price=price_out,
+            in_cost=out_cost(in_tokens, price_in) * answers,
+            out_price=price_out * answers,
             max_out=request.max_tokens or 0,
             clamp=plan.clamp and policy.source.mode != "shadow",  # shadow never changes a request
         )
@@ -299,6 +302,15 @@ def _refusal(rule: RateLimit | None, retry_us: float) -> GatewayError:
         f"Rate limit reached: {rule.name} {rule.limit} per {rule.per}; retry in {retry_s}s.",
         headers=headers,
     )
+
+
+def _answers_bought(policy: CompiledPolicy, chain: tuple[str, ...]) -> int:
+    """How many answers one request may pay for: one, or with quality checks that fall back
+    to the next model, one per model of the chain (each refused answer was paid for)."""
+    fallback = policy.source.fallback
+    if policy.quality is not None and any(t in ANSWER_TRIGGERS for t in fallback.on):
+        return len(chain)
+    return 1
 
 
 def _used(ctx: RequestContext, grant: Grant) -> tuple[int, int]:

@@ -98,7 +98,7 @@ LIMIT_POLICIES = {
     },
     # A quality check that refuses the first answer: both answers were paid for.
     "checked": {
-        **_policy("checked", {"budget": [{"per": "user", "usd_per_day": 0.0003}]}),
+        **_policy("checked", {"budget": [{"per": "user", "usd_per_day": 0.001}]}),
         "quality": {"min_avg_logprob": -1.0},
         "fallback": {"on": ["low_confidence"], "models": ["gpt-backup"]},
     },

@@ -224,3 +224,5 @@ def test_an_answer_refused_by_a_quality_check_is_paid_for_too(
     assert r.model_used == "gpt-backup"
     # Each answer: 1 prompt token at 1 and 2 completion tokens at 2 micro-USD.
     assert r.actual_usd == pytest.approx(2 * (1 + 2 * 2) / 1e6)
+    # The worst case was reserved once per model that may answer: 2 x (~21 in + 100 out at 2)
+    assert r.reserved_usd is not None and 2 * 220e-6 <= r.reserved_usd <= 2 * 230e-6
