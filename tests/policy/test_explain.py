@@ -57,6 +57,7 @@ def test_masking_with_findings_rules_actions_and_the_text_that_would_leave(
         ("access", "allow", None),
         ("read_request", "allow", None),
         ("access", "allow", None),
+        ("limits", "allow", None),
         ("boundary", "transform", "boundary.masked"),
         ("forward", "allow", None),
     ]
@@ -137,7 +138,7 @@ def test_team_rule_and_shadow_mode(tmp_path: Path) -> None:
 def test_without_a_data_section_nothing_is_inspected(tmp_path: Path) -> None:
     config = make_root(tmp_path, {"triage.yaml": GOOD})
     _, report = explain(config, *WHO, "--message", "ann@corp.example.com")
-    assert report["steps"][4] == {
+    assert next(s for s in report["steps"] if s["step"] == "boundary") == {
         "step": "boundary",
         "outcome": "allow",
         "code": None,
@@ -162,3 +163,46 @@ def test_a_broken_policy_folder_exits_1(tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "policy", "explain", *WHO, "--message", "x")
     assert result.returncode == 1
     assert "triage.yaml:5: access.modles: unknown key" in result.stderr
+
+
+def test_an_answer_is_inspected_with_tokens_restored(root: Path) -> None:
+    _, asked = explain(root, *WHO, "--message", "write to ann@corp.example.com")
+    [sent] = asked["sent"]
+    token = sent.removeprefix("write to ")
+    answer = f"Dear {token}, card 4111 1111 1111 1111 is fine"
+    _, report = explain(
+        root, *WHO, "--message", "write to ann@corp.example.com", "--answer", answer
+    )
+    assert steps(report)[-1] == ("inspect_answer", "deny", "boundary.blocked_output")
+    assert report["answer"] is None and report["decision"] == "deny"
+    answer = f"Dear {token}, call +44 20 7946 0958"
+    _, report = explain(
+        root, *WHO, "--message", "write to ann@corp.example.com", "--answer", answer
+    )
+    assert report["steps"][-1] == {
+        "step": "inspect_answer",
+        "outcome": "transform",
+        "code": "boundary.masked",
+        "rule": "answer: PHONE_NUMBER x1 mask",
+    }
+    assert report["answer"] == "Dear ann@corp.example.com, call <PHONE_NUMBER_1>"
+
+
+def test_limits_are_described_not_counted(tmp_path: Path) -> None:
+    limits = (
+        "  max_output_tokens: 100\n"
+        "limits:\n"
+        "  rate: [{per: user, requests_per_minute: 1}]\n"
+        "  budget: [{per: workflow, usd_per_day: 2.5}]\n"
+    )
+    config = make_root(tmp_path, {"triage.yaml": GOOD + limits})
+    for _ in range(2):  # one request a minute: a second explain is still allowed
+        _, report = explain(config, *WHO, "--message", "hi")
+        limit = next(s for s in report["steps"] if s["step"] == "limits")
+        assert limit == {
+            "step": "limits",
+            "outcome": "allow",
+            "code": None,
+            "rule": "rate per user: 1 requests/min; budget per workflow: $2.5/day "
+            "(counters are not consulted: explain keeps none)",
+        }
