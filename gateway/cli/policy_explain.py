@@ -20,7 +20,6 @@ from gateway.auth.principal import Principal
 from gateway.boundary.service import configured_ner
 from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
-from gateway.normalized import Api
 from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.explain import Explanation, explain
@@ -42,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--api",
         choices=("openai", "anthropic"),
         default=None,
-        help="default: the API the model is served through (openai if both)",
+        help="default: the API of the model's provider (openai for mock)",
     )
     p.add_argument("--stream", action="store_true", help="ask for a streamed answer")
     p.add_argument("--message", required=True, help="the user message")
@@ -80,7 +79,7 @@ async def _explain(
     policy = policies.get(args.workflow)
     model = args.model or (policy.access.models[0] if policy else next(iter(config.models)))
     request = CaseRequest(
-        api=args.api if args.api is not None else _api_of(apis.get(model, frozenset())),
+        api=args.api if args.api is not None else _native_api(config, model),
         model=model,
         messages=[{"role": "user", "content": args.message}],
         stream=args.stream,
@@ -88,8 +87,11 @@ async def _explain(
     return await explain(config, policies, apis, args.workflow, principal, request, args.answer)
 
 
-def _api_of(speaks: frozenset[Api]) -> Literal["openai", "anthropic"]:
-    return "anthropic" if speaks == {"anthropic_messages"} else "openai"
+def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
+    """The API of the model's own provider: what its clients most likely speak."""
+    route = config.models.get(model)
+    provider = config.providers.get(route.provider) if route else None
+    return "anthropic" if provider is not None and provider.type == "anthropic" else "openai"
 
 
 def _print(e: Explanation) -> None:

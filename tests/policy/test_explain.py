@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
+from gateway.auth.principal import Principal
 from gateway.cli import main
+from gateway.config import load_config
+from gateway.normalized import Api
+from gateway.policy.cases import CaseRequest
+from gateway.policy.explain import explain as explain_steps
+from gateway.policy.loader import load_policies
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import GOOD, make_root, run_cli
 
@@ -96,9 +102,6 @@ def test_a_blocked_entity_stops_at_the_boundary(root: Path) -> None:
          "access.roles needs one of [agent]; caller has [ops]"),
         (("--model", "mock-model"), ("access", "deny", "access.model_denied"),
          "This workflow does not allow model 'mock-model' (allowed: gpt-test, claude-test)."),
-        (("--model", "claude-test", "--api", "openai"),
-         ("forward", "deny", "request.model_api_mismatch"),
-         "model 'claude-test' is not served through openai_chat"),
         (("--workflow", "nope"), ("resolve_policy", "deny", "policy.unknown_workflow"),
          "no policy defines workflow 'nope' (loaded: triage)"),
     ],
@@ -206,3 +209,28 @@ def test_limits_are_described_not_counted(tmp_path: Path) -> None:
             "rule": "rate per user: 1 requests/min; budget per workflow: $2.5/day "
             "(counters are not consulted: explain keeps none)",
         }
+
+
+async def test_a_model_its_provider_cannot_take_in_this_api_is_refused(tmp_path: Path) -> None:
+    """With a provider that takes one API only (the table is given, so this holds whatever
+    the configured providers learn to translate)."""
+    config = load_config(make_root(tmp_path, {"triage.yaml": POLICY}))
+    policies = load_policies(tmp_path / "policies", config.models)
+    apis: dict[str, frozenset[Api]] = {
+        "gpt-test": frozenset({"openai_chat"}),
+        "claude-test": frozenset({"anthropic_messages"}),
+    }
+    caller = Principal("ann", frozenset({"agent"}))
+    hello = [{"role": "user", "content": "hello"}]
+    wrong = CaseRequest(api="openai", model="claude-test", messages=hello)
+    report = await explain_steps(config, policies, apis, "triage", caller, wrong)
+    assert (report.steps[-1].step, report.steps[-1].outcome, report.steps[-1].code) == (
+        "forward",
+        "deny",
+        "request.model_api_mismatch",
+    )
+    assert report.steps[-1].rule == "model 'claude-test' is not served through openai_chat"
+    right = CaseRequest(api="anthropic", model="claude-test", messages=hello)
+    report = await explain_steps(config, policies, apis, "triage", caller, right)
+    assert report.steps[-1].outcome == "allow" and report.decision == "allow"
+    assert report.steps[-1].rule == "not sent (explain); would try claude-test (provider anthropic)"

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.policy.lint import all_rules
+from gateway.config import load_config
+from gateway.normalized import Api
+from gateway.policy.lint import all_rules, lint_policies
 from tests.policy.cliutil import GOOD, REPO, make_root, run_cli
 from tests.support.server import new_key
 
@@ -31,6 +33,36 @@ def issues(report: dict[str, Any]) -> list[tuple[str, int, str, str]]:
 
 
 ANTHROPIC_ONLY = GOOD.replace("[gpt-test]", "[claude-test]") + "  endpoints: [messages]\n"
+# What each model's provider can take, as the rules see it: the table is given here so the
+# rules are tested whatever the configured providers learn to translate.
+ONE_API_EACH: dict[str, frozenset[Api]] = {
+    "gpt-test": frozenset({"openai_chat"}),
+    "claude-test": frozenset({"anthropic_messages"}),
+    "mock-model": frozenset({"openai_chat", "anthropic_messages"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # gpt-test requests arrive through the OpenAI API; an Anthropic-only fallback never runs.
+        (GOOD + "upstream:\n  fallback_models: [claude-test]\n",
+         [(7, "error", "upstream.unreachable_fallback")]),
+        (ANTHROPIC_ONLY + "upstream:\n  fallback_models: [gpt-test]\n",
+         [(8, "error", "upstream.unreachable_fallback")]),
+        (ANTHROPIC_ONLY + "upstream:\n  fallback_models: [claude-test, mock-model]\n", []),
+        (GOOD + "upstream:\n  fallback_models: [mock-model]\n", []),
+        (GOOD + "  endpoints: [messages]\n", [(5, "warning", "access.unusable_model")]),
+        (GOOD + "  endpoints: [chat, messages]\n", []),
+    ],
+)  # fmt: skip
+def test_models_and_fallbacks_must_be_reachable_through_the_workflows_apis(
+    tmp_path: Path, text: str, expected: list[tuple[int, str, str]]
+) -> None:
+    config = load_config(make_root(tmp_path, {"triage.yaml": text}))
+    report = lint_policies(tmp_path / "policies", config, ONE_API_EACH)
+    assert [(i.line, i.severity, i.code) for i in report.issues] == expected
+    assert all(i.hint for i in report.issues)
 
 
 @pytest.mark.parametrize(
@@ -68,19 +100,6 @@ ANTHROPIC_ONLY = GOOD.replace("[gpt-test]", "[claude-test]") + "  endpoints: [me
         (
             GOOD + "upstream:\n  fallback_models: [nope]\n",
             [("triage.yaml", 7, "error", "upstream.unknown_model")],
-        ),
-        # gpt-test requests arrive through the OpenAI API; an Anthropic-only fallback never runs.
-        (
-            GOOD + "upstream:\n  fallback_models: [claude-test]\n",
-            [("triage.yaml", 7, "error", "upstream.unreachable_fallback")],
-        ),
-        (
-            ANTHROPIC_ONLY + "upstream:\n  fallback_models: [gpt-test]\n",
-            [("triage.yaml", 8, "error", "upstream.unreachable_fallback")],
-        ),
-        (
-            GOOD + "  endpoints: [messages]\n",
-            [("triage.yaml", 5, "warning", "access.unusable_model")],
         ),
         (
             GOOD + "data:\n  entities: {EMAIL_ADRESS: mask}\n",
@@ -193,10 +212,11 @@ def test_text_output_and_exit_codes_from_a_real_process(tmp_path: Path) -> None:
     assert "(error access.unknown_model)" in result.stderr
     assert "fix: did you mean 'gpt-test'?" in result.stderr
     assert "1 error(s), 0 warning(s)" in result.stderr
-    (tmp_path / "policies" / "triage.yaml").write_text(GOOD + "  endpoints: [messages]\n")
+    config = make_root(tmp_path, {"triage.yaml": GOOD}, auth={"api_keys_file": "keys.yaml"})
     result = run_cli("--config", str(config), "policy", "validate")
     assert result.returncode == 0 and "ok  triage" in result.stdout
-    assert "(warning access.unusable_model)" in result.stderr
+    assert f"{path}:4: access.roles: no gateway key holds role 'agent'" in result.stderr
+    assert "(warning access.unknown_role)" in result.stderr
     result = run_cli("--config", str(config), "policy", "validate", "--strict")
     assert result.returncode == 2
 
