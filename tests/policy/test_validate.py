@@ -13,7 +13,7 @@ from gateway.cli import main
 from gateway.config import load_config
 from gateway.normalized import Api
 from gateway.policy.lint import all_rules, lint_policies
-from tests.policy.cliutil import GOOD, REPO, make_root, run_cli
+from tests.policy.cliutil import GOOD, REPO, fallback_yaml, make_root, run_cli
 from tests.support.server import new_key
 
 
@@ -46,12 +46,12 @@ ONE_API_EACH: dict[str, frozenset[Api]] = {
     ("text", "expected"),
     [
         # gpt-test requests arrive through the OpenAI API; an Anthropic-only fallback never runs.
-        (GOOD + "upstream:\n  fallback_models: [claude-test]\n",
-         [(7, "error", "upstream.unreachable_fallback")]),
-        (ANTHROPIC_ONLY + "upstream:\n  fallback_models: [gpt-test]\n",
-         [(8, "error", "upstream.unreachable_fallback")]),
-        (ANTHROPIC_ONLY + "upstream:\n  fallback_models: [claude-test, mock-model]\n", []),
-        (GOOD + "upstream:\n  fallback_models: [mock-model]\n", []),
+        (GOOD + fallback_yaml("[claude-test]"),
+         [(7, "error", "fallback.unreachable_model")]),
+        (ANTHROPIC_ONLY + fallback_yaml("[gpt-test]"),
+         [(8, "error", "fallback.unreachable_model")]),
+        (ANTHROPIC_ONLY + fallback_yaml("[claude-test, mock-model]"), []),
+        (GOOD + fallback_yaml("[mock-model]"), []),
         (GOOD + "  endpoints: [messages]\n", [(5, "warning", "access.unusable_model")]),
         (GOOD + "  endpoints: [chat, messages]\n", []),
     ],
@@ -98,8 +98,8 @@ def test_models_and_fallbacks_must_be_reachable_through_the_workflows_apis(
             [("triage.yaml", 4, "error", "access.unknown_role")],
         ),
         (
-            GOOD + "upstream:\n  fallback_models: [nope]\n",
-            [("triage.yaml", 7, "error", "upstream.unknown_model")],
+            GOOD + fallback_yaml("[nope]"),
+            [("triage.yaml", 7, "error", "fallback.unknown_model")],
         ),
         (
             GOOD + "data:\n  entities: {EMAIL_ADRESS: mask}\n",
@@ -230,7 +230,7 @@ BUDGET = "  max_output_tokens: 100\nlimits:\n  budget: [{per: user, usd_per_day:
         (GOOD + BUDGET, []),
         (GOOD.replace("[gpt-test]", "[gpt-test, mock-model]") + BUDGET,
          [("triage.yaml", 8, "error", "limits.unpriced_model")]),
-        (GOOD + BUDGET + "upstream: {fallback_models: [mock-model]}\n",
+        (GOOD + BUDGET + fallback_yaml("[mock-model]"),
          [("triage.yaml", 8, "error", "limits.unpriced_model")]),
         (GOOD + BUDGET.replace("  max_output_tokens: 100\n", ""),
          [("triage.yaml", 7, "error", "limits.budget_needs_ceiling")]),
@@ -256,7 +256,7 @@ def test_rules_are_found_in_every_rules_module() -> None:
         "budget.unpriced_model",
         "budget.budget_ceiling",
         "data.entities",
-        "upstream.unreachable_fallback",
+        "fallback.unreachable_model",
         "workflow.owner",
     } <= names
 

@@ -16,7 +16,15 @@ from gateway.normalized import Api
 from gateway.policy.models import Policy
 from gateway.yamlsource import line_of
 
-__all__ = ["ENDPOINT_APIS", "Issue", "LintContext", "PolicyFile", "Rule", "Severity"]
+__all__ = [
+    "ENDPOINT_APIS",
+    "Issue",
+    "LintContext",
+    "PolicyFile",
+    "Rule",
+    "Severity",
+    "fallback_models",
+]
 
 Severity = Literal["error", "warning"]
 
@@ -81,3 +89,17 @@ class LintContext:
 
 
 Rule = Callable[[LintContext, PolicyFile], Iterable[Issue]]
+
+
+def fallback_models(policy: Policy) -> tuple[tuple[str, str], list[str]]:
+    """Where the policy lists its fallback models, and the list.
+
+    The fallback section moves them from ``upstream.fallback_models`` to ``fallback.models``;
+    read by attribute so the rules hold on either side of that change (once it has landed,
+    this is ``(("fallback", "models"), policy.fallback.models)``).
+    """
+    section = getattr(policy, "fallback", None)
+    models = getattr(section, "models", None)
+    if models is not None:
+        return ("fallback", "models"), list(models)
+    return ("upstream", "fallback_models"), list(getattr(policy.upstream, "fallback_models", []))
