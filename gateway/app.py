@@ -40,6 +40,7 @@ from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.service import build_limits
+from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, start_registry
@@ -66,7 +67,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail)
+    limits = build_limits(config)
+    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail, limits)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -202,12 +204,13 @@ def build_pipeline(
     authenticator: Authenticator,
     providers: dict[str, Provider],
     trail: AuditTrail,
+    limits: Limits,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py). The pipeline
+    owns what it is given: ``Pipeline.aclose`` releases it."""
     boundary = build_boundary(config, environ)
     forwarder = Forwarder(providers, config.models)
-    limits = build_limits(config)
     return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
