@@ -39,6 +39,7 @@ from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
@@ -185,8 +186,11 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 authenticator,
                 config.auth.admin_role,
                 registry,
-                extra=[reload_route(reloader, registry)]
-                + ([audit_route(store)] if store is not None else []),
+                extra=[
+                    reload_route(reloader, registry),
+                    *([audit_route(store)] if store is not None else []),
+                    limits_route(limits, registry),
+                ],
             ),
         ],
         lifespan=[lifespan],

@@ -92,6 +92,10 @@ REQUEST_WRONG_API = _reason(
     400,
     "The requested model is not served through this API.",
 )
+# A request that cannot be said in the API of the model it goes to (cross-provider fallback).
+TRANSLATE_UNSUPPORTED = _reason(
+    "translate.unsupported", 400, "The request uses a feature the target model's API lacks."
+)
 UPSTREAM_TIMEOUT = _reason("upstream.timeout", 504, "The model provider did not answer in time.")
 UPSTREAM_UNAVAILABLE = _reason(
     "upstream.unavailable", 502, "The model provider could not be reached."

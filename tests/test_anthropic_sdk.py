@@ -70,8 +70,8 @@ async def test_async_client(gateway: Gateway, upstream: FakeUpstream) -> None:
 
 def test_models_in_anthropic_shape(gateway: Gateway) -> None:
     page = gateway.anthropic().models.list()
-    # gpt-test is served only through the OpenAI API, so the Anthropic SDK could not call it.
-    assert [m.id for m in page.data] == ["claude-test", "mock-model"]
+    # gpt-test is served through the OpenAI API, reached by translation (README).
+    assert [m.id for m in page.data] == ["gpt-test", "claude-test", "mock-model"]
 
 
 def test_mock_stream_in_anthropic_shape(gateway: Gateway) -> None:

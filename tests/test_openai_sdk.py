@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import openai
-import pytest
 
 from tests.conftest import UPSTREAM_KEYS, Gateway
 from tests.fakes.upstream import FakeUpstream, Reply
@@ -94,8 +93,8 @@ async def test_async_client_streaming_and_not(gateway: Gateway, upstream: FakeUp
 
 def test_models_lists_the_workflow_models(gateway: Gateway) -> None:
     ids = [m.id for m in gateway.openai().models.list()]
-    # claude-test is served only through the Anthropic API, so this SDK could not call it.
-    assert ids == ["gpt-test", "mock-model"]
+    # claude-test is served through the Anthropic API, reached by translation (README).
+    assert ids == ["gpt-test", "claude-test", "mock-model"]
 
 
 def test_workflow_header_on_plain_v1_path(gateway: Gateway, upstream: FakeUpstream) -> None:
@@ -130,8 +129,10 @@ def test_mock_provider_quotes_what_left_the_gateway(gateway: Gateway) -> None:
     assert chunks[-1].usage is not None
 
 
-@pytest.mark.parametrize("model", ["claude-test"])
-def test_model_served_only_by_the_other_api_is_refused(gateway: Gateway, model: str) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        gateway.openai().chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
-    assert caught.value.code == "request.model_api_mismatch"
+def test_model_of_the_other_api_is_served_through_translation(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("claude-up", Reply("from claude"))
+    answer = gateway.openai().chat.completions.create(model="claude-test", messages=MESSAGES)  # type: ignore[arg-type]
+    assert answer.choices[0].message.content == "from claude"
+    assert [r.path for r in upstream.received] == ["/v1/messages"]

@@ -54,14 +54,18 @@ def test_fallback_model_after_retries_are_exhausted(
     assert [r.body["model"] for r in upstream.received] == ["gpt-up"] * 3 + ["gpt-backup-up"]
 
 
-def test_fallback_skips_models_of_the_other_api(gateway: Gateway, upstream: FakeUpstream) -> None:
+def test_fallback_follows_the_policy_order_across_apis(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    # chat_app falls back to gpt-backup first: an OpenAI model, reached through translation.
     upstream.script("claude-up", *[Status(500)] * 3)
-    upstream.script("claude-backup-up", Reply("anthropic backup"))
+    upstream.script("gpt-backup-up", Reply("openai backup"))
     message = gateway.anthropic().messages.create(
         model="claude-test", max_tokens=5, messages=MESSAGES
     )  # type: ignore[arg-type]
-    assert message.content[0].type == "text" and message.content[0].text == "anthropic backup"
-    assert upstream.requests_for("gpt-backup-up") == []
+    assert message.content[0].type == "text" and message.content[0].text == "openai backup"
+    assert [r.path for r in upstream.received] == ["/v1/messages"] * 3 + ["/v1/chat/completions"]
+    assert upstream.requests_for("claude-backup-up") == []
 
 
 def test_everything_down_is_502_without_client_retry(
@@ -69,6 +73,7 @@ def test_everything_down_is_502_without_client_retry(
 ) -> None:
     upstream.script("gpt-up", *[Status(500)] * 3)
     upstream.script("gpt-backup-up", *[Status(500)] * 3)
+    upstream.script("claude-backup-up", *[Status(500)] * 3)  # reached through translation
     with pytest.raises(openai.InternalServerError) as caught:
         gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 502
@@ -76,12 +81,13 @@ def test_everything_down_is_502_without_client_retry(
     headers = caught.value.response.headers
     assert headers["x-gateway-decision"] == "error; reason=upstream.error"
     assert headers["x-should-retry"] == "false"  # the gateway already retried: no storm
-    assert len(upstream.received) == 6
+    assert len(upstream.received) == 9
 
 
 def test_read_timeout_retried_then_504(gateway: Gateway, upstream: FakeUpstream) -> None:
-    # chat_app: read timeout 0.5 s, 2 retries, total deadline 5 s, then the backup model.
+    # chat_app: read timeout 0.5 s, 2 retries, total deadline 5 s, then the backup models.
     upstream.script("claude-up", *[Stall(2)] * 3)
+    upstream.script("gpt-backup-up", *[Stall(2)] * 3)
     upstream.script("claude-backup-up", *[Stall(2)] * 3)
     started = time.monotonic()
     with pytest.raises(anthropic.APIStatusError) as caught:
@@ -132,6 +138,7 @@ def test_refused_upstream_credentials_are_a_gateway_fault(
 def test_invalid_json_answer_is_not_relayed(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", InvalidJson())
     upstream.script("gpt-backup-up", InvalidJson())
+    upstream.script("claude-backup-up", InvalidJson())
     with pytest.raises(openai.InternalServerError) as caught:
         gateway.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.code == "upstream.error"

@@ -1,4 +1,5 @@
-"""``gateway``: serve, manage keys, validate policies, read and check the audit trail."""
+"""``gateway``: serve, manage keys, validate policies, read and check the audit trail, show
+limits usage."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import audit, keys, policy, serve
+from gateway.cli import audit, keys, limits, policy, serve
 
 __all__ = ["main"]
 
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="path to gateway.yaml (default: $GATEWAY_CONFIG or ./gateway.yaml)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, keys, policy, audit):
+    for module in (serve, keys, policy, audit, limits):
         module.register(commands)
     args = parser.parse_args(argv)
     result: int = args.handler(args)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 
 from gateway.limits import gcra
@@ -60,7 +61,7 @@ class MemoryStore:
                 now,
                 r.interval,
                 r.period_us,
-                r.cost + (out if r.per_out else 0),
+                r.cost + (ask.in_tokens + out if r.tokens else 0),
             )
             for r in ask.rates
         ]
@@ -103,6 +104,9 @@ class MemoryStore:
 
     async def rate_tat(self, keys: list[str]) -> dict[str, float]:
         return {k: v[0] for k in keys if (v := self._tats.get(k)) is not None}
+
+    async def scan(self, pattern: str) -> list[str]:
+        return [k for k in (*self._tats, *self._budgets) if fnmatch.fnmatchcase(k, pattern)]
 
     async def aclose(self) -> None:
         self._tats.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -18,7 +19,14 @@ def period_bounds(period: Period, now: float) -> tuple[str, float, int]:
     >>> period_bounds("month", 1767225599.0)[:2]  # 2025-12-31 23:59:59 UTC
     ('202512', 1767225600.0)
     """
-    t = datetime.fromtimestamp(now, UTC)
+    ident, end = _period(period, int(now // 86_400))
+    return ident, end, int(end - now) + _KEEP_S
+
+
+@functools.lru_cache(maxsize=64)
+def _period(period: Period, day: int) -> tuple[str, float]:
+    """Per UTC day number, so the request path formats dates once a day, not per call."""
+    t = datetime.fromtimestamp(day * 86_400, UTC)
     if period == "day":
         start = t.replace(hour=0, minute=0, second=0, microsecond=0)
         ident = start.strftime("%Y%m%d")
@@ -32,4 +40,4 @@ def period_bounds(period: Period, now: float) -> tuple[str, float, int]:
             else start.replace(month=start.month + 1)
         )
         end = nxt.timestamp()
-    return ident, end, int(end - now) + _KEEP_S
+    return ident, end

@@ -13,6 +13,7 @@ import hashlib
 from importlib import resources
 from typing import Any, Literal
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -25,7 +26,7 @@ from gateway.limits.store import (
     Verdict,
 )
 
-__all__ = ["RedisStore"]
+__all__ = ["ADMIT_SHA", "RedisStore", "admit_payload"]
 
 
 def _script(name: str) -> tuple[str, str]:
@@ -34,7 +35,23 @@ def _script(name: str) -> tuple[str, str]:
 
 
 _ADMIT = _script("admit.lua")
+ADMIT_SHA = _ADMIT[1]
 _SETTLE = _script("settle.lua")
+
+
+def admit_payload(ask: Ask) -> dict[str, Any]:
+    """The admit script's one argument (lua/admit.lua names its fields)."""
+    return {
+        "now": ask.now_us,
+        "in_cost": ask.in_cost,
+        "out_price": ask.out_price,
+        "max_out": ask.max_out,
+        "clamp": ask.clamp,
+        "min_out": ask.min_out,
+        "in_tokens": ask.in_tokens,
+        "rates": [[r.interval, r.period_us, r.cost, r.tokens] for r in ask.rates],
+        "budgets": [[b.limit, b.ttl_s, b.resets_at * 1e6] for b in ask.budgets],
+    }
 
 
 class RedisStore:
@@ -53,16 +70,9 @@ class RedisStore:
         return self._redis
 
     async def admit(self, ask: Ask) -> Verdict:
-        args: list[Any] = [
-            repr(ask.now_us), len(ask.rates), len(ask.budgets), ask.in_cost,
-            repr(ask.out_price), ask.max_out, int(ask.clamp), ask.min_out,
-        ]  # fmt: skip
-        for r in ask.rates:
-            args += [repr(r.interval), repr(r.period_us), r.cost, int(r.per_out)]
-        for b in ask.budgets:
-            args += [b.limit, b.ttl_s, repr(b.resets_at * 1e6)]
+        payload = admit_payload(ask)
         keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]
-        raw = await self._call(_ADMIT, keys, args)
+        raw = orjson.loads(await self._call(_ADMIT, keys, payload))
         allowed, out, reserved, refused, retry = (int(v) for v in raw[:5])
         states = tuple(RateState(int(raw[i]), int(raw[i + 1])) for i in range(5, len(raw), 2))
         refused_by: int | Literal["budget"] | None = None
@@ -76,12 +86,15 @@ class RedisStore:
 
     async def settle(self, settlement: Settlement) -> None:
         keys = [*settlement.budget_keys, *(r.key for r in settlement.token_rates)]
-        args: list[Any] = [
-            repr(settlement.now_us), len(settlement.budget_keys), settlement.reserved,
-            settlement.actual, settlement.token_refund,
-            *(repr(r.interval) for r in settlement.token_rates),
-        ]  # fmt: skip
-        await self._call(_SETTLE, keys, args)
+        payload = {
+            "now": settlement.now_us,
+            "n_budgets": len(settlement.budget_keys),
+            "reserved": settlement.reserved,
+            "actual": settlement.actual,
+            "refund": settlement.token_refund,
+            "intervals": [r.interval for r in settlement.token_rates],
+        }
+        await self._call(_SETTLE, keys, payload)
 
     async def usage(self, keys: list[str]) -> dict[str, BudgetUsage]:
         try:
@@ -106,15 +119,22 @@ class RedisStore:
             raise StoreError(f"redis: {type(exc).__name__}") from exc
         return {k: float(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
+    async def scan(self, pattern: str) -> list[str]:
+        try:
+            return [k.decode() async for k in self._redis.scan_iter(match=pattern, count=1000)]
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis: {type(exc).__name__}") from exc
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 
-    async def _call(self, script: tuple[str, str], keys: list[str], args: list[Any]) -> Any:
+    async def _call(self, script: tuple[str, str], keys: list[str], payload: object) -> Any:
         source, sha = script
+        arg = orjson.dumps(payload)
         try:
             try:
-                return await self._redis.evalsha(sha, len(keys), *keys, *args)
+                return await self._redis.evalsha(sha, len(keys), *keys, arg)
             except NoScriptError:
-                return await self._redis.eval(source, len(keys), *keys, *args)
+                return await self._redis.eval(source, len(keys), *keys, arg)
         except (RedisError, OSError) as exc:
             raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway import errors
+from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
@@ -41,6 +42,18 @@ _OUT_FIELDS = {
     "openai_chat": ("max_completion_tokens", "max_tokens"),
     "anthropic_messages": ("max_tokens",),
 }
+
+
+_CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on next use)
+
+
+@dataclass(frozen=True, slots=True)
+class _Counters:
+    rules: tuple[RateLimit, ...]  # the rule of each rate counter, for refusal messages
+    rates: tuple[RateCheck, ...]
+    budgets: tuple[BudgetCheck, ...]
+    budget_keys: tuple[str, ...]
+    token_rates: tuple[RateCheck, ...]
 
 
 @dataclass(slots=True)
@@ -69,10 +82,11 @@ class Limits:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.prefix = prefix
         self._models = models
-        self._prefix = prefix
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
+        self._cache: dict[tuple[str, Principal, int], _Counters] = {}
 
     async def admit(
         self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
@@ -81,38 +95,8 @@ class Limits:
         plan = policy.limits
         if plan is None or ctx.principal is None:
             return
-        now = self._clock()
-        who = subjects(ctx.principal, policy.access.roles)
-        max_out = request.max_tokens or 0
-        in_tokens = estimate_input_tokens(request)
-        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
-        rules = tuple((r, value) for r in plan.rates for value in who[r.per])
-        rates = tuple(
-            RateCheck(
-                rate_key(self._prefix, policy.name, r.metric, r.per, value),
-                r.unit,
-                r.limit,
-                r.period_us,
-                1 if r.unit == "requests" else in_tokens,
-                per_out=r.unit == "tokens",
-            )
-            for r, value in rules
-        )
-        budgets = []
-        for b in plan.budgets:
-            ident, end, ttl = period_bounds(b.period, now)
-            for value in who[b.per]:
-                key = budget_key(self._prefix, policy.name, b.period, ident, b.per, value)
-                budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
-        ask = Ask(
-            now * 1e6,
-            rates,
-            tuple(budgets),
-            in_cost=out_cost(in_tokens, price_in),
-            out_price=price_out,
-            max_out=max_out,
-            clamp=plan.clamp,
-        )
+        ask, counters = self._ask(plan, ctx.principal, request, policy)
+        rules, rates, max_out, in_tokens = counters.rules, ask.rates, ask.max_out, ask.in_tokens
         try:
             verdict = await self.store.admit(ask)
         except StoreError as exc:
@@ -122,7 +106,7 @@ class Limits:
         shadow = policy.source.mode == "shadow"
         if not verdict.allowed:
             refused = verdict.refused_by
-            rule = rules[refused][0] if isinstance(refused, int) else None
+            rule = rules[refused] if isinstance(refused, int) else None
             refusal = _refusal(rule, verdict.retry_us)
             if not shadow:
                 raise refusal
@@ -136,14 +120,82 @@ class Limits:
             ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
         ctx.reserved_usd = verdict.reserved / 1e6
         ctx.limits = Grant(
-            tuple(b.key for b in budgets),
-            tuple(r for r in rates if r.per_out),
+            counters.budget_keys,
+            counters.token_rates,
             verdict.reserved,
             in_tokens,
             verdict.out,
             in_tokens + verdict.out,
             plan.needs_usage and _ask_stream_usage(request),
         )
+
+    def ask(
+        self, principal: Principal, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> Ask | None:
+        """The one store call ``admit`` makes for this request (benches measure it alone)."""
+        if policy.limits is None:
+            return None
+        return self._ask(policy.limits, principal, request, policy)[0]
+
+    def _ask(
+        self,
+        plan: LimitPlan,
+        principal: Principal,
+        request: NormalizedRequest,
+        policy: CompiledPolicy,
+    ) -> tuple[Ask, _Counters]:
+        now = self._clock()
+        in_tokens = estimate_input_tokens(request)
+        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
+        counters = self._counters(policy, plan, principal, now)
+        ask = Ask(
+            now * 1e6,
+            counters.rates,
+            counters.budgets,
+            in_tokens=in_tokens,
+            in_cost=out_cost(in_tokens, price_in),
+            out_price=price_out,
+            max_out=request.max_tokens or 0,
+            clamp=plan.clamp,
+        )
+        return ask, counters
+
+    def _counters(
+        self, policy: CompiledPolicy, plan: LimitPlan, principal: Principal, now: float
+    ) -> _Counters:
+        """A caller's counters under a policy, built once a day (budget keys name the day)."""
+        cache_key = (policy.version, principal, int(now // 86_400))
+        found = self._cache.get(cache_key)
+        if found is not None:
+            return found
+        who = subjects(principal, policy.access.roles)
+        rules = tuple((r, value) for r in plan.rates for value in who[r.per])
+        rates = tuple(
+            RateCheck(
+                rate_key(self.prefix, policy.name, r.metric, r.per, value),
+                r.unit,
+                r.limit,
+                r.period_us,
+                1 if r.unit == "requests" else 0,
+            )
+            for r, value in rules
+        )
+        budgets = []
+        for b in plan.budgets:
+            ident, end, ttl = period_bounds(b.period, now)
+            for value in who[b.per]:
+                key = budget_key(self.prefix, policy.name, b.period, ident, b.per, value)
+                budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        found = self._cache[cache_key] = _Counters(
+            tuple(r for r, _ in rules),
+            rates,
+            tuple(budgets),
+            tuple(b.key for b in budgets),
+            tuple(r for r in rates if r.tokens),
+        )
+        return found
 
     def relays(self, ctx: RequestContext, event: bytes) -> bool:
         """Whether a stream event goes on to the client: the usage-only chunk the gateway

@@ -31,15 +31,18 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RateCheck:
-    """One GCRA counter: ``limit`` units per ``period_us``. A request costs ``cost`` units,
-    plus its output tokens when ``per_out`` (token rules: estimated input plus output)."""
+    """One GCRA counter: ``limit`` units per ``period_us``. A request costs ``cost`` units;
+    a token counter also counts the ask's input tokens and the output tokens granted."""
 
     key: str
     unit: Unit
     limit: int
     period_us: float
-    cost: int
-    per_out: bool = False
+    cost: int = 0
+
+    @property
+    def tokens(self) -> bool:
+        return self.unit == "tokens"
 
     @property
     def interval(self) -> float:
@@ -61,11 +64,13 @@ class BudgetCheck:
 class Ask:
     """All of one request's rules. The worst-case cost is ``in_cost`` plus ``max_out``
     output tokens at ``out_price`` micro-USD each; with ``clamp`` fewer output tokens are
-    granted when the budget cannot pay for all (at least ``min_out``)."""
+    granted when the budget cannot pay for all (at least ``min_out``). Token counters are
+    charged ``in_tokens`` plus the output tokens granted."""
 
     now_us: float
     rates: tuple[RateCheck, ...]
     budgets: tuple[BudgetCheck, ...]
+    in_tokens: int = 0
     in_cost: int = 0
     out_price: float = 0.0
     max_out: int = 0
@@ -126,6 +131,10 @@ class Store(Protocol):
 
     async def rate_tat(self, keys: list[str]) -> dict[str, float]:
         """The TAT of each rate key that holds one."""
+        ...
+
+    async def scan(self, pattern: str) -> list[str]:
+        """Keys matching a Redis glob pattern (for ``limits show``, never on the request path)."""
         ...
 
     async def aclose(self) -> None: ...

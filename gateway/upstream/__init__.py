@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.config import GatewayConfig
+from gateway.translate import Translating
 from gateway.upstream.anthropic import AnthropicProvider
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.mock import MockProvider
@@ -18,6 +19,8 @@ def build_providers(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, 
     """One provider (one connection pool) per configured provider; call inside the event loop.
 
     Upstream keys are read from the gateway's environment here, never from the client.
+    HTTP providers take requests in either API (gateway/translate), so any model may serve
+    as another's fallback; the mock answers in both APIs itself.
     """
     providers: dict[str, Provider] = {}
     for name, p in config.providers.items():
@@ -26,8 +29,10 @@ def build_providers(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, 
             providers[name] = MockProvider(name)
         elif p.type == "openai":
             assert p.base_url is not None
-            providers[name] = OpenAIProvider(name, p.base_url, key, p.max_connections)
+            providers[name] = Translating(OpenAIProvider(name, p.base_url, key, p.max_connections))
         else:
             assert p.base_url is not None
-            providers[name] = AnthropicProvider(name, p.base_url, key, p.max_connections)
+            providers[name] = Translating(
+                AnthropicProvider(name, p.base_url, key, p.max_connections)
+            )
     return providers

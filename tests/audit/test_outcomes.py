@@ -84,7 +84,8 @@ def test_fallback_model(audited: AuditedGateway, upstream: FakeUpstream) -> None
 
 
 def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None:
-    for model in ("gpt-up", "gpt-backup-up"):
+    # claude-backup is reached through translation: the whole chain is down.
+    for model in ("gpt-up", "gpt-backup-up", "claude-backup-up"):
         upstream.script(model, *[Status(500)] * 3)
     with pytest.raises(openai.InternalServerError) as caught:
         audited.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
@@ -95,7 +96,7 @@ def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None
         502,
         500,
     )
-    assert (r.attempts, r.model_used, r.tokens_in) == (6, None, None)
+    assert (r.attempts, r.model_used, r.tokens_in) == (9, None, None)
 
 
 @pytest.mark.parametrize(

@@ -235,10 +235,10 @@ def test_teams_and_subjects(jwt_gateway: AuthGateway, idp: Idp) -> None:
 
 def test_models_list_only_what_the_caller_may_use(jwt_gateway: AuthGateway, idp: Idp) -> None:
     token = idp.token()
-    assert [m.id for m in jwt_gateway.openai("open", token).models.list()] == ["gpt-test"]
-    assert [m.id for m in jwt_gateway.anthropic("open", token).models.list().data] == [
-        "claude-test"
-    ]
+    # Models of either API, in the policy's order: the other API's are reached by translation.
+    both = ["gpt-test", "claude-test"]
+    assert [m.id for m in jwt_gateway.openai("open", token).models.list()] == both
+    assert [m.id for m in jwt_gateway.anthropic("open", token).models.list().data] == both
     # no_messages allows no messages endpoint: the Anthropic SDK could call nothing there.
     assert [m.id for m in jwt_gateway.anthropic("no_messages", token).models.list().data] == []
     with pytest.raises(openai.PermissionDeniedError) as denied:

@@ -90,6 +90,10 @@ LIMIT_POLICIES = {
     ),
     # A request reserves about 25 input + 100 output tokens: ~225 micro-USD of the 300.
     "budgeted": _policy("budgeted", {"budget": [{"per": "user", "usd_per_day": 0.0003}]}),
+    "shadowed": {
+        **_policy("shadowed", {"rate": [{"per": "user", "requests_per_minute": 1}]}),
+        "mode": "shadow",
+    },
     "clamped": _policy(
         "clamped",
         {"budget": [{"per": "user", "usd_per_day": 0.0003}], "budget_clamp": True},
@@ -105,6 +109,7 @@ class LimitedGateway:
     prefix: str
     backend: str
     keys: list[str]
+    admin_key: str = ""
 
     def key(self) -> str:
         """A caller of its own (subject ``user-N``), so tests never share a counter."""
@@ -124,10 +129,11 @@ def write_gateway(
     redis_url: str | None,
     policies: dict[str, dict[str, object]],
     callers: int = 40,
+    models: dict[str, dict[str, object]] | None = None,
 ) -> tuple[Path, list[str]]:
     config = {
         **gateway_config(upstream),
-        "models": PRICED,
+        "models": models or PRICED,
         "limits": {"key_prefix": prefix},
         "audit": {"purge_interval_s": 0},
     }
@@ -150,9 +156,10 @@ def limited(
     prefix = new_prefix()
     redis_url = REDIS_URL if request.param == "redis" else None
     path, keys = write_gateway(root, upstream, prefix, redis_url, LIMIT_POLICIES)
+    admin = new_key(root / "keys.yaml", "root", ["admin"])
     server = GatewayServer(path, {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": VAULT_KEY}).start()
     try:
-        yield LimitedGateway(server.url, root, prefix, request.param, keys)
+        yield LimitedGateway(server.url, root, prefix, request.param, keys, admin)
     finally:
         server.stop()
         if redis_url:

@@ -174,3 +174,13 @@ def test_clamp_lowers_max_tokens_to_what_the_budget_pays_for(
     sent = upstream.requests_for("gpt-up")[0].body["max_completion_tokens"]
     # 300 micro-USD minus about 21 for the input, at 2 per output token: about 139, not 1000
     assert 120 <= sent <= 145
+
+
+def test_shadow_mode_records_the_refusal_and_lets_it_pass(limited: LimitedGateway) -> None:
+    client = limited.openai("shadowed", limited.key())
+    client.chat.completions.create(model="gpt-test", messages=HI)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=HI)
+    assert raw.http_response.status_code == 200
+    assert raw.headers["x-gateway-decision"] == "allow; reason=limits.rate_exceeded"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "0"
+    assert record(limited, raw.headers["x-request-id"]).reasons == ["limits.rate_exceeded"]

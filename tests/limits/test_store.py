@@ -16,9 +16,8 @@ def rpm(prefix: str, name: str, limit: int, cost: int = 1) -> RateCheck:
     return RateCheck(f"{{{prefix}:lim}}:wf:rpm:user:{name}", "requests", limit, 60 * S, cost)
 
 
-def tpm(prefix: str, name: str, limit: int, cost: int, per_out: bool = False) -> RateCheck:
-    key = f"{{{prefix}:lim}}:wf:tpm:user:{name}"
-    return RateCheck(key, "tokens", limit, 60 * S, cost, per_out)
+def tpm(prefix: str, name: str, limit: int, cost: int = 0) -> RateCheck:
+    return RateCheck(f"{{{prefix}:lim}}:wf:tpm:user:{name}", "tokens", limit, 60 * S, cost)
 
 
 def budget(prefix: str, name: str, limit: int) -> BudgetCheck:
@@ -88,11 +87,11 @@ async def test_an_ask_larger_than_the_limit_never_fits(store: Store, prefix: str
 
 
 async def test_tokens_count_input_plus_granted_output(store: Store, prefix: str) -> None:
-    rule = tpm(prefix, "gina", 1000, cost=300, per_out=True)
-    first = await store.admit(ask(T0, rule, max_out=200))
+    rule = tpm(prefix, "gina", 1000)
+    first = await store.admit(ask(T0, rule, in_tokens=300, max_out=200))
     assert (first.allowed, first.rates[0].remaining) == (True, 500)
-    assert not (await store.admit(ask(T0, rule, max_out=201))).allowed
-    assert (await store.admit(ask(T0, rule, max_out=200))).rates[0].remaining == 0
+    assert not (await store.admit(ask(T0, rule, in_tokens=300, max_out=201))).allowed
+    assert (await store.admit(ask(T0, rule, in_tokens=300, max_out=200))).rates[0].remaining == 0
 
 
 async def test_token_refund_gives_back_what_was_not_used(store: Store, prefix: str) -> None:
@@ -146,4 +145,3 @@ async def test_every_budget_must_pay(store: Store, prefix: str) -> None:
     assert (await store.admit(ask(T0, daily, monthly, **clamp))).out == 300
     usage = await store.usage([daily.key, monthly.key])
     assert usage[daily.key].reserved == usage[monthly.key].reserved == 300
-

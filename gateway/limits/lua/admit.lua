@@ -2,16 +2,20 @@
 -- pass, update them all. The same sums as gcra.py and memory.py (the Python reference).
 --
 -- KEYS: the rate keys (one GCRA TAT each), then the budget keys (hash: s spent, r reserved).
--- ARGV: now_us, n_rates, n_budgets, in_cost, out_price, max_out, clamp, min_out,
---       then per rate: interval, period, cost, per_out; then per budget: limit, ttl_s, resets_us.
--- Returns {allowed, out, reserved, refused_by (-1 none, 0 budget, i rate), retry_us,
---          then per rate: remaining, reset_us}.
+-- ARGV[1]: JSON {now, in_cost, out_price, max_out, clamp, min_out, in_tokens,
+--                rates: [[interval, period, cost, tokens], ...],
+--                budgets: [[limit, ttl_s, resets_us], ...]}
+-- Returns JSON [allowed, out, reserved, refused_by (-1 none, 0 budget, i rate), retry_us,
+--               then per rate: remaining, reset_us].
+-- JSON both ways: one argument to encode and one string to parse keep the client's share of
+-- the round trip small (bench/limits.py).
 local EPS = 1.0
-local now = tonumber(ARGV[1])
-local n_rates, n_budgets = tonumber(ARGV[2]), tonumber(ARGV[3])
-local in_cost, out_price = tonumber(ARGV[4]), tonumber(ARGV[5])
-local max_out, clamp, min_out = tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
-local rb = 8 + 4 * n_rates  -- where the budget arguments start
+local a = cjson.decode(ARGV[1])
+local now = a.now
+local rates, budgets = a.rates, a.budgets
+local n_rates, n_budgets = #rates, #budgets
+local in_cost, out_price = a.in_cost, a.out_price
+local max_out, clamp, min_out = a.max_out, a.clamp, a.min_out
 
 local function out_cost(tokens)
   local c = math.ceil(tokens * out_price - 1e-6)
@@ -34,8 +38,7 @@ end
 local function peek()
   local states = {}
   for i = 1, n_rates do
-    local a = 8 + 4 * (i - 1)
-    local interval, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local interval, period = rates[i][1], rates[i][2]
     local tat = tat_of(i)
     states[#states + 1] = remaining(tat, interval, period)
     states[#states + 1] = math.floor(tat - now)
@@ -45,7 +48,7 @@ end
 
 local function result(head, states)
   for _, v in ipairs(states) do head[#head + 1] = v end
-  return head
+  return cjson.encode(head)
 end
 
 -- Budgets first: they decide how many output tokens the token rules count.
@@ -53,8 +56,7 @@ local out, reserved = max_out, 0
 if n_budgets > 0 then
   local held = {}
   for j = 1, n_budgets do
-    local b = rb + 3 * (j - 1)
-    local limit = tonumber(ARGV[b + 1])
+    local limit = budgets[j][1]
     local v = redis.call('HMGET', KEYS[n_rates + j], 's', 'r')
     local used = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
     held[j] = used
@@ -69,9 +71,8 @@ if n_budgets > 0 then
   local broke = out < min_out
   local retry = 0
   for j = 1, n_budgets do
-    local b = rb + 3 * (j - 1)
-    if held[j] + reserved > tonumber(ARGV[b + 1]) then broke = true end
-    local wait = tonumber(ARGV[b + 3]) - now
+    if held[j] + reserved > budgets[j][1] then broke = true end
+    local wait = budgets[j][3] - now
     if wait > retry then retry = wait end
   end
   if broke then
@@ -82,10 +83,8 @@ end
 local tats, states = {}, {}
 local worst, worst_retry = -1, -1
 for i = 1, n_rates do
-  local a = 8 + 4 * (i - 1)
-  local interval, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local cost = tonumber(ARGV[a + 3])
-  if ARGV[a + 4] == '1' then cost = cost + out end
+  local interval, period, cost = rates[i][1], rates[i][2], rates[i][3]
+  if rates[i][4] then cost = cost + a.in_tokens + out end
   local base = tat_of(i)
   local new = base + cost * interval
   if new - now <= period + EPS then
@@ -109,8 +108,9 @@ for i = 1, n_rates do
   redis.call('SET', KEYS[i], string.format('%.17g', tats[i]), 'PX', ttl_ms)
 end
 for j = 1, n_budgets do
-  local b = rb + 3 * (j - 1)
-  redis.call('HINCRBY', KEYS[n_rates + j], 'r', reserved)
-  redis.call('EXPIRE', KEYS[n_rates + j], tonumber(ARGV[b + 2]))
+  -- A period's key gets its expiry when it is created (nothing was reserved before).
+  if redis.call('HINCRBY', KEYS[n_rates + j], 'r', reserved) == reserved then
+    redis.call('EXPIRE', KEYS[n_rates + j], budgets[j][2])
+  end
 end
 return result({1, out, reserved, -1, 0}, states)

@@ -2,10 +2,10 @@
 -- is counted as spent; token rules get back (or pay) the difference to what was counted.
 --
 -- KEYS: the budget keys, then the token-rate keys.
--- ARGV: now_us, n_budgets, reserved, actual, refund, then per token rate: interval.
-local now = tonumber(ARGV[1])
-local n_budgets = tonumber(ARGV[2])
-local reserved, actual, refund = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- ARGV[1]: JSON {now, n_budgets, reserved, actual, refund, intervals: [per token rate]}.
+local a = cjson.decode(ARGV[1])
+local now, n_budgets = a.now, a.n_budgets
+local reserved, actual, refund = a.reserved, a.actual, a.refund
 for j = 1, n_budgets do
   local key = KEYS[j]
   if redis.call('EXISTS', key) == 1 then
@@ -17,7 +17,7 @@ for j = 1, n_budgets do
 end
 if refund ~= 0 then
   for i = n_budgets + 1, #KEYS do
-    local interval = tonumber(ARGV[5 + i - n_budgets])
+    local interval = a.intervals[i - n_budgets]
     local tat = tonumber(redis.call('GET', KEYS[i]))
     if tat == nil or tat < now then tat = now end
     local moved = tat - refund * interval

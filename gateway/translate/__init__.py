@@ -1,0 +1,26 @@
+"""Cross-provider translation: an OpenAI-format request served by an Anthropic model and the
+reverse, with answers, SSE streams, usage and errors translated back (README: cross-provider
+fallback). Pure functions, plus the ``Translating`` provider that applies them at the edge."""
+
+from __future__ import annotations
+
+from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
+from gateway.translate.errors import anthropic_error, openai_error
+from gateway.translate.provider import Translating, translate_request
+from gateway.translate.request import DEFAULT_MAX_TOKENS, anthropic_request, openai_request
+from gateway.translate.stream import AnthropicEvents, OpenAIChunks
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "AnthropicEvents",
+    "OpenAIChunks",
+    "Translating",
+    "Untranslatable",
+    "anthropic_answer",
+    "anthropic_error",
+    "anthropic_request",
+    "openai_answer",
+    "openai_error",
+    "openai_request",
+    "translate_request",
+]

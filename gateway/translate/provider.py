@@ -1,0 +1,123 @@
+"""A provider that takes requests in either API: requests in the other API are translated
+on the way out, and answers, streams and errors on the way back.
+
+Everything before and after the provider (access, the data boundary, usage, relay, audit)
+keeps seeing the client's API, so a fallback chain may mix providers without knowing it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from gateway import errors
+from gateway.errors import GatewayError
+from gateway.normalized import Api, NormalizedRequest
+from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
+from gateway.translate.errors import anthropic_error, openai_error
+from gateway.translate.request import anthropic_request, openai_request
+from gateway.translate.stream import AnthropicEvents, OpenAIChunks
+from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
+
+__all__ = ["Translating", "translate_request"]
+
+_OTHER: dict[Api, Api] = {"openai_chat": "anthropic_messages", "anthropic_messages": "openai_chat"}
+
+
+def translate_request(request: NormalizedRequest) -> NormalizedRequest:
+    """``request`` in the other API; raises GatewayError (400) for what it cannot express."""
+    target = _OTHER[request.api]
+    try:
+        if target == "anthropic_messages":
+            body = anthropic_request(request.body)
+        else:
+            body = openai_request(request.body)
+    # The surfaces checked only the fields the gateway reads: a malformed part elsewhere
+    # surfaces here as a lookup on the wrong type.
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise GatewayError(errors.REQUEST_INVALID, detail=f"translation: {exc!r}") from None
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    return NormalizedRequest(target, body, request.model, request.stream, max_tokens)
+
+
+class Translating:
+    """Wraps a provider so it takes requests in both APIs; the native one goes straight in."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.name = inner.name
+        self._inner = inner
+
+    def speaks(self, api: Api) -> bool:
+        return True
+
+    async def send(
+        self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
+    ) -> UpstreamResponse:
+        if self._inner.speaks(request.api):
+            return await self._inner.send(request, upstream_model, timeouts)
+        translated = translate_request(request)
+        try:
+            response = await self._inner.send(translated, upstream_model, timeouts)
+        except UpstreamFailure as exc:
+            raise _failure(exc, request.api) from exc
+        if response.events is not None:
+            translator: OpenAIChunks | AnthropicEvents
+            if request.api == "openai_chat":
+                translator = OpenAIChunks(int(time.time()), _include_usage(request.body))
+            else:
+                translator = AnthropicEvents()
+            events = _translate_events(response.events, translator)
+            return UpstreamResponse(response.status, "text/event-stream", events=events)
+        try:
+            data = orjson.loads(response.body or b"")
+            if request.api == "openai_chat":
+                answer = openai_answer(data, int(time.time()))
+            else:
+                answer = anthropic_answer(data)
+        except (Untranslatable, orjson.JSONDecodeError) as exc:
+            raise UpstreamFailure("broken", f"untranslatable answer: {exc}") from None
+        return UpstreamResponse(response.status, "application/json", body=orjson.dumps(answer))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _failure(exc: UpstreamFailure, client: Api) -> UpstreamFailure:
+    """The same failure, its error body (relayed for a 4xx) in the client's API shape."""
+    body = exc.body
+    if exc.status is not None:
+        translate = openai_error if client == "openai_chat" else anthropic_error
+        body = translate(exc.body, exc.status)
+    return UpstreamFailure(
+        exc.kind,
+        str(exc).partition(": ")[2],
+        status=exc.status,
+        retry_after=exc.retry_after,
+        body=body,
+        content_type="application/json" if body is not None else exc.content_type,
+    )
+
+
+async def _translate_events(
+    events: AsyncIterator[bytes], translator: OpenAIChunks | AnthropicEvents
+) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            try:
+                out = translator.feed(event)
+            except Untranslatable as exc:
+                raise UpstreamFailure("broken", f"untranslatable stream: {exc}") from None
+            for translated in out:
+                yield translated
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
