@@ -44,10 +44,11 @@ from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
-from gateway.policy.reload import PolicyReloader, start_registry
+from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
+from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["build_pipeline", "create_app"]
@@ -61,8 +62,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
-    registry = start_registry(config.path(config.policies_dir), config.models, ner)
-    reloader = PolicyReloader(registry, config.path(config.policies_dir), config.models, ner)
+    policies_dir = config.path(config.policies_dir)
+    seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
+    registry = start_registry(policies_dir, config.models, ner)
+    reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
@@ -208,13 +211,14 @@ def build_pipeline(
     authenticator: Authenticator,
     providers: dict[str, Provider],
     trail: AuditTrail,
-    limits: Limits,
+    limits: Limits | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/policy/offline.py). The pipeline
-    owns what it is given: ``Pipeline.aclose`` releases it."""
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
     boundary = build_boundary(config, environ)
-    forwarder = Forwarder(providers, config.models)
+    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    forwarder = Forwarder(providers, config.models, breaker)
+    limits = limits or build_limits(config)
     return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "JWT_ALGORITHMS",
     "AuditConfig",
     "AuthConfig",
+    "BreakerConfig",
     "GatewayConfig",
     "JwtConfig",
     "ListenConfig",
@@ -187,6 +188,20 @@ class AuditConfig(_Strict):
     purge_interval_s: Annotated[float, Field(ge=0)] = 3600.0  # 0: only `gateway audit purge`
 
 
+class BreakerConfig(_Strict):
+    """The circuit breaker per provider and model (README: Fallbacks): it opens after
+    ``failures`` consecutive failed attempts, or ``error_rate`` of at least ``min_calls``
+    attempts within ``window_s``, fails fast for ``open_s``, then lets one probe through."""
+
+    enabled: bool = True
+    failures: Annotated[int, Field(ge=1)] = 5
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    window_s: Annotated[float, Field(gt=0)] = 30.0
+    min_calls: Annotated[int, Field(ge=1)] = 20
+    open_s: Annotated[float, Field(gt=0)] = 30.0
+    redis_prefix: str = "gw:breaker:"  # with stores.redis_url: where circuits are kept
+
+
 class GatewayConfig(_Strict):
     """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
 
@@ -200,6 +215,7 @@ class GatewayConfig(_Strict):
     stores: StoresConfig = StoresConfig()
     vault: VaultConfig = VaultConfig()
     audit: AuditConfig = AuditConfig()
+    breaker: BreakerConfig = BreakerConfig()
     limits: LimitsConfig = LimitsConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 

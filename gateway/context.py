@@ -56,6 +56,11 @@ class RequestContext:
     # How a relayed stream ended: completed, client_cut, upstream_broken or blocked.
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
+    # What answered instead of the requested model ("model" or "message") and the reason code
+    # that set it off; ``review``: flagged for manual review (README: Fallbacks).
+    fallback: str | None = None
+    fallback_reason: str | None = None
+    review: bool = False
     candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
 
     @property
@@ -75,6 +80,8 @@ class RequestContext:
             "x-gateway-decision": self.decision,
             "x-gateway-policy-version": self.policy.version if self.policy else "none",
         }
+        if self.fallback_reason is not None:
+            headers["x-gateway-fallback"] = self.fallback_reason
         if self.limit_headers:
             headers.update(self.limit_headers)
         return headers

@@ -111,6 +111,20 @@ UPSTREAM_AUTH = _reason(
 UPSTREAM_BROKEN_STREAM = _reason(
     "upstream.broken_stream", 502, "The model provider's stream ended unexpectedly."
 )
+UPSTREAM_CIRCUIT_OPEN = _reason(
+    "upstream.circuit_open",
+    503,
+    "The model provider is failing; the gateway is not sending it requests for a while.",
+)
+# An answer that failed the policy's quality checks (and no fallback answered instead).
+_UNUSABLE = "The model's answer did not pass this workflow's quality checks."
+QUALITY_LOW_CONFIDENCE = _reason("quality.low_confidence", 502, _UNUSABLE)
+QUALITY_SCHEMA_INVALID = _reason("quality.schema_invalid", 502, _UNUSABLE)
+QUALITY_PATTERN_FAILED = _reason("quality.pattern_failed", 502, _UNUSABLE)
+QUALITY_REFUSAL = _reason("quality.refusal", 502, _UNUSABLE)
+# Not refusals: noted in the decision list and the audit record.
+QUALITY_UNCHECKED = _reason("quality.unchecked", 200, "The answer was relayed unchecked.")
+FALLBACK_REVIEW = _reason("fallback.review", 200, "The request was flagged for manual review.")
 BOUNDARY_BLOCKED = _reason(
     "boundary.blocked_entity", 403, "The request contains data this workflow may not send."
 )

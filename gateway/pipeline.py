@@ -25,7 +25,10 @@ from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
+from gateway.fallback.chain import AnswerChain, replay
+from gateway.fallback.message import fallback_message
 from gateway.limits.step import Limits
+from gateway.normalized import Api
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.policy.shadow import judge_caller, judge_request
@@ -85,14 +88,16 @@ class Pipeline:
         self._auth = authenticator
         self._policies = policies
         self._forwarder = forwarder
+        self._answers = AnswerChain(forwarder)
         self._boundary = boundary
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
         self._limits = limits  # None: no limits are kept (in-process tests, benches)
 
     async def aclose(self) -> None:
-        """Release what the steps hold: the vault's connection, the limits' settlements and
-        store."""
+        """Release what the steps hold: the vault's and the breaker's connections, the limits'
+        settlements and store."""
         await self._boundary.aclose()
+        await self._forwarder.aclose()
         if self._limits is not None:
             await self._limits.drain()
             await self._limits.store.aclose()
@@ -125,7 +130,8 @@ class Pipeline:
             step = "boundary"
             inspection = await self._boundary.inspect(ctx, request, policy)
             step = "forward"
-            response = await self._forwarder.send(ctx, request, policy)
+            answer = await self._answers.answer(ctx, request, policy)
+            response = answer.response
             if response.events is None:
                 body = response.body or b""
                 note_answer(ctx, body)  # the usage, before the boundary may refuse the answer
@@ -134,9 +140,22 @@ class Pipeline:
                     body = await inspect_answer(inspection, request.api, body)
                 await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
+            if answer.held is not None:  # a checked stream: inspected whole, before any byte
+                step = "inspect_answer"
+                response = await _inspect_held(answer.held, response, inspection, request.api)
+                inspection = None
         except GatewayError as exc:
-            await self._settle(ctx)
-            return self._refuse(ctx, call.surface, exc, step)
+            fallback = fallback_message(ctx, exc)
+            if fallback is None:
+                await self._settle(ctx)
+                return self._refuse(ctx, call.surface, exc, step)
+            log.info("request %s answered by the fallback message: %s", ctx.request_id, exc)
+            if isinstance(fallback, bytes):
+                note_answer(ctx, fallback)  # zero tokens: no model answered
+                await self._settle(ctx)
+                return Reply(200, "application/json", ctx.headers(), fallback)
+            response = UpstreamResponse(200, "text/event-stream", events=replay(fallback))
+            inspection = None
         finally:
             if response is None or response.events is None:
                 await self._settle(ctx)  # an unexpected error: no reservation is left behind
@@ -263,3 +282,12 @@ class Pipeline:
     def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
         ctx.decisions.append(Decision("audit", "error", errors.AUDIT_UNAVAILABLE.code))
         return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)
+
+
+async def _inspect_held(
+    held: list[bytes], response: UpstreamResponse, inspection: Inspection | None, api: Api
+) -> UpstreamResponse:
+    """A held stream through the data boundary now, so a blocked answer can still fall back."""
+    if inspection is not None:
+        held = [event async for event in inspect_stream(inspection, api, replay(held))]
+    return UpstreamResponse(response.status, response.content_type, events=replay(held))

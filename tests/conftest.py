@@ -77,6 +77,9 @@ def gateway_config(fake: FakeUpstream) -> dict[str, object]:
             "mock-model": {"provider": "demo", "upstream_model": "mock-1"},
         },
         "auth": {"api_keys_file": "keys.yaml"},
+        # Tests share one gateway and script failures on purpose: a circuit opened by one
+        # test must not fail the next (tests/fallback/test_breaker.py has its own gateways).
+        "breaker": {"enabled": False},
     }
 
 
@@ -94,8 +97,8 @@ POLICIES: dict[str, dict[str, object]] = {
             "connect_timeout_s": 1,
             "read_timeout_s": 0.5,
             "retries": 2,
-            "fallback_models": ["gpt-backup", "claude-backup"],
         },
+        "fallback": {"models": ["gpt-backup", "claude-backup"]},
     },
     "strict": {
         "workflow": "strict",

@@ -60,6 +60,9 @@ class AuditRecord:
     shadow: bool = False
     detector_error: bool = False
     content: dict[str, Any] | None = None
+    fallback: str | None = None  # "model" or "message": what answered instead
+    fallback_reason: str | None = None  # the reason code that set the fallback off
+    review: bool = False  # flagged for manual review by the policy's fallback
     # A candidate policy's shadow verdict (gateway/policy/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
@@ -115,7 +118,8 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         auth_method=principal.method if principal else None,
         model_requested=model_requested,
         model_used=ctx.model_used,
-        fallback_used=ctx.model_used is not None and ctx.model_used != model_requested,
+        fallback_used=ctx.fallback is not None
+        or (ctx.model_used is not None and ctx.model_used != model_requested),
         decision=decision_of(ctx),
         reasons=[d.code for d in ctx.decisions if d.code is not None],
         status=status,
@@ -136,6 +140,9 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         shadow=boundary.shadow if boundary else False,
         detector_error=boundary.detector_error if boundary else False,
         content=_content(ctx),
+        fallback=ctx.fallback,
+        fallback_reason=ctx.fallback_reason,
+        review=ctx.review,
         candidate=_candidate(ctx),
     )
 

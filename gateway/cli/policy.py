@@ -17,6 +17,7 @@ import orjson
 from gateway.boundary.service import configured_ner
 from gateway.cli import policy_explain, policy_test
 from gateway.cli.common import config_path
+from gateway.cli.policy_replay import add_replay
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.lint import Issue, LintReport, lint_policies
 from gateway.policy.lint.apis import model_apis
@@ -38,6 +39,7 @@ def register(commands: Any) -> None:
     validate.set_defaults(handler=run_validate)
     policy_test.add_parser(sub)
     policy_explain.add_parser(sub)
+    add_replay(sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--api",
         choices=("openai", "anthropic"),
         default=None,
-        help="default: the API of the model's provider (openai for mock)",
+        help="default: the model's provider's own API (openai for the mock)",
     )
     p.add_argument("--stream", action="store_true", help="ask for a streamed answer")
     p.add_argument("--message", required=True, help="the user message")
@@ -88,10 +88,10 @@ async def _explain(
 
 
 def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
-    """The API of the model's own provider: what its clients most likely speak."""
+    """Providers take either API (translated), so the default is the one needing no translation."""
     route = config.models.get(model)
-    provider = config.providers.get(route.provider) if route else None
-    return "anthropic" if provider is not None and provider.type == "anthropic" else "openai"
+    native = route is not None and config.providers[route.provider].type == "anthropic"
+    return "anthropic" if native else "openai"
 
 
 def _print(e: Explanation) -> None:

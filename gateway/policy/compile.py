@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -11,6 +12,7 @@ from gateway.boundary.ner import NerModel
 from gateway.boundary.policy import BoundaryPolicy, compile_data
 from gateway.limits.plan import LimitPlan, compile_limits
 from gateway.policy.models import AccessPolicy, Policy
+from gateway.quality.rules import QualityRules, compile_quality
 
 __all__ = ["AccessRules", "CompiledPolicy", "compile_access", "compile_policy", "policy_version"]
 
@@ -56,6 +58,7 @@ class CompiledPolicy:
     access: AccessRules
     fallback_models: tuple[str, ...]
     data: BoundaryPolicy | None = None  # None: no data section, nothing is inspected
+    quality: QualityRules | None = None  # None: no quality section, nothing is checked
     limits: LimitPlan | None = None  # None: no rate limits or budgets
 
     @property
@@ -67,21 +70,29 @@ class CompiledPolicy:
         return tuple(dict.fromkeys((requested, *self.fallback_models)))
 
 
-def policy_version(policy: Policy) -> str:
-    """A content hash: the same rules give the same version whatever the formatting."""
+def policy_version(policy: Policy, *files: str) -> str:
+    """A content hash: the same rules give the same version whatever the formatting;
+    ``files`` are the digests of files the policy names (a JSON schema), so editing one is a
+    new version too."""
     canonical = orjson.dumps(policy.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:16]
+    digest = hashlib.sha256(canonical)
+    for file in files:
+        digest.update(file.encode())
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def compile_policy(policy: Policy, path: str, ner: NerModel | None = None) -> CompiledPolicy:
     """Build the runtime policy, the detector included; ``ner`` serves PERSON/LOCATION."""
     data = policy.data
+    quality = compile_quality(policy.quality, Path(path).parent) if policy.quality else None
+    schema = quality.schema_digest if quality is not None else None
     return CompiledPolicy(
         source=policy,
-        version=policy_version(policy),
+        version=policy_version(policy, *([schema] if schema else [])),
         path=path,
         access=compile_access(policy.access),
-        fallback_models=tuple(policy.upstream.fallback_models),
+        fallback_models=tuple(policy.fallback.models),
+        quality=quality,
         data=compile_data(data, ner, policy.mode == "shadow") if data is not None else None,
         limits=compile_limits(policy.limits) if policy.limits is not None else None,
     )

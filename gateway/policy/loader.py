@@ -10,6 +10,7 @@ from gateway.boundary.policy import data_problems
 from gateway.limits.spec import budget_problems
 from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
+from gateway.quality.rules import quality_problems
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = ["load_policies", "policy_files"]
@@ -50,6 +51,11 @@ def load_policies(
                 Problem(str(path), line_of(doc, loc), message)
                 for loc, message in data_problems(policy.data, ner is not None)
             ]
+        if policy.quality is not None:
+            found += [
+                Problem(str(path), line_of(doc, loc), message)
+                for loc, message in quality_problems(policy.quality, path.parent)
+            ]
         if policy.workflow in policies:
             other = policies[policy.workflow].path
             found.append(
@@ -60,7 +66,7 @@ def load_policies(
                 )
             )
         if isinstance(known_models, Mapping):  # the catalogue, with prices
-            reachable = (*policy.access.models, *policy.upstream.fallback_models)
+            reachable = (*policy.access.models, *policy.fallback.models)
             ceiling = policy.access.max_output_tokens
             found += [
                 Problem(str(path), line_of(doc, loc), message)
@@ -77,11 +83,11 @@ def load_policies(
 def _lint(policy: Policy, doc: object, path: str, known_models: Collection[str]) -> list[Problem]:
     problems: list[Problem] = []
     known = ", ".join(sorted(known_models))
-    for field, names in (
-        ("models", policy.access.models),
-        ("fallback_models", policy.upstream.fallback_models),
+    for section, names in (
+        ("access", policy.access.models),
+        ("fallback", policy.fallback.models),
     ):
-        section = "access" if field == "models" else "upstream"
+        field = "models"
         for i, name in enumerate(names):
             if name not in known_models:
                 problems.append(

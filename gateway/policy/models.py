@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from gateway.fallback.spec import FallbackPolicy
 from gateway.limits.spec import LimitsPolicy
+from gateway.quality.spec import QualityPolicy
 
 __all__ = [
     "AccessPolicy",
@@ -64,7 +66,13 @@ class UpstreamPolicy(_Strict):
     connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     read_timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
     retries: Annotated[int, Field(ge=0, le=5)] = 2
-    fallback_models: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fallback_models_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "fallback_models" in data:
+            raise ValueError("fallback_models moved to the fallback section: fallback.models")
+        return data
 
 
 class CustomRecognizerPolicy(_Strict):
@@ -115,4 +123,6 @@ class Policy(_Strict):
     upstream: UpstreamPolicy = UpstreamPolicy()
     data: DataPolicy | None = None
     retention: RetentionPolicy = RetentionPolicy()
+    quality: QualityPolicy | None = None
+    fallback: FallbackPolicy = FallbackPolicy()
     limits: LimitsPolicy | None = None

@@ -25,7 +25,13 @@ from gateway.policy.loader import load_policies
 from gateway.policy.registry import PolicyRegistry, PolicySet, ReloadError
 from gateway.yamlsource import ConfigError
 
-__all__ = ["PolicyReloader", "ReloadResult", "load_live_set", "start_registry"]
+__all__ = [
+    "PolicyReloader",
+    "ReloadResult",
+    "folder_fingerprint",
+    "load_live_set",
+    "start_registry",
+]
 
 log = logging.getLogger("gateway.policy")
 
@@ -54,6 +60,24 @@ def load_live_set(
     return live, {name: as_shadow(c) for name, c in candidates.items()}
 
 
+def folder_fingerprint(directory: Path) -> Fingerprint:
+    """Name, size, mtime and inode of every policy file: an editor's rewrite or a
+    rename-over changes at least one of them."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return ()
+    out = []
+    for entry in entries:
+        if entry.name.endswith((".yaml", ".yml")):
+            try:
+                st = entry.stat()
+            except OSError:  # removed between the listing and the stat
+                continue
+            out.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sorted(out))
+
+
 def start_registry(
     directory: Path, known_models: Collection[str], ner: NerModel | None
 ) -> PolicyRegistry:
@@ -80,31 +104,20 @@ class PolicyReloader:
         known_models: Collection[str],
         ner: NerModel | None = None,
         interval_s: float = 1.0,
+        seen: Fingerprint | None = None,
     ) -> None:
+        """``seen``: the folder's fingerprint from before the registry was loaded, so a
+        change made while it loaded is reloaded on the first poll."""
         self._registry = registry
         self._directory = directory
         self._models = known_models
         self._ner = ner
         self._interval = interval_s
         self._lock = asyncio.Lock()
-        self._seen = self.fingerprint()
+        self._seen = self.fingerprint() if seen is None else seen
 
     def fingerprint(self) -> Fingerprint:
-        """Name, size, mtime and inode of every file: an editor's rewrite or a rename-over
-        changes at least one of them."""
-        try:
-            entries = list(os.scandir(self._directory))
-        except OSError:
-            return ()
-        out = []
-        for entry in entries:
-            if entry.name.endswith((".yaml", ".yml")):
-                try:
-                    st = entry.stat()
-                except OSError:  # removed between the listing and the stat
-                    continue
-                out.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
-        return tuple(sorted(out))
+        return folder_fingerprint(self._directory)
 
     async def reload(self, why: str) -> ReloadResult:
         """Load and validate every policy together; swap them in, or keep the last good set."""

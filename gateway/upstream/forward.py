@@ -1,22 +1,26 @@
 """Send a request upstream: the requested model with retries, then each fallback model in
-order, all within the policy's total deadline."""
+order (for the failures the policy's ``fallback.on`` names), all within the policy's total
+deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from gateway import errors
 from gateway.config import ModelConfig
-from gateway.context import RequestContext
+from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
-from gateway.normalized import NormalizedRequest
+from gateway.fallback.triggers import trigger_of
+from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.upstream.breaker import Breaker
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.retry import with_retries
 
-__all__ = ["Forwarder"]
+__all__ = ["Forwarder", "note_fallback"]
 
 log = logging.getLogger("gateway.upstream")
 
@@ -24,49 +28,80 @@ log = logging.getLogger("gateway.upstream")
 class Forwarder:
     """Routes catalogue models to providers and turns exhausted attempts into one error."""
 
-    def __init__(self, providers: dict[str, Provider], models: dict[str, ModelConfig]) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        models: dict[str, ModelConfig],
+        breaker: Breaker | None = None,
+    ) -> None:
         self._providers = providers
         self._models = models
+        self._breaker = breaker
+
+    async def aclose(self) -> None:
+        """The breaker's connection; the providers belong to the app, which closes them."""
+        if self._breaker is not None:
+            await self._breaker.aclose()
 
     def provider_of(self, model: str) -> Provider:
         return self._providers[self._models[model].provider]
 
+    def serves(self, model: str, api: Api) -> bool:
+        """Whether ``model`` can answer a request in ``api``'s wire format."""
+        return self.provider_of(model).speaks(api)
+
     async def send(
-        self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
+        self,
+        ctx: RequestContext,
+        request: NormalizedRequest,
+        policy: CompiledPolicy,
+        chain: Sequence[str] | None = None,
+        deadline: float | None = None,
     ) -> UpstreamResponse:
+        """The first answer along ``chain`` (default: the policy's model chain) by
+        ``deadline`` (a ``loop.time()``; default: the policy's total timeout from now)."""
         upstream = policy.source.upstream
-        deadline = asyncio.get_running_loop().time() + upstream.timeout_s
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + upstream.timeout_s
         timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
-        if not self.provider_of(request.model).speaks(request.api):
+        if not self.serves(request.model, request.api):
             raise GatewayError(
                 errors.REQUEST_WRONG_API, f"Model '{request.model}' is not served through this API."
             )
         started = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
         try:
-            return await self._send(ctx, request, policy, timeouts)
-        finally:
-            ctx.upstream_s = time.perf_counter() - started
+            return await self._send(
+                ctx, request, policy, chain or policy.model_chain(request.model), timeouts
+            )
+        finally:  # from the first attempt of the first call to the last answer's head
+            ctx.upstream_s = time.perf_counter() - started + (ctx.upstream_s or 0.0)
 
     async def _send(
         self,
         ctx: RequestContext,
         request: NormalizedRequest,
         policy: CompiledPolicy,
+        chain: Sequence[str],
         timeouts: Timeouts,
     ) -> UpstreamResponse:
         upstream = policy.source.upstream
-        failure: UpstreamFailure | None = None
-        for model in policy.model_chain(request.model):
+        on = policy.source.fallback.on
+        failure: GatewayError | None = None
+        for model in chain:
             provider = self.provider_of(model)
             if not provider.speaks(request.api):
                 continue
+            if failure is not None:  # the next model answers for the one that failed
+                note_fallback(ctx, failure.reason.code)
             route = self._models[model]
 
             async def attempt(
                 provider: Provider = provider, upstream_model: str = route.upstream_model
             ) -> UpstreamResponse:
-                ctx.attempts += 1
-                return await provider.send(request, upstream_model, timeouts)
+                if self._breaker is None:
+                    ctx.attempts += 1
+                    return await provider.send(request, upstream_model, timeouts)
+                return await self._guarded(ctx, provider, request, upstream_model, timeouts)
 
             try:
                 response = await with_retries(attempt, upstream.retries, timeouts.deadline)
@@ -78,19 +113,50 @@ class Forwarder:
                     exc,
                     ctx.request_id,
                 )
-                failure = exc
+                failure = _as_gateway_error(exc)
                 ctx.upstream_status = exc.status
-                if not exc.try_next_model:
+                if not exc.try_next_model or trigger_of(failure.reason.code) not in on:
                     break
                 continue
             ctx.model_used = model
             ctx.upstream_status = response.status
             return response
-        assert failure is not None  # the requested model always speaks the API
-        raise _as_gateway_error(failure)
+        assert failure is not None  # the chain always holds a model that speaks the API
+        raise failure
+
+    async def _guarded(
+        self,
+        ctx: RequestContext,
+        provider: Provider,
+        request: NormalizedRequest,
+        upstream_model: str,
+        timeouts: Timeouts,
+    ) -> UpstreamResponse:
+        """One attempt through the circuit breaker of (provider, model)."""
+        assert self._breaker is not None
+        key = f"{provider.name}/{upstream_model}"
+        if not await self._breaker.allow(key):
+            raise UpstreamFailure("circuit", f"circuit {key} is open")
+        ctx.attempts += 1
+        try:
+            response = await provider.send(request, upstream_model, timeouts)
+        except UpstreamFailure as exc:
+            if exc.kind != "config":  # never reached the provider
+                await self._breaker.record(key, not exc.upstream_fault)
+            raise
+        await self._breaker.record(key, True)
+        return response
+
+
+def note_fallback(ctx: RequestContext, code: str) -> None:
+    """Record that another model answers because of ``code``."""
+    ctx.decisions.append(Decision("fallback", "transform", code))
+    ctx.fallback, ctx.fallback_reason = "model", code
 
 
 def _as_gateway_error(failure: UpstreamFailure) -> GatewayError:
+    if failure.kind == "circuit":
+        return GatewayError(errors.UPSTREAM_CIRCUIT_OPEN, detail=str(failure))
     if failure.kind == "timeout":
         return GatewayError(errors.UPSTREAM_TIMEOUT, detail=str(failure))
     if failure.kind == "connect":

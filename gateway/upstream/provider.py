@@ -15,7 +15,7 @@ from gateway.normalized import Api, NormalizedRequest
 
 __all__ = ["Provider", "Timeouts", "UpstreamFailure", "UpstreamResponse"]
 
-FailureKind = Literal["connect", "timeout", "status", "broken", "config"]
+FailureKind = Literal["connect", "timeout", "status", "broken", "config", "circuit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,17 @@ class UpstreamFailure(Exception):
     @property
     def try_next_model(self) -> bool:
         """Worth another model: anything but the request itself being refused or bad config."""
-        return self.retryable or self.kind == "broken"
+        return self.retryable or self.kind in ("broken", "circuit")
+
+    @property
+    def upstream_fault(self) -> bool:
+        """The provider failed (what the circuit breaker counts), not the request or our
+        configuration."""
+        return self.kind in ("connect", "timeout", "broken") or (
+            self.kind == "status"
+            and self.status is not None
+            and (self.status == 429 or self.status >= 500)
+        )
 
 
 @dataclass(slots=True)

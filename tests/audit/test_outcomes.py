@@ -80,7 +80,9 @@ def test_fallback_model(audited: AuditedGateway, upstream: FakeUpstream) -> None
     )
     r = audited.one(raw.headers["x-request-id"])
     assert (r.model_requested, r.model_used, r.fallback_used) == ("gpt-test", "gpt-backup", True)
-    assert (r.attempts, r.retries, r.decision) == (4, 3, "allow")
+    assert (r.attempts, r.retries, r.decision) == (4, 3, "transform")
+    assert (r.reasons, r.fallback, r.fallback_reason) == (["upstream.error"], "model", "upstream.error")
+    assert raw.headers["x-gateway-fallback"] == "upstream.error"
 
 
 def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None:
@@ -90,9 +92,10 @@ def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None
     with pytest.raises(openai.InternalServerError) as caught:
         audited.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     r = audited.one(caught.value.response.headers["x-request-id"])
+    # The first code is the fallback to the backup model, the second the backup's own failure.
     assert (r.decision, r.reasons, r.status, r.upstream_status) == (
         "error",
-        ["upstream.error"],
+        ["upstream.error", "upstream.error"],
         502,
         500,
     )

@@ -33,10 +33,15 @@ class Received:
 @dataclass(frozen=True)
 class Reply:
     """A normal answer (the default); text None echoes the last user message. ``pieces``
-    streams exactly those deltas (their concatenation is the non-streamed text)."""
+    streams exactly those deltas (their concatenation is the non-streamed text). When an
+    OpenAI request asks for ``logprobs``, every token of the answer gets ``logprob``."""
 
     text: str | None = None
     pieces: tuple[str, ...] | None = None
+    logprob: float = -0.05
+
+
+REFUSAL = "I'm sorry, but I can't help with that."
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ class _Exchange:
         self.stream = body.get("stream") is True
         self.created = int(time.time())
         self.id = f"msg_fake{next(_ids)}" if anthropic else f"chatcmpl-fake{next(_ids)}"
+        self.logprob: float | None = None  # set when the request asks for logprobs
         msgs = body.get("messages")
         self.messages = [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
         # A deterministic rough token count: words in the system prompt and every message.
@@ -168,13 +174,23 @@ class _Exchange:
                     "content": content, "stop_reason": "end_turn", "stop_sequence": None,
                     "usage": usage}  # fmt: skip
         choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "finish_reason": "stop", "logprobs": None}  # fmt: skip
+                  "finish_reason": "stop", "logprobs": self.logprobs(text)}  # fmt: skip
         return {"id": self.id, "object": "chat.completion", "created": self.created,
                 "model": self.model, "choices": [choice], "usage": usage}  # fmt: skip
 
+    def logprobs(self, text: str) -> dict[str, Any] | None:
+        """OpenAI's logprobs of ``text``, one entry per word, when the request asked."""
+        if self.logprob is None:
+            return None
+        return {"content": [{"token": w, "logprob": self.logprob, "bytes": list(w.encode()),
+                             "top_logprobs": []} for w in _pieces(text)], "refusal": None}  # fmt: skip
+
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None, **kw: Any) -> bytes:
         """An OpenAI chunk with one choice, or none (the usage chunk) when delta is None."""
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        content = delta.get("content") if delta else None
+        logprobs = self.logprobs(content) if content else None
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish,
+                                             "logprobs": logprobs}]  # fmt: skip
         return _sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                      "model": self.model, "choices": choices, **kw})  # fmt: skip
 
@@ -321,6 +337,8 @@ class FakeUpstream:
         with self._cond:
             queue = self._queues.get(ex.model)
             action: Action = queue.popleft() if queue else Reply()
+        if not ex.anthropic and body.get("logprobs") is True:
+            ex.logprob = action.logprob if isinstance(action, Reply) else Reply().logprob
         try:
             return await self._act(request, ex, action)
         except (asyncio.CancelledError, ConnectionResetError) as exc:

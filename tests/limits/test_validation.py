@@ -27,8 +27,8 @@ access:
   roles: [agent]
   models: [priced]
   max_output_tokens: 256
-upstream:
-  fallback_models: []
+fallback:
+  models: []
 limits:
   budget:
     - {per: user, usd_per_day: 5}
@@ -53,7 +53,7 @@ def test_priced_models_load(tmp_path: Path) -> None:
             "usd_per_mtok_in/usd_per_mtok_out",
         ),
         (  # reachable only as a fallback is reachable all the same
-            POLICY.replace("fallback_models: []", "fallback_models: [half]"),
+            POLICY.replace("models: []", "models: [half]"),
             "spend.yaml:10: limits.budget: model(s) half can be reached",
         ),
         (

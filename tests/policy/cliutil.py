@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.policy.models import Policy
 from tests.support.server import write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,10 +60,3 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
         check=False,
     )
 
-
-def fallback_yaml(models: str) -> str:
-    """A policy's fallback list, in two lines, wherever the schema keeps it (the fallback
-    section moves ``upstream.fallback_models`` to ``fallback.models``)."""
-    if "fallback" in Policy.model_fields:
-        return f"fallback:\n  models: {models}\n"
-    return f"upstream:\n  fallback_models: {models}\n"

@@ -120,6 +120,10 @@ def test_the_model_picks_its_api(root: Path) -> None:
     _, report = explain(root, *WHO, "--model", "claude-test", "--message", "hello")
     assert report["steps"][2]["rule"] == "anthropic_messages request, model claude-test"
     assert report["decision"] == "allow" and report["sent"] == ["hello"]
+    # Asked in the other API, the same model is reached through translation.
+    _, report = explain(root, *WHO, "--model", "claude-test", "--api", "openai", "--message", "hi")
+    assert report["steps"][2]["rule"] == "openai_chat request, model claude-test"
+    assert report["decision"] == "allow" and report["sent"] == ["hi"]
 
 
 def test_team_rule_and_shadow_mode(tmp_path: Path) -> None:

@@ -50,8 +50,12 @@ def write(directory: Path, name: str, text: str) -> Path:
             ["triage.yaml:5: access.models: unknown model 'gpt-5'"],
         ),
         (
-            GOOD + "upstream:\n  fallback_models: [nope]\n",
-            ["triage.yaml:7: upstream.fallback_models: unknown model 'nope'"],
+            GOOD + "fallback:\n  models: [nope]\n",
+            ["triage.yaml:7: fallback.models: unknown model 'nope'"],
+        ),
+        (
+            GOOD + "upstream:\n  fallback_models: [gpt-test]\n",
+            ["triage.yaml:6: upstream: Value error, fallback_models moved to the fallback section"],
         ),
         (GOOD + "mode: audit\n", ["triage.yaml:6: mode: Input should be 'enforce' or 'shadow'"]),
         (GOOD.replace("roles: [agent]", "roles: []"), ["triage.yaml:4: access.roles:"]),

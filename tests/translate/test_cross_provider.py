@@ -34,7 +34,8 @@ def _policy(name: str, models: list[str], fallback: list[str], **extra: Any) -> 
         "workflow": name,
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": models},
-        "upstream": {"timeout_s": 5, "retries": 0, "fallback_models": fallback},
+        "upstream": {"timeout_s": 5, "retries": 0},
+        "fallback": {"models": fallback},
         **extra,
     }
 
@@ -64,7 +65,9 @@ def _openai_messages() -> list[Any]:
 
 def _check_record(gw: AuditedGateway, request_id: str, used: str, tokens: tuple[int, int], streamed: bool) -> None:
     r = gw.one(request_id, wait=2)
-    assert (r.decision, r.status, r.model_used, r.fallback_used, r.streamed) == ("allow", 200, used, True, streamed)
+    # Another model answered than the one asked for: a transform, for the upstream's failure.
+    assert (r.decision, r.status, r.model_used, r.fallback_used, r.streamed) == ("transform", 200, used, True, streamed)
+    assert "upstream.error" in r.reasons
     assert (r.tokens_in, r.tokens_out) == tokens
     assert r.attempts == 2 and r.upstream_status == 200
     if streamed:
@@ -269,7 +272,8 @@ def test_untranslatable_request_is_a_clear_400(gw: AuditedGateway, upstream: Fak
     assert "'n' cannot be sent to a model served through the Anthropic Messages API" in caught.value.message
     assert [r.path for r in upstream.received] == ["/v1/chat/completions"]  # nothing left for Claude
     r = gw.one(caught.value.response.headers["x-request-id"], wait=2)
-    assert (r.status, r.reasons) == (400, ["translate.unsupported"])
+    # The first reason is why Claude was tried at all.
+    assert (r.status, r.reasons) == (400, ["upstream.error", "translate.unsupported"])
 
 
 def test_unknown_event_ends_the_openai_stream_with_an_error(gw: AuditedGateway, upstream: FakeUpstream) -> None:
@@ -294,7 +298,7 @@ def test_unknown_event_ends_the_openai_stream_with_an_error(gw: AuditedGateway, 
     assert "".join(received) == "Hello "
     assert "ended unexpectedly" in caught.value.message
     r = gw.one(request_id, wait=2)
-    assert (r.stream_end, r.reasons) == ("upstream_broken", ["upstream.broken_stream"])
+    assert (r.stream_end, r.reasons) == ("upstream_broken", ["upstream.error", "upstream.broken_stream"])
 
 
 def test_openai_stream_without_finish_ends_the_anthropic_stream_with_an_error(gw: AuditedGateway, upstream: FakeUpstream) -> None:

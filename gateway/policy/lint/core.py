@@ -16,20 +16,9 @@ from gateway.normalized import Api
 from gateway.policy.models import Policy
 from gateway.yamlsource import line_of
 
-__all__ = [
-    "ENDPOINT_APIS",
-    "Issue",
-    "LintContext",
-    "PolicyFile",
-    "Rule",
-    "Severity",
-    "fallback_models",
-]
+__all__ = ["Issue", "LintContext", "PolicyFile", "Rule", "Severity"]
 
 Severity = Literal["error", "warning"]
-
-# The wire API each request endpoint speaks; ``models`` only lists models, it sends nothing.
-ENDPOINT_APIS: Mapping[str, Api] = {"chat": "openai_chat", "messages": "anthropic_messages"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +78,3 @@ class LintContext:
 
 
 Rule = Callable[[LintContext, PolicyFile], Iterable[Issue]]
-
-
-def fallback_models(policy: Policy) -> tuple[tuple[str, str], list[str]]:
-    """Where the policy lists its fallback models, and the list.
-
-    The fallback section moves them from ``upstream.fallback_models`` to ``fallback.models``;
-    read by attribute so the rules hold on either side of that change (once it has landed,
-    this is ``(("fallback", "models"), policy.fallback.models)``).
-    """
-    section = getattr(policy, "fallback", None)
-    models = getattr(section, "models", None)
-    if models is not None:
-        return ("fallback", "models"), list(models)
-    return ("upstream", "fallback_models"), list(getattr(policy.upstream, "fallback_models", []))

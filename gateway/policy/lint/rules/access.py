@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator
 
-from gateway.policy.lint.core import ENDPOINT_APIS, Issue, LintContext, PolicyFile, Rule
+from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
 
-__all__ = ["CATALOGUE_HINT", "RULES", "did_you_mean", "workflow_apis"]
+__all__ = ["CATALOGUE_HINT", "RULES", "did_you_mean"]
 
 CATALOGUE_HINT = "models are defined under 'models:' in gateway.yaml"
 
@@ -15,11 +15,6 @@ CATALOGUE_HINT = "models are defined under 'models:' in gateway.yaml"
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1)
     return f"did you mean '{close[0]}'? " if close else ""
-
-
-def workflow_apis(f: PolicyFile) -> frozenset[str]:
-    """The wire APIs requests of this workflow may arrive in (by its allowed endpoints)."""
-    return frozenset(ENDPOINT_APIS[e] for e in f.policy.access.endpoints if e in ENDPOINT_APIS)
 
 
 def unknown_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
@@ -66,21 +61,4 @@ def unknown_role(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
             )
 
 
-def unusable_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
-    apis = workflow_apis(f)
-    if not apis:
-        return
-    for i, name in enumerate(f.policy.access.models):
-        speaks = ctx.model_apis.get(name)
-        if speaks is not None and not speaks & apis:
-            yield f.issue(
-                ("access", "models", i),
-                "warning",
-                "access.unusable_model",
-                f"access.models: '{name}' is served only through {', '.join(sorted(speaks))}, "
-                f"which none of this workflow's endpoints speaks",
-                "allow the endpoint of that API in access.endpoints, or drop the model",
-            )
-
-
-RULES: tuple[Rule, ...] = (unknown_model, unknown_role, unusable_model)
+RULES: tuple[Rule, ...] = (unknown_model, unknown_role)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.limits.spec import budget_problems
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule, fallback_models
+from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
 
 __all__ = ["RULES"]
 
 
 def unpriced_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
     policy = f.policy
-    reachable = (*policy.access.models, *fallback_models(policy)[1])
+    reachable = (*policy.access.models, *policy.fallback.models)
     # A ceiling given here isolates the price condition; ``budget_ceiling`` reports the other.
     for loc, message in budget_problems(policy.limits, reachable, ctx.config.models, 1):
         yield f.issue(

@@ -1,0 +1,1 @@
+"""Fallbacks: what answers when a limit, a check or the provider fails (README: Fallbacks)."""

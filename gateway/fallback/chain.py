@@ -1,0 +1,114 @@
+"""The answer a request gets: the policy's model chain tried until an answer passes the
+quality checks, within one total deadline.
+
+Upstream failures move along the chain inside the forwarder; a failed check moves along it
+here. Whole answers are checked as they come; a stream is held whole and checked with
+``quality.streaming: buffer`` (nothing has reached the client yet, so a later model or the
+fallback message can still answer), or relayed unchecked with ``pass``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from gateway import errors
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.fallback.triggers import ANSWER_TRIGGERS, trigger_of
+from gateway.normalized import NormalizedRequest
+from gateway.policy.compile import CompiledPolicy
+from gateway.quality.checks import check
+from gateway.quality.read import read_body, read_stream
+from gateway.quality.rules import QualityRules
+from gateway.upstream.forward import Forwarder, note_fallback
+from gateway.upstream.provider import UpstreamResponse
+
+__all__ = ["Answer", "AnswerChain", "replay"]
+
+
+@dataclass(slots=True)
+class Answer:
+    """``held``: a buffered stream's events, checked, not yet through the data boundary."""
+
+    response: UpstreamResponse
+    held: list[bytes] | None = None
+
+
+async def replay(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield event
+
+
+class AnswerChain:
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    async def answer(
+        self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
+    ) -> Answer:
+        rules = policy.quality
+        if rules is None:
+            return Answer(await self._forwarder.send(ctx, request, policy))
+        checked = not request.stream or rules.buffers_streams
+        strip = False
+        if rules.wants_logprobs and checked and request.api == "openai_chat":
+            strip = request.body.get("logprobs") is not True
+            request.body["logprobs"] = True
+        chain = policy.model_chain(request.model)
+        deadline = asyncio.get_running_loop().time() + policy.source.upstream.timeout_s
+        start = 0
+        while True:
+            response = await self._forwarder.send(ctx, request, policy, chain[start:], deadline)
+            if not checked:
+                _unchecked(ctx)
+                return Answer(response)
+            try:
+                return await self._checked(ctx, request, rules, response, strip)
+            except GatewayError as exc:
+                assert ctx.model_used is not None
+                start = chain.index(ctx.model_used) + 1
+                if not self._may_try_next(exc, policy, request, chain[start:]):
+                    raise
+                note_fallback(ctx, exc.reason.code)
+
+    async def _checked(
+        self,
+        ctx: RequestContext,
+        request: NormalizedRequest,
+        rules: QualityRules,
+        response: UpstreamResponse,
+        strip: bool,
+    ) -> Answer:
+        if response.events is None:
+            choices, body = read_body(request.api, response.body or b"", strip)
+            if not check(rules, choices):
+                _unchecked(ctx)
+            return Answer(UpstreamResponse(response.status, response.content_type, body=body))
+        try:
+            choices, held = await read_stream(request.api, response.events, strip)
+        finally:
+            await response.aclose()
+        if not check(rules, choices):
+            _unchecked(ctx)
+        return Answer(response, held)
+
+    def _may_try_next(
+        self,
+        exc: GatewayError,
+        policy: CompiledPolicy,
+        request: NormalizedRequest,
+        rest: tuple[str, ...],
+    ) -> bool:
+        trigger = trigger_of(exc.reason.code)
+        return (
+            trigger in ANSWER_TRIGGERS
+            and trigger in policy.source.fallback.on
+            and any(self._forwarder.serves(m, request.api) for m in rest)
+        )
+
+
+def _unchecked(ctx: RequestContext) -> None:
+    if not any(d.code == errors.QUALITY_UNCHECKED.code for d in ctx.decisions):
+        ctx.decisions.append(Decision("quality", "allow", errors.QUALITY_UNCHECKED.code))

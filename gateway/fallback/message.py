@@ -1,0 +1,31 @@
+"""The policy's static answer for a refusal or failure its ``fallback.on`` names."""
+
+from __future__ import annotations
+
+from gateway import errors
+from gateway.context import Decision, RequestContext
+from gateway.errors import GatewayError
+from gateway.fallback.answer import message_body, message_events
+from gateway.fallback.triggers import trigger_of
+
+__all__ = ["fallback_message"]
+
+
+def fallback_message(ctx: RequestContext, exc: GatewayError) -> bytes | list[bytes] | None:
+    """The message answer in the client's shape (SSE events for a stream), or None when the
+    policy has no message for ``exc``. Records the decision and the reason on ``ctx``."""
+    policy, request = ctx.policy, ctx.request
+    if policy is None or request is None:
+        return None
+    fallback = policy.source.fallback
+    if fallback.message is None or trigger_of(exc.reason.code) not in fallback.on:
+        return None
+    code = exc.reason.code
+    ctx.decisions.append(Decision("fallback", "transform", code))
+    ctx.fallback, ctx.fallback_reason = "message", code
+    if fallback.review:
+        ctx.review = True
+        ctx.decisions.append(Decision("fallback", "transform", errors.FALLBACK_REVIEW.code))
+    if request.stream:
+        return message_events(request, fallback.message)
+    return message_body(request, fallback.message)
