@@ -23,7 +23,6 @@ from gateway.auth import Authenticator, KeyStore
 from gateway.auth.keys import create_key
 from gateway.config import GatewayConfig, StoresConfig
 from gateway.context import RequestContext
-from gateway.limits.service import build_limits
 from gateway.normalized import Api, NormalizedRequest
 from gateway.pipeline import Call, Pipeline
 from gateway.policy.cases import CasePrincipal, CaseRequest, Observed
@@ -151,7 +150,6 @@ class OfflineGateway:
             Authenticator(KeyStore(self._keys_file)),
             providers,
             AuditTrail(None),
-            build_limits(config),
         )
         return self
 

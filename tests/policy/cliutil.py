@@ -59,4 +59,3 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
