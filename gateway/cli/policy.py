@@ -17,7 +17,7 @@ import orjson
 from gateway.boundary.service import configured_ner
 from gateway.cli import policy_explain, policy_test
 from gateway.cli.common import config_path
-from gateway.cli.policy_replay import add_replay, candidate_issues
+from gateway.cli.policy_replay import add_replay
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.lint import Issue, LintReport, lint_policies
 from gateway.policy.lint.apis import model_apis
@@ -67,9 +67,7 @@ def run_validate(args: argparse.Namespace) -> int:
 def lint(config: GatewayConfig, directory: Path) -> LintReport:
     """Every issue of the folder; raises ConfigError if gateway.yaml's NER model is missing."""
     apis = asyncio.run(model_apis(config, os.environ))
-    report = lint_policies(directory, config, apis, configured_ner(config))
-    report.issues += candidate_issues(directory, config, report.policies)
-    return report
+    return lint_policies(directory, config, apis, configured_ner(config))
 
 
 def _print_text(report: LintReport) -> None:

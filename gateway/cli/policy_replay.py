@@ -23,11 +23,10 @@ from gateway.cli.common import load_or_exit
 from gateway.config import GatewayConfig
 from gateway.policy import CompiledPolicy, load_policies
 from gateway.policy.candidates import load_candidates
-from gateway.policy.lint import Issue
 from gateway.policy.replay import WorkflowReport, replay
 from gateway.yamlsource import ConfigError
 
-__all__ = ["add_replay", "candidate_issues"]
+__all__ = ["add_replay"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -90,22 +89,6 @@ def run_replay(args: argparse.Namespace) -> int:
         for report in ordered:
             _print(report)
     return 0
-
-
-def candidate_issues(
-    directory: Path, config: GatewayConfig, live: Mapping[str, CompiledPolicy]
-) -> list[Issue]:
-    """``validate``'s check of the ``W.candidate.yaml`` files: what the gateway would refuse
-    to judge on live traffic."""
-    try:
-        load_candidates(directory, live, config.models, configured_ner(config))
-    except ConfigError as exc:
-        return [
-            Issue(p.file, p.line, "error", "candidate.invalid", p.message,
-                  "fix the candidate; live traffic is not affected")
-            for p in exc.problems
-        ]  # fmt: skip
-    return []
 
 
 def _candidates(
