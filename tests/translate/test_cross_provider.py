@@ -47,6 +47,7 @@ POLICIES = {
     "masked_to_claude": _policy("masked_to_claude", ["gpt-test"], ["claude-test"], **MASK),
     "masked_to_gpt": _policy("masked_to_gpt", ["claude-test"], ["gpt-test"], **MASK),
     "tokens_to_claude": _policy("tokens_to_claude", ["gpt-test"], ["claude-test"], data={"entities": {"EMAIL_ADDRESS": "tokenize"}}),
+    "checked_to_claude": _policy("checked_to_claude", ["gpt-test"], ["claude-test"], quality={"min_avg_logprob": -5.0, "must_match": ["^Sunny"]}),
     "capped": _policy("capped", ["gpt-test"], ["claude-test"], access={"roles": ["analyst"], "models": ["gpt-test"], "max_output_tokens": 77}),
 }
 
@@ -366,3 +367,31 @@ def test_tokens_sent_to_claude_are_restored_for_the_openai_client(gw: AuditedGat
     sent = upstream.received[-1].body["messages"][0]["content"][0]["text"]
     assert "alice@example.com" not in sent and sent.startswith("mail <EMAIL_ADDRESS#")
     assert text == "echo: mail alice@example.com"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_quality_checks_read_the_translated_answer(gw: AuditedGateway, upstream: FakeUpstream, stream: bool) -> None:
+    # The gateway asks OpenAI for logprobs for min_avg_logprob; Claude has none to give, so the
+    # request goes without them (no 400) and the pattern check runs on the translated text.
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", Reply(pieces=("Sunny ", "and ", "mild")))
+    client = gw.openai("checked_to_claude")
+    if stream:
+        with client.chat.completions.stream(model="gpt-test", messages=_openai_messages()) as s:
+            text = s.get_final_completion().choices[0].message.content
+    else:
+        raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=_openai_messages())
+        text = raw.parse().choices[0].message.content
+        assert "quality.unchecked" in gw.one(raw.headers["x-request-id"], wait=2).reasons
+    assert text == "Sunny and mild"
+    assert upstream.received[0].body["logprobs"] is True  # asked of the OpenAI model
+    assert "logprobs" not in upstream.received[-1].body
+
+
+def test_a_translated_answer_that_fails_its_check_is_not_passed_on(gw: AuditedGateway, upstream: FakeUpstream) -> None:
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", Reply("Rainy all day"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        gw.openai("checked_to_claude").chat.completions.create(model="gpt-test", messages=_openai_messages())
+    assert "Rainy" not in caught.value.response.text
+    assert (caught.value.status_code, caught.value.code) == (502, "quality.pattern_failed")
