@@ -199,7 +199,10 @@ class BreakerConfig(_Strict):
     window_s: Annotated[float, Field(gt=0)] = 30.0
     min_calls: Annotated[int, Field(ge=1)] = 20
     open_s: Annotated[float, Field(gt=0)] = 30.0
-    redis_prefix: str = "gw:breaker:"  # with stores.redis_url: where circuits are kept
+    # With stores.redis_url: circuits shared by every instance (two script calls per attempt)
+    # under this key prefix; shared: false keeps them per instance (no round trip).
+    shared: bool = True
+    redis_prefix: str = "gw:breaker:"
 
 
 class GatewayConfig(_Strict):

@@ -141,4 +141,6 @@ def build_breaker(config: BreakerConfig, redis_url: str | None) -> Breaker | Non
     """None when the breaker is disabled."""
     if not config.enabled:
         return None
-    return RedisBreaker(config, redis_url) if redis_url else MemoryBreaker(config)
+    if redis_url and config.shared:
+        return RedisBreaker(config, redis_url)
+    return MemoryBreaker(config)

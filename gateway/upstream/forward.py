@@ -88,9 +88,9 @@ class Forwarder:
         on = policy.source.fallback.on
         failure: GatewayError | None = None
         for model in chain:
-            provider = self.provider_of(model)
-            if not provider.speaks(request.api):
+            if not self.serves(model, request.api):
                 continue
+            provider = self.provider_of(model)
             if failure is not None:  # the next model answers for the one that failed
                 note_fallback(ctx, failure.reason.code)
             route = self._models[model]

@@ -75,6 +75,7 @@ POLICIES: dict[str, dict[str, object]] = {
     "reviewed": _policy(
         "reviewed",
         data={"entities": {"CREDIT_CARD": "block"}},
+        quality={"max_refusal": 0.9},  # streams are held: a blocked answer can still fall back
         fallback={"on": ["blocked", "upstream_error"], "message": BACKUP_MESSAGE, "review": True},
     ),
 }

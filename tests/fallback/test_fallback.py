@@ -14,8 +14,8 @@ from gateway.policy.compile import compile_policy
 from gateway.policy.models import Policy
 from gateway.surfaces.openai_chat import parse
 from tests.audit.conftest import AuditedGateway
-from tests.fakes.upstream import FakeUpstream, Status
-from tests.fallback.client import Sdk, ask
+from tests.fakes.upstream import FakeUpstream, Reply, Status
+from tests.fallback.client import PRIMARY, Sdk, ask
 from tests.fallback.conftest import BACKUP_MESSAGE
 
 CARD = "my card is 4111 1111 1111 1111"
@@ -42,6 +42,19 @@ def test_blocked_request_is_answered_and_flagged_for_review(
     assert r.entities["request"] == {"block": {"CREDIT_CARD": 1}}
     if not stream:
         assert (r.tokens_in, r.tokens_out) == (0, 0)  # no model answered
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_blocked_answer_is_replaced_before_any_byte(
+    gw: AuditedGateway, upstream: FakeUpstream, sdk: Sdk, stream: bool
+) -> None:
+    upstream.script(PRIMARY[sdk], Reply("the card on file is 4111 1111 1111 1111, as asked"))
+    text, headers, _ = ask(gw, sdk, "reviewed", stream)
+    assert text == BACKUP_MESSAGE and "4111" not in text
+    assert headers["x-gateway-fallback"] == "boundary.blocked_output"
+    r = gw.one(headers["x-request-id"], wait=2)
+    assert r.reasons == ["boundary.blocked_output", "fallback.review"] and r.review
 
 
 def test_rate_limit_of_the_limits_step_is_answered_with_the_message(
