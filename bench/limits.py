@@ -2,6 +2,7 @@
 
     python bench/limits.py            # about 10 s
     python bench/limits.py --quick    # about 2 s smoke run
+    BENCH_REDIS_URL=redis://127.0.0.1:6391/0 python bench/limits.py   # another Redis
 
 One process on uvloop drives the real ``Limits`` step (estimate, keys, prices, one store
 call) for a policy with five counters: requests and tokens per minute per user, requests
@@ -9,6 +10,8 @@ per hour per workflow, dollars per day per user and per month per workflow. Roun
 interleave, in the same run and over the same client connection:
 
 * ``PING``: a bare Redis round trip (redis-py asyncio), the floor of any shared check;
+* ``EVALSHA`` of an empty script with the admit's keys and argument: the floor of any
+  script call;
 * ``admit`` against the memory store and against Redis (one EVALSHA for all five counters);
 * ``admit + settle``: the whole request's limits work (two round trips with Redis).
 
@@ -19,6 +22,7 @@ Python around it. The median of the rounds' per-call means is printed as a markd
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import uuid
@@ -39,7 +43,7 @@ from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
 from gateway.surfaces import openai_chat
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 MODELS = {
     "gpt-4o-mini": ModelConfig(
         provider="openai", upstream_model="gpt-4o-mini", usd_per_mtok_in=0.15, usd_per_mtok_out=0.6
@@ -135,8 +139,17 @@ async def main(quick: bool) -> None:
     memory = Limits(MemoryStore(), MODELS, prefix)
     redis_store = RedisStore(REDIS_URL)
     shared = Limits(redis_store, MODELS, prefix)
+    ask = _one_ask(shared, compiled)
+    keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]
+    argument = orjson.dumps(admit_payload(ask))
+    empty = await redis_store.client.script_load("return 1")
+
+    async def empty_script() -> None:
+        await redis_store.client.evalsha(empty, len(keys), *keys, argument)
+
     cells: dict[str, Callable[[], Awaitable[object]]] = {
         "Redis PING (baseline)": redis_store.client.ping,
+        "EVALSHA of an empty script, same keys and argument": empty_script,
         "request parse only (subtracted below)": parse_only,
         "admit, memory": one_request(memory, compiled, settle=False),
         "admit, Redis": one_request(shared, compiled, settle=False),
@@ -151,7 +164,6 @@ async def main(quick: bool) -> None:
             results[name].append(await per_call_us(call, n))
     # The same two calls pipelined, so no round trip is waited for: what is left is the
     # work on both ends (client encoding and parsing, the server's command or script).
-    ask = _one_ask(shared, compiled)
     work = {
         "PING": await pipelined_us(redis_store, lambda p: p.ping(), n),
         "admit script": await pipelined_us(redis_store, lambda p: _queue_admit(p, ask), n),
@@ -167,7 +179,7 @@ async def main(quick: bool) -> None:
     print("| call | µs per request | in PINGs |")
     print("|---|---:|---:|")
     for name, us in median.items():
-        cost = us if "PING" in name or "parse" in name else us - parse
+        cost = us if "admit" not in name else us - parse
         print(f"| {name} | {cost:.1f} | {cost / ping:.2f} |")
     admit = median["admit, Redis"] - parse
     verdict = "within" if admit <= 1.5 * ping else "OVER"

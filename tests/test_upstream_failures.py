@@ -23,7 +23,7 @@ from tests.fakes.upstream import (
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 529])  # 529: Anthropic is overloaded
 def test_server_errors_are_retried_then_succeed(
     gateway: Gateway, upstream: FakeUpstream, status: int
 ) -> None:

@@ -113,9 +113,9 @@ class Limits:
             ctx.decisions.append(Decision("limits", "allow", refusal.reason.code))
             return
         if verdict.out < max_out:
-            for f in _OUT_FIELDS[request.api]:
-                if request.body.get(f) is not None or f == _OUT_FIELDS[request.api][0]:
-                    request.body[f] = verdict.out
+            fields = _OUT_FIELDS[request.api]
+            for f in [f for f in fields if request.body.get(f) is not None] or fields[:1]:
+                request.body[f] = verdict.out
             request.max_tokens = verdict.out
             ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
         ctx.reserved_usd = verdict.reserved / 1e6
@@ -156,7 +156,7 @@ class Limits:
             in_cost=out_cost(in_tokens, price_in),
             out_price=price_out,
             max_out=request.max_tokens or 0,
-            clamp=plan.clamp,
+            clamp=plan.clamp and policy.source.mode != "shadow",  # shadow never changes a request
         )
         return ask, counters
 

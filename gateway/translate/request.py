@@ -132,14 +132,14 @@ def _anthropic_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list
         role, where = message["role"], f"messages[{i}]."
         if role in ("system", "developer"):
             _check_keys(message, {"role", "content"}, where, _A)
-            system += [b for b in _anthropic_blocks(message.get("content"), where) if b["text"]]
+            system += _texts(message.get("content"), where, role)
             continue
         if role == "user":
             _check_keys(message, {"role", "content"}, where, _A)
             blocks = _anthropic_blocks(message.get("content"), where)
         elif role == "assistant":
             _check_keys(message, {"role", "content", "tool_calls", "refusal"}, where, _A)
-            blocks = [b for b in _anthropic_blocks(message.get("content"), where) if b["text"]]
+            blocks = _texts(message.get("content"), where, role)
             if message.get("refusal"):
                 blocks.append({"type": "text", "text": message["refusal"]})
             blocks += [
@@ -164,6 +164,15 @@ def _anthropic_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list
         else:
             out.append({"role": role, "content": blocks})
     return system, out
+
+
+def _texts(content: Any, where: str, role: str) -> list[dict[str, Any]]:
+    """The non-empty text blocks of a system or assistant message (Anthropic refuses empty
+    ones); an image there has no Anthropic place."""
+    blocks = _anthropic_blocks(content, where)
+    if any(b["type"] != "text" for b in blocks):
+        raise unsupported(f"An image in a '{role}' message", _A)
+    return [b for b in blocks if b["text"]]
 
 
 def _anthropic_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -270,6 +279,9 @@ def openai_request(body: dict[str, Any]) -> dict[str, Any]:
         messages.append({"role": "system", "content": system})
     elif system:
         messages.append({"role": "system", "content": _openai_text(system, "system", False)})
+    if body["messages"] and body["messages"][-1].get("role") == "assistant":
+        # Anthropic continues a last assistant turn (a prefill); OpenAI would answer it anew.
+        raise unsupported("A last assistant message (a prefill)", _O)
     for i, message in enumerate(body["messages"]):
         _check_keys(message, {"role", "content"}, f"messages[{i}].", _O)
         if message["role"] == "user":

@@ -49,10 +49,11 @@ class UpstreamFailure(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Connect errors, timeouts, 429 and 500-504 may succeed on another try."""
+        """Connect errors, timeouts, 429, 500-504 and Anthropic's 529 (overloaded) may
+        succeed on another try."""
         if self.kind in ("connect", "timeout"):
             return True
-        return self.kind == "status" and self.status in (429, 500, 502, 503, 504)
+        return self.kind == "status" and self.status in (429, 500, 502, 503, 504, 529)
 
     @property
     def try_next_model(self) -> bool:

@@ -92,7 +92,7 @@ def test_upstream_error(audited: AuditedGateway, upstream: FakeUpstream) -> None
     with pytest.raises(openai.InternalServerError) as caught:
         audited.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     r = audited.one(caught.value.response.headers["x-request-id"])
-    # One code per fallback hop (to gpt-backup, to claude-backup), then the last one's failure.
+    # One code for each fallback (to gpt-backup, then claude-backup), then the last failure.
     assert (r.decision, r.reasons, r.status, r.upstream_status) == (
         "error",
         ["upstream.error"] * 3,

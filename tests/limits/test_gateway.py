@@ -184,3 +184,29 @@ def test_shadow_mode_records_the_refusal_and_lets_it_pass(limited: LimitedGatewa
     assert raw.headers["x-gateway-decision"] == "allow; reason=limits.rate_exceeded"
     assert raw.headers["x-ratelimit-remaining-requests"] == "0"
     assert record(limited, raw.headers["x-request-id"]).reasons == ["limits.rate_exceeded"]
+
+
+def test_clamp_lowers_the_field_the_client_used(
+    limited: LimitedGateway, upstream: FakeUpstream
+) -> None:
+    client = limited.openai("clamped", limited.key())
+    client.chat.completions.create(model="gpt-test", messages=HI, max_tokens=1000)
+    sent = upstream.requests_for("gpt-up")[0].body
+    assert "max_completion_tokens" not in sent  # never both: OpenAI refuses that
+    assert 120 <= sent["max_tokens"] <= 145
+
+
+def test_translated_stream_settles_and_hides_the_usage_chunk(limited: LimitedGateway) -> None:
+    """An OpenAI client streaming from an Anthropic model: the translated stream ends with the
+    usage chunk the gateway asked for, which the client does not get but the budget uses."""
+    client = limited.openai("budgeted", limited.key())
+    with client.chat.completions.with_streaming_response.create(
+        model="claude-test", messages=HI, stream=True
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    assert lines and all('"choices":[]' not in line for line in lines)
+    r = record(limited, request_id)
+    assert r.model_used == "claude-test" and r.tokens_out == 2
+    assert r.tokens_in is not None
+    assert r.actual_usd == pytest.approx((r.tokens_in + 2 * r.tokens_out) / 1e6)

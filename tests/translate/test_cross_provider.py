@@ -15,6 +15,7 @@ import pytest
 
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply, Status, ToolCall
+from tests.translate.policy import falling_back
 
 SYSTEM = "Be brief."
 ASK = "what is the weather in Paris"  # 6 words: the fake counts words as tokens
@@ -34,8 +35,7 @@ def _policy(name: str, models: list[str], fallback: list[str], **extra: Any) -> 
         "workflow": name,
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": models},
-        "upstream": {"timeout_s": 5, "retries": 0},
-        "fallback": {"models": fallback},
+        **falling_back(fallback),
         **extra,
     }
 
@@ -46,6 +46,8 @@ POLICIES = {
     "to_gpt": _policy("to_gpt", ["claude-test"], ["gpt-test"]),
     "masked_to_claude": _policy("masked_to_claude", ["gpt-test"], ["claude-test"], **MASK),
     "masked_to_gpt": _policy("masked_to_gpt", ["claude-test"], ["gpt-test"], **MASK),
+    "tokens_to_claude": _policy("tokens_to_claude", ["gpt-test"], ["claude-test"], data={"entities": {"EMAIL_ADDRESS": "tokenize"}}),
+    "checked_to_claude": _policy("checked_to_claude", ["gpt-test"], ["claude-test"], quality={"min_avg_logprob": -5.0, "must_match": ["^Sunny"]}),
     "capped": _policy("capped", ["gpt-test"], ["claude-test"], access={"roles": ["analyst"], "models": ["gpt-test"], "max_output_tokens": 77}),
 }
 
@@ -350,3 +352,46 @@ def test_direct_use_of_a_model_of_the_other_api(gw: AuditedGateway, upstream: Fa
     answer = gw.openai("to_gpt").chat.completions.create(model="claude-test", messages=_openai_messages())
     assert answer.choices[0].message.content == "direct"
     assert [m.id for m in gw.openai("to_gpt").models.list()] == ["claude-test"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tokens_sent_to_claude_are_restored_for_the_openai_client(gw: AuditedGateway, upstream: FakeUpstream, stream: bool) -> None:
+    upstream.script("gpt-up", Status(500))  # claude-up echoes the last user message
+    client = gw.openai("tokens_to_claude")
+    messages: Any = [{"role": "user", "content": "mail alice@example.com"}]
+    if stream:
+        with client.chat.completions.stream(model="gpt-test", messages=messages) as s:
+            text = s.get_final_completion().choices[0].message.content
+    else:
+        text = client.chat.completions.create(model="gpt-test", messages=messages).choices[0].message.content
+    sent = upstream.received[-1].body["messages"][0]["content"][0]["text"]
+    assert "alice@example.com" not in sent and sent.startswith("mail <EMAIL_ADDRESS#")
+    assert text == "echo: mail alice@example.com"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_quality_checks_read_the_translated_answer(gw: AuditedGateway, upstream: FakeUpstream, stream: bool) -> None:
+    # The gateway asks OpenAI for logprobs for min_avg_logprob; Claude has none to give, so the
+    # request goes without them (no 400) and the pattern check runs on the translated text.
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", Reply(pieces=("Sunny ", "and ", "mild")))
+    client = gw.openai("checked_to_claude")
+    if stream:
+        with client.chat.completions.stream(model="gpt-test", messages=_openai_messages()) as s:
+            text = s.get_final_completion().choices[0].message.content
+    else:
+        raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=_openai_messages())
+        text = raw.parse().choices[0].message.content
+        assert "quality.unchecked" in gw.one(raw.headers["x-request-id"], wait=2).reasons
+    assert text == "Sunny and mild"
+    assert upstream.received[0].body["logprobs"] is True  # asked of the OpenAI model
+    assert "logprobs" not in upstream.received[-1].body
+
+
+def test_a_translated_answer_that_fails_its_check_is_not_passed_on(gw: AuditedGateway, upstream: FakeUpstream) -> None:
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", Reply("Rainy all day"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        gw.openai("checked_to_claude").chat.completions.create(model="gpt-test", messages=_openai_messages())
+    assert "Rainy" not in caught.value.response.text
+    assert (caught.value.status_code, caught.value.code) == (502, "quality.pattern_failed")

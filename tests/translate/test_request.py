@@ -176,6 +176,7 @@ HI = [{"role": "user", "content": "hi"}]
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]}, "image"),
         ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}, "arguments"),
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "'custom' tool"),
+        ({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}, *HI]}, "image in a 'system' message"),
     ],
 )
 def test_openai_constructs_without_an_anthropic_form_are_refused(body: dict[str, Any], named: str) -> None:
@@ -194,10 +195,11 @@ def test_openai_constructs_without_an_anthropic_form_are_refused(body: dict[str,
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "'web_search_20250305' tool"),
         ({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]}]}, "'document' block"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]}, "citations"),
-        ({"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}]}, "'thinking' block"),
+        ({"messages": [*HI, {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}, *HI]}, "'thinking' block"),
         ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}]}, "'image' block"),
         ({"metadata": {"user_id": "u", "other": 1}}, "'metadata.other'"),
         ({"tool_choice": {"type": "bogus"}, "tools": [{"name": "f", "input_schema": {}}]}, "tool_choice"),
+        ({"messages": [*HI, {"role": "assistant", "content": "The answer is"}]}, "prefill"),
     ],
 )
 def test_anthropic_constructs_without_an_openai_form_are_refused(body: dict[str, Any], named: str) -> None:
