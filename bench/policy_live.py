@@ -7,7 +7,8 @@ measured in one run, and the hot-reload poll.
 The harness is bench/overhead.py's (instant upstream, the gateway pinned alone on one core).
 One gateway serves two workflows with the same policy (bench/boundary.py's masking ``data``
 section); ``judged`` also has a ``judged.candidate.yaml`` (the same entities, stricter
-actions), so every request there is judged a second time, in shadow. Both get the same 1 KB
+actions: judged from the live findings), and ``detects`` one with another threshold (judged
+with its own detection, a second pass over the text). Both get the same 1 KB
 prompt with five entities, interleaved, so the difference is what the candidate costs. In
 process: the resolve step with and without a candidate, the candidate's own verdict, and one
 poll of the policies folder.
@@ -46,10 +47,12 @@ CANDIDATE = """data:
              CREDIT_CARD: block, US_SSN: block, SECRET: block}
   scan_output: true
 """
+# A candidate that detects differently (another threshold) runs its own detection.
+OWN_DETECTION = CANDIDATE.replace("  scan_output: true", "  min_score: 0.6\n  scan_output: true")
 
 
 def in_process(work: Path, rounds: int) -> dict[str, float]:
-    """Microseconds: resolve without / with a candidate, the candidate's verdict, one poll."""
+    """Microseconds: resolve without / with a candidate, the candidates' verdicts, one poll."""
     from gateway.auth.principal import Principal
     from gateway.policy.reload import PolicyReloader, start_registry
     from gateway.policy.shadow import judge_caller, judge_request
@@ -57,7 +60,12 @@ def in_process(work: Path, rounds: int) -> dict[str, float]:
 
     folder = work / "policies"
     registry = start_registry(folder, ["bench-model"], None)
-    assert "judged" in registry.current.candidates
+    assert registry.last_error is None, registry.last_error
+    judged, detects = registry.current.candidates["judged"], registry.current.candidates["detects"]
+    assert judged.data is not None
+    assert detects.data is not None
+    assert judged.data.detector is registry.current.policies["judged"].data.detector  # type: ignore[union-attr]
+    assert detects.data.detector is not registry.current.policies["detects"].data.detector  # type: ignore[union-attr]
     principal = Principal(subject="bench", roles=frozenset({"bench"}), team=None)
     raw = body(stream=False)
 
@@ -69,13 +77,14 @@ def in_process(work: Path, rounds: int) -> dict[str, float]:
             policies.candidates.get(policy.name)
         return (time.perf_counter() - t0) / (rounds * 50) * 1e6
 
-    async def verdict() -> float:
-        candidate = registry.current.candidates["judged"]
+    async def verdict(name: str) -> float:
+        candidate = registry.current.candidates[name]
+        live = registry.current.policies[name]
         requests = [parse(raw) for _ in range(rounds)]
         t0 = time.perf_counter()
         for request in requests:
             v = judge_caller(candidate, principal, "chat")
-            await judge_request(v, candidate, request)
+            await judge_request(v, candidate, request, live)
         return (time.perf_counter() - t0) / rounds * 1e6
 
     reloader = PolicyReloader(registry, folder, ["bench-model"])
@@ -86,38 +95,45 @@ def in_process(work: Path, rounds: int) -> dict[str, float]:
     return {
         "resolve, no candidate": resolve("plain"),
         "resolve, candidate present": resolve("judged"),
-        "candidate verdict (access + detection, 1 KB)": asyncio.run(verdict()),
+        "candidate verdict, same detection (at request time)": asyncio.run(verdict("judged")),
+        "candidate verdict, own detection (1 KB)": asyncio.run(verdict("detects")),
         f"one poll of the policies folder ({len(os.listdir(folder))} files)": poll,
     }
 
 
 async def measure(
-    plain: Target, judged: Target, gateway_pid: int, cores: set[int], args: argparse.Namespace
+    targets: list[Target], gateway_pid: int, cores: set[int], args: argparse.Namespace
 ) -> str:
     probe = Probe(gateway_pid, cores)
     lines = []
     for c in args.concurrency:
-        samples: dict[str, list[Sample]] = {"plain": [], "judged": []}
-        for _ in range(args.rounds):  # interleaved, so drift on a shared VM hits both
-            for target in (plain, judged):
+        samples: dict[str, list[Sample]] = {t.name: [] for t in targets}
+        for _ in range(args.rounds):  # interleaved, so drift on a shared VM hits all
+            for target in targets:
                 samples[target.name].append(
                     await run_load(
                         target, c, args.warmup, args.duration / args.rounds, probe, body(False)
                     )
                 )
         merged = {n: _merge(v) for n, v in samples.items()}
-        p50 = [percentile(merged[n].latencies, 0.5) for n in ("plain", "judged")]
-        p99 = [percentile(merged[n].latencies, 0.99) for n in ("plain", "judged")]
-        cpu = merged["judged"].cpu_per_request - merged["plain"].cpu_per_request
+        base = merged["plain"]
         lines += [
             f"\nconcurrency {c}, non-streaming, 1 KB prompt with 5 entities, same live policy",
             "| workflow | req/s | p50 | p99 | gateway CPU/req |",
             "|---|---:|---:|---:|---:|",
-            _row("no candidate", merged["plain"]),
-            _row("candidate present", merged["judged"]),
-            f"added by the candidate: p50 **{(p50[1] - p50[0]) * 1e3:.2f} ms**, p99"
-            f" {(p99[1] - p99[0]) * 1e3:.2f} ms, CPU {cpu * 1e6:,.0f} µs/req",
+            _row("no candidate", base),
+            _row("candidate, same detection", merged["judged"]),
+            _row("candidate, own detection", merged["detects"]),
         ]
+        for name in ("judged", "detects"):
+            s = merged[name]
+            p50 = percentile(s.latencies, 0.5) - percentile(base.latencies, 0.5)
+            p99 = percentile(s.latencies, 0.99) - percentile(base.latencies, 0.99)
+            cpu = s.cpu_per_request - base.cpu_per_request
+            lines.append(
+                f"added by {name}: p50 **{p50 * 1e3:.2f} ms**, p99 {p99 * 1e3:.2f} ms,"
+                f" CPU {cpu * 1e6:,.0f} µs/req"
+            )
     return "\n".join(lines)
 
 
@@ -146,9 +162,10 @@ def main() -> int:
                 "upstream", [sys.executable, str(overhead), "--serve-upstream", str(up_port)],
                 where.others, env,
             )  # fmt: skip
-            config = write_config(work, up_port, {"plain": DATA, "judged": DATA})
-            live = (work / "policies" / "judged.yaml").read_text()
-            (work / "policies" / "judged.candidate.yaml").write_text(live.replace(DATA, CANDIDATE))
+            config = write_config(work, up_port, {"plain": DATA, "judged": DATA, "detects": DATA})
+            for name, data in (("judged", CANDIDATE), ("detects", OWN_DETECTION)):
+                live = (work / "policies" / f"{name}.yaml").read_text()
+                (work / "policies" / f"{name}.candidate.yaml").write_text(live.replace(DATA, data))
             figures = in_process(work, 300 if args.quick else 2000)
             key = create_key(config, env)
             gw_pid = procs.start(
@@ -159,10 +176,12 @@ def main() -> int:
             )
             _wait_ready(procs, "upstream", up_port, None, 10)
             _wait_ready(procs, "gateway", gw_port, "/healthz", 60)
-            plain = Target("plain", gw_port, "/w/plain/v1/chat/completions", key, "gateway")
-            judged = Target("judged", gw_port, "/w/judged/v1/chat/completions", key, "gateway")
+            targets = [
+                Target(n, gw_port, f"/w/{n}/v1/chat/completions", key, "gateway")
+                for n in ("plain", "judged", "detects")
+            ]
             cores = where.gateway | where.others or set(range(os.cpu_count() or 1))
-            table = uvloop.run(measure(plain, judged, gw_pid, cores, args))
+            table = uvloop.run(measure(targets, gw_pid, cores, args))
         except BenchError as exc:
             print(f"benchmark failed: {exc}\n{procs.stderr_tail('gateway')}", file=sys.stderr)
             return 1

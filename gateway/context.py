@@ -61,6 +61,9 @@ class RequestContext:
     fallback: str | None = None
     fallback_reason: str | None = None
     review: bool = False
+    # Answers paid for but not returned (a quality check refused them): model, tokens in and
+    # out as reported; the limits step counts their cost.
+    discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
 
     @property

@@ -119,7 +119,7 @@ class Pipeline:
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
             if candidate is not None and ctx.candidate is not None:  # before anything changes it
-                await judge_request(ctx.candidate, candidate, request)
+                await judge_request(ctx.candidate, candidate, request, policy)
             step = "access"
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(step, "transform", changed.code))

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
+from gateway.policy.shadow import settle
 from gateway.policy.verdict import policy_verdict
 
 __all__ = ["AuditRecord", "build_record", "decision_of"]
@@ -150,6 +151,8 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
 def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
     if ctx.candidate is None:
         return None
+    if ctx.candidate.pending is not None:
+        settle(ctx.candidate, ctx)
     live = policy_verdict((d.step, d.outcome, d.code) for d in ctx.decisions)
     return ctx.candidate.record(live, ctx.boundary.request if ctx.boundary else {})
 

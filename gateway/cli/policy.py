@@ -78,6 +78,8 @@ def _print_text(report: LintReport) -> None:
             print(f"    fix: {issue.hint}", file=sys.stderr)
     for name, p in sorted(report.policies.items()):
         print(f"ok  {name:<24} {p.version}  {p.path}")
+    for name, p in sorted(report.candidates.items()):
+        print(f"ok  {name + ' (candidate)':<24} {p.version}  {p.path}")
     if report.issues:
         print(f"{report.errors} error(s), {report.warnings} warning(s)", file=sys.stderr)
 
@@ -89,5 +91,8 @@ def _as_json(report: LintReport) -> dict[str, object]:
         "issues": [i.as_dict() for i in report.issues],
         "policies": {
             n: {"version": p.version, "file": p.path} for n, p in sorted(report.policies.items())
+        },
+        "candidates": {
+            n: {"version": p.version, "file": p.path} for n, p in sorted(report.candidates.items())
         },
     }

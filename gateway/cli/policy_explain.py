@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--stream", action="store_true", help="ask for a streamed answer")
     p.add_argument("--message", required=True, help="the user message")
+    p.add_argument("--answer", default=None, help="a model answer to inspect as well")
     p.add_argument("--dir", default=None, help="policies folder (default: policies_dir)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=run_explain)
@@ -83,7 +84,7 @@ async def _explain(
         messages=[{"role": "user", "content": args.message}],
         stream=args.stream,
     )
-    return await explain(config, policies, apis, args.workflow, principal, request)
+    return await explain(config, policies, apis, args.workflow, principal, request, args.answer)
 
 
 def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
@@ -117,5 +118,8 @@ def _print(e: Explanation) -> None:
         print("\ntext as it would leave")
         for text in e.sent:
             print(f"  {text}")
+    if e.answer is not None:
+        print("\nanswer as the caller would get it")
+        print(f"  {e.answer}")
     reasons = f" ({', '.join(e.reasons)})" if e.reasons else ""
     print(f"\ndecision: {e.decision}{reasons}")

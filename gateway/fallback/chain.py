@@ -24,6 +24,7 @@ from gateway.quality.read import read_body, read_stream
 from gateway.quality.rules import QualityRules
 from gateway.upstream.forward import Forwarder, note_fallback
 from gateway.upstream.provider import UpstreamResponse
+from gateway.upstream.usage import note_answer, note_event
 
 __all__ = ["Answer", "AnswerChain", "replay"]
 
@@ -68,6 +69,9 @@ class AnswerChain:
                 return await self._checked(ctx, request, rules, response, strip)
             except GatewayError as exc:
                 assert ctx.model_used is not None
+                # Paid for but not returned: the limits step counts it (README: budgets).
+                ctx.discarded.append((ctx.model_used, ctx.tokens_in, ctx.tokens_out))
+                ctx.tokens_in = ctx.tokens_out = None
                 start = chain.index(ctx.model_used) + 1
                 if not self._may_try_next(exc, policy, request, chain[start:]):
                     raise
@@ -82,6 +86,7 @@ class AnswerChain:
         strip: bool,
     ) -> Answer:
         if response.events is None:
+            note_answer(ctx, response.body or b"")
             choices, body = read_body(request.api, response.body or b"", strip)
             if not check(rules, choices):
                 _unchecked(ctx)
@@ -90,6 +95,8 @@ class AnswerChain:
             choices, held = await read_stream(request.api, response.events, strip)
         finally:
             await response.aclose()
+        for event in held:
+            note_event(ctx, event)
         if not check(rules, choices):
             _unchecked(ctx)
         return Answer(response, held)

@@ -23,6 +23,7 @@ from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
+from gateway.fallback.triggers import ANSWER_TRIGGERS
 from gateway.limits.estimate import estimate_input_tokens
 from gateway.limits.headers import rate_headers
 from gateway.limits.keys import budget_key, rate_key, subjects
@@ -146,15 +147,17 @@ class Limits:
     ) -> tuple[Ask, _Counters]:
         now = self._clock()
         in_tokens = estimate_input_tokens(request)
-        price_in, price_out = self._worst_prices(policy.model_chain(request.model))
+        chain = policy.model_chain(request.model)
+        price_in, price_out = self._worst_prices(chain)
+        answers = _answers_bought(policy, chain)
         counters = self._counters(policy, plan, principal, now)
         ask = Ask(
             now * 1e6,
             counters.rates,
             counters.budgets,
             in_tokens=in_tokens,
-            in_cost=out_cost(in_tokens, price_in),
-            out_price=price_out,
+            in_cost=out_cost(in_tokens, price_in) * answers,
+            out_price=price_out * answers,
             max_out=request.max_tokens or 0,
             clamp=plan.clamp and policy.source.mode != "shadow",  # shadow never changes a request
         )
@@ -237,10 +240,12 @@ class Limits:
             return None
         grant.settled = True
         tokens_in, tokens_out = _used(ctx, grant)
-        model = self._models.get(ctx.model_used or "") if ctx.model_used else None
-        price_in = (model.usd_per_mtok_in or 0.0) if model else 0.0
-        price_out = (model.usd_per_mtok_out or 0.0) if model else 0.0
-        actual = out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
+        actual = self._cost(ctx.model_used, tokens_in, tokens_out)
+        for model, t_in, t_out in ctx.discarded:  # answers a quality check refused
+            t_in = grant.in_estimate if t_in is None else t_in
+            t_out = grant.out if t_out is None else t_out
+            actual += self._cost(model, t_in, t_out)
+            tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
         ctx.actual_usd = actual / 1e6
         return Settlement(
             self._clock() * 1e6,
@@ -250,6 +255,13 @@ class Limits:
             grant.token_rates,
             grant.counted_tokens - (tokens_in + tokens_out),
         )
+
+    def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:
+        model = self._models.get(name) if name else None
+        if model is None:
+            return 0
+        price_in, price_out = model.usd_per_mtok_in or 0.0, model.usd_per_mtok_out or 0.0
+        return out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
 
     async def _apply(self, ctx: RequestContext, settlement: Settlement) -> None:
         try:
@@ -292,12 +304,23 @@ def _refusal(rule: RateLimit | None, retry_us: float) -> GatewayError:
     )
 
 
+def _answers_bought(policy: CompiledPolicy, chain: tuple[str, ...]) -> int:
+    """How many answers one request may pay for: one, or with quality checks that fall back
+    to the next model, one per model of the chain (each refused answer was paid for)."""
+    fallback = policy.source.fallback
+    if policy.quality is not None and any(t in ANSWER_TRIGGERS for t in fallback.on):
+        return len(chain)
+    return 1
+
+
 def _used(ctx: RequestContext, grant: Grant) -> tuple[int, int]:
     """The tokens to pay for. Reported usage when the provider gave it. Otherwise: nothing
     if no answer came; the input estimate and one token per relayed event for a stream cut
     short; the whole reservation for an answer that did not say."""
     if ctx.model_used is None:
         return 0, 0
+    if ctx.discarded and not ctx.streamed and ctx.tokens_in is ctx.tokens_out is None:
+        return 0, 0  # the last answer was refused by a quality check: counted as discarded
     tokens_in = ctx.tokens_in if ctx.tokens_in is not None else grant.in_estimate
     if ctx.streamed and ctx.stream_end != "completed":
         return tokens_in, min(grant.out or grant.events, max(ctx.tokens_out or 0, grant.events))

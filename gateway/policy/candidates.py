@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway.boundary.ner import NerModel
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.loader import load_policies
+from gateway.policy.models import DataPolicy
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["SUFFIX", "as_shadow", "candidate_files", "load_candidates"]
@@ -27,14 +28,35 @@ def candidate_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(f"*{SUFFIX}"))
 
 
-def as_shadow(policy: CompiledPolicy) -> CompiledPolicy:
-    """The candidate as live traffic meets it: its data rules only decide and record.
+def as_shadow(policy: CompiledPolicy, live: CompiledPolicy | None) -> CompiledPolicy:
+    """The candidate as live traffic meets it: its data rules only decide and record, and
+    when it detects exactly what the live policy detects it shares the live detector, so its
+    verdict is read off the live findings instead of a second detection (shadow.py).
 
     The version stays the one of the file as written (its ``mode`` included).
     """
-    if policy.data is None or policy.data.shadow:
+    data = policy.data
+    if data is None:
         return policy
-    return dataclasses.replace(policy, data=dataclasses.replace(policy.data, shadow=True))
+    if (
+        live is not None
+        and live.data is not None
+        and _detects(live.data.source) == _detects(data.source)
+    ):
+        data = dataclasses.replace(data, detector=live.data.detector)
+    return dataclasses.replace(policy, data=dataclasses.replace(data, shadow=True))
+
+
+def _detects(data: DataPolicy) -> tuple[object, ...]:
+    """What decides the findings of a ``data`` section (not what is done with them)."""
+    return (
+        frozenset(e for e, action in data.entities.items() if action != "allow"),
+        data.min_score,
+        sorted(data.min_scores.items()),
+        [(c.name, c.pattern, c.context, c.score) for c in data.custom if c.action != "allow"],
+        data.deny_terms,
+        data.allow_list,
+    )
 
 
 def load_candidates(

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import orjson
 
 from gateway.access import check_caller, check_request
 from gateway.auth.principal import Principal
+from gateway.boundary.answer import inspect_answer
 from gateway.boundary.scan import find_all
 from gateway.boundary.service import build_boundary
+from gateway.boundary.step import Boundary, Inspection
 from gateway.config import GatewayConfig
 from gateway.context import Outcome, RequestContext
 from gateway.errors import POLICY_UNKNOWN_WORKFLOW, REQUEST_WRONG_API, GatewayError
@@ -22,7 +27,7 @@ from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import AccessRules, CompiledPolicy
 from gateway.policy.offline import offline_config, offline_environ, request_body
-from gateway.surfaces import ANTHROPIC, OPENAI
+from gateway.surfaces import ANTHROPIC, OPENAI, anthropic_messages, openai_chat
 
 __all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
 
@@ -65,6 +70,7 @@ class Explanation:
     mode: str | None = None
     # The request's texts as they would leave; None when a step refused before they would.
     sent: list[str] | None = None
+    answer: str | None = None  # the given answer as the caller would get it
 
     def add(self, step: str, outcome: Outcome, code: str | None, rule: str) -> None:
         self.steps.append(StepVerdict(step, outcome, code, rule))
@@ -76,7 +82,7 @@ class Explanation:
 
     @property
     def reasons(self) -> list[str]:
-        return [s.code for s in self.steps if s.code is not None]
+        return list(dict.fromkeys(s.code for s in self.steps if s.code is not None))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -95,8 +101,10 @@ async def explain(
     workflow: str,
     principal: Principal,
     request: CaseRequest,
+    answer: str | None = None,
 ) -> Explanation:
-    """Run the decision steps for ``request`` by ``principal``; stop at the first refusal."""
+    """Run the decision steps for ``request`` by ``principal``, stopping at the first
+    refusal; with ``answer``, also what the caller would get if the model replied that."""
     out = Explanation(workflow, principal.subject, sorted(principal.roles), principal.team)
     policy = policies.get(workflow)
     if policy is None:
@@ -139,25 +147,36 @@ async def explain(
             _request_rule(rules, request, None),
         )
     )
-    if not await _boundary(config, policy, principal, parsed, out):
-        return out
-    out.sent = [slot.text for slot in parsed.texts]
-    out.steps.append(_forward(config, policy, model_apis, parsed))
+    out.add("limits", "allow", None, _limits_rule(policy))
+    boundary = build_boundary(offline_config(config), offline_environ(config))
+    ctx = RequestContext(surface.endpoint, policy.name)
+    ctx.principal, ctx.policy = principal, policy
+    try:
+        inspection = await _boundary(boundary, ctx, policy, parsed, out)
+        if inspection is False:
+            return out
+        out.sent = [slot.text for slot in parsed.texts]
+        out.steps.append(_forward(config, policy, model_apis, parsed))
+        if answer is not None and out.steps[-1].outcome == "allow":
+            await _answer(inspection, ctx, parsed, answer, out)
+    finally:
+        await boundary.aclose()
     return out
 
 
 async def _boundary(
-    config: GatewayConfig,
+    boundary: Boundary,
+    ctx: RequestContext,
     policy: CompiledPolicy,
-    principal: Principal,
     request: NormalizedRequest,
     out: Explanation,
-) -> bool:
-    """The boundary step's verdict and findings; False when it refuses the request."""
+) -> Inspection | Literal[False] | None:
+    """The boundary step's verdict and findings; False when it refuses the request, else what
+    inspects the answer (None: answers pass as they come)."""
     data = policy.data
     if data is None:
         out.add("boundary", "allow", None, "no data section: nothing is inspected")
-        return True
+        return None
     texts = [slot.text for slot in request.texts]
     for i, (text, found) in enumerate(
         zip(texts, await find_all(data.detector, texts), strict=True)
@@ -176,22 +195,84 @@ async def _boundary(
             for f in found
         ]
     summary = _summary(out.findings)
-    boundary = build_boundary(offline_config(config), offline_environ(config))
-    ctx = RequestContext(request.api, policy.name)
-    ctx.principal, ctx.policy = principal, policy
     try:
-        await boundary.inspect(ctx, request, policy)
+        inspection = await boundary.inspect(ctx, request, policy)
     except GatewayError as exc:
         out.add("boundary", "deny", exc.reason.code, f"{summary}: {exc.message}")
         return False
-    finally:
-        await boundary.aclose()
     verdicts = [d for d in ctx.decisions if d.step == "boundary"]
     outcome: Outcome = verdicts[-1].outcome if verdicts else "allow"
     code = verdicts[-1].code if verdicts else None
     shadow = " (shadow mode: traffic passes unchanged)" if data.shadow else ""
     out.add("boundary", outcome, code, summary + shadow)
-    return True
+    return inspection
+
+
+async def _answer(
+    inspection: Inspection | None,
+    ctx: RequestContext,
+    request: NormalizedRequest,
+    answer: str,
+    out: Explanation,
+) -> None:
+    """The inspect_answer step on ``answer`` as the model's whole reply."""
+    wire = openai_chat if request.api == "openai_chat" else anthropic_messages
+    body = wire.answer_body("explain", request.model, answer, 1, 1)
+    if inspection is None:
+        out.add("inspect_answer", "allow", None, "answers are not inspected")
+        out.answer = answer
+        return
+    try:
+        body = await inspect_answer(inspection, request.api, body)
+    except GatewayError as exc:
+        out.add("inspect_answer", "deny", exc.reason.code, exc.message)
+        return
+    verdicts = [d for d in ctx.decisions if d.step == "inspect_answer"]
+    counts = inspection.record.answer
+    found = ", ".join(
+        f"{entity} x{n} {action}"
+        for action, entities in sorted(counts.items())
+        for entity, n in sorted(entities.items())
+    )
+    rule = f"answer: {found}" if found else "answer: nothing found"
+    if verdicts:
+        out.add("inspect_answer", verdicts[-1].outcome, verdicts[-1].code, rule)
+    else:
+        out.add("inspect_answer", "allow", None, rule)
+    out.answer = _answer_text(orjson.loads(body))
+
+
+def _answer_text(data: dict[str, Any]) -> str:
+    if "choices" in data:
+        return str(data["choices"][0]["message"].get("content") or "")
+    return "".join(b.get("text", "") for b in data.get("content", []) if isinstance(b, dict))
+
+
+def _limits_rule(policy: CompiledPolicy) -> str:
+    limits = policy.source.limits
+    if limits is None or not (limits.rate or limits.budget):
+        return "no limits section"
+    parts = []
+    for r in limits.rate:
+        caps = [
+            f"{n} {unit}"
+            for n, unit in (
+                (r.requests_per_minute, "requests/min"),
+                (r.requests_per_hour, "requests/h"),
+                (r.tokens_per_minute, "tokens/min"),
+                (r.tokens_per_day, "tokens/day"),
+            )
+            if n is not None
+        ]
+        parts.append(f"rate per {r.per}: {', '.join(caps)}")
+    for b in limits.budget:
+        caps = [
+            f"${usd:g}/{unit}"
+            for usd, unit in ((b.usd_per_day, "day"), (b.usd_per_month, "month"))
+            if usd is not None
+        ]
+        parts.append(f"budget per {b.per}: {', '.join(caps)}")
+    return "; ".join(parts) + " (counters are not consulted: explain keeps none)"
 
 
 def _summary(findings: list[EntityFinding]) -> str:

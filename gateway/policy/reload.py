@@ -57,7 +57,7 @@ def load_live_set(
         candidates = load_candidates(directory, live, known_models, ner)
     except ConfigError as exc:
         return live, exc
-    return live, {name: as_shadow(c) for name, c in candidates.items()}
+    return live, {name: as_shadow(c, live.get(name)) for name, c in candidates.items()}
 
 
 def folder_fingerprint(directory: Path) -> Fingerprint:

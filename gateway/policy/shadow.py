@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterable
 
 from gateway.access import check_caller, check_request
 from gateway.auth.principal import Principal
 from gateway.boundary.record import by_action
 from gateway.boundary.scan import find_all
 from gateway.boundary.step import _media_refusal
+from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.models import DataAction
 from gateway.policy.verdict import CandidateVerdict
 
-__all__ = ["judge_caller", "judge_request"]
+__all__ = ["judge_caller", "judge_request", "settle"]
 
 
 def judge_caller(
@@ -38,18 +40,22 @@ def judge_caller(
 
 
 async def judge_request(
-    verdict: CandidateVerdict, candidate: CompiledPolicy, request: NormalizedRequest
+    verdict: CandidateVerdict,
+    candidate: CompiledPolicy,
+    request: NormalizedRequest,
+    live: CompiledPolicy,
 ) -> None:
     """The candidate's request checks and data rules, on the request as the client sent it.
 
-    Call it before the live steps change the request (ceiling, boundary rewrites)."""
+    Call it before the live steps change the request (ceiling, boundary rewrites). When the
+    candidate detects what the live policy detects, its data rules are applied to the live
+    findings when the record is made (``settle``): no second detection."""
     verdict.request_read = True
     if verdict.denied:
         return
     try:  # on a copy of the top-level body: a ceiling would be written into it
-        changed = check_request(
-            candidate.access, dataclasses.replace(request, body=dict(request.body))
-        )
+        copy = dataclasses.replace(request, body=dict(request.body))
+        changed = check_request(candidate.access, copy)
     except GatewayError as exc:
         verdict.add("access", "deny", exc.reason.code)
         return
@@ -58,36 +64,81 @@ async def judge_request(
     rules = candidate.data
     if rules is None:
         return
-    enforce = candidate.source.mode == "enforce"
     refusal = _media_refusal(request, rules)
     if refusal is not None:
-        verdict.add(*_outcome(enforce, "deny", refusal.reason.code, "boundary.would_block"))
+        verdict.add(*_outcome(candidate, "deny", refusal.reason.code, "boundary.would_block"))
+        return
+    if live.data is not None and rules.detector is live.data.detector:
+        verdict.pending = candidate
         return
     try:
         found = await find_all(rules.detector, [slot.text for slot in request.texts])
     # The candidate's detector failing says something about the candidate, never about
     # whether live traffic may pass.
     except Exception:  # noqa: BLE001
-        if rules.source.on_detector_error == "block":
-            verdict.add(*_outcome(enforce, "error", "boundary.detector_error", None))
-        else:
-            verdict.add("boundary", "allow", "boundary.detector_error")
+        _detector_failed(verdict, candidate)
         return
+    _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
+
+
+def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
+    """Apply a pending candidate's data rules to what the live boundary found; if it never
+    inspected the request (refused before it, media refused, detection failed), the request's
+    text is still as the client sent it, so it is inspected here."""
+    candidate, verdict.pending = verdict.pending, None
+    if candidate is None or candidate.data is None:
+        return
+    live = ctx.boundary
+    inspected = (
+        live is not None
+        and not live.detector_error
+        and not any(d.step == "boundary" and d.code in _MEDIA for d in ctx.decisions)
+    )
+    if live is not None and inspected:
+        _apply(
+            verdict, candidate, ((e, n) for per in live.request.values() for e, n in per.items())
+        )
+        return
+    if ctx.request is None:
+        return
+    try:
+        found = [candidate.data.detector.find(slot.text) for slot in ctx.request.texts]
+    except Exception:  # noqa: BLE001 - as in judge_request
+        _detector_failed(verdict, candidate)
+        return
+    _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
+
+
+_MEDIA = frozenset({"boundary.image_blocked", "boundary.unreadable_content"})
+
+
+def _detector_failed(verdict: CandidateVerdict, candidate: CompiledPolicy) -> None:
+    assert candidate.data is not None
+    if candidate.data.source.on_detector_error == "block":
+        verdict.add(*_outcome(candidate, "error", "boundary.detector_error", None))
+    else:
+        verdict.add("boundary", "allow", "boundary.detector_error")
+
+
+def _apply(
+    verdict: CandidateVerdict, candidate: CompiledPolicy, found: Iterable[tuple[str, int]]
+) -> None:
+    """The candidate's actions on entity counts, as its own ``mode`` would give them."""
+    assert candidate.data is not None
     counts: Counter[tuple[DataAction, str]] = Counter()
-    for findings in found:
-        for f in findings:
-            counts[(rules.action(f.entity), f.entity)] += 1
+    for entity, n in found:
+        counts[(candidate.data.action(entity), entity)] += n
     verdict.entities = by_action(counts)
     if any(action == "block" for action, _ in counts):
-        verdict.add(*_outcome(enforce, "deny", "boundary.blocked_entity", "boundary.would_block"))
+        verdict.add(*_outcome(candidate, "deny", "boundary.blocked_entity", "boundary.would_block"))
     elif any(action in ("mask", "redact", "tokenize") for action, _ in counts):
-        verdict.add(*_outcome(enforce, "transform", "boundary.masked", "boundary.would_mask"))
+        verdict.add(*_outcome(candidate, "transform", "boundary.masked", "boundary.would_mask"))
 
 
 def _outcome(
-    enforce: bool, outcome: str, code: str, shadow_code: str | None
+    candidate: CompiledPolicy, outcome: str, code: str, shadow_code: str | None
 ) -> tuple[str, str, str | None]:
     """A data decision as the candidate's own ``mode`` would give it."""
-    if enforce:
+    if candidate.source.mode == "enforce":
         return "boundary", outcome, code
     return "boundary", "allow", shadow_code or code

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.policy.compile import CompiledPolicy
+
 __all__ = ["POLICY_STEPS", "CandidateVerdict", "policy_verdict"]
 
 # The steps whose verdicts a policy makes on the request (authentication and the upstream
@@ -42,6 +44,9 @@ class CandidateVerdict:
     decisions: list[tuple[str, str, str | None]] = field(default_factory=list)
     entities: dict[str, dict[str, int]] = field(default_factory=dict)  # request side
     request_read: bool = False
+    # The candidate whose data rules are still to be applied to the live findings (it
+    # shares the live detector): done when the record is made (shadow.settle).
+    pending: CompiledPolicy | None = None
 
     def add(self, step: str, outcome: str, code: str | None) -> None:
         self.decisions.append((step, outcome, code))

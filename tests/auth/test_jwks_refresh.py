@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -39,12 +40,14 @@ async def test_stale_keys_refresh_in_the_background_at_most_once_per_interval(
     assert [k.kid for k in remote.keys] == ["k1"] and changes == [1]
     provider.status = 500  # the provider breaks
     await asyncio.sleep(0.15)  # keys are now stale
+    started = time.monotonic()
     for _ in range(50):  # every request would like a refresh
         remote.keep_fresh()
-        await asyncio.sleep(0.01)  # 0.5 s of traffic
+        await asyncio.sleep(0.01)  # about 0.5 s of traffic (longer on a busy machine)
+    elapsed = time.monotonic() - started
     await remote.aclose()
     # start-up, then one refresh per 0.3 s interval at most, never one per request
-    assert 2 <= provider.fetches <= 3
+    assert 2 <= provider.fetches <= 2 + int(elapsed / 0.3)
     assert remote.failing and [k.kid for k in remote.keys] == ["k1"]  # last good keys kept
 
 

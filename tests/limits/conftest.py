@@ -64,6 +64,8 @@ PRICED = {  # USD per million tokens: 1 micro-dollar per input token, 2 per outp
                  "usd_per_mtok_in": 1.0, "usd_per_mtok_out": 2.0},
     "claude-test": {"provider": "anthropic", "upstream_model": "claude-up",
                     "usd_per_mtok_in": 1.0, "usd_per_mtok_out": 2.0},
+    "gpt-backup": {"provider": "openai", "upstream_model": "gpt-backup-up",
+                   "usd_per_mtok_in": 1.0, "usd_per_mtok_out": 2.0},
     "mock-model": {"provider": "demo", "upstream_model": "mock-1"},  # unpriced
 }  # fmt: skip
 VAULT_KEY = "v" * 32
@@ -93,6 +95,12 @@ LIMIT_POLICIES = {
     "shadowed": {
         **_policy("shadowed", {"rate": [{"per": "user", "requests_per_minute": 1}]}),
         "mode": "shadow",
+    },
+    # A quality check that refuses the first answer: both answers were paid for.
+    "checked": {
+        **_policy("checked", {"budget": [{"per": "user", "usd_per_day": 0.001}]}),
+        "quality": {"min_avg_logprob": -1.0},
+        "fallback": {"on": ["low_confidence"], "models": ["gpt-backup"]},
     },
     "clamped": _policy(
         "clamped",

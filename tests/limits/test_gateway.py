@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from gateway.audit import AuditRecord
-from tests.fakes.upstream import FakeUpstream, SlowStream
+from tests.fakes.upstream import FakeUpstream, Reply, SlowStream
 from tests.limits.conftest import LimitedGateway
 
 HI = [{"role": "user", "content": "hi"}]
@@ -103,7 +103,7 @@ def test_budget_is_held_while_a_stream_runs_and_freed_after(
     limited: LimitedGateway, upstream: FakeUpstream
 ) -> None:
     client = limited.openai("budgeted", limited.key())
-    upstream.script("gpt-up", SlowStream(events=5, interval=0.05))
+    upstream.script("gpt-up", SlowStream(events=10, interval=0.1))
     with client.chat.completions.create(model="gpt-test", messages=HI, stream=True) as stream:
         chunks = iter(stream)
         next(chunks)
@@ -210,3 +210,19 @@ def test_translated_stream_settles_and_hides_the_usage_chunk(limited: LimitedGat
     assert r.model_used == "claude-test" and r.tokens_out == 2
     assert r.tokens_in is not None
     assert r.actual_usd == pytest.approx((r.tokens_in + 2 * r.tokens_out) / 1e6)
+
+
+def test_an_answer_refused_by_a_quality_check_is_paid_for_too(
+    limited: LimitedGateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-up", Reply("maybe blue", logprob=-2.5))  # refused: low confidence
+    upstream.script("gpt-backup-up", Reply("surely red", logprob=-0.1))
+    client = limited.openai("checked", limited.key())
+    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=HI)
+    assert raw.parse().choices[0].message.content == "surely red"
+    r = record(limited, raw.headers["x-request-id"])
+    assert r.model_used == "gpt-backup"
+    # Each answer: 1 prompt token at 1 and 2 completion tokens at 2 micro-USD.
+    assert r.actual_usd == pytest.approx(2 * (1 + 2 * 2) / 1e6)
+    # The worst case was reserved once per model that may answer: 2 x (~21 in + 100 out at 2)
+    assert r.reserved_usd is not None and 2 * 220e-6 <= r.reserved_usd <= 2 * 230e-6

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
+from gateway.auth.principal import Principal
 from gateway.cli import main
+from gateway.config import load_config
+from gateway.normalized import Api
+from gateway.policy.cases import CaseRequest
+from gateway.policy.explain import explain as explain_steps
+from gateway.policy.loader import load_policies
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import GOOD, make_root, run_cli
 
@@ -57,6 +63,7 @@ def test_masking_with_findings_rules_actions_and_the_text_that_would_leave(
         ("access", "allow", None),
         ("read_request", "allow", None),
         ("access", "allow", None),
+        ("limits", "allow", None),
         ("boundary", "transform", "boundary.masked"),
         ("forward", "allow", None),
     ]
@@ -138,7 +145,7 @@ def test_team_rule_and_shadow_mode(tmp_path: Path) -> None:
 def test_without_a_data_section_nothing_is_inspected(tmp_path: Path) -> None:
     config = make_root(tmp_path, {"triage.yaml": GOOD})
     _, report = explain(config, *WHO, "--message", "ann@corp.example.com")
-    assert report["steps"][4] == {
+    assert next(s for s in report["steps"] if s["step"] == "boundary") == {
         "step": "boundary",
         "outcome": "allow",
         "code": None,
@@ -163,3 +170,71 @@ def test_a_broken_policy_folder_exits_1(tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "policy", "explain", *WHO, "--message", "x")
     assert result.returncode == 1
     assert "triage.yaml:5: access.modles: unknown key" in result.stderr
+
+
+def test_an_answer_is_inspected_with_tokens_restored(root: Path) -> None:
+    _, asked = explain(root, *WHO, "--message", "write to ann@corp.example.com")
+    [sent] = asked["sent"]
+    token = sent.removeprefix("write to ")
+    answer = f"Dear {token}, card 4111 1111 1111 1111 is fine"
+    _, report = explain(
+        root, *WHO, "--message", "write to ann@corp.example.com", "--answer", answer
+    )
+    assert steps(report)[-1] == ("inspect_answer", "deny", "boundary.blocked_output")
+    assert report["answer"] is None and report["decision"] == "deny"
+    answer = f"Dear {token}, call +44 20 7946 0958"
+    _, report = explain(
+        root, *WHO, "--message", "write to ann@corp.example.com", "--answer", answer
+    )
+    assert report["steps"][-1] == {
+        "step": "inspect_answer",
+        "outcome": "transform",
+        "code": "boundary.masked",
+        "rule": "answer: PHONE_NUMBER x1 mask",
+    }
+    assert report["answer"] == "Dear ann@corp.example.com, call <PHONE_NUMBER_1>"
+
+
+def test_limits_are_described_not_counted(tmp_path: Path) -> None:
+    limits = (
+        "  max_output_tokens: 100\n"
+        "limits:\n"
+        "  rate: [{per: user, requests_per_minute: 1}]\n"
+        "  budget: [{per: workflow, usd_per_day: 2.5}]\n"
+    )
+    config = make_root(tmp_path, {"triage.yaml": GOOD + limits})
+    for _ in range(2):  # one request a minute: a second explain is still allowed
+        _, report = explain(config, *WHO, "--message", "hi")
+        limit = next(s for s in report["steps"] if s["step"] == "limits")
+        assert limit == {
+            "step": "limits",
+            "outcome": "allow",
+            "code": None,
+            "rule": "rate per user: 1 requests/min; budget per workflow: $2.5/day "
+            "(counters are not consulted: explain keeps none)",
+        }
+
+
+async def test_a_model_its_provider_cannot_take_in_this_api_is_refused(tmp_path: Path) -> None:
+    """With a provider that takes one API only (the table is given, so this holds whatever
+    the configured providers learn to translate)."""
+    config = load_config(make_root(tmp_path, {"triage.yaml": POLICY}))
+    policies = load_policies(tmp_path / "policies", config.models)
+    apis: dict[str, frozenset[Api]] = {
+        "gpt-test": frozenset({"openai_chat"}),
+        "claude-test": frozenset({"anthropic_messages"}),
+    }
+    caller = Principal("ann", frozenset({"agent"}))
+    hello = [{"role": "user", "content": "hello"}]
+    wrong = CaseRequest(api="openai", model="claude-test", messages=hello)
+    report = await explain_steps(config, policies, apis, "triage", caller, wrong)
+    assert (report.steps[-1].step, report.steps[-1].outcome, report.steps[-1].code) == (
+        "forward",
+        "deny",
+        "request.model_api_mismatch",
+    )
+    assert report.steps[-1].rule == "model 'claude-test' is not served through openai_chat"
+    right = CaseRequest(api="anthropic", model="claude-test", messages=hello)
+    report = await explain_steps(config, policies, apis, "triage", caller, right)
+    assert report.steps[-1].outcome == "allow" and report.decision == "allow"
+    assert report.steps[-1].rule == "not sent (explain); would try claude-test (provider anthropic)"

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ import openai
 import pytest
 
 from gateway.audit import AuditRecord
+from gateway.policy.reload import start_registry
 from tests.audit.conftest import PG_URL, AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.support.server import write_yaml
@@ -25,14 +27,27 @@ PHONE = "+44 20 7946 0958"
 LIVE: dict[str, Any] = {
     "workflow": "chat_app",
     "owner": "tests@example.com",
-    "access": {"roles": ["analyst"], "models": ["gpt-test", "gpt-backup"]},
+    "access": {"roles": ["analyst"], "models": ["gpt-test", "gpt-backup", "claude-test"]},
     "data": {"entities": {"EMAIL_ADDRESS": "mask"}},
 }
 # Stricter: e-mail blocked, phone numbers masked, one model only.
 CANDIDATE: dict[str, Any] = {
     **LIVE,
-    "access": {"roles": ["analyst"], "models": ["gpt-test"]},
+    "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
     "data": {"entities": {"EMAIL_ADDRESS": "block", "PHONE_NUMBER": "mask"}},
+}
+# The same detection as its live policy, other actions and models: judged from the live
+# findings, without a second detection.
+TWIN: dict[str, Any] = {
+    "workflow": "twin",
+    "owner": "tests@example.com",
+    "access": {"roles": ["analyst"], "models": ["gpt-test"]},
+    "data": {"entities": {"EMAIL_ADDRESS": "mask", "PHONE_NUMBER": "mask"}},
+}
+TWIN_CANDIDATE: dict[str, Any] = {
+    **TWIN,
+    "access": {"roles": ["analyst"], "models": ["gpt-test", "gpt-backup"]},
+    "data": {"entities": {"EMAIL_ADDRESS": "block", "PHONE_NUMBER": "tokenize"}},
 }
 SHADOWED: dict[str, Any] = {
     "workflow": "shadowed",
@@ -77,6 +92,7 @@ def trail(
 ) -> Iterator[Trail]:
     root = tmp_path_factory.mktemp("shadow")
     write_yaml(root / "policies" / "chat_app.candidate.yaml", CANDIDATE)
+    write_yaml(root / "policies" / "twin.candidate.yaml", TWIN_CANDIDATE)
     schema = None
     audit: dict[str, object] = {"durability": "sync"}
     stores = None
@@ -85,7 +101,11 @@ def trail(
         audit["pg_schema"] = schema
         stores = {"audit_url": PG_URL}
     gw, server = start_gateway(
-        root, upstream, audit, stores, policies={"chat_app": LIVE, "shadowed": SHADOWED}
+        root,
+        upstream,
+        audit,
+        stores,
+        policies={"chat_app": LIVE, "shadowed": SHADOWED, "twin": TWIN},
     )
     try:
         yield Trail(gw, schema)
@@ -249,3 +269,64 @@ def test_record_without_candidate_field_still_reads() -> None:
         b'"tokens_out":null,"reserved_usd":null,"actual_usd":null,"upstream_store":null}'
     )
     assert record.candidate is None
+
+
+def test_candidate_on_an_anthropic_stream(trail: Trail, upstream: FakeUpstream) -> None:
+    live, candidate = versions(trail)
+    with trail.gw.anthropic().messages.with_streaming_response.create(
+        model="claude-test",
+        max_tokens=50,
+        stream=True,
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+    ) as response:
+        rid = response.headers["x-request-id"]
+        events = list(response.iter_lines())
+    assert any("message_stop" in line for line in events)
+    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    record = trail.one(rid)
+    assert (record.policy_version, record.stream_end) == (live, "completed")
+    assert record.candidate is not None
+    assert (record.candidate["version"], record.candidate["decision"]) == (candidate, "deny")
+
+
+def test_candidate_with_the_live_detection_shares_its_detector(tmp_path: Path) -> None:
+    for name, data in (("twin", TWIN), ("chat_app", LIVE)):
+        write_yaml(tmp_path / f"{name}.yaml", data)
+    write_yaml(tmp_path / "twin.candidate.yaml", TWIN_CANDIDATE)
+    write_yaml(tmp_path / "chat_app.candidate.yaml", CANDIDATE)
+    current = start_registry(tmp_path, ["gpt-test", "gpt-backup", "claude-test"], None).current
+    twin, chat_app = current.candidates["twin"].data, current.candidates["chat_app"].data
+    assert twin is not None and chat_app is not None and twin.shadow and chat_app.shadow
+    assert twin.detector is current.policies["twin"].data.detector  # type: ignore[union-attr]
+    assert chat_app.detector is not current.policies["chat_app"].data.detector  # type: ignore[union-attr]
+
+
+def test_twin_candidate_judged_from_the_live_findings(trail: Trail) -> None:
+    record, _, _ = chat(trail, f"mail {EMAIL} or call {PHONE}", "twin")
+    assert record.decision == "masked"
+    assert record.entities["request"] == {"mask": {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}}
+    assert record.candidate is not None
+    assert (record.candidate["decision"], record.candidate["reasons"]) == (
+        "deny", ["boundary.blocked_entity"],
+    )  # fmt: skip
+    assert record.candidate["entities"] == {
+        "block": {"EMAIL_ADDRESS": 1}, "tokenize": {"PHONE_NUMBER": 1},
+    }  # fmt: skip
+    clean, _, _ = chat(trail, "nothing here", "twin")
+    assert clean.candidate is not None and clean.candidate["differs"] is False
+
+
+def test_twin_candidate_when_live_refused_before_its_boundary(trail: Trail) -> None:
+    """Live refuses the model before inspecting the text; the text is still as sent, so
+    the candidate (which allows the model) inspects it when the record is made."""
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        trail.gw.openai("twin").chat.completions.create(
+            model="gpt-backup", messages=[{"role": "user", "content": f"call {PHONE}"}]
+        )
+    record = trail.one(denied.value.response.headers["x-request-id"])
+    assert record.reasons == ["access.model_denied"]
+    assert record.candidate is not None
+    assert (record.candidate["decision"], record.candidate["reasons"]) == (
+        "masked", ["boundary.masked"],
+    )  # fmt: skip
+    assert record.candidate["entities"] == {"tokenize": {"PHONE_NUMBER": 1}}

@@ -236,3 +236,29 @@ def test_rules_are_found_in_every_rules_module() -> None:
         "fallback.unreachable_model",
         "workflow.owner",
     } <= names
+
+
+def test_candidates_are_linted_as_the_policies_they_may_become(tmp_path: Path) -> None:
+    stricter = GOOD + "data:\n  entities: {EMAIL_ADDRESS: block}\n"
+    config = make_root(tmp_path, {"triage.yaml": GOOD, "triage.candidate.yaml": stricter})
+    code, report = validate(config, "--strict")
+    assert (code, report["issues"]) == (0, [])
+    assert list(report["policies"]) == list(report["candidates"]) == ["triage"]
+    assert report["candidates"]["triage"]["file"].endswith("triage.candidate.yaml")
+    broken = {
+        "triage.yaml": GOOD,
+        "triage.candidate.yaml": GOOD.replace("[gpt-test]", "[gpt-tset]"),
+        "other.candidate.yaml": GOOD.replace("triage", "other"),
+        "third.candidate.yaml": GOOD,
+    }
+    config = make_root(tmp_path, broken)
+    code, report = validate(config)
+    assert code == 1
+    assert issues(report) == [
+        ("other.candidate.yaml", 1, "error", "workflow.candidate_without_live"),
+        ("third.candidate.yaml", 1, "error", "workflow.file_name"),
+        ("triage.candidate.yaml", 1, "error", "workflow.duplicate"),  # third is triage's too
+        ("triage.candidate.yaml", 5, "error", "access.unknown_model"),
+    ]
+    assert report["issues"][1]["hint"].startswith("rename the file to triage.candidate.yaml")
+    assert list(report["policies"]) == ["triage"] and report["candidates"] == {}

@@ -50,6 +50,7 @@ class PolicyFile:
     path: str
     policy: Policy
     doc: Any
+    candidate: bool = False  # W.candidate.yaml: the next version of W.yaml, not a second W
 
     def issue(
         self, loc: tuple[str | int, ...], severity: Severity, code: str, message: str, hint: str

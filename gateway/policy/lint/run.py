@@ -18,6 +18,7 @@ from gateway.auth.keys import read_keys
 from gateway.boundary.ner import NerModel
 from gateway.config import GatewayConfig
 from gateway.normalized import Api
+from gateway.policy.candidates import SUFFIX, candidate_files, load_candidates
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.lint import rules as rules_package
 from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
@@ -33,6 +34,7 @@ class LintReport:
     issues: list[Issue] = field(default_factory=list)
     # The policies that passed: loadable by the gateway and without an error of their own.
     policies: dict[str, CompiledPolicy] = field(default_factory=dict)
+    candidates: dict[str, CompiledPolicy] = field(default_factory=dict)  # W.candidate.yaml
 
     @property
     def errors(self) -> int:
@@ -58,7 +60,8 @@ def lint_policies(
     model_apis: Mapping[str, frozenset[Api]],
     ner: NerModel | None = None,
 ) -> LintReport:
-    """Every issue of every policy file in ``directory``, sorted by file and line."""
+    """Every issue of every policy file in ``directory`` (candidates, ``W.candidate.yaml``,
+    included: each is checked as the live policy it may become), sorted by file and line."""
     report = LintReport()
     if not directory.is_dir():
         report.issues.append(
@@ -73,23 +76,25 @@ def lint_policies(
         )
         return report
     files: list[PolicyFile] = []
-    for path in policy_files(directory):
+    for path in (*policy_files(directory), *candidate_files(directory)):
         try:
             policy, doc = load_model(path, Policy)
         except ConfigError as exc:
             report.issues.extend(_schema_issue(p) for p in exc.problems)
             continue
-        files.append(PolicyFile(str(path), policy, doc))
+        files.append(PolicyFile(str(path), policy, doc, path.name.endswith(SUFFIX)))
     ctx = _context(config, ner is not None, model_apis, tuple(files))
     for f in files:
         for rule in all_rules():
             report.issues.extend(rule(ctx, f))
     try:
         report.policies = load_policies(directory, config.models, ner)
+        report.candidates = load_candidates(directory, report.policies, config.models, ner)
     except ConfigError as exc:
         report.issues.extend(_unreported(exc.problems, report.issues))
     failed = {i.file for i in report.issues if i.severity == "error"}
     report.policies = {n: p for n, p in report.policies.items() if p.path not in failed}
+    report.candidates = {n: p for n, p in report.candidates.items() if p.path not in failed}
     report.issues.sort(key=lambda i: (i.file, i.line, i.code))
     return report
 
