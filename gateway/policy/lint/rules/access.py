@@ -1,4 +1,4 @@
-"""The ``access`` section: models from the catalogue, roles someone can hold, usable models."""
+"""The ``access`` section: models from the catalogue, roles someone can hold."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
 
-__all__ = ["CATALOGUE_HINT", "RULES", "did_you_mean"]
-
-CATALOGUE_HINT = "models are defined under 'models:' in gateway.yaml"
+__all__ = ["RULES", "did_you_mean", "uncatalogued"]
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -17,18 +15,26 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
-def unknown_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
+def uncatalogued(
+    ctx: LintContext, f: PolicyFile, section: str, names: Iterable[str]
+) -> Iterator[Issue]:
+    """``SECTION.unknown_model`` for each of ``SECTION.models`` not in gateway.yaml."""
     catalogue = ctx.config.models
-    for i, name in enumerate(f.policy.access.models):
+    for i, name in enumerate(names):
         if name not in catalogue:
             yield f.issue(
-                ("access", "models", i),
+                (section, "models", i),
                 "error",
-                "access.unknown_model",
-                f"access.models: unknown model '{name}' "
+                f"{section}.unknown_model",
+                f"{section}.models: unknown model '{name}' "
                 f"(catalogue: {', '.join(sorted(catalogue))})",
-                did_you_mean(name, catalogue) + CATALOGUE_HINT,
+                f"{did_you_mean(name, catalogue)}models are defined under 'models:' in "
+                "gateway.yaml",
             )
+
+
+def unknown_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
+    return uncatalogued(ctx, f, "access", f.policy.access.models)
 
 
 def unknown_role(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:

@@ -6,23 +6,13 @@ from collections.abc import Iterator
 
 from gateway.fallback.triggers import ANSWER_TRIGGERS
 from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
-from gateway.policy.lint.rules.access import CATALOGUE_HINT, did_you_mean
+from gateway.policy.lint.rules.access import uncatalogued
 
 __all__ = ["RULES"]
 
 
 def unknown_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
-    catalogue = ctx.config.models
-    for i, name in enumerate(f.policy.fallback.models):
-        if name not in catalogue:
-            yield f.issue(
-                ("fallback", "models", i),
-                "error",
-                "fallback.unknown_model",
-                f"fallback.models: unknown model '{name}' "
-                f"(catalogue: {', '.join(sorted(catalogue))})",
-                did_you_mean(name, catalogue) + CATALOGUE_HINT,
-            )
+    return uncatalogued(ctx, f, "fallback", f.policy.fallback.models)
 
 
 def unreachable_model(ctx: LintContext, f: PolicyFile) -> Iterator[Issue]:
