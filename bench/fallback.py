@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -50,6 +50,7 @@ from gateway.surfaces import OPENAI
 from gateway.upstream import Forwarder
 from gateway.upstream.breaker import Breaker, MemoryBreaker, RedisBreaker
 from gateway.upstream.provider import Timeouts, UpstreamResponse
+from gateway.upstream.sse import replay
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROUTE = '{"queue": "smb", "priority": 2, "reason": "Small team asking about pricing for 20 seats."}'
@@ -103,15 +104,11 @@ class RouteProvider:
             events.append(b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk",
                                                     "choices": [choice]}) + b"\n\n")  # fmt: skip
         events.append(b"data: [DONE]\n\n")
-        return UpstreamResponse(200, "text/event-stream", events=_replay(events))
+        return UpstreamResponse(200, "text/event-stream", events=replay(events))
 
     async def aclose(self) -> None:
         return None
 
-
-async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
 
 
 class NoAuth(Authenticator):

@@ -26,7 +26,7 @@ from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext
 from gateway.errors import GatewayError
-from gateway.fallback.chain import AnswerChain, replay
+from gateway.fallback.chain import AnswerChain
 from gateway.fallback.message import fallback_message
 from gateway.limits.step import Limits
 from gateway.normalized import Api
@@ -36,6 +36,7 @@ from gateway.policy.shadow import judge_caller, judge_request
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
+from gateway.upstream.sse import replay
 from gateway.upstream.usage import note_answer, note_event
 
 __all__ = ["STEPS", "Call", "Pipeline", "Reply"]

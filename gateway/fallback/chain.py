@@ -10,7 +10,6 @@ fallback message can still answer), or relayed unchecked with ``pass``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway import errors
@@ -26,7 +25,7 @@ from gateway.upstream.forward import Forwarder, note_fallback
 from gateway.upstream.provider import UpstreamResponse
 from gateway.upstream.usage import note_answer, note_event
 
-__all__ = ["Answer", "AnswerChain", "replay"]
+__all__ = ["Answer", "AnswerChain"]
 
 
 @dataclass(slots=True)
@@ -35,11 +34,6 @@ class Answer:
 
     response: UpstreamResponse
     held: list[bytes] | None = None
-
-
-async def replay(events: list[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
 
 
 class AnswerChain:

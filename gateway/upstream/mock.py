@@ -6,11 +6,11 @@ It lets a new user see, without any API key, exactly what left the gateway after
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 from gateway.normalized import Api, NormalizedRequest
 from gateway.surfaces import anthropic_messages, openai_chat
 from gateway.upstream.provider import Timeouts, UpstreamResponse
+from gateway.upstream.sse import replay
 
 __all__ = ["MockProvider", "estimate_tokens"]
 
@@ -68,12 +68,8 @@ class MockProvider:
                 tokens_out,
                 include_usage,
             )
-        return UpstreamResponse(200, "text/event-stream", events=_replay(events))
+        return UpstreamResponse(200, "text/event-stream", events=replay(events))
 
     async def aclose(self) -> None:
         return None
 
-
-async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
-__all__ = ["sse_events"]
+__all__ = ["replay", "sse_events"]
 
 
 async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -26,3 +26,9 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
             buffer = buffer[end + 2 :]
     if buffer.strip():
         yield buffer
+
+
+async def replay(events: list[bytes]) -> AsyncIterator[bytes]:
+    """Events already in hand (a held stream, a canned answer) as a stream again."""
+    for event in events:
+        yield event
