@@ -1,12 +1,13 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
     authenticate -> resolve_policy -> read_request -> access -> limits -> boundary
-        -> forward -> inspect_answer -> relay -> audit
+        -> forward (retries, the breaker, fallback models, quality checks) -> inspect_answer
+        -> relay -> audit
 
-Later steps (limits, boundary, quality) slot into ``STEPS`` at their place. Metrics, logs and
-the audit trail use these step names. The audit step runs when the response finishes: for a
-whole response in app.py's ``before_send`` hook, for a stream here in ``_relay``
-(gateway/audit/trail.py says why there are two).
+A refusal on the way may still become a success: the policy's fallback message
+(gateway/fallback/). Decisions, logs and the audit trail use the names in ``STEPS``. The
+audit step runs when the response finishes: for a whole response in app.py's
+``before_send`` hook, for a stream here in ``_relay`` (gateway/audit/trail.py says why).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ STEPS = (
     "limits",
     "boundary",
     "forward",
+    "quality",
+    "fallback",
     "inspect_answer",
     "relay",
     "audit",

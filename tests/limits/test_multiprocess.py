@@ -167,13 +167,14 @@ def test_spend_never_passes_the_budget(pair: Pair) -> None:
             return str(exc.code)
         return "ok"
 
-    outcomes = _hammer(16, 4, one)
+    outcomes = _hammer(16, 6, one)
     spent, reserved = pair.budget("shared_budget")
     assert reserved == 0
     assert spent == outcomes["ok"] * COST  # every admitted call settled once, at its real cost
     assert spent <= 5000
-    assert outcomes["ok"] >= 20  # the budget was used, not refused wholesale
-    assert outcomes["ok"] + outcomes["limits.budget_exhausted"] == 64
+    # Used, not refused wholesale (how much depends on how many were in flight at once).
+    assert outcomes["ok"] >= 10
+    assert outcomes["ok"] + outcomes["limits.budget_exhausted"] == 96
 
 
 def test_errors_timeouts_and_disconnects_leave_no_reservation(
