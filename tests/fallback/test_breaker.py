@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -129,25 +130,50 @@ POLICY = {
 }
 
 
+def _start(
+    root: Path, upstream: FakeUpstream, prefix: str, redis: bool
+) -> tuple[AuditedGateway, GatewayServer]:
+    breaker = {"failures": 2, "open_s": 0.5, "redis_prefix": prefix}
+    config = {**gateway_config(upstream), "breaker": breaker, "audit": {"purge_interval_s": 0}}
+    if redis:
+        config["stores"] = {"redis_url": REDIS_URL}
+    write_yaml(root / "policies" / "guarded.yaml", POLICY)
+    key = new_key(root / "keys.yaml", "alice", ["analyst"])
+    env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": "v" * 32}
+    server = GatewayServer(write_yaml(root / "gateway.yaml", config), env).start()
+    return AuditedGateway(server.url, key, "", root, db=root / "audit.db"), server
+
+
 @pytest.fixture(params=["memory", "redis"])
 def guarded(
     request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuditedGateway]:
     prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
-    breaker = {"failures": 2, "open_s": 0.5, "redis_prefix": prefix}
-    stores = {"redis_url": REDIS_URL} if request.param == "redis" else None
     root = tmp_path_factory.mktemp("guarded")
-    config = {**gateway_config(upstream), "breaker": breaker, "audit": {"purge_interval_s": 0}}
-    if stores:
-        config["stores"] = stores
-    write_yaml(root / "policies" / "guarded.yaml", POLICY)
-    key = new_key(root / "keys.yaml", "alice", ["analyst"])
-    env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": "v" * 32}
-    server = GatewayServer(write_yaml(root / "gateway.yaml", config), env).start()
+    gw, server = _start(root, upstream, prefix, request.param == "redis")
     try:
-        yield AuditedGateway(server.url, key, "", root, db=root / "audit.db")
+        yield gw
     finally:
         server.stop()
+
+
+def test_instances_sharing_redis_fail_fast_together(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
+    a, server_a = _start(tmp_path_factory.mktemp("a"), upstream, prefix, True)
+    b, server_b = _start(tmp_path_factory.mktemp("b"), upstream, prefix, True)
+    try:
+        upstream.script("gpt-up", Status(500), Status(500))
+        for _ in range(2):  # two failures through instance a open the circuit
+            assert ask(a, "openai", "guarded", False)[1]["x-gateway-fallback"] == "upstream.error"
+        # Instance b never saw a failure, yet fails fast: the fake upstream gets no call.
+        _, headers, _ = ask(b, "openai", "guarded", False)
+        assert headers["x-gateway-fallback"] == "upstream.circuit_open"
+        assert len(upstream.requests_for("gpt-up")) == 2
+    finally:
+        server_a.stop()
+        server_b.stop()
 
 
 def test_circuit_opens_fails_fast_half_opens_and_closes(
