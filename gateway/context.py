@@ -68,14 +68,15 @@ class RequestContext:
 
     @property
     def decision(self) -> str:
-        """The ``x-gateway-decision`` value: the outcome, then the reason code if any;
-        ``masked`` when the data boundary changed what was sent or answered."""
-        for d in reversed(self.decisions):
-            if d.code is not None:
-                if d.code == "boundary.masked":
-                    return "masked"
-                return f"{d.outcome}; reason={d.code}"
-        return "allow"
+        """The ``x-gateway-decision`` value: the last outcome that changed or refused the
+        request, then its reason code (``masked`` when the data boundary changed what was
+        sent or answered); only when there is none, the last note that let it pass (such as
+        ``quality.unchecked``)."""
+        noted = [d for d in self.decisions if d.code is not None]
+        for d in reversed(noted):
+            if d.outcome != "allow":
+                return "masked" if d.code == "boundary.masked" else f"{d.outcome}; reason={d.code}"
+        return f"allow; reason={noted[-1].code}" if noted else "allow"
 
     def headers(self) -> dict[str, str]:
         headers = {

@@ -55,6 +55,12 @@ POLICIES: dict[str, dict[str, object]] = {
     "passing": _policy(
         "passing", quality={"min_avg_logprob": -1.0, "must_match": ["nothing"], "streaming": "pass"}
     ),
+    # The same with masking: the client is told its request was masked, not that it was unchecked.
+    "passing_masked": _policy(
+        "passing_masked",
+        quality={"must_match": ["nothing"], "streaming": "pass"},
+        data={"entities": {"EMAIL_ADDRESS": "mask"}},
+    ),
     # 1.5 s for everything: retries, a failed check, the backup model.
     "deadline": _policy(
         "deadline",

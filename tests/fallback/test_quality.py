@@ -166,6 +166,15 @@ def test_pass_streams_are_relayed_unchecked(
     assert gw.one(headers["x-request-id"], wait=2).reasons == ["quality.unchecked"]
 
 
+def test_a_masked_unchecked_stream_says_masked(gw: AuditedGateway, upstream: FakeUpstream) -> None:
+    upstream.script("gpt-up", Reply("noted"))
+    text, headers, _ = ask(gw, "openai", "passing_masked", True, "mail ann@example.com")
+    assert text == "noted" and headers["x-gateway-decision"] == "masked"
+    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    r = gw.one(headers["x-request-id"], wait=2)
+    assert r.reasons == ["boundary.masked", "quality.unchecked"]
+
+
 def test_pass_policy_still_checks_whole_answers(gw: AuditedGateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("does not match"))
     with pytest.raises(openai.InternalServerError) as caught:
