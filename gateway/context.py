@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from gateway import errors
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
@@ -75,7 +76,11 @@ class RequestContext:
         noted = [d for d in self.decisions if d.code is not None]
         for d in reversed(noted):
             if d.outcome != "allow":
-                return "masked" if d.code == "boundary.masked" else f"{d.outcome}; reason={d.code}"
+                return (
+                    "masked"
+                    if d.code == errors.BOUNDARY_MASKED.code
+                    else f"{d.outcome}; reason={d.code}"
+                )
         return f"allow; reason={noted[-1].code}" if noted else "allow"
 
     def headers(self) -> dict[str, str]:

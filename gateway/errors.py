@@ -125,6 +125,9 @@ QUALITY_REFUSAL = _reason("quality.refusal", 502, _UNUSABLE)
 # Not refusals: noted in the decision list and the audit record.
 QUALITY_UNCHECKED = _reason("quality.unchecked", 200, "The answer was relayed unchecked.")
 FALLBACK_REVIEW = _reason("fallback.review", 200, "The request was flagged for manual review.")
+BOUNDARY_MASKED = _reason("boundary.masked", 200, "Data was masked on its way out or back.")
+BOUNDARY_WOULD_BLOCK = _reason("boundary.would_block", 200, "Shadow mode: this would be blocked.")
+BOUNDARY_WOULD_MASK = _reason("boundary.would_mask", 200, "Shadow mode: this would be masked.")
 BOUNDARY_BLOCKED = _reason(
     "boundary.blocked_entity", 403, "The request contains data this workflow may not send."
 )

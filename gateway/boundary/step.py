@@ -82,19 +82,25 @@ class Inspection:
             )
         if not self._would_block:
             self._would_block = True
-            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_block"))
+            self.ctx.decisions.append(
+                Decision("inspect_answer", "allow", errors.BOUNDARY_WOULD_BLOCK.code)
+            )
 
     def finish_answer(self) -> None:
         """Record that the answer was masked or redacted (in shadow: would have been)."""
         answer = self.record.answer
         if not (answer.get("mask") or answer.get("redact")):
             return
-        if any(d.code == "boundary.would_block" for d in self.ctx.decisions):
+        if any(d.code == errors.BOUNDARY_WOULD_BLOCK.code for d in self.ctx.decisions):
             return  # the stronger verdict stays the one the header shows
         if self.rules.shadow:
-            self.ctx.decisions.append(Decision("inspect_answer", "allow", "boundary.would_mask"))
+            self.ctx.decisions.append(
+                Decision("inspect_answer", "allow", errors.BOUNDARY_WOULD_MASK.code)
+            )
         else:
-            self.ctx.decisions.append(Decision("inspect_answer", "transform", "boundary.masked"))
+            self.ctx.decisions.append(
+                Decision("inspect_answer", "transform", errors.BOUNDARY_MASKED.code)
+            )
 
     async def restore(self, text: str) -> str:
         """Tokens this caller was given in this workflow, replaced by their values."""
@@ -194,7 +200,7 @@ class Boundary:
             except VaultError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
         if changed:
-            ctx.decisions.append(Decision("boundary", "transform", "boundary.masked"))
+            ctx.decisions.append(Decision("boundary", "transform", errors.BOUNDARY_MASKED.code))
         if not (rules.source.scan_output or rewriter.minted):
             return None
         return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway import errors
 from gateway.access import check_caller
 from gateway.audit.record import AuditRecord
 from gateway.auth.principal import Principal
@@ -125,7 +126,7 @@ def _live_verdict(record: AuditRecord) -> tuple[str, list[str]]:
     refusals = [r for r in record.reasons if r in _POLICY_REFUSALS]
     if refusals:
         return "deny", refusals
-    return ("masked" if "boundary.masked" in record.reasons else "allow"), []
+    return ("masked" if errors.BOUNDARY_MASKED.code in record.reasons else "allow"), []
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
+from gateway import errors
 from gateway.access import check_caller, check_request
 from gateway.auth.principal import Principal
 from gateway.boundary.record import by_action
@@ -66,7 +67,9 @@ async def judge_request(
         return
     refusal = _media_refusal(request, rules)
     if refusal is not None:
-        verdict.add(*_outcome(candidate, "deny", refusal.reason.code, "boundary.would_block"))
+        verdict.add(
+            *_outcome(candidate, "deny", refusal.reason.code, errors.BOUNDARY_WOULD_BLOCK.code)
+        )
         return
     if live.data is not None and rules.detector is live.data.detector:
         verdict.pending = candidate
@@ -130,9 +133,17 @@ def _apply(
         counts[(candidate.data.action(entity), entity)] += n
     verdict.entities = by_action(counts)
     if any(action == "block" for action, _ in counts):
-        verdict.add(*_outcome(candidate, "deny", "boundary.blocked_entity", "boundary.would_block"))
+        verdict.add(
+            *_outcome(
+                candidate, "deny", errors.BOUNDARY_BLOCKED.code, errors.BOUNDARY_WOULD_BLOCK.code
+            )
+        )
     elif any(action in ("mask", "redact", "tokenize") for action, _ in counts):
-        verdict.add(*_outcome(candidate, "transform", "boundary.masked", "boundary.would_mask"))
+        verdict.add(
+            *_outcome(
+                candidate, "transform", errors.BOUNDARY_MASKED.code, errors.BOUNDARY_WOULD_MASK.code
+            )
+        )
 
 
 def _outcome(
