@@ -7,13 +7,15 @@ and the text that reached the client. ``gateway policy test`` runs them (gateway
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.errors import REASONS
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -74,6 +76,17 @@ class Expect(_Strict):
     status: int | None = None
     upstream_text: str | TextMatch | None = None
     client_text: str | TextMatch | None = None
+
+    @field_validator("reasons")
+    @classmethod
+    def _known_codes(cls, reasons: list[str] | None) -> list[str] | None:
+        """A typo in an expected code would make a case that can never pass, or never fail."""
+        for code in reasons or ():
+            if code not in REASONS:
+                close = difflib.get_close_matches(code, REASONS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown reason code '{code}'{hint}")
+        return reasons
 
 
 @dataclass(frozen=True, slots=True)

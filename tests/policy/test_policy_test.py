@@ -176,6 +176,7 @@ def test_broken_test_files_are_named_at_file_and_line(tmp_path: Path) -> None:
         "tests/c.yaml": CASE.replace("workflow: triage\n", ""),
         "tests/d.yaml": CASE.replace("    principal:", "    principle:"),
         "tests/e.yaml": "cases: [\n",
+        "tests/f.yaml": CASE.replace("reasons: [boundary.masked]", "reasons: [boundary.maksed]"),
     }
     config = make_root(tmp_path, {"triage.yaml": POLICY, **broken})
     code, out, err = run(config)
@@ -187,6 +188,10 @@ def test_broken_test_files_are_named_at_file_and_line(tmp_path: Path) -> None:
     assert f"{tests / 'd.yaml'}:3: cases.0.principal: Field required" in err
     assert f"{tests / 'd.yaml'}:4: cases.0.principle: unknown key; did you mean 'principal'?" in err
     assert f"{tests / 'e.yaml'}:2: invalid YAML" in err
+    assert (
+        f"{tests / 'f.yaml'}:10: cases.0.expect.reasons: Value error, unknown reason code "
+        "'boundary.maksed' (did you mean 'boundary.masked'?)"
+    ) in err
     assert "no case was run" in err
 
 
