@@ -6,8 +6,6 @@ Exit codes (CI): 0 clean, 1 errors (or failed tests), 2 warnings only under ``--
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ from gateway.cli.common import config_path
 from gateway.cli.policy_replay import add_replay
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.lint import Issue, LintReport, lint_policies
-from gateway.policy.lint.apis import model_apis
 from gateway.yamlsource import ConfigError
 
 __all__ = ["register"]
@@ -66,8 +63,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def lint(config: GatewayConfig, directory: Path) -> LintReport:
     """Every issue of the folder; raises ConfigError if gateway.yaml's NER model is missing."""
-    apis = asyncio.run(model_apis(config, os.environ))
-    return lint_policies(directory, config, apis, configured_ner(config))
+    return lint_policies(directory, config, configured_ner(config))
 
 
 def _print_text(report: LintReport) -> None:

@@ -23,8 +23,8 @@ from gateway.config import GatewayConfig, load_config
 from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.explain import Explanation, explain
-from gateway.policy.lint.apis import model_apis
 from gateway.policy.loader import load_policies
+from gateway.upstream.apis import model_apis
 from gateway.yamlsource import ConfigError
 
 __all__ = ["add_parser"]

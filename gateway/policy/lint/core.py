@@ -7,12 +7,11 @@ that lands later adds its own module there and touches no other rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.config import GatewayConfig
-from gateway.normalized import Api
 from gateway.policy.models import Policy
 from gateway.yamlsource import line_of
 
@@ -64,8 +63,8 @@ class LintContext:
     """What rules check a policy against.
 
     ``declared_roles`` is gateway.yaml's ``auth.roles`` (None when not set); ``key_roles``
-    the roles held by active gateway keys; ``model_apis`` the wire APIs each catalogue
-    model's provider speaks; ``files`` every schema-valid policy of the folder.
+    the roles held by active gateway keys; ``files`` every schema-valid policy of the
+    folder.
     """
 
     config: GatewayConfig
@@ -73,7 +72,6 @@ class LintContext:
     declared_roles: frozenset[str] | None
     key_roles: frozenset[str]
     jwt_configured: bool
-    model_apis: Mapping[str, frozenset[Api]]
     files: tuple[PolicyFile, ...]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,6 @@ from pathlib import Path
 from gateway.auth.keys import read_keys
 from gateway.boundary.ner import NerModel
 from gateway.config import GatewayConfig
-from gateway.normalized import Api
 from gateway.policy.candidates import SUFFIX, candidate_files, load_candidates
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.lint import rules as rules_package
@@ -57,7 +56,6 @@ def all_rules() -> list[Rule]:
 def lint_policies(
     directory: Path,
     config: GatewayConfig,
-    model_apis: Mapping[str, frozenset[Api]],
     ner: NerModel | None = None,
 ) -> LintReport:
     """Every issue of every policy file in ``directory`` (candidates, ``W.candidate.yaml``,
@@ -83,7 +81,7 @@ def lint_policies(
             report.issues.extend(_schema_issue(p) for p in exc.problems)
             continue
         files.append(PolicyFile(str(path), policy, doc, path.name.endswith(SUFFIX)))
-    ctx = _context(config, ner is not None, model_apis, tuple(files))
+    ctx = _context(config, ner is not None, tuple(files))
     for f in files:
         for rule in all_rules():
             report.issues.extend(rule(ctx, f))
@@ -102,7 +100,6 @@ def lint_policies(
 def _context(
     config: GatewayConfig,
     ner_configured: bool,
-    model_apis: Mapping[str, frozenset[Api]],
     files: tuple[PolicyFile, ...],
 ) -> LintContext:
     auth = config.auth
@@ -119,7 +116,6 @@ def _context(
         declared_roles=declared,
         key_roles=held,
         jwt_configured=auth.jwt is not None,
-        model_apis=model_apis,
         files=files,
     )
 

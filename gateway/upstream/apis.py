@@ -1,7 +1,7 @@
 """Which wire APIs each catalogue model can be sent in, asked of the providers themselves.
 
 Providers are built as the gateway builds them (a pool each, no connection opened) and asked
-``speaks``, so the lint follows whatever translation the providers learn.
+``speaks``, so `policy explain` shows the chain the forwarder would really try.
 """
 
 from __future__ import annotations
