@@ -106,11 +106,16 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield sink
     finally:
         await sink.close()
-        db = await asyncpg.connect(PG_URL)
-        try:
-            await db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        finally:
-            await db.close()
+        await drop_schema(schema)
+
+
+async def drop_schema(schema: str) -> None:
+    """Remove a test's own PostgreSQL schema and everything in it."""
+    db = await asyncpg.connect(PG_URL)
+    try:
+        await db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await db.close()
 
 
 def record(n: int, **changes: object) -> AuditRecord:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import openai
 import orjson
 import pytest
 
-from tests.audit.conftest import PG_URL, AuditedGateway, start_gateway
+from tests.audit.conftest import PG_URL, AuditedGateway, drop_schema, start_gateway
 from tests.conftest import UPSTREAM_KEYS
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import write_yaml
@@ -126,15 +125,7 @@ def recorded(
     finally:
         server.stop()
         if schema is not None:
-
-            async def drop() -> None:
-                db = await asyncpg.connect(PG_URL)
-                try:
-                    await db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                finally:
-                    await db.close()
-
-            asyncio.run(drop())
+            asyncio.run(drop_schema(schema))
 
 
 def gateway_cli(rec: Recorded, *args: str) -> subprocess.CompletedProcess[str]:

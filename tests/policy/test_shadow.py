@@ -16,7 +16,7 @@ import pytest
 
 from gateway.audit import AuditRecord
 from gateway.policy.reload import start_registry
-from tests.audit.conftest import PG_URL, AuditedGateway, start_gateway
+from tests.audit.conftest import PG_URL, AuditedGateway, drop_schema, start_gateway
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.support.server import write_yaml
 
@@ -112,15 +112,7 @@ def trail(
     finally:
         server.stop()
         if schema is not None:
-
-            async def drop() -> None:
-                db = await asyncpg.connect(PG_URL)
-                try:
-                    await db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                finally:
-                    await db.close()
-
-            asyncio.run(drop())
+            asyncio.run(drop_schema(schema))
 
 
 def chat(
