@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +51,19 @@ def make_root(root: Path, policies: dict[str, str], **config: Any) -> Path:
     return root / "gateway.yaml"
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """The real ``gateway`` command in a child process."""
+def run_cli(
+    *args: str,
+    cwd: Path = REPO,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """The real ``gateway`` command in a child process (``env``: added to this one's)."""
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         cwd=cwd,
+        env={**os.environ, **env} if env is not None else None,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,9 @@ from gateway.config import interpolate, load_config
 from gateway.policy import load_policies
 from gateway.policy.compile import policy_version
 from gateway.yamlsource import ConfigError
+from tests.policy.cliutil import run_cli
 
 MODELS = {"gpt-test", "claude-test"}
-REPO = Path(__file__).resolve().parents[2]
 
 GOOD = """\
 workflow: triage
@@ -138,19 +136,8 @@ def test_config_reports_unset_variables_and_unknown_providers(tmp_path: Path) ->
         load_config(path, {"BASE": "http://x"})
 
 
-def gateway_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_sample_policies_validate() -> None:
-    result = gateway_cli("policy", "validate")
+    result = run_cli("policy", "validate", timeout=60)
     assert result.returncode == 0, result.stderr
     for name in ("lead_triage", "support_reply", "code_review"):
         assert f"ok  {name}" in result.stdout
@@ -158,7 +145,7 @@ def test_sample_policies_validate() -> None:
 
 def test_validate_exits_non_zero_with_lines(tmp_path: Path) -> None:
     write(tmp_path, "triage.yaml", GOOD.replace("models:", "modles:"))
-    result = gateway_cli("policy", "validate", str(tmp_path))
+    result = run_cli("policy", "validate", str(tmp_path), timeout=60)
     assert result.returncode == 1
     assert f"{tmp_path / 'triage.yaml'}:5: access.modles: unknown key; did you mean 'models'?" in (
         result.stderr

@@ -5,9 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +19,9 @@ import pytest
 from tests.audit.conftest import PG_URL, AuditedGateway, drop_schema, start_gateway
 from tests.conftest import UPSTREAM_KEYS
 from tests.fakes.upstream import FakeUpstream
+from tests.policy.cliutil import run_cli
 from tests.support.server import write_yaml
 
-REPO = Path(__file__).resolve().parents[2]
 EMAIL = "mail jane.doe@example.com please"
 PHONE = "call me on +44 20 7946 0958"
 
@@ -129,12 +127,10 @@ def recorded(
 
 
 def gateway_cli(rec: Recorded, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(rec.gw.config_dir / "gateway.yaml"),
-         "policy", "replay", *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
-        env={**os.environ, **UPSTREAM_KEYS},
-    )  # fmt: skip
+    config = str(rec.gw.config_dir / "gateway.yaml")
+    return run_cli(
+        "--config", config, "policy", "replay", *args, env=UPSTREAM_KEYS, timeout=60
+    )
 
 
 def replay_json(rec: Recorded, *args: str) -> dict[str, dict[str, Any]]:
