@@ -13,7 +13,7 @@ from gateway.errors import GatewayError, Reason
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import AccessRules
 
-__all__ = ["allowed_models", "check_caller", "check_request"]
+__all__ = ["allowed_models", "check_caller", "check_request", "lower_output_tokens"]
 
 # The body fields that carry the output ceiling, per API: OpenAI takes either (the newer
 # ``max_completion_tokens`` is set when the client sent neither); Anthropic requires its one.
@@ -65,20 +65,27 @@ def _hold_ceiling(rules: AccessRules, request: NormalizedRequest) -> Reason | No
     ceiling = rules.max_output_tokens
     if ceiling is None:
         return None
-    body, fields = request.body, _CEILING_FIELDS[request.api]
-    asked = [f for f in fields if body.get(f) is not None]
+    body = request.body
+    asked = [f for f in _CEILING_FIELDS[request.api] if body.get(f) is not None]
     over = [f for f in asked if body[f] > ceiling]
     if over and not rules.clamp:
         raise GatewayError(
             errors.ACCESS_TOKENS_EXCEEDED,
             f"{over[0]} {body[over[0]]} exceeds this workflow's limit of {ceiling}.",
         )
-    if not asked:  # the ceiling must hold even when the client sets no limit
-        body[fields[0]] = request.max_tokens = ceiling
-        return None
-    if not over:
-        return None
-    for f in over:
-        body[f] = ceiling
-    request.max_tokens = ceiling
-    return errors.ACCESS_TOKENS_CLAMPED
+    lowered = lower_output_tokens(request, ceiling)
+    # A ceiling written where the client set none is not a change the client made.
+    return errors.ACCESS_TOKENS_CLAMPED if lowered and asked else None
+
+
+def lower_output_tokens(request: NormalizedRequest, limit: int) -> bool:
+    """Hold the request's output tokens to ``limit``: the ceiling fields the client set above
+    it are lowered, or, when it set none, the API's own field is written. True if it wrote."""
+    body, fields = request.body, _CEILING_FIELDS[request.api]
+    asked = [f for f in fields if body.get(f) is not None]
+    lowered = [f for f in asked if body[f] > limit] if asked else [fields[0]]
+    for f in lowered:
+        body[f] = limit
+    if lowered:
+        request.max_tokens = limit
+    return bool(lowered)

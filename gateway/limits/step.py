@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway import errors
+from gateway.access import lower_output_tokens
 from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
@@ -38,11 +39,6 @@ __all__ = ["Grant", "Limits"]
 
 log = logging.getLogger("gateway.limits")
 
-# The body field that carries the output ceiling, per API (access.py sets one if none was).
-_OUT_FIELDS = {
-    "openai_chat": ("max_completion_tokens", "max_tokens"),
-    "anthropic_messages": ("max_tokens",),
-}
 
 
 _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on next use)
@@ -114,10 +110,7 @@ class Limits:
             ctx.decisions.append(Decision("limits", "allow", refusal.reason.code))
             return
         if verdict.out < max_out:
-            fields = _OUT_FIELDS[request.api]
-            for f in [f for f in fields if request.body.get(f) is not None] or fields[:1]:
-                request.body[f] = verdict.out
-            request.max_tokens = verdict.out
+            lower_output_tokens(request, verdict.out)
             ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
         ctx.reserved_usd = verdict.reserved / 1e6
         ctx.limits = Grant(
