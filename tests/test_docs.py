@@ -88,24 +88,24 @@ def test_reason_codes_md_is_the_catalogue() -> None:
     assert documented == catalogue, f"docs/reason-codes.md differs; rows to add or fix:\n{to_add}"
 
 
-def _complete_policy() -> tuple[str, str]:
-    """The annotated policy of docs/policy.md: its workflow name and its text."""
-    text = (DOCS / "policy.md").read_text()
-    block = re.search(r"^```yaml\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    assert block is not None, "docs/policy.md has no ```yaml block"
+def _first_policy(page: Path) -> tuple[str, str]:
+    """The first ```yaml block of ``page``, a policy: its workflow name and its text."""
+    block = re.search(r"^```yaml\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL)
+    assert block is not None, f"{page.name} has no ```yaml block"
     name = re.search(r"^workflow: ([a-z0-9_-]+)", block.group(1), re.MULTILINE)
-    assert name is not None, "the first yaml block of docs/policy.md is not a policy"
+    assert name is not None, f"the first yaml block of {page.name} is not a policy"
     return name.group(1), block.group(1)
 
 
 def test_the_annotated_policy_holds_every_section() -> None:
-    _, text = _complete_policy()
+    _, text = _first_policy(DOCS / "policy.md")
     top = set(re.findall(r"^([a-z_]+):", text, re.MULTILINE))
     assert top == set(Policy.model_fields)
 
 
-def test_the_annotated_policy_passes_validate(tmp_path: Path) -> None:
-    name, text = _complete_policy()
+@pytest.mark.parametrize("page", [DOCS / "policy.md", REPO / "README.md"], ids=lambda p: p.name)
+def test_the_policy_shown_passes_validate(page: Path, tmp_path: Path) -> None:
+    name, text = _first_policy(page)
     folder = tmp_path / "policies"
     (folder / "schemas").mkdir(parents=True)
     (folder / f"{name}.yaml").write_text(text)
@@ -121,11 +121,20 @@ def test_the_annotated_policy_passes_validate(tmp_path: Path) -> None:
     assert f"ok  {name}" in result.stdout
 
 
-@pytest.mark.parametrize(
-    "page",
-    sorted(p.name for p in DOCS.glob("*.md")),
-)
-def test_links_between_pages_resolve(page: str) -> None:
-    text = (DOCS / page).read_text()
-    for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", text):
-        assert (DOCS / target).resolve().exists(), f"docs/{page} links to missing {target}"
+PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the page's headings: lower case, punctuation dropped, spaces to -."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_links_between_pages_resolve(page: Path) -> None:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+    for target, anchor in re.findall(r"\]\(([^)#:]*\.md)?(?:#([^)]*))?\)", text):
+        linked = (page.parent / target).resolve() if target else page
+        assert linked.exists(), f"{page.name} links to missing {target}"
+        if anchor:
+            assert anchor in _anchors(linked), f"{page.name} links to missing {target}#{anchor}"
