@@ -27,6 +27,7 @@ run: $(STAMP) keys.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
 test: lint
