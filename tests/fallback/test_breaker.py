@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from gateway.config import BreakerConfig
+from gateway.stores import RedisClient, open_redis
 from gateway.upstream.breaker import Breaker, MemoryBreaker, RedisBreaker
 from tests.audit.conftest import AuditedGateway
 from tests.conftest import UPSTREAM_KEYS, gateway_config
@@ -25,14 +26,16 @@ OPEN_S = 0.3
 
 
 def _config(**changes: object) -> BreakerConfig:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
-    values: dict[str, object] = {
-        "failures": 3,
-        "open_s": OPEN_S,
-        "min_calls": 100,
-        "redis_prefix": prefix,
-    }
+    values: dict[str, object] = {"failures": 3, "open_s": OPEN_S, "min_calls": 100}
     return BreakerConfig.model_validate({**values, **changes})
+
+
+def _redis(url: str = REDIS_URL, prefix: str | None = None) -> RedisClient:
+    """The breaker's client of the shared Redis, under a key prefix of its own (so these tests
+    never touch another run's circuits), with a generous bound: the bound is
+    tests/stores/test_freeze.py's business."""
+    prefix = prefix or f"test-{uuid.uuid4().hex[:12]}"
+    return open_redis(url, user="breaker", prefix=prefix, timeout_s=2.0)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -42,7 +45,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[type]:
     def build(**changes: object) -> Breaker:
         config = _config(**changes)
         breaker: Breaker = (
-            MemoryBreaker(config) if request.param == "memory" else RedisBreaker(config, REDIS_URL)
+            MemoryBreaker(config) if request.param == "memory" else RedisBreaker(config, _redis())
         )
         made.append(breaker)
         return breaker
@@ -54,7 +57,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[type]:
         client = redis.Redis.from_url(REDIS_URL)
         for breaker in made:
             assert isinstance(breaker, RedisBreaker)
-            keys = list(client.scan_iter(match=f"{breaker._prefix}*"))
+            keys = list(client.scan_iter(match=f"{breaker.namespace}:*"))
             if keys:
                 client.delete(*keys)
         client.close()
@@ -100,8 +103,9 @@ async def test_error_rate_over_the_window_opens(make) -> None:  # type: ignore[n
 
 
 async def test_two_instances_share_one_redis_circuit() -> None:
-    config = _config(failures=2)
-    a, b = RedisBreaker(config, REDIS_URL), RedisBreaker(config, REDIS_URL)
+    config, prefix = _config(failures=2), f"test-{uuid.uuid4().hex[:12]}"
+    a = RedisBreaker(config, _redis(prefix=prefix))
+    b = RedisBreaker(config, _redis(prefix=prefix))
     try:
         await a.record("p/m", False)
         await b.record("p/m", False)
@@ -115,7 +119,7 @@ async def test_two_instances_share_one_redis_circuit() -> None:
 
 
 async def test_unreachable_redis_fails_open() -> None:
-    b = RedisBreaker(_config(failures=1), "redis://127.0.0.1:1/0")
+    b = RedisBreaker(_config(failures=1), _redis("redis://127.0.0.1:1/0"))
     await b.record("p/m", False)
     assert await b.allow("p/m")
     await b.aclose()
@@ -133,10 +137,10 @@ POLICY = {
 def _start(
     root: Path, upstream: FakeUpstream, prefix: str, redis: bool
 ) -> tuple[AuditedGateway, GatewayServer]:
-    breaker = {"failures": 2, "open_s": 0.5, "redis_prefix": prefix}
+    breaker = {"failures": 2, "open_s": 0.5}
     config = {**gateway_config(upstream), "breaker": breaker, "audit": {"purge_interval_s": 0}}
     if redis:
-        config["stores"] = {"redis_url": REDIS_URL}
+        config["stores"] = {"redis_url": REDIS_URL, "key_prefix": prefix}
     write_yaml(root / "policies" / "guarded.yaml", POLICY)
     key = new_key(root / "keys.yaml", "alice", ["analyst"])
     env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": "v" * 32}
@@ -148,7 +152,7 @@ def _start(
 def guarded(
     request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuditedGateway]:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     root = tmp_path_factory.mktemp("guarded")
     gw, server = _start(root, upstream, prefix, request.param == "redis")
     try:
@@ -160,7 +164,7 @@ def guarded(
 def test_instances_sharing_redis_fail_fast_together(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     a, server_a = _start(tmp_path_factory.mktemp("a"), upstream, prefix, True)
     b, server_b = _start(tmp_path_factory.mktemp("b"), upstream, prefix, True)
     try:
