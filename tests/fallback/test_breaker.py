@@ -19,6 +19,7 @@ from tests.audit.conftest import AuditedGateway
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.fallback.client import ask
+from tests.support.privateredis import PrivateRedis
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -123,6 +124,51 @@ async def test_unreachable_redis_fails_open() -> None:
     await b.record("p/m", False)
     assert await b.allow("p/m")
     await b.aclose()
+
+
+@pytest.fixture
+def private() -> Iterator[PrivateRedis]:
+    redis = PrivateRedis()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.destroy()
+
+
+async def test_frozen_store_keeps_the_last_known_state_and_backs_off(
+    private: PrivateRedis,
+) -> None:
+    """Redis frozen: the first call pays the bound (50 ms), the calls within the back-off
+    none; an open circuit stays open until ``open_s`` after the store last said so, others
+    fail open. Thawed, past the back-off, the store decides again."""
+    config = _config(failures=1, store_timeout_ms=50, store_backoff_ms=400)
+    b = RedisBreaker(config, open_redis(private.url, user="breaker", timeout_s=0.05))
+    try:
+        await b.record("p/open", False)  # the store opens it
+        assert not await b.allow("p/open") and await b.allow("p/closed")
+        private.freeze()
+        started = time.perf_counter()
+        assert not await b.allow("p/open")  # the store's last word
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        assert await b.allow("p/closed")  # fail open
+        await b.record("p/closed", False)  # not counted anywhere: the store is away
+        assert await b.allow("p/closed")
+        rest = time.perf_counter() - started
+        assert 0.04 < first < 0.5 and rest < 0.02, (first, rest)
+        assert b.unreachable == 4
+        await asyncio.sleep(OPEN_S + 0.05)  # past open_s: the circuit would half-open
+        assert await b.allow("p/open")
+        private.thaw()
+        await asyncio.sleep(0.45)  # past the back-off
+        assert b.unreachable == 5
+        await b.record("p/closed", False)  # counted by the store again: it opens
+        assert not await b.allow("p/closed")
+        assert b.unreachable == 5
+    finally:
+        private.thaw()
+        await b.aclose()
 
 
 POLICY = {
