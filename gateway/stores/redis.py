@@ -11,9 +11,10 @@ URLs, as ``limits``' ``storage_from_string`` reads them::
     rediss+cluster://host:port                      Redis Cluster over TLS
 
 A dependency that stops answering costs a request at most its bound, never seconds: the
-connect and socket timeouts are the bound, redis-py's own retries are off (its defaults retry
-ten times on timeouts, each up to 5 s), and every call as a whole, a script's EVALSHA-then-EVAL
-included, runs under ``asyncio.timeout`` of that bound.
+connect and socket timeouts are the bound, redis-py's own retries are off (its defaults: 5 s
+socket timeouts and up to ten retries on connection errors and timeouts), and every call as a
+whole (connecting, the handshake, a script's EVALSHA-then-EVAL) runs under ``asyncio.timeout``
+of that bound, as socket timeouts apply per read.
 
 Keys: one deployment prefix (``stores.key_prefix``) and each user under its own name, the
 namespace ``<prefix>:<user>``; a key is ``<namespace>:{<tag>}:<rest>``, the hash tag holding
@@ -36,7 +37,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-__all__ = ["SCHEMES", "RedisClient", "Script", "StoreError", "open_redis"]
+__all__ = ["SCHEMES", "Client", "RedisClient", "Script", "StoreError", "namespace", "open_redis"]
 
 T = TypeVar("T")
 Client = Redis | RedisCluster
@@ -50,6 +51,11 @@ SCHEMES: dict[str, tuple[str, bool]] = {
     "redis+cluster": ("redis", True),
     "rediss+cluster": ("rediss", True),
 }
+
+
+def namespace(prefix: str, user: str) -> str:
+    """Where one user's keys live: ``namespace("gw", "vault") == "gw:vault"``."""
+    return f"{prefix}:{user}"
 
 
 class StoreError(Exception):
@@ -165,4 +171,6 @@ def open_redis(
 ) -> RedisClient:
     """A client of the Redis at ``url`` for ``user`` (``lim``, ``vault``, ``breaker``), whose
     calls each cost at most ``timeout_s``. Nothing is contacted until the first call."""
-    return RedisClient(_client(url, timeout_s, decode_responses), f"{prefix}:{user}", timeout_s)
+    return RedisClient(
+        _client(url, timeout_s, decode_responses), namespace(prefix, user), timeout_s
+    )
