@@ -72,3 +72,4 @@ class MockProvider:
 
     async def aclose(self) -> None:
         return None
+
