@@ -46,6 +46,7 @@ from gateway.policy.compile import compile_policy
 from gateway.policy.models import Policy
 from gateway.quality.checks import check
 from gateway.quality.read import read_body
+from gateway.stores import open_redis
 from gateway.surfaces import OPENAI
 from gateway.upstream import Forwarder
 from gateway.upstream.breaker import Breaker, MemoryBreaker, RedisBreaker
@@ -176,8 +177,12 @@ async def _step_us(fn: object, n: int, rounds: int) -> float:
 
 async def main(quick: bool) -> None:
     n, rounds = (300, 3) if quick else (2000, 5)
-    config = BreakerConfig(redis_prefix=f"bench:breaker:{uuid.uuid4().hex[:8]}:")
-    redis_breaker = RedisBreaker(config, REDIS_URL)
+    config = BreakerConfig()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    bound = config.store_timeout_ms / 1000  # the default, as the gateway runs it
+    redis_breaker = RedisBreaker(
+        config, open_redis(REDIS_URL, user="breaker", prefix=prefix, timeout_s=bound)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cases = [
@@ -247,7 +252,7 @@ async def main(quick: bool) -> None:
     await ping_client.aclose()
     await redis_breaker.aclose()
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"{config.redis_prefix}*"):
+    for key in client.scan_iter(match=f"{redis_breaker.namespace}:*"):
         client.delete(key)
     client.close()
 

@@ -37,10 +37,12 @@ from gateway.config import ModelConfig
 from gateway.context import RequestContext
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis import ADMIT_SHA, RedisStore, admit_payload
+from gateway.limits.spec import LimitsConfig
 from gateway.limits.step import Limits
 from gateway.limits.store import Ask
 from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
+from gateway.stores import open_redis
 from gateway.surfaces import openai_chat
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -137,7 +139,8 @@ async def main(quick: bool) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     compiled = policy()
     memory = Limits(MemoryStore(), MODELS, prefix)
-    redis_store = RedisStore(REDIS_URL)
+    bound = LimitsConfig().store_timeout_ms / 1000  # the default, as the gateway runs it
+    redis_store = RedisStore(open_redis(REDIS_URL, user="lim", prefix=prefix, timeout_s=bound))
     shared = Limits(redis_store, MODELS, prefix)
     ask = _one_ask(shared, compiled)
     keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]

@@ -46,6 +46,7 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
+from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
@@ -71,8 +72,11 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     store = open_store(config, environ) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
-    limits = build_limits(config)
-    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail, limits)
+    redis = shared_redis(config)
+    limits = build_limits(config, redis.limits if redis else None)
+    pipeline = build_pipeline(
+        config, environ, registry, authenticator, providers, trail, limits, redis
+    )
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -212,13 +216,15 @@ def build_pipeline(
     providers: dict[str, Provider],
     trail: AuditTrail,
     limits: Limits | None = None,
+    redis: SharedRedis | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
-    boundary = build_boundary(config, environ)
-    breaker = build_breaker(config.breaker, config.stores.redis_url)
+    policy test`` builds the same pipeline offline (gateway/policy/offline.py), where
+    ``redis`` is None and every store lives in memory."""
+    boundary = build_boundary(config, environ, redis.vault if redis else None)
+    breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
-    limits = limits or build_limits(config)
+    limits = limits or build_limits(config, redis.limits if redis else None)
     return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 

@@ -45,6 +45,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# What one call to the shared Redis may cost a request, connecting included.
+StoreTimeoutMs = Annotated[float, Field(gt=0, le=60_000)]
+
+
 class ListenConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -151,9 +155,18 @@ class NlpConfig(_Strict):
 
 class StoresConfig(_Strict):
     """Shared state. With no ``redis_url`` it lives in process memory (one instance); with no
-    ``audit_url`` the audit trail is the SQLite file ``audit.sqlite_path``."""
+    ``audit_url`` the audit trail is the SQLite file ``audit.sqlite_path``.
 
-    redis_url: str | None = None
+    ``redis_url``: ``redis://``, ``rediss://`` (TLS), ``unix://`` or, for Redis Cluster,
+    ``redis+cluster://`` / ``rediss+cluster://``. ``key_prefix`` starts every key this
+    gateway writes there, each user under its own name (``gw:lim``, ``gw:vault``,
+    ``gw:breaker``), so deployments can share one Redis.
+    """
+
+    redis_url: (
+        Annotated[str, StringConstraints(pattern=r"^(rediss?(\+cluster)?|unix)://.+")] | None
+    ) = None
+    key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "gw"
     audit_url: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://")] | None = None
 
 
@@ -163,6 +176,9 @@ class VaultConfig(_Strict):
     shared by instances that must mint the same tokens, refuses to start."""
 
     key_env: str = "GATEWAY_VAULT_KEY"
+    # With stores.redis_url: what one vault call may cost before the request fails closed
+    # (503 boundary.vault_unavailable).
+    store_timeout_ms: StoreTimeoutMs = 250.0
 
 
 class AuditConfig(_Strict):
@@ -199,10 +215,14 @@ class BreakerConfig(_Strict):
     window_s: Annotated[float, Field(gt=0)] = 30.0
     min_calls: Annotated[int, Field(ge=1)] = 20
     open_s: Annotated[float, Field(gt=0)] = 30.0
-    # With stores.redis_url: circuits shared by every instance (two script calls per attempt)
-    # under this key prefix; shared: false keeps them per instance (no round trip).
+    # With stores.redis_url: circuits shared by every instance (two script calls per attempt,
+    # keys under stores.key_prefix); shared: false keeps them per instance (no round trip).
     shared: bool = True
-    redis_prefix: str = "gw:breaker:"
+    # What one call to the shared store may cost before the attempt goes ahead on the
+    # circuit's last known state (fail open); after a failure the store is left alone for
+    # store_backoff_ms, so an unreachable Redis costs one timeout per back-off, not per call.
+    store_timeout_ms: StoreTimeoutMs = 50.0
+    store_backoff_ms: Annotated[float, Field(ge=0, le=600_000)] = 1000.0
 
 
 class GatewayConfig(_Strict):

@@ -10,6 +10,7 @@ from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
 from gateway.boundary.step import Boundary
 from gateway.boundary.vault import MemoryVault, RedisVault, Vault
 from gateway.config import GatewayConfig
+from gateway.stores import RedisClient
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["build_boundary", "configured_ner"]
@@ -27,8 +28,11 @@ def configured_ner(config: GatewayConfig) -> NerModel | None:
         ) from exc
 
 
-def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
-    """The vault ``stores.redis_url`` asks for and the token key from ``vault.key_env``."""
+def build_boundary(
+    config: GatewayConfig, env: Mapping[str, str], redis: RedisClient | None = None
+) -> Boundary:
+    """The vault (in ``redis``, the vault's client of ``stores.redis_url``, else in memory)
+    and the token key from ``vault.key_env``."""
     where = str(config.base_dir / "gateway.yaml")
     raw = env.get(config.vault.key_env)
     redis_url = config.stores.redis_url
@@ -48,5 +52,5 @@ def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
             ]
         )
     key = raw.encode() if raw is not None else secrets.token_bytes(32)
-    vault: Vault = RedisVault(redis_url) if redis_url else MemoryVault()
+    vault: Vault = RedisVault(redis) if redis is not None else MemoryVault()
     return Boundary(vault, TokenMinter(key))

@@ -15,11 +15,12 @@ from gateway.boundary.findings import Finding
 from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.record import BoundaryRecord, by_action
 from gateway.boundary.scan import find_all
-from gateway.boundary.vault import Vault, VaultError
+from gateway.boundary.vault import Vault
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.stores import StoreError
 
 __all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
 
@@ -111,7 +112,7 @@ class Inspection:
         if unknown:
             try:
                 self._known.update(await self._vault.get(self._workflow, self._subject, unknown))
-            except VaultError as exc:
+            except StoreError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
         return restore_tokens(text, self._known)
 
@@ -197,7 +198,7 @@ class Boundary:
                 await self._vault.put(
                     policy.name, subject, rewriter.minted, rules.source.token_ttl_s
                 )
-            except VaultError as exc:
+            except StoreError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
         if changed:
             ctx.decisions.append(Decision("boundary", "transform", errors.BOUNDARY_MASKED.code))

@@ -11,17 +11,15 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from gateway.stores import RedisClient
+from gateway.stores.redis import Client
 
-__all__ = ["MemoryVault", "RedisVault", "Vault", "VaultError"]
-
-
-class VaultError(Exception):
-    """The vault's backend failed; mapped once from the client library here."""
+__all__ = ["MemoryVault", "RedisVault", "Vault"]
 
 
 class Vault(Protocol):
+    """A backend that fails raises ``gateway.stores.StoreError``."""
+
     async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
         """Store ``token -> value`` pairs for ``ttl_s`` seconds (a put renews the expiry)."""
         ...
@@ -71,35 +69,39 @@ class MemoryVault:
 
 
 class RedisVault:
-    """Entries as ``gw:vault:{workflow}:subject:token`` strings with an expiry.
+    """Entries as ``<prefix>:vault:{workflow}:subject:token`` strings with an expiry.
 
     The hash tag keeps one workflow's entries in one Redis Cluster slot, so a lookup of many
-    tokens is one MGET and a put is one pipelined round trip.
+    tokens is one MGET and a put is one pipelined round trip, each within the client's bound
+    (``vault.store_timeout_ms``).
     """
 
-    def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
 
-    @staticmethod
-    def _key(workflow: str, subject: str, token: str) -> str:
-        return f"gw:vault:{{{workflow}}}:{subject}:{token}"
+    def _key(self, workflow: str, subject: str, token: str) -> str:
+        return self._redis.key(workflow, subject, token)
 
     async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for token, value in items.items():
-                    pipe.set(self._key(workflow, subject, token), value, ex=ttl_s)
+        keys = {self._key(workflow, subject, token): value for token, value in items.items()}
+
+        async def write(client: Client) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, value in keys.items():
+                    pipe.set(key, value, ex=ttl_s)
                 await pipe.execute()
-        except RedisError as exc:
-            raise VaultError(f"redis: {type(exc).__name__}") from exc
+
+        await self._redis.call(write)
 
     async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
         if not tokens:
             return {}
-        try:
-            values = await self._redis.mget([self._key(workflow, subject, t) for t in tokens])
-        except RedisError as exc:
-            raise VaultError(f"redis: {type(exc).__name__}") from exc
+        keys = [self._key(workflow, subject, t) for t in tokens]
+
+        async def read(client: Client) -> list[bytes | str | None]:
+            return await client.mget(keys)
+
+        values = await self._redis.call(read)
         return {t: str(v) for t, v in zip(tokens, values, strict=True) if v is not None}
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ from gateway.limits.redis import RedisStore
 from gateway.limits.report import usage_rows
 from gateway.limits.store import StoreError
 from gateway.policy import load_policies
+from gateway.stores.shared import shared_redis
 from gateway.yamlsource import ConfigError
 
 __all__ = ["register"]
@@ -83,18 +84,20 @@ def _from_redis(args: argparse.Namespace) -> list[dict[str, Any]] | None:
         return None
 
     async def read() -> list[dict[str, Any]]:
-        store = RedisStore(config.stores.redis_url or "")
+        redis = shared_redis(config)
+        assert redis is not None  # stores.redis_url is set
+        store = RedisStore(redis.limits)
         try:
             return await usage_rows(
                 store,
-                config.limits.key_prefix,
+                config.stores.key_prefix,
                 policies,
                 time.time(),
                 args.workflow,
                 args.subject,
             )
         finally:
-            await store.aclose()
+            await redis.aclose()
 
     return asyncio.run(read())
 

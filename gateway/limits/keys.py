@@ -1,13 +1,15 @@
 """Counter names: whose traffic a rule counts, and the store key of each counter.
 
-Every key starts with the hash tag ``{PREFIX:lim}``: one Redis Cluster slot holds them all,
-so one script can check a request's per-user, per-workflow and gateway-wide counters.
+Every key starts with the hash tag ``{PREFIX:lim}``, the limits' namespace by the one key rule
+(gateway/stores/redis.py): one Redis Cluster slot holds them all, so one script can check a
+request's per-user, per-workflow and gateway-wide counters.
 """
 
 from __future__ import annotations
 
 from gateway.auth.principal import Principal
 from gateway.limits.spec import Per
+from gateway.stores.redis import namespace
 
 __all__ = ["budget_key", "rate_key", "subjects"]
 
@@ -33,8 +35,9 @@ def _scope(workflow: str, per: Per) -> str:
 
 
 def rate_key(prefix: str, workflow: str, metric: str, per: Per, value: str) -> str:
-    return f"{{{prefix}:lim}}:{_scope(workflow, per)}:{metric}:{per}:{value}"
+    return f"{{{namespace(prefix, 'lim')}}}:{_scope(workflow, per)}:{metric}:{per}:{value}"
 
 
 def budget_key(prefix: str, workflow: str, period: str, ident: str, per: Per, value: str) -> str:
-    return f"{{{prefix}:lim}}:{_scope(workflow, per)}:usd:{period}:{ident}:{per}:{value}"
+    tag = namespace(prefix, "lim")
+    return f"{{{tag}}}:{_scope(workflow, per)}:usd:{period}:{ident}:{per}:{value}"

@@ -3,40 +3,25 @@ trip checks and updates all of a request's rules atomically.
 
 Every key carries the hash tag ``{PREFIX:lim}``, so all of them sit in one Redis Cluster
 slot: a request's per-user, per-workflow and gateway-wide counters can be checked by one
-script. Scripts are loaded once (SCRIPT LOAD) and called by hash (EVALSHA), falling back to
-EVAL when the server forgot them (a restart, SCRIPT FLUSH, a failover).
+script. The client comes from the one Redis factory (gateway/stores/redis.py), which bounds
+each call and maps every failure to StoreError.
 """
 
 from __future__ import annotations
 
-import hashlib
-from importlib import resources
 from typing import Any, Literal
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
 
-from gateway.limits.store import (
-    Ask,
-    BudgetUsage,
-    RateState,
-    Settlement,
-    StoreError,
-    Verdict,
-)
+from gateway.limits.store import Ask, BudgetUsage, RateState, Settlement, Verdict
+from gateway.stores import RedisClient, Script
+from gateway.stores.redis import Client
 
 __all__ = ["ADMIT_SHA", "RedisStore", "admit_payload"]
 
-
-def _script(name: str) -> tuple[str, str]:
-    source = resources.files("gateway.limits").joinpath("lua", name).read_text()
-    return source, hashlib.sha1(source.encode()).hexdigest()
-
-
-_ADMIT = _script("admit.lua")
-ADMIT_SHA = _ADMIT[1]
-_SETTLE = _script("settle.lua")
+_ADMIT = Script.load("gateway.limits", "admit.lua")
+ADMIT_SHA = _ADMIT.sha
+_SETTLE = Script.load("gateway.limits", "settle.lua")
 
 
 def admit_payload(ask: Ask) -> dict[str, Any]:
@@ -55,24 +40,20 @@ def admit_payload(ask: Ask) -> dict[str, Any]:
 
 
 class RedisStore:
-    """``timeout_s`` bounds every call, so an unreachable Redis fails a request fast."""
+    """Admit and settle cost at most the client's bound each (``limits.store_timeout_ms``);
+    the admin reads (usage, scan) are bounded per read only, as they walk many keys."""
 
-    def __init__(self, url: str, timeout_s: float = 0.5) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            decode_responses=False,
-        )
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
 
     @property
-    def client(self) -> aioredis.Redis:
-        return self._redis
+    def client(self) -> Client:
+        return self._redis.raw
 
     async def admit(self, ask: Ask) -> Verdict:
         payload = admit_payload(ask)
         keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]
-        raw = orjson.loads(await self._call(_ADMIT, keys, payload))
+        raw = orjson.loads(await self._redis.script(_ADMIT, keys, [orjson.dumps(payload)]))
         allowed, out, reserved, refused, retry = (int(v) for v in raw[:5])
         states = tuple(RateState(int(raw[i]), int(raw[i + 1])) for i in range(5, len(raw), 2))
         refused_by: int | Literal["budget"] | None = None
@@ -94,16 +75,17 @@ class RedisStore:
             "refund": settlement.token_refund,
             "intervals": [r.interval for r in settlement.token_rates],
         }
-        await self._call(_SETTLE, keys, payload)
+        await self._redis.script(_SETTLE, keys, [orjson.dumps(payload)])
 
     async def usage(self, keys: list[str]) -> dict[str, BudgetUsage]:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+        async def read(client: Client) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hmget(key, "s", "r")
-                rows = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis: {type(exc).__name__}") from exc
+                rows: list[Any] = await pipe.execute()
+                return rows
+
+        rows = await self._redis.call(read, bounded=False)
         return {
             k: BudgetUsage(int(s or 0), int(r or 0))
             for k, (s, r) in zip(keys, rows, strict=True)
@@ -113,28 +95,19 @@ class RedisStore:
     async def rate_tat(self, keys: list[str]) -> dict[str, float]:
         if not keys:
             return {}
-        try:
-            values = await self._redis.mget(keys)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis: {type(exc).__name__}") from exc
+
+        async def read(client: Client) -> list[Any]:
+            values: list[Any] = await client.mget(keys)
+            return values
+
+        values = await self._redis.call(read, bounded=False)
         return {k: float(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def scan(self, pattern: str) -> list[str]:
-        try:
-            return [k.decode() async for k in self._redis.scan_iter(match=pattern, count=1000)]
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis: {type(exc).__name__}") from exc
+        async def walk(client: Client) -> list[str]:
+            return [k.decode() async for k in client.scan_iter(match=pattern, count=1000)]
+
+        return await self._redis.call(walk, bounded=False)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
-
-    async def _call(self, script: tuple[str, str], keys: list[str], payload: object) -> Any:
-        source, sha = script
-        arg = orjson.dumps(payload)
-        try:
-            try:
-                return await self._redis.evalsha(sha, len(keys), *keys, arg)
-            except NoScriptError:
-                return await self._redis.eval(source, len(keys), *keys, arg)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc

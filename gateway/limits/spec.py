@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # gateway.config reads LimitsConfig from here
     from gateway.config import ModelConfig
@@ -80,9 +80,10 @@ class LimitsPolicy(_Strict):
 
 
 class LimitsConfig(_Strict):
-    """gateway.yaml ``limits``: ``key_prefix`` names this gateway's keys in a shared Redis."""
+    """gateway.yaml ``limits``: with ``stores.redis_url``, what one store call may cost a
+    request before the policy's ``on_store_error`` applies (keys: ``stores.key_prefix``)."""
 
-    key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "gw"
+    store_timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 250.0
 
 
 def budget_problems(

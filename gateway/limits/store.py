@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from gateway.stores import StoreError  # the one error every shared store raises
+
 __all__ = [
     "Ask",
     "BudgetCheck",
@@ -23,10 +25,6 @@ __all__ = [
 ]
 
 Unit = Literal["requests", "tokens"]
-
-
-class StoreError(Exception):
-    """The store's backend failed (mapped once from the client library, in redis.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ opens it again.
 
 State is per process (``MemoryBreaker``) or shared by every instance through one atomic Lua
 script (``RedisBreaker``, with ``stores.redis_url``). A Redis that cannot be reached fails
-open: the breaker protects the provider, it must not take the gateway down with it.
+open: the breaker protects the provider, it must not take the gateway down with it. It costs
+one ``store_timeout_ms`` (default 50 ms) per ``store_backoff_ms``, not per request: meanwhile
+each circuit keeps the state the store last reported.
 """
 
 from __future__ import annotations
@@ -15,13 +17,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from gateway.config import BreakerConfig
+from gateway.stores import RedisClient, Script, StoreError
 
 __all__ = ["Breaker", "MemoryBreaker", "RedisBreaker", "build_breaker"]
 
@@ -96,20 +95,38 @@ class MemoryBreaker:
         self._circuits.clear()
 
 
-_SCRIPT = resources.files("gateway.upstream").joinpath("lua/breaker.lua").read_text()
+_SCRIPT = Script.load("gateway.upstream", "breaker.lua")
 
 
 class RedisBreaker:
-    """Circuits as hashes ``{prefix}{provider/model}`` (the hash tag puts each in one Redis
-    Cluster slot), changed only by lua/breaker.lua."""
+    """Circuits as hashes ``<prefix>:breaker:{provider/model}`` (the hash tag puts each in one
+    Redis Cluster slot), changed only by lua/breaker.lua.
 
-    def __init__(self, config: BreakerConfig, url: str) -> None:
+    While the store cannot be reached, a circuit the store last reported open stays open
+    until ``open_s`` after that report, every other circuit lets attempts through (fail
+    open); ``unreachable`` counts the calls decided so. After a failed call the store is
+    left alone for ``store_backoff_ms``. The outage is logged once, and its end once.
+    """
+
+    def __init__(
+        self, config: BreakerConfig, redis: RedisClient, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
-        self._prefix = config.redis_prefix
-        self._redis = aioredis.Redis.from_url(url)
-        self._script = self._redis.register_script(_SCRIPT)
+        self._redis = redis
+        self._clock = clock
+        self._open_until: dict[str, float] = {}  # the store's last word, in our clock
+        self._skip_until = 0.0
+        self._down = False
+        self.unreachable = 0
+
+    @property
+    def namespace(self) -> str:
+        return self._redis.namespace
 
     async def _run(self, key: str, op: str, ok: bool = True) -> int | None:
+        if self._clock() < self._skip_until:
+            self.unreachable += 1
+            return None
         cfg = self._config
         args: list[str | int | float] = [
             op,
@@ -121,26 +138,54 @@ class RedisBreaker:
             cfg.min_calls,
         ]
         try:
-            return int(await self._script(keys=[f"{self._prefix}{{{key}}}"], args=args))
-        except RedisError as exc:
-            log.warning("circuit breaker store unavailable (%s): failing open", type(exc).__name__)
+            result = int(await self._redis.script(_SCRIPT, [self._redis.key(key)], args))
+        except StoreError as exc:
+            self.unreachable += 1
+            self._skip_until = self._clock() + cfg.store_backoff_ms / 1000
+            if not self._down:
+                self._down = True
+                log.warning(
+                    "circuit breaker store unavailable (%s): failing open on each circuit's "
+                    "last known state, trying again every %.0f ms",
+                    exc,
+                    cfg.store_backoff_ms,
+                )
             return None
+        if self._down:
+            self._down = False
+            log.warning("circuit breaker store reachable again")
+        return result
+
+    def _note(self, key: str, is_open: bool) -> None:
+        if not is_open:
+            self._open_until.pop(key, None)
+        elif self._open_until.get(key, 0.0) <= (now := self._clock()):
+            self._open_until[key] = now + self._config.open_s
 
     async def allow(self, key: str) -> bool:
-        return await self._run(key, "allow") != 0
+        state = await self._run(key, "allow")
+        if state is None:
+            return self._clock() >= self._open_until.get(key, 0.0)
+        self._note(key, state == 0)
+        return state != 0
 
     async def record(self, key: str, ok: bool) -> None:
-        if await self._run(key, "record", ok) == 0 and not ok:
+        state = await self._run(key, "record", ok)
+        if state is None:
+            return
+        self._note(key, state == 0)
+        if state == 0 and not ok:
             log.warning("circuit %s is open", key)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
 
 
-def build_breaker(config: BreakerConfig, redis_url: str | None) -> Breaker | None:
-    """None when the breaker is disabled."""
+def build_breaker(config: BreakerConfig, redis: RedisClient | None) -> Breaker | None:
+    """None when the breaker is disabled; shared through ``redis`` (the breaker's client of
+    ``stores.redis_url``) unless ``shared`` is off."""
     if not config.enabled:
         return None
-    if redis_url and config.shared:
-        return RedisBreaker(config, redis_url)
+    if redis is not None and config.shared:
+        return RedisBreaker(config, redis)
     return MemoryBreaker(config)

@@ -9,14 +9,21 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.boundary.vault import MemoryVault, RedisVault, Vault, VaultError
+from gateway.boundary.vault import MemoryVault, RedisVault, Vault
+from gateway.stores import StoreError, open_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def redis_vault(url: str = REDIS_URL) -> RedisVault:
+    """The vault as app.py builds it (default prefix ``gw``), with a generous bound: these
+    tests check what is stored (tests/stores/test_freeze.py checks the bounds)."""
+    return RedisVault(open_redis(url, user="vault", timeout_s=2.0, decode_responses=True))
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def vault(request: pytest.FixtureRequest) -> AsyncIterator[Vault]:
-    v: Vault = MemoryVault() if request.param == "memory" else RedisVault(REDIS_URL)
+    v: Vault = MemoryVault() if request.param == "memory" else redis_vault()
     try:
         yield v
     finally:
@@ -47,7 +54,7 @@ async def test_entries_expire(vault: Vault, workflow: str) -> None:
 
 
 async def test_redis_keys_are_hash_tagged_by_workflow(workflow: str) -> None:
-    vault = RedisVault(REDIS_URL)
+    vault = redis_vault()
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
         await vault.put(workflow, "alice", {"<E#a>": "a@x.io"}, 60)
@@ -67,11 +74,11 @@ async def test_memory_vault_evicts_the_oldest_at_its_bound() -> None:
 
 
 async def test_redis_down_is_one_vault_error() -> None:
-    vault = RedisVault("redis://127.0.0.1:1/0")
+    vault = redis_vault("redis://127.0.0.1:1/0")
     try:
-        with pytest.raises(VaultError):
+        with pytest.raises(StoreError):
             await vault.put("w", "s", {"t": "v"}, 60)
-        with pytest.raises(VaultError):
+        with pytest.raises(StoreError):
             await vault.get("w", "s", ["t"])
     finally:
         await vault.aclose()

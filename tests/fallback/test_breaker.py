@@ -13,11 +13,13 @@ import pytest
 import redis
 
 from gateway.config import BreakerConfig
+from gateway.stores import RedisClient, open_redis
 from gateway.upstream.breaker import Breaker, MemoryBreaker, RedisBreaker
 from tests.audit.conftest import AuditedGateway
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.fallback.client import ask
+from tests.support.privateredis import PrivateRedis
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -25,14 +27,16 @@ OPEN_S = 0.3
 
 
 def _config(**changes: object) -> BreakerConfig:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
-    values: dict[str, object] = {
-        "failures": 3,
-        "open_s": OPEN_S,
-        "min_calls": 100,
-        "redis_prefix": prefix,
-    }
+    values: dict[str, object] = {"failures": 3, "open_s": OPEN_S, "min_calls": 100}
     return BreakerConfig.model_validate({**values, **changes})
+
+
+def _redis(url: str = REDIS_URL, prefix: str | None = None) -> RedisClient:
+    """The breaker's client of the shared Redis, under a key prefix of its own (so these tests
+    never touch another run's circuits), with a generous bound: the bound is
+    tests/stores/test_freeze.py's business."""
+    prefix = prefix or f"test-{uuid.uuid4().hex[:12]}"
+    return open_redis(url, user="breaker", prefix=prefix, timeout_s=2.0)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -42,7 +46,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[type]:
     def build(**changes: object) -> Breaker:
         config = _config(**changes)
         breaker: Breaker = (
-            MemoryBreaker(config) if request.param == "memory" else RedisBreaker(config, REDIS_URL)
+            MemoryBreaker(config) if request.param == "memory" else RedisBreaker(config, _redis())
         )
         made.append(breaker)
         return breaker
@@ -54,7 +58,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[type]:
         client = redis.Redis.from_url(REDIS_URL)
         for breaker in made:
             assert isinstance(breaker, RedisBreaker)
-            keys = list(client.scan_iter(match=f"{breaker._prefix}*"))
+            keys = list(client.scan_iter(match=f"{breaker.namespace}:*"))
             if keys:
                 client.delete(*keys)
         client.close()
@@ -100,8 +104,9 @@ async def test_error_rate_over_the_window_opens(make) -> None:  # type: ignore[n
 
 
 async def test_two_instances_share_one_redis_circuit() -> None:
-    config = _config(failures=2)
-    a, b = RedisBreaker(config, REDIS_URL), RedisBreaker(config, REDIS_URL)
+    config, prefix = _config(failures=2), f"test-{uuid.uuid4().hex[:12]}"
+    a = RedisBreaker(config, _redis(prefix=prefix))
+    b = RedisBreaker(config, _redis(prefix=prefix))
     try:
         await a.record("p/m", False)
         await b.record("p/m", False)
@@ -115,10 +120,55 @@ async def test_two_instances_share_one_redis_circuit() -> None:
 
 
 async def test_unreachable_redis_fails_open() -> None:
-    b = RedisBreaker(_config(failures=1), "redis://127.0.0.1:1/0")
+    b = RedisBreaker(_config(failures=1), _redis("redis://127.0.0.1:1/0"))
     await b.record("p/m", False)
     assert await b.allow("p/m")
     await b.aclose()
+
+
+@pytest.fixture
+def private() -> Iterator[PrivateRedis]:
+    redis = PrivateRedis()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.destroy()
+
+
+async def test_frozen_store_keeps_the_last_known_state_and_backs_off(
+    private: PrivateRedis,
+) -> None:
+    """Redis frozen: the first call pays the bound (50 ms), the calls within the back-off
+    none; an open circuit stays open until ``open_s`` after the store last said so, others
+    fail open. Thawed, past the back-off, the store decides again."""
+    config = _config(failures=1, store_timeout_ms=50, store_backoff_ms=400)
+    b = RedisBreaker(config, open_redis(private.url, user="breaker", timeout_s=0.05))
+    try:
+        await b.record("p/open", False)  # the store opens it
+        assert not await b.allow("p/open") and await b.allow("p/closed")
+        private.freeze()
+        started = time.perf_counter()
+        assert not await b.allow("p/open")  # the store's last word
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        assert await b.allow("p/closed")  # fail open
+        await b.record("p/closed", False)  # not counted anywhere: the store is away
+        assert await b.allow("p/closed")
+        rest = time.perf_counter() - started
+        assert 0.04 < first < 0.5 and rest < 0.02, (first, rest)
+        assert b.unreachable == 4
+        await asyncio.sleep(OPEN_S + 0.05)  # past open_s: the circuit would half-open
+        assert await b.allow("p/open")
+        private.thaw()
+        await asyncio.sleep(0.45)  # past the back-off
+        assert b.unreachable == 5
+        await b.record("p/closed", False)  # counted by the store again: it opens
+        assert not await b.allow("p/closed")
+        assert b.unreachable == 5
+    finally:
+        private.thaw()
+        await b.aclose()
 
 
 POLICY = {
@@ -133,10 +183,10 @@ POLICY = {
 def _start(
     root: Path, upstream: FakeUpstream, prefix: str, redis: bool
 ) -> tuple[AuditedGateway, GatewayServer]:
-    breaker = {"failures": 2, "open_s": 0.5, "redis_prefix": prefix}
+    breaker = {"failures": 2, "open_s": 0.5}
     config = {**gateway_config(upstream), "breaker": breaker, "audit": {"purge_interval_s": 0}}
     if redis:
-        config["stores"] = {"redis_url": REDIS_URL}
+        config["stores"] = {"redis_url": REDIS_URL, "key_prefix": prefix}
     write_yaml(root / "policies" / "guarded.yaml", POLICY)
     key = new_key(root / "keys.yaml", "alice", ["analyst"])
     env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": "v" * 32}
@@ -148,7 +198,7 @@ def _start(
 def guarded(
     request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuditedGateway]:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     root = tmp_path_factory.mktemp("guarded")
     gw, server = _start(root, upstream, prefix, request.param == "redis")
     try:
@@ -160,7 +210,7 @@ def guarded(
 def test_instances_sharing_redis_fail_fast_together(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    prefix = f"test:breaker:{uuid.uuid4().hex[:12]}:"
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     a, server_a = _start(tmp_path_factory.mktemp("a"), upstream, prefix, True)
     b, server_b = _start(tmp_path_factory.mktemp("b"), upstream, prefix, True)
     try:

@@ -17,11 +17,18 @@ import redis.asyncio as aioredis
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis import RedisStore
 from gateway.limits.store import Store
+from gateway.stores import open_redis
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_store(url: str = REDIS_URL) -> RedisStore:
+    """A store on the shared Redis, from the one factory; a generous bound, as these tests
+    check what is counted, not how fast (tests/stores/test_freeze.py checks the bounds)."""
+    return RedisStore(open_redis(url, user="lim", timeout_s=2.0))
 
 
 def new_prefix() -> str:
@@ -49,11 +56,11 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[St
     if request.param == "memory":
         yield MemoryStore()
         return
-    redis_store = RedisStore(REDIS_URL)
+    shared = redis_store()
     try:
-        yield redis_store
+        yield shared
     finally:
-        await redis_store.aclose()
+        await shared.aclose()
         await drop_keys(prefix)
 
 
@@ -142,11 +149,9 @@ def write_gateway(
     config = {
         **gateway_config(upstream),
         "models": models or PRICED,
-        "limits": {"key_prefix": prefix},
+        "stores": {"key_prefix": prefix, **({"redis_url": redis_url} if redis_url else {})},
         "audit": {"purge_interval_s": 0},
     }
-    if redis_url:
-        config["stores"] = {"redis_url": redis_url}
     path = write_yaml(root / "gateway.yaml", config)
     for name, policy in policies.items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)

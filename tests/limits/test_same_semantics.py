@@ -8,9 +8,8 @@ import random
 import pytest
 
 from gateway.limits.memory import MemoryStore
-from gateway.limits.redis import RedisStore
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, Verdict
-from tests.limits.conftest import REDIS_URL, drop_keys, new_prefix
+from tests.limits.conftest import drop_keys, new_prefix, redis_store
 
 S = 1e6
 T0 = 1_780_000_000.0
@@ -70,11 +69,11 @@ async def run(store: Store, prefix: str, seed: int) -> list[Verdict]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_memory_and_redis_agree(seed: int) -> None:
     prefix = new_prefix()
-    redis_store = RedisStore(REDIS_URL)
+    shared = redis_store()
     try:
-        in_redis = await run(redis_store, prefix, seed)
+        in_redis = await run(shared, prefix, seed)
     finally:
-        await redis_store.aclose()
+        await shared.aclose()
         await drop_keys(prefix)
     in_memory = await run(MemoryStore(), prefix, seed)
     assert in_memory == in_redis

@@ -16,7 +16,7 @@ from gateway.audit import AuditRecord
 from tests.conftest import UPSTREAM_KEYS
 from tests.fakes.upstream import FakeUpstream
 from tests.limits.conftest import VAULT_KEY, LimitedGateway, _policy, new_prefix, write_gateway
-from tests.limits.privateredis import PrivateRedis
+from tests.support.privateredis import PrivateRedis
 from tests.support.server import GatewayServer
 
 HI = [{"role": "user", "content": "hi"}]

@@ -1,9 +1,11 @@
-"""A private redis-server on a free port, to stop and start at will: the shared one on 6379
-serves other tests and is never touched."""
+"""A private redis-server on a free port, to stop, start, freeze and thaw at will: the shared
+one on 6379 serves other tests and is never touched."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -39,6 +41,16 @@ class PrivateRedis:
                     raise
                 time.sleep(0.02)
         client.close()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and the kernel still accepts new ones, but nothing
+        answers: a Redis that hangs, not one that is gone."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self._proc is not None:
