@@ -57,7 +57,7 @@ def _undocumented(model: type[BaseModel], page: Path) -> list[str]:
 
 def test_the_walk_reaches_nested_and_imported_models() -> None:
     config = set(dotted_keys(GatewayConfig))
-    assert {"auth.jwt.issuer", "providers.<name>.base_url", "limits.key_prefix"} <= config
+    assert {"auth.jwt.issuer", "providers.<name>.base_url", "limits.store_timeout_ms"} <= config
     assert "base_dir" not in config
     policy = set(dotted_keys(Policy))
     assert {"data.custom[].pattern", "limits.rate[].per", "quality.json_schema"} <= policy
