@@ -1,34 +1,34 @@
-"""What one request decided and did, filled in step by step, read by the audit trail."""
+"""What one request decided and did, filled in step by step, read by the audit trail.
+
+``enter`` is the one hook on the request path: every step starts through it, so it records
+each step's duration and is where metrics, traces and logs attach (``StepObserver``).
+"""
 
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Protocol
 
-from gateway import errors
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.verdict import CandidateVerdict
+from gateway.steps import Decision, Outcome, Step, decide
 
 if TYPE_CHECKING:
     from gateway.limits.step import Grant
 
-__all__ = ["Decision", "Outcome", "RequestContext"]
-
-Outcome = Literal["allow", "transform", "deny", "error"]
+__all__ = ["Decision", "Outcome", "RequestContext", "StepObserver"]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One step's verdict: ``code`` is a reason code for anything but a plain allow."""
+class StepObserver(Protocol):
+    """Told of every step a request leaves, with its duration: where metrics, traces and logs
+    attach. None (the default) observes nothing and costs one comparison per step."""
 
-    step: str
-    outcome: Outcome
-    code: str | None = None
+    def left(self, ctx: RequestContext, step: Step, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -66,22 +66,39 @@ class RequestContext:
     # out as reported; the limits step counts their cost.
     discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
+    # The step running now (a refusal is recorded under it), since when, and every step left
+    # with its duration in seconds, in order (a step entered twice is listed twice).
+    step: Step = Step.GATEWAY
+    step_since: float = 0.0  # 0: no step is running
+    timings: list[tuple[Step, float]] = field(default_factory=list)
+    observer: StepObserver | None = None
+
+    def __post_init__(self) -> None:
+        self.step_since = self.started
+
+    def enter(self, step: Step) -> None:
+        """Leave the running step, recording its duration, and start ``step``."""
+        now = time.perf_counter()
+        if self.step_since:
+            self._left(now)
+        self.step, self.step_since = step, now
+
+    def leave(self) -> None:
+        """Leave the running step (``step`` keeps naming it); entering another resumes."""
+        if self.step_since:
+            self._left(time.perf_counter())
+            self.step_since = 0.0
+
+    def _left(self, now: float) -> None:
+        seconds = now - self.step_since
+        self.timings.append((self.step, seconds))
+        if self.observer is not None:
+            self.observer.left(self, self.step, seconds)
 
     @property
     def decision(self) -> str:
-        """The ``x-gateway-decision`` value: the last outcome that changed or refused the
-        request, then its reason code (``masked`` when the data boundary changed what was
-        sent or answered); only when there is none, the last note that let it pass (such as
-        ``quality.unchecked``)."""
-        noted = [d for d in self.decisions if d.code is not None]
-        for d in reversed(noted):
-            if d.outcome != "allow":
-                return (
-                    "masked"
-                    if d.code == errors.BOUNDARY_MASKED.code
-                    else f"{d.outcome}; reason={d.code}"
-                )
-        return f"allow; reason={noted[-1].code}" if noted else "allow"
+        """The ``x-gateway-decision`` value: ``decide(...).header`` (gateway/steps.py)."""
+        return decide(self.decisions).header
 
     def headers(self) -> dict[str, str]:
         headers = {

@@ -34,11 +34,11 @@ from gateway.limits.plan import LimitPlan, RateLimit
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Step
 
 __all__ = ["Grant", "Limits"]
 
 log = logging.getLogger("gateway.limits")
-
 
 
 _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on next use)
@@ -107,11 +107,13 @@ class Limits:
             refusal = _refusal(rule, verdict.retry_us)
             if not shadow:
                 raise refusal
-            ctx.decisions.append(Decision("limits", "allow", refusal.reason.code))
+            ctx.decisions.append(Decision(Step.LIMITS, "allow", refusal.reason.code))
             return
         if verdict.out < max_out:
             lower_output_tokens(request, verdict.out)
-            ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
+            ctx.decisions.append(
+                Decision(Step.LIMITS, "transform", errors.LIMITS_TOKENS_CLAMPED.code)
+            )
         ctx.reserved_usd = verdict.reserved / 1e6
         ctx.limits = Grant(
             counters.budget_keys,
@@ -277,7 +279,7 @@ class Limits:
         log.warning("request %s: limits store unavailable: %s", ctx.request_id, exc)
         if plan.block_on_store_error:
             raise GatewayError(errors.LIMITS_STORE_UNAVAILABLE, detail=str(exc)) from exc
-        ctx.decisions.append(Decision("limits", "allow", errors.LIMITS_STORE_UNAVAILABLE.code))
+        ctx.decisions.append(Decision(Step.LIMITS, "allow", errors.LIMITS_STORE_UNAVAILABLE.code))
 
 
 def _refusal(rule: RateLimit | None, retry_us: float) -> GatewayError:
