@@ -27,6 +27,7 @@ from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import AccessRules, CompiledPolicy
 from gateway.policy.offline import offline_config, offline_environ, request_body
+from gateway.steps import Decision, Step, decide
 from gateway.surfaces import ANTHROPIC, OPENAI, anthropic_messages, openai_chat
 
 __all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
@@ -36,7 +37,7 @@ __all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
 class StepVerdict:
     """One step: its pipeline name, its outcome, its reason code and the rule that decided."""
 
-    step: str
+    step: Step
     outcome: Outcome
     code: str | None
     rule: str
@@ -72,13 +73,12 @@ class Explanation:
     sent: list[str] | None = None
     answer: str | None = None  # the given answer as the caller would get it
 
-    def add(self, step: str, outcome: Outcome, code: str | None, rule: str) -> None:
+    def add(self, step: Step, outcome: Outcome, code: str | None, rule: str) -> None:
         self.steps.append(StepVerdict(step, outcome, code, rule))
 
     @property
     def decision(self) -> str:
-        outcomes = {s.outcome for s in self.steps}
-        return next((o for o in ("error", "deny", "transform") if o in outcomes), "allow")
+        return decide(Decision(s.step, s.outcome, s.code) for s in self.steps).outcome
 
     @property
     def reasons(self) -> list[str]:
@@ -111,7 +111,7 @@ async def explain(
         loaded = ", ".join(sorted(policies)) or "none"
         out.steps.append(
             StepVerdict(
-                "resolve_policy",
+                Step.RESOLVE_POLICY,
                 "deny",
                 POLICY_UNKNOWN_WORKFLOW.code,
                 f"no policy defines workflow '{workflow}' (loaded: {loaded})",
@@ -121,33 +121,35 @@ async def explain(
     out.policy_file, out.policy_version = policy.path, policy.version
     out.mode = policy.source.mode
     out.steps.append(
-        StepVerdict("resolve_policy", "allow", None, f"{policy.path} ({policy.version})")
+        StepVerdict(Step.RESOLVE_POLICY, "allow", None, f"{policy.path} ({policy.version})")
     )
     surface = OPENAI if request.api == "openai" else ANTHROPIC
     rules = policy.access
     try:
         check_caller(rules, principal, surface.endpoint)
     except GatewayError as exc:
-        out.add("access", "deny", exc.reason.code, _caller_rule(rules, principal, surface.endpoint))
+        out.add(
+            Step.ACCESS, "deny", exc.reason.code, _caller_rule(rules, principal, surface.endpoint)
+        )
         return out
-    out.add("access", "allow", None, _caller_rule(rules, principal, surface.endpoint))
+    out.add(Step.ACCESS, "allow", None, _caller_rule(rules, principal, surface.endpoint))
     try:
         parsed = surface.parse(request_body(request, policy))
-        out.add("read_request", "allow", None, f"{surface.api} request, model {parsed.model}")
+        out.add(Step.READ_REQUEST, "allow", None, f"{surface.api} request, model {parsed.model}")
         changed = check_request(rules, parsed)
     except GatewayError as exc:
-        step = "access" if exc.reason.code.startswith("access.") else "read_request"
+        step = Step.ACCESS if exc.reason.code.startswith("access.") else Step.READ_REQUEST
         out.add(step, "deny", exc.reason.code, _request_rule(rules, request, exc.message))
         return out
     out.steps.append(
         StepVerdict(
-            "access",
+            Step.ACCESS,
             "transform" if changed else "allow",
             changed.code if changed else None,
             _request_rule(rules, request, None),
         )
     )
-    out.add("limits", "allow", None, _limits_rule(policy))
+    out.add(Step.LIMITS, "allow", None, _limits_rule(policy))
     boundary = build_boundary(offline_config(config), offline_environ(config))
     ctx = RequestContext(surface.endpoint, policy.name)
     ctx.principal, ctx.policy = principal, policy
@@ -175,7 +177,7 @@ async def _boundary(
     inspects the answer (None: answers pass as they come)."""
     data = policy.data
     if data is None:
-        out.add("boundary", "allow", None, "no data section: nothing is inspected")
+        out.add(Step.BOUNDARY, "allow", None, "no data section: nothing is inspected")
         return None
     texts = [slot.text for slot in request.texts]
     for i, (text, found) in enumerate(
@@ -198,13 +200,13 @@ async def _boundary(
     try:
         inspection = await boundary.inspect(ctx, request, policy)
     except GatewayError as exc:
-        out.add("boundary", "deny", exc.reason.code, f"{summary}: {exc.message}")
+        out.add(Step.BOUNDARY, "deny", exc.reason.code, f"{summary}: {exc.message}")
         return False
-    verdicts = [d for d in ctx.decisions if d.step == "boundary"]
+    verdicts = [d for d in ctx.decisions if d.step == Step.BOUNDARY]
     outcome: Outcome = verdicts[-1].outcome if verdicts else "allow"
     code = verdicts[-1].code if verdicts else None
     shadow = " (shadow mode: traffic passes unchanged)" if data.shadow else ""
-    out.add("boundary", outcome, code, summary + shadow)
+    out.add(Step.BOUNDARY, outcome, code, summary + shadow)
     return inspection
 
 
@@ -219,15 +221,15 @@ async def _answer(
     wire = openai_chat if request.api == "openai_chat" else anthropic_messages
     body = wire.answer_body("explain", request.model, answer, 1, 1)
     if inspection is None:
-        out.add("inspect_answer", "allow", None, "answers are not inspected")
+        out.add(Step.INSPECT_ANSWER, "allow", None, "answers are not inspected")
         out.answer = answer
         return
     try:
         body = await inspect_answer(inspection, request.api, body)
     except GatewayError as exc:
-        out.add("inspect_answer", "deny", exc.reason.code, exc.message)
+        out.add(Step.INSPECT_ANSWER, "deny", exc.reason.code, exc.message)
         return
-    verdicts = [d for d in ctx.decisions if d.step == "inspect_answer"]
+    verdicts = [d for d in ctx.decisions if d.step == Step.INSPECT_ANSWER]
     counts = inspection.record.answer
     found = ", ".join(
         f"{entity} x{n} {action}"
@@ -236,9 +238,9 @@ async def _answer(
     )
     rule = f"answer: {found}" if found else "answer: nothing found"
     if verdicts:
-        out.add("inspect_answer", verdicts[-1].outcome, verdicts[-1].code, rule)
+        out.add(Step.INSPECT_ANSWER, verdicts[-1].outcome, verdicts[-1].code, rule)
     else:
-        out.add("inspect_answer", "allow", None, rule)
+        out.add(Step.INSPECT_ANSWER, "allow", None, rule)
     out.answer = _answer_text(orjson.loads(body))
 
 
@@ -295,14 +297,14 @@ def _forward(
     chain = [m for m in policy.model_chain(request.model) if request.api in model_apis.get(m, ())]
     if request.model not in chain:
         return StepVerdict(
-            "forward",
+            Step.FORWARD,
             "deny",
             REQUEST_WRONG_API.code,
             f"model '{request.model}' is not served through {request.api}",
         )
     route = [f"{m} (provider {config.models[m].provider})" for m in chain]
     return StepVerdict(
-        "forward", "allow", None, "not sent (explain); would try " + ", then ".join(route)
+        Step.FORWARD, "allow", None, "not sent (explain); would try " + ", then ".join(route)
     )
 
 

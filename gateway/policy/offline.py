@@ -28,6 +28,7 @@ from gateway.pipeline import Call, Pipeline
 from gateway.policy.cases import CasePrincipal, CaseRequest, Observed
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
+from gateway.steps import decide
 from gateway.surfaces import ANTHROPIC, OPENAI
 from gateway.upstream import Provider, build_providers
 from gateway.upstream.mock import MockProvider
@@ -36,7 +37,6 @@ from gateway.upstream.provider import Timeouts, UpstreamResponse
 __all__ = [
     "OFFLINE_TOKEN_KEY",
     "OfflineGateway",
-    "decision_of",
     "offline_config",
     "offline_environ",
     "request_body",
@@ -75,15 +75,6 @@ class _CannedUpstream:
 
     async def aclose(self) -> None:
         await self._real.aclose()
-
-
-def decision_of(ctx: RequestContext) -> str:
-    """allow, transform, deny or error: the strongest outcome any step reached."""
-    outcomes = {d.outcome for d in ctx.decisions}
-    for outcome in ("error", "deny", "transform"):
-        if outcome in outcomes:
-            return outcome
-    return "allow"
 
 
 def offline_config(config: GatewayConfig) -> GatewayConfig:
@@ -180,8 +171,9 @@ class OfflineGateway:
             text = _stream_text(await _drain(reply.events))
         else:
             text = _body_text(reply.body)
-        reasons = list(dict.fromkeys(d.code for d in ctx.decisions if d.code is not None))
-        return Observed(decision_of(ctx), reasons, reply.status, self._exchange.sent, text)
+        verdict = decide(ctx.decisions)
+        reasons = list(dict.fromkeys(verdict.reasons))
+        return Observed(verdict.outcome, reasons, reply.status, self._exchange.sent, text)
 
 
 async def _drain(events: AsyncIterator[bytes]) -> list[bytes]:

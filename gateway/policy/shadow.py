@@ -24,6 +24,7 @@ from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.models import DataAction
 from gateway.policy.verdict import CandidateVerdict
+from gateway.steps import Outcome, Step
 
 __all__ = ["judge_caller", "judge_request", "settle"]
 
@@ -36,7 +37,7 @@ def judge_caller(
     try:
         check_caller(candidate.access, principal, endpoint)
     except GatewayError as exc:
-        verdict.add("access", "deny", exc.reason.code)
+        verdict.add(Step.ACCESS, "deny", exc.reason.code)
     return verdict
 
 
@@ -58,10 +59,10 @@ async def judge_request(
         copy = dataclasses.replace(request, body=dict(request.body))
         changed = check_request(candidate.access, copy)
     except GatewayError as exc:
-        verdict.add("access", "deny", exc.reason.code)
+        verdict.add(Step.ACCESS, "deny", exc.reason.code)
         return
     if changed is not None:
-        verdict.add("access", "transform", changed.code)
+        verdict.add(Step.ACCESS, "transform", changed.code)
     rules = candidate.data
     if rules is None:
         return
@@ -95,7 +96,7 @@ def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
     inspected = (
         live is not None
         and not live.detector_error
-        and not any(d.step == "boundary" and d.code in _MEDIA for d in ctx.decisions)
+        and not any(d.step == Step.BOUNDARY and d.code in _MEDIA for d in ctx.decisions)
     )
     if live is not None and inspected:
         _apply(
@@ -112,15 +113,15 @@ def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
     _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
 
 
-_MEDIA = frozenset({"boundary.image_blocked", "boundary.unreadable_content"})
+_MEDIA = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
 
 
 def _detector_failed(verdict: CandidateVerdict, candidate: CompiledPolicy) -> None:
     assert candidate.data is not None
     if candidate.data.source.on_detector_error == "block":
-        verdict.add(*_outcome(candidate, "error", "boundary.detector_error", None))
+        verdict.add(*_outcome(candidate, "error", errors.BOUNDARY_DETECTOR.code, None))
     else:
-        verdict.add("boundary", "allow", "boundary.detector_error")
+        verdict.add(Step.BOUNDARY, "allow", errors.BOUNDARY_DETECTOR.code)
 
 
 def _apply(
@@ -147,9 +148,9 @@ def _apply(
 
 
 def _outcome(
-    candidate: CompiledPolicy, outcome: str, code: str, shadow_code: str | None
-) -> tuple[str, str, str | None]:
+    candidate: CompiledPolicy, outcome: Outcome, code: str, shadow_code: str | None
+) -> tuple[Step, Outcome, str | None]:
     """A data decision as the candidate's own ``mode`` would give it."""
     if candidate.source.mode == "enforce":
-        return "boundary", outcome, code
-    return "boundary", "allow", shadow_code or code
+        return Step.BOUNDARY, outcome, code
+    return Step.BOUNDARY, "allow", shadow_code or code

@@ -11,28 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Decision, Outcome, Step, decide
 
 __all__ = ["POLICY_STEPS", "CandidateVerdict", "policy_verdict"]
 
 # The steps whose verdicts a policy makes on the request (authentication and the upstream
 # are not the policy's to decide; answers are not re-run for candidates).
-POLICY_STEPS = frozenset({"access", "boundary"})
-_RANK = {"allow": 0, "transform": 1, "masked": 1, "deny": 2, "error": 3}
+POLICY_STEPS = frozenset({Step.ACCESS, Step.BOUNDARY})
 
 
-def policy_verdict(decisions: Iterable[tuple[str, str, str | None]]) -> tuple[str, list[str]]:
-    """``(decision, reasons)`` over the request-side policy steps of ``(step, outcome, code)``:
-    the worst outcome (``masked`` for the boundary's transform) and every code in order."""
-    worst, reasons = "allow", []
-    for step, outcome, code in decisions:
-        if step not in POLICY_STEPS:
-            continue
-        if code is not None:
-            reasons.append(code)
-        verdict = "masked" if (step, outcome) == ("boundary", "transform") else outcome
-        if _RANK[verdict] > _RANK[worst]:
-            worst = verdict
-    return worst, reasons
+def policy_verdict(decisions: Iterable[Decision]) -> tuple[str, list[str]]:
+    """``(decision, reasons)`` of ``decide`` over the request-side policy steps: the worst
+    outcome (``masked`` for the boundary's transform) and every code in order."""
+    verdict = decide(d for d in decisions if d.step in POLICY_STEPS)
+    return verdict.decision, list(verdict.reasons)
 
 
 @dataclass(slots=True)
@@ -41,19 +33,19 @@ class CandidateVerdict:
     the caller before the body was read, so only the caller check could be made."""
 
     version: str
-    decisions: list[tuple[str, str, str | None]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     entities: dict[str, dict[str, int]] = field(default_factory=dict)  # request side
     request_read: bool = False
     # The candidate whose data rules are still to be applied to the live findings (it
     # shares the live detector): done when the record is made (shadow.settle).
     pending: CompiledPolicy | None = None
 
-    def add(self, step: str, outcome: str, code: str | None) -> None:
-        self.decisions.append((step, outcome, code))
+    def add(self, step: Step, outcome: Outcome, code: str | None) -> None:
+        self.decisions.append(Decision(step, outcome, code))
 
     @property
     def denied(self) -> bool:
-        return any(o in ("deny", "error") for _, o, _ in self.decisions)
+        return any(d.outcome in ("deny", "error") for d in self.decisions)
 
     def record(
         self, live: tuple[str, list[str]], live_entities: dict[str, dict[str, int]]
