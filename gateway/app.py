@@ -214,7 +214,7 @@ def build_pipeline(
     limits: Limits | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
+    policy test`` builds the same pipeline offline (gateway/tools/offline.py)."""
     boundary = build_boundary(config, environ)
     breaker = build_breaker(config.breaker, config.stores.redis_url)
     forwarder = Forwarder(providers, config.models, breaker)

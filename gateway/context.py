@@ -15,7 +15,7 @@ from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.verdict import CandidateVerdict
+from gateway.rollout.verdict import CandidateVerdict
 from gateway.steps import Decision, Outcome, Step, decide
 
 if TYPE_CHECKING:

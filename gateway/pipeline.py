@@ -35,7 +35,7 @@ from gateway.limits.step import Limits
 from gateway.normalized import Api
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
-from gateway.policy.shadow import judge_caller, judge_request
+from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder

@@ -1,7 +1,7 @@
 """The steps of the request path, the decisions they record, and the one function that turns
 those decisions into what the gateway decided.
 
-A leaf module (it imports nothing of the gateway): the context, every step, the audit record,
+A leaf module (it imports only the reason catalogue): the context, every step, the audit record,
 the candidate judge and the offline tools all speak of steps and outcomes through it.
 """
 
@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from gateway.errors import BOUNDARY_MASKED
+
 __all__ = ["Decision", "Outcome", "Step", "Verdict", "decide"]
 
 Outcome = Literal["allow", "transform", "deny", "error"]
 
 _RANK: dict[str, int] = {"allow": 0, "transform": 1, "deny": 2, "error": 3}
 # The boundary's own code for "changed what left": the header and the record call it masked.
-_MASKED = "boundary.masked"
+_MASKED = BOUNDARY_MASKED.code
 
 
 class Step(StrEnum):

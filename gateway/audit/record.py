@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
-from gateway.policy.shadow import settle
-from gateway.policy.verdict import policy_verdict
+from gateway.rollout.shadow import settle
+from gateway.rollout.verdict import policy_verdict
 from gateway.steps import Step, decide
 
 __all__ = ["AuditRecord", "build_record"]
@@ -63,7 +63,7 @@ class AuditRecord:
     fallback: str | None = None  # "model" or "message": what answered instead
     fallback_reason: str | None = None  # the reason code that set the fallback off
     review: bool = False  # flagged for manual review by the policy's fallback
-    # A candidate policy's shadow verdict (gateway/policy/verdict.py); records written before
+    # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
 

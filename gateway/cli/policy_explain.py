@@ -20,10 +20,10 @@ from gateway.auth.principal import Principal
 from gateway.boundary.service import configured_ner
 from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
-from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.explain import Explanation, explain
 from gateway.policy.loader import load_policies
+from gateway.tools.cases import CaseRequest
+from gateway.tools.explain import Explanation, explain
 from gateway.upstream.apis import model_apis
 from gateway.yamlsource import ConfigError
 

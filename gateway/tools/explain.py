@@ -24,11 +24,11 @@ from gateway.config import GatewayConfig
 from gateway.context import Outcome, RequestContext
 from gateway.errors import POLICY_UNKNOWN_WORKFLOW, REQUEST_WRONG_API, GatewayError
 from gateway.normalized import Api, NormalizedRequest
-from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import AccessRules, CompiledPolicy
-from gateway.policy.offline import offline_config, offline_environ, request_body
 from gateway.steps import Decision, Step, decide
 from gateway.surfaces import ANTHROPIC, OPENAI, anthropic_messages, openai_chat
+from gateway.tools.cases import CaseRequest
+from gateway.tools.offline import offline_config, offline_environ, request_body
 
 __all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
 

@@ -23,7 +23,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.models import DataAction
-from gateway.policy.verdict import CandidateVerdict
+from gateway.rollout.verdict import CandidateVerdict
 from gateway.steps import Outcome, Step
 
 __all__ = ["judge_caller", "judge_request", "settle"]

@@ -1,7 +1,7 @@
 """What a candidate policy would have decided for one request, next to what the live one did.
 
-Shared by the live shadow evaluation (gateway/policy/shadow.py) and ``gateway policy replay``
-(gateway/policy/replay.py), so both speak of decisions the same way the audit record does.
+Shared by the live shadow evaluation (gateway/rollout/shadow.py) and ``gateway policy replay``
+(gateway/tools/replay.py), so both speak of decisions the same way the audit record does.
 """
 
 from __future__ import annotations

@@ -25,11 +25,11 @@ from gateway.config import GatewayConfig, StoresConfig
 from gateway.context import RequestContext
 from gateway.normalized import Api, NormalizedRequest
 from gateway.pipeline import Call, Pipeline
-from gateway.policy.cases import CasePrincipal, CaseRequest, Observed
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
 from gateway.steps import decide
 from gateway.surfaces import ANTHROPIC, OPENAI
+from gateway.tools.cases import CasePrincipal, CaseRequest, Observed
 from gateway.upstream import Provider, build_providers
 from gateway.upstream.mock import MockProvider
 from gateway.upstream.provider import Timeouts, UpstreamResponse

@@ -14,9 +14,9 @@ from gateway.auth.principal import Principal
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.normalized import Api
-from gateway.policy.cases import CaseRequest
-from gateway.policy.explain import explain as explain_steps
 from gateway.policy.loader import load_policies
+from gateway.tools.cases import CaseRequest
+from gateway.tools.explain import explain as explain_steps
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import GOOD, make_root, run_cli
 
