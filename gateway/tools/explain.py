@@ -1,41 +1,44 @@
 """``gateway policy explain``: each step's decision for one message, and the rule behind it.
 
-The steps are the pipeline's own functions (``check_caller``, ``check_request``, the
-boundary's ``inspect``) run in its order on a request built as a client would send it, so the
-verdict is the one the gateway would reach. Nothing is sent: the forward step only says where
-the request would go; the vault is in memory and no audit record is written.
+It runs the message through the real pipeline, the one ``gateway policy test`` runs
+(gateway/tools/offline.py: the server's steps with the edges replaced: the model is the mock,
+stores are in memory and fresh, nothing is audited), then reads what each step recorded. So
+its verdict is the live gateway's, fallbacks and reviews included. It never shows a detected
+value: findings give their type, span and a masked preview, and the texts it prints have every
+value the policy's detector finds replaced by that preview.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
 
-import orjson
-
-from gateway.access import check_caller, check_request
-from gateway.auth.principal import Principal
-from gateway.boundary.answer import inspect_answer
+from gateway.boundary.actions import TOKEN_PATTERN
+from gateway.boundary.findings import Finding
+from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.scan import find_all
-from gateway.boundary.service import build_boundary
-from gateway.boundary.step import Boundary, Inspection
 from gateway.config import GatewayConfig
-from gateway.context import Outcome, RequestContext
-from gateway.errors import POLICY_UNKNOWN_WORKFLOW, REQUEST_WRONG_API, GatewayError
-from gateway.normalized import Api, NormalizedRequest
-from gateway.policy.compile import AccessRules, CompiledPolicy
-from gateway.steps import Decision, Step, decide
-from gateway.surfaces import ANTHROPIC, OPENAI, anthropic_messages, openai_chat
-from gateway.tools.cases import CaseRequest
-from gateway.tools.offline import offline_config, offline_environ, request_body
+from gateway.context import RequestContext
+from gateway.errors import REASONS, GatewayError
+from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Decision, Outcome, Step, decide
+from gateway.surfaces import ANTHROPIC, OPENAI
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.explain_rules import Rules
+from gateway.tools.offline import OfflineGateway, request_body
 
-__all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain"]
+__all__ = ["EntityFinding", "Explanation", "StepVerdict", "explain", "preview"]
+
+# Listed only when they recorded a decision: no policy rule of theirs applied otherwise (the
+# pipeline enters fallback on every refusal, to see whether the policy answers it).
+_QUIET = frozenset({Step.GATEWAY, Step.FALLBACK, Step.RELAY, Step.AUDIT})
 
 
 @dataclass(frozen=True, slots=True)
 class StepVerdict:
-    """One step: its pipeline name, its outcome, its reason code and the rule that decided."""
+    """One step as it ran: its name, its outcome, its reason code and the rule that decided."""
 
     step: Step
     outcome: Outcome
@@ -45,8 +48,8 @@ class StepVerdict:
 
 @dataclass(frozen=True, slots=True)
 class EntityFinding:
-    """A value the boundary found: where (text index and span), what, by which rule, and the
-    action the policy takes on it."""
+    """A value the boundary found in the request: where (text index and span), what, by which
+    rule, the action the policy takes on it, and a masked preview (never the value)."""
 
     text: int
     start: int
@@ -55,11 +58,14 @@ class EntityFinding:
     rule: str
     score: float
     action: str
-    value: str
+    preview: str
 
 
 @dataclass(slots=True)
 class Explanation:
+    """``decision`` and ``header`` are ``decide``'s over every decision the pipeline recorded;
+    ``status`` is what the live gateway would answer."""
+
     workflow: str
     subject: str
     roles: list[str]
@@ -69,212 +75,119 @@ class Explanation:
     policy_file: str | None = None
     policy_version: str | None = None
     mode: str | None = None
-    # The request's texts as they would leave; None when a step refused before they would.
+    status: int | None = None
+    decision: str = "allow"
+    header: str = "allow"
+    reasons: list[str] = field(default_factory=list)
+    fallback: str | None = None  # "model" or "message": what answered instead
+    review: bool = False
+    # The request's texts as they reached the model; None when nothing did.
     sent: list[str] | None = None
-    answer: str | None = None  # the given answer as the caller would get it
-
-    def add(self, step: Step, outcome: Outcome, code: str | None, rule: str) -> None:
-        self.steps.append(StepVerdict(step, outcome, code, rule))
-
-    @property
-    def decision(self) -> str:
-        return decide(Decision(s.step, s.outcome, s.code) for s in self.steps).outcome
-
-    @property
-    def reasons(self) -> list[str]:
-        return list(dict.fromkeys(s.code for s in self.steps if s.code is not None))
+    answer: str | None = None  # what the caller got, when it was an answer (status 200)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            **{k: v for k, v in asdict(self).items() if k not in ("steps", "findings")},
-            "decision": self.decision,
-            "reasons": self.reasons,
-            "steps": [asdict(s) for s in self.steps],
-            "findings": [asdict(f) for f in self.findings],
-        }
+        return asdict(self)
 
 
 async def explain(
     config: GatewayConfig,
     policies: Mapping[str, CompiledPolicy],
-    model_apis: Mapping[str, frozenset[Api]],
     workflow: str,
-    principal: Principal,
+    caller: CasePrincipal,
     request: CaseRequest,
     answer: str | None = None,
 ) -> Explanation:
-    """Run the decision steps for ``request`` by ``principal``, stopping at the first
-    refusal; with ``answer``, also what the caller would get if the model replied that."""
-    out = Explanation(workflow, principal.subject, sorted(principal.roles), principal.team)
+    """Run ``request`` by ``caller`` through the offline pipeline; ``answer`` is what the model
+    replies (default: the mock quotes the last user message as it arrived)."""
+    out = Explanation(workflow, caller.subject, sorted(caller.roles), caller.team)
     policy = policies.get(workflow)
-    if policy is None:
-        loaded = ", ".join(sorted(policies)) or "none"
-        out.steps.append(
-            StepVerdict(
-                Step.RESOLVE_POLICY,
-                "deny",
-                POLICY_UNKNOWN_WORKFLOW.code,
-                f"no policy defines workflow '{workflow}' (loaded: {loaded})",
-            )
-        )
-        return out
-    out.policy_file, out.policy_version = policy.path, policy.version
-    out.mode = policy.source.mode
-    out.steps.append(
-        StepVerdict(Step.RESOLVE_POLICY, "allow", None, f"{policy.path} ({policy.version})")
-    )
-    surface = OPENAI if request.api == "openai" else ANTHROPIC
-    rules = policy.access
-    try:
-        check_caller(rules, principal, surface.endpoint)
-    except GatewayError as exc:
-        out.add(
-            Step.ACCESS, "deny", exc.reason.code, _caller_rule(rules, principal, surface.endpoint)
-        )
-        return out
-    out.add(Step.ACCESS, "allow", None, _caller_rule(rules, principal, surface.endpoint))
-    try:
-        parsed = surface.parse(request_body(request, policy))
-        out.add(Step.READ_REQUEST, "allow", None, f"{surface.api} request, model {parsed.model}")
-        changed = check_request(rules, parsed)
-    except GatewayError as exc:
-        step = Step.ACCESS if exc.reason.code.startswith("access.") else Step.READ_REQUEST
-        out.add(step, "deny", exc.reason.code, _request_rule(rules, request, exc.message))
-        return out
-    out.steps.append(
-        StepVerdict(
-            Step.ACCESS,
-            "transform" if changed else "allow",
-            changed.code if changed else None,
-            _request_rule(rules, request, None),
-        )
-    )
-    out.add(Step.LIMITS, "allow", None, _limits_rule(policy))
-    boundary = build_boundary(offline_config(config), offline_environ(config))
-    ctx = RequestContext(surface.endpoint, policy.name)
-    ctx.principal, ctx.policy = principal, policy
-    try:
-        inspection = await _boundary(boundary, ctx, policy, parsed, out)
-        if inspection is False:
-            return out
-        out.sent = [slot.text for slot in parsed.texts]
-        out.steps.append(_forward(config, policy, model_apis, parsed))
-        if answer is not None and out.steps[-1].outcome == "allow":
-            await _answer(inspection, ctx, parsed, answer, out)
-    finally:
-        await boundary.aclose()
+    if policy is not None:
+        out.policy_file, out.policy_version = policy.path, policy.version
+        out.mode = policy.source.mode
+    with tempfile.TemporaryDirectory(prefix="gateway-policy-explain-") as scratch:
+        async with OfflineGateway(config, dict(policies), Path(scratch), [caller]) as gateway:
+            run = await gateway.send(workflow, caller, request, answer)
+    data = policy.data if policy is not None else None
+    if data is not None and run.ctx.request is not None:
+        out.findings = await _findings(data, request, policy)
+    verdict = decide(run.ctx.decisions)
+    out.status, out.decision, out.header = run.status, verdict.outcome, verdict.header
+    out.reasons = list(dict.fromkeys(verdict.reasons))
+    out.fallback, out.review = run.ctx.fallback, run.ctx.review
+    if run.sent is not None:
+        out.sent = [await _masked(data, text) for text in run.sent]
+    if run.status == 200:
+        out.answer = await _masked(data, run.client_text)
+    rules = Rules(config, policies, policy, caller, run, _summary(out.findings))
+    out.steps = [
+        StepVerdict(step, d.outcome, d.code, rules.of(step, d, nth))
+        for step, d, nth in _rows(run.ctx)
+    ]
     return out
 
 
-async def _boundary(
-    boundary: Boundary,
-    ctx: RequestContext,
-    policy: CompiledPolicy,
-    request: NormalizedRequest,
-    out: Explanation,
-) -> Inspection | Literal[False] | None:
-    """The boundary step's verdict and findings; False when it refuses the request, else what
-    inspects the answer (None: answers pass as they come)."""
-    data = policy.data
-    if data is None:
-        out.add(Step.BOUNDARY, "allow", None, "no data section: nothing is inspected")
+def preview(value: str) -> str:
+    """A value shown without showing it: at most an eighth of it at each end (four characters
+    at most), the rest starred. ``4111 1111 1111 1111`` -> ``41***************11``."""
+    keep = min(4, len(value) // 8)
+    if not keep:
+        return "*" * len(value)
+    return value[:keep] + "*" * (len(value) - 2 * keep) + value[-keep:]
+
+
+def _rows(ctx: RequestContext) -> Iterable[tuple[Step, Decision, int]]:
+    """``(step, decision, nth entry of that step)`` in the order the steps ran.
+
+    A step entered more than once in a row of retries (forward, quality) is one row; access
+    is two (the caller, then the request). A step's decisions go to its last entry; a step
+    that decided without being entered (a fallback model is chosen inside forward) is placed
+    in request order.
+    """
+    entered: list[Step] = []
+    for step, _ in ctx.timings:
+        if step not in entered or (step is Step.ACCESS and entered[-1] is not Step.ACCESS):
+            entered.append(step)
+    if ctx.step_since and ctx.step not in entered:
+        entered.append(ctx.step)
+    by_step: dict[Step, list[Decision]] = {}
+    for d in ctx.decisions:
+        by_step.setdefault(d.step, []).append(d)
+    order = list(Step)
+    for step in by_step:
+        if step not in entered:
+            at = next(
+                (i for i, s in enumerate(entered) if order.index(s) > order.index(step)),
+                len(entered),
+            )
+            entered.insert(at, step)
+    refused = _refused_step(ctx)
+    if refused is not None:  # the step refused, then the fallback message answered
+        by_step.setdefault(refused.step, []).append(refused)
+    seen: dict[Step, int] = {}
+    last = {step: i for i, step in enumerate(entered)}
+    for i, step in enumerate(entered):
+        nth = seen[step] = seen.get(step, 0) + 1
+        decided = by_step.get(step, []) if last[step] == i else []
+        if not decided:
+            if step not in _QUIET:
+                yield step, Decision(step, "allow"), nth
+            continue
+        for d in decided:
+            yield step, d, nth
+
+
+def _refused_step(ctx: RequestContext) -> Decision | None:
+    """The refusal a fallback message answered: the pipeline records only the fallback's
+    decision (so the outcome is the answer's), but the step that refused ran just before it."""
+    if ctx.fallback != "message" or ctx.fallback_reason is None:
         return None
-    texts = [slot.text for slot in request.texts]
-    for i, (text, found) in enumerate(
-        zip(texts, await find_all(data.detector, texts), strict=True)
-    ):
-        out.findings += [
-            EntityFinding(
-                i,
-                f.start,
-                f.end,
-                f.entity,
-                f.rule,
-                round(f.score, 2),
-                data.action(f.entity),
-                text[f.start : f.end],
-            )
-            for f in found
-        ]
-    summary = _summary(out.findings)
-    try:
-        inspection = await boundary.inspect(ctx, request, policy)
-    except GatewayError as exc:
-        out.add(Step.BOUNDARY, "deny", exc.reason.code, f"{summary}: {exc.message}")
-        return False
-    verdicts = [d for d in ctx.decisions if d.step == Step.BOUNDARY]
-    outcome: Outcome = verdicts[-1].outcome if verdicts else "allow"
-    code = verdicts[-1].code if verdicts else None
-    shadow = " (shadow mode: traffic passes unchanged)" if data.shadow else ""
-    out.add(Step.BOUNDARY, outcome, code, summary + shadow)
-    return inspection
-
-
-async def _answer(
-    inspection: Inspection | None,
-    ctx: RequestContext,
-    request: NormalizedRequest,
-    answer: str,
-    out: Explanation,
-) -> None:
-    """The inspect_answer step on ``answer`` as the model's whole reply."""
-    wire = openai_chat if request.api == "openai_chat" else anthropic_messages
-    body = wire.answer_body("explain", request.model, answer, 1, 1)
-    if inspection is None:
-        out.add(Step.INSPECT_ANSWER, "allow", None, "answers are not inspected")
-        out.answer = answer
-        return
-    try:
-        body = await inspect_answer(inspection, request.api, body)
-    except GatewayError as exc:
-        out.add(Step.INSPECT_ANSWER, "deny", exc.reason.code, exc.message)
-        return
-    verdicts = [d for d in ctx.decisions if d.step == Step.INSPECT_ANSWER]
-    counts = inspection.record.answer
-    found = ", ".join(
-        f"{entity} x{n} {action}"
-        for action, entities in sorted(counts.items())
-        for entity, n in sorted(entities.items())
-    )
-    rule = f"answer: {found}" if found else "answer: nothing found"
-    if verdicts:
-        out.add(Step.INSPECT_ANSWER, verdicts[-1].outcome, verdicts[-1].code, rule)
-    else:
-        out.add(Step.INSPECT_ANSWER, "allow", None, rule)
-    out.answer = _answer_text(orjson.loads(body))
-
-
-def _answer_text(data: dict[str, Any]) -> str:
-    if "choices" in data:
-        return str(data["choices"][0]["message"].get("content") or "")
-    return "".join(b.get("text", "") for b in data.get("content", []) if isinstance(b, dict))
-
-
-def _limits_rule(policy: CompiledPolicy) -> str:
-    limits = policy.source.limits
-    if limits is None or not (limits.rate or limits.budget):
-        return "no limits section"
-    parts = []
-    for r in limits.rate:
-        caps = [
-            f"{n} {unit}"
-            for n, unit in (
-                (r.requests_per_minute, "requests/min"),
-                (r.requests_per_hour, "requests/h"),
-                (r.tokens_per_minute, "tokens/min"),
-                (r.tokens_per_day, "tokens/day"),
-            )
-            if n is not None
-        ]
-        parts.append(f"rate per {r.per}: {', '.join(caps)}")
-    for b in limits.budget:
-        caps = [
-            f"${usd:g}/{unit}"
-            for usd, unit in ((b.usd_per_day, "day"), (b.usd_per_month, "month"))
-            if usd is not None
-        ]
-        parts.append(f"budget per {b.per}: {', '.join(caps)}")
-    return "; ".join(parts) + " (counters are not consulted: explain keeps none)"
+    steps = [step for step, _ in ctx.timings]
+    if Step.FALLBACK not in steps or steps.index(Step.FALLBACK) == 0:
+        return None
+    step = steps[steps.index(Step.FALLBACK) - 1]
+    reason = REASONS.get(ctx.fallback_reason)
+    failed = reason is not None and (reason.status >= 500 or reason.code.startswith("upstream."))
+    return Decision(step, "error" if failed else "deny", ctx.fallback_reason)
 
 
 def _summary(findings: list[EntityFinding]) -> str:
@@ -288,53 +201,41 @@ def _summary(findings: list[EntityFinding]) -> str:
     )
 
 
-def _forward(
-    config: GatewayConfig,
-    policy: CompiledPolicy,
-    model_apis: Mapping[str, frozenset[Api]],
-    request: NormalizedRequest,
-) -> StepVerdict:
-    chain = [m for m in policy.model_chain(request.model) if request.api in model_apis.get(m, ())]
-    if request.model not in chain:
-        return StepVerdict(
-            Step.FORWARD,
-            "deny",
-            REQUEST_WRONG_API.code,
-            f"model '{request.model}' is not served through {request.api}",
+async def _findings(
+    data: BoundaryPolicy, request: CaseRequest, policy: CompiledPolicy | None
+) -> list[EntityFinding]:
+    """What the policy's detector finds in the request as the client sent it."""
+    surface = OPENAI if request.api == "openai" else ANTHROPIC
+    try:
+        texts = [slot.text for slot in surface.parse(request_body(request, policy)).texts]
+    except GatewayError:
+        return []
+    found = await find_all(data.detector, texts)
+    return [
+        EntityFinding(
+            i, f.start, f.end, f.entity, f.rule, round(f.score, 2), data.action(f.entity),
+            preview(text[f.start : f.end]),
         )
-    route = [f"{m} (provider {config.models[m].provider})" for m in chain]
-    return StepVerdict(
-        Step.FORWARD, "allow", None, "not sent (explain); would try " + ", then ".join(route)
-    )
+        for i, (text, fs) in enumerate(zip(texts, found, strict=True))
+        for f in fs
+    ]  # fmt: skip
 
 
-def _caller_rule(rules: AccessRules, principal: Principal, endpoint: str) -> str:
-    held = sorted(principal.roles & rules.roles)
-    if not held:
-        return (
-            f"access.roles needs one of [{', '.join(sorted(rules.roles))}]; "
-            f"caller has [{', '.join(sorted(principal.roles))}]"
-        )
-    parts = [f"access.roles: caller has {', '.join(held)}"]
-    if rules.subjects is not None:
-        listed = principal.subject in rules.subjects
-        parts.append(
-            f"access.subjects {'lists' if listed else 'does not list'} {principal.subject}"
-        )
-    if rules.teams is not None:
-        listed = principal.team in rules.teams
-        team = principal.team or "(no team)"
-        parts.append(f"access.teams {'lists' if listed else 'does not list'} {team}")
-    allowed = endpoint in rules.endpoints
-    parts.append(f"access.endpoints {'includes' if allowed else 'excludes'} {endpoint}")
-    return "; ".join(parts)
+async def _masked(data: BoundaryPolicy | None, text: str) -> str:
+    """``text`` with every value the policy's detector finds in it shown as its preview
+    (the gateway's own tokens and placeholders are kept: they are what left)."""
+    if data is None or not text:
+        return text
+    [found] = await find_all(data.detector, [text])
+    tokens = [(m.start(), m.end()) for m in TOKEN_PATTERN.finditer(text)]
+    out, at = [], 0
+    for f in sorted(found, key=lambda f: f.start):
+        if f.start < at or _inside(f, tokens):
+            continue
+        out += [text[at : f.start], preview(text[f.start : f.end])]
+        at = f.end
+    return "".join(out) + text[at:]
 
 
-def _request_rule(rules: AccessRules, request: CaseRequest, refusal: str | None) -> str:
-    if refusal is not None:
-        return refusal
-    parts = [f"access.models includes {request.model}"]
-    if rules.max_output_tokens is not None:
-        how = "clamp" if rules.clamp else "reject"
-        parts.append(f"max_output_tokens {rules.max_output_tokens} (on_exceed: {how})")
-    return "; ".join(parts)
+def _inside(f: Finding, spans: list[tuple[int, int]]) -> bool:
+    return any(start <= f.start and f.end <= end for start, end in spans)

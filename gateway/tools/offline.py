@@ -37,6 +37,7 @@ from gateway.upstream.provider import Timeouts, UpstreamResponse
 __all__ = [
     "OFFLINE_TOKEN_KEY",
     "OfflineGateway",
+    "Run",
     "offline_config",
     "offline_environ",
     "request_body",
@@ -49,10 +50,22 @@ _DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
 
 @dataclass(slots=True)
 class _Exchange:
-    """The one upstream exchange of the case being run."""
+    """The one upstream exchange of the case being run: the last request's text slots."""
 
     answer: str | None = None
-    sent: str | None = None
+    sent: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One request through the offline pipeline: its context (decisions, timings, what the
+    steps recorded), the status, what reached the model (None: nothing) and the client's text
+    (the answer, or the error's message)."""
+
+    ctx: RequestContext
+    status: int
+    sent: list[str] | None
+    client_text: str
 
 
 class _CannedUpstream:
@@ -69,7 +82,7 @@ class _CannedUpstream:
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
     ) -> UpstreamResponse:
-        self._exchange.sent = "\n".join(slot.text for slot in request.texts)
+        self._exchange.sent = [slot.text for slot in request.texts]
         mock = MockProvider(self.name, self._exchange.answer)
         return await mock.send(request, upstream_model, timeouts)
 
@@ -154,6 +167,16 @@ class OfflineGateway:
         self, workflow: str, caller: CasePrincipal, request: CaseRequest, answer: str | None
     ) -> Observed:
         """Send one request through every step; what it decided and what went where."""
+        done = await self.send(workflow, caller, request, answer)
+        verdict = decide(done.ctx.decisions)
+        sent = "\n".join(done.sent) if done.sent is not None else None
+        reasons = list(dict.fromkeys(verdict.reasons))
+        return Observed(verdict.outcome, reasons, done.status, sent, done.client_text)
+
+    async def send(
+        self, workflow: str, caller: CasePrincipal, request: CaseRequest, answer: str | None
+    ) -> Run:
+        """Send one request through every step, as ``caller`` would through the server."""
         assert self._pipeline is not None
         surface = OPENAI if request.api == "openai" else ANTHROPIC
         body = request_body(request, self._policies.get(workflow))
@@ -171,9 +194,7 @@ class OfflineGateway:
             text = _stream_text(await _drain(reply.events))
         else:
             text = _body_text(reply.body)
-        verdict = decide(ctx.decisions)
-        reasons = list(dict.fromkeys(verdict.reasons))
-        return Observed(verdict.outcome, reasons, reply.status, self._exchange.sent, text)
+        return Run(ctx, reply.status, self._exchange.sent, text)
 
 
 async def _drain(events: AsyncIterator[bytes]) -> list[bytes]:
