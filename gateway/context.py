@@ -9,17 +9,15 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
+from gateway.limits.grant import Grant
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.rollout.verdict import CandidateVerdict
 from gateway.steps import Decision, Outcome, Step, decide
-
-if TYPE_CHECKING:
-    from gateway.limits.step import Grant
 
 __all__ = ["Decision", "Outcome", "RequestContext", "StepObserver"]
 
