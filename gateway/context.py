@@ -9,17 +9,23 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
 from gateway.limits.grant import Grant
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.rollout.verdict import CandidateVerdict
 from gateway.steps import Decision, Outcome, Step, decide
 
-__all__ = ["Decision", "Outcome", "RequestContext", "StepObserver"]
+__all__ = ["CandidateRecord", "Decision", "Outcome", "RequestContext", "StepObserver"]
+
+
+class CandidateRecord(Protocol):
+    """A candidate policy's shadow verdict on this request (gateway/rollout/verdict.py), as
+    the audit record keeps it; the context needs no more of the rollout than this."""
+
+    def recorded(self, ctx: RequestContext) -> dict[str, Any]: ...
 
 
 class StepObserver(Protocol):
@@ -63,7 +69,7 @@ class RequestContext:
     # Answers paid for but not returned (a quality check refused them): model, tokens in and
     # out as reported; the limits step counts their cost.
     discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)
-    candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
+    candidate: CandidateRecord | None = None  # a W.candidate.yaml's shadow verdict
     # The step running now (a refusal is recorded under it), since when, and every step left
     # with its duration in seconds, in order (a step entered twice is listed twice).
     step: Step = Step.GATEWAY

@@ -113,15 +113,16 @@ class Pipeline:
             ctx.enter(Step.RESOLVE_POLICY)
             policies = self._policies.current  # once: the request keeps this generation
             policy = ctx.policy = self._resolve(call, policies)
+            judged = None
             if (candidate := policies.candidates.get(policy.name)) is not None:
-                ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
+                judged = ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
             ctx.enter(Step.ACCESS)  # the caller first, so one not admitted never has its body read
             check_caller(policy.access, principal, call.surface.endpoint)
             ctx.enter(Step.READ_REQUEST)
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
-            if candidate is not None and ctx.candidate is not None:  # before anything changes it
-                await judge_request(ctx.candidate, candidate, request, policy)
+            if candidate is not None and judged is not None:  # before anything changes it
+                await judge_request(judged, candidate, request, policy)
             ctx.enter(Step.ACCESS)
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(Step.ACCESS, "transform", changed.code))

@@ -14,8 +14,6 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
-from gateway.rollout.shadow import settle
-from gateway.rollout.verdict import policy_verdict
 from gateway.steps import Step, decide
 
 __all__ = ["AuditRecord", "build_record"]
@@ -136,12 +134,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
 
 
 def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
-    if ctx.candidate is None:
-        return None
-    if ctx.candidate.pending is not None:
-        settle(ctx.candidate, ctx)
-    live = policy_verdict(ctx.decisions)
-    return ctx.candidate.record(live, ctx.boundary.request if ctx.boundary else {})
+    return ctx.candidate.recorded(ctx) if ctx.candidate is not None else None
 
 
 _REQUEST_CHECKS = frozenset({Step.ACCESS, Step.BOUNDARY})

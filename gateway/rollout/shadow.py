@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway import errors
 from gateway.access import check_caller, check_request
@@ -23,10 +25,50 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.models import DataAction
-from gateway.rollout.verdict import CandidateVerdict
-from gateway.steps import Outcome, Step
+from gateway.rollout.verdict import policy_verdict
+from gateway.steps import Decision, Outcome, Step
 
-__all__ = ["judge_caller", "judge_request", "settle"]
+__all__ = ["CandidateVerdict", "judge_caller", "judge_request", "settle"]
+
+
+@dataclass(slots=True)
+class CandidateVerdict:
+    """The candidate's verdict on one request. ``request_read`` False: the live policy refused
+    the caller before the body was read, so only the caller check could be made."""
+
+    version: str
+    decisions: list[Decision] = field(default_factory=list)
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)  # request side
+    request_read: bool = False
+    # The candidate whose data rules are still to be applied to the live findings (it
+    # shares the live detector): done when the record is made (shadow.settle).
+    pending: CompiledPolicy | None = None
+
+    def add(self, step: Step, outcome: Outcome, code: str | None) -> None:
+        self.decisions.append(Decision(step, outcome, code))
+
+    @property
+    def denied(self) -> bool:
+        return any(d.outcome in ("deny", "error") for d in self.decisions)
+
+    def recorded(self, ctx: RequestContext) -> dict[str, Any]:
+        """The audit record's ``candidate`` field (a pending candidate settled first): version
+        and decision always, entity counts only where they differ from the live ones;
+        ``differs`` says whether anything does."""
+        if self.pending is not None:
+            settle(self, ctx)
+        live = policy_verdict(ctx.decisions)
+        live_entities = ctx.boundary.request if ctx.boundary else {}
+        decision, reasons = policy_verdict(self.decisions)
+        out: dict[str, Any] = {"version": self.version, "decision": decision, "reasons": reasons}
+        differs = (decision, reasons) != live
+        if self.request_read and self.entities != live_entities:
+            out["entities"] = self.entities
+            differs = True
+        if not self.request_read:
+            out["request_read"] = False
+        out["differs"] = differs
+        return out
 
 
 def judge_caller(
