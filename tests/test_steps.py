@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from gateway.config import load_config
 from gateway.context import RequestContext
+from gateway.policy.loader import load_policies
 from gateway.steps import Decision, Step, decide
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.offline import OfflineGateway
+from tests.fakes.upstream import REFUSAL
+from tests.policy.cliutil import GOOD, make_root
 
 MASKED = "boundary.masked"
 
@@ -66,3 +74,34 @@ def test_enter_times_each_step_once_and_tells_the_observer() -> None:
     assert all(seconds >= 0 for _, seconds in ctx.timings)
     assert [(s, t) for _, s, t in seen.calls] == ctx.timings
     assert {rid for rid, _, _ in seen.calls} == {ctx.request_id}
+
+
+QUALITY = GOOD.replace("[gpt-test]", "[gpt-test, mock-model]") + "quality:\n  max_refusal: 0.5\n"
+
+
+@pytest.mark.parametrize(
+    ("fallback", "recorded"),
+    [
+        ("", [(Step.QUALITY, "error", "quality.refusal")]),
+        (
+            "fallback:\n  on: [low_confidence]\n  models: [mock-model]\n  message: later\n",
+            [
+                (Step.FALLBACK, "transform", "quality.refusal"),  # the next model
+                (Step.FALLBACK, "transform", "quality.refusal"),  # then the message
+            ],
+        ),
+    ],
+)
+async def test_quality_refusals_are_the_quality_steps_and_fallbacks_the_fallbacks(
+    tmp_path: Path, fallback: str, recorded: list[tuple[Step, str, str]]
+) -> None:
+    config = load_config(make_root(tmp_path, {"triage.yaml": QUALITY + fallback}), {"K1": "k"})
+    policies = load_policies(tmp_path / "policies", config.models)
+    caller = CasePrincipal(subject="ann", roles=("agent",))
+    request = CaseRequest(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    async with OfflineGateway(config, policies, tmp_path, [caller]) as gateway:
+        run = await gateway.send("triage", caller, request, REFUSAL)
+    assert [(d.step, d.outcome, d.code) for d in run.ctx.decisions] == recorded
+    entered = [step for step, _ in run.ctx.timings]
+    assert entered[:3] == [Step.GATEWAY, Step.AUTHENTICATE, Step.RESOLVE_POLICY]
+    assert entered.index(Step.FORWARD) < entered.index(Step.QUALITY) < entered.index(Step.FALLBACK)
