@@ -55,7 +55,7 @@ def in_process(work: Path, rounds: int) -> dict[str, float]:
     """Microseconds: resolve without / with a candidate, the candidates' verdicts, one poll."""
     from gateway.auth.principal import Principal
     from gateway.policy.reload import PolicyReloader, start_registry
-    from gateway.policy.shadow import judge_caller, judge_request
+    from gateway.rollout.shadow import judge_caller, judge_request
     from gateway.surfaces.openai_chat import parse
 
     folder = work / "policies"

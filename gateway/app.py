@@ -219,7 +219,7 @@ def build_pipeline(
     redis: SharedRedis | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/policy/offline.py), where
+    policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
     ``redis`` is None and every store lives in memory."""
     boundary = build_boundary(config, environ, redis.vault if redis else None)
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)

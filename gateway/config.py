@@ -20,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.limits.spec import LimitsConfig
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -30,6 +29,7 @@ __all__ = [
     "BreakerConfig",
     "GatewayConfig",
     "JwtConfig",
+    "LimitsConfig",
     "ListenConfig",
     "ModelConfig",
     "NlpConfig",
@@ -202,6 +202,13 @@ class AuditConfig(_Strict):
     key_env: str = "GATEWAY_AUDIT_KEY"  # HMAC key of the hash chain; unset: plain SHA-256
     default_days: Annotated[int, Field(ge=1)] = 90  # records of no known workflow
     purge_interval_s: Annotated[float, Field(ge=0)] = 3600.0  # 0: only `gateway audit purge`
+
+
+class LimitsConfig(_Strict):
+    """gateway.yaml ``limits``: with ``stores.redis_url``, what one store call may cost a
+    request before the policy's ``on_store_error`` applies (keys: ``stores.key_prefix``)."""
+
+    store_timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 250.0
 
 
 class BreakerConfig(_Strict):

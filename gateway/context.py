@@ -1,34 +1,39 @@
-"""What one request decided and did, filled in step by step, read by the audit trail."""
+"""What one request decided and did, filled in step by step, read by the audit trail.
+
+``enter`` is the one hook on the request path: every step starts through it, so it records
+each step's duration and is where metrics, traces and logs attach (``StepObserver``).
+"""
 
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from time import perf_counter
+from typing import Any, Protocol
 
-from gateway import errors
 from gateway.auth.principal import Principal
 from gateway.boundary.record import BoundaryRecord
+from gateway.limits.grant import Grant
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.verdict import CandidateVerdict
+from gateway.steps import Decision, Outcome, Step, decide
 
-if TYPE_CHECKING:
-    from gateway.limits.step import Grant
-
-__all__ = ["Decision", "Outcome", "RequestContext"]
-
-Outcome = Literal["allow", "transform", "deny", "error"]
+__all__ = ["CandidateRecord", "Decision", "Outcome", "RequestContext", "StepObserver"]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One step's verdict: ``code`` is a reason code for anything but a plain allow."""
+class CandidateRecord(Protocol):
+    """A candidate policy's shadow verdict on this request (gateway/rollout/verdict.py), as
+    the audit record keeps it; the context needs no more of the rollout than this."""
 
-    step: str
-    outcome: Outcome
-    code: str | None = None
+    def recorded(self, ctx: RequestContext) -> dict[str, Any]: ...
+
+
+class StepObserver(Protocol):
+    """Told of every step a request leaves, with its duration: where metrics, traces and logs
+    attach. None (the default) observes nothing and costs one comparison per step."""
+
+    def left(self, ctx: RequestContext, step: Step, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,23 +70,40 @@ class RequestContext:
     # Answers paid for but not returned (a quality check refused them): model, tokens in and
     # out as reported; the limits step counts their cost.
     discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)
-    candidate: CandidateVerdict | None = None  # a W.candidate.yaml's shadow verdict
+    candidate: CandidateRecord | None = None  # a W.candidate.yaml's shadow verdict
+    # The step running now (a refusal is recorded under it), since when, and every step left
+    # with its duration in seconds, in order (a step entered twice is listed twice).
+    step: Step = Step.GATEWAY
+    step_since: float = 0.0  # 0: no step is running
+    timings: list[tuple[Step, float]] = field(default_factory=list)
+    observer: StepObserver | None = None
+
+    def __post_init__(self) -> None:
+        self.step_since = self.started
+
+    def enter(self, step: Step) -> None:
+        """Leave the running step, recording its duration, and start ``step``."""
+        now = perf_counter()
+        if since := self.step_since:  # inlined: this runs a dozen times per request
+            self.timings.append((self.step, now - since))
+            if self.observer is not None:
+                self.observer.left(self, self.step, now - since)
+        self.step = step
+        self.step_since = now
+
+    def leave(self) -> None:
+        """Leave the running step (``step`` keeps naming it); entering another resumes."""
+        if since := self.step_since:
+            seconds = perf_counter() - since
+            self.timings.append((self.step, seconds))
+            if self.observer is not None:
+                self.observer.left(self, self.step, seconds)
+            self.step_since = 0.0
 
     @property
     def decision(self) -> str:
-        """The ``x-gateway-decision`` value: the last outcome that changed or refused the
-        request, then its reason code (``masked`` when the data boundary changed what was
-        sent or answered); only when there is none, the last note that let it pass (such as
-        ``quality.unchecked``)."""
-        noted = [d for d in self.decisions if d.code is not None]
-        for d in reversed(noted):
-            if d.outcome != "allow":
-                return (
-                    "masked"
-                    if d.code == errors.BOUNDARY_MASKED.code
-                    else f"{d.outcome}; reason={d.code}"
-                )
-        return f"allow; reason={noted[-1].code}" if noted else "allow"
+        """The ``x-gateway-decision`` value: ``decide(...).header`` (gateway/steps.py)."""
+        return decide(self.decisions).header
 
     def headers(self) -> dict[str, str]:
         headers = {

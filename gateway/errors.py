@@ -2,30 +2,50 @@
 
 A reason code is the stable, dotted name of why the gateway decided what it did. It appears in
 the error body, the ``x-gateway-decision`` header and the audit record, so clients and
-operators can match on it; the message is the only text written for the client.
+operators can match on it; the message is the only text written for the client. A reason
+names the fallback ``trigger`` it sets off, if any (a policy's ``fallback.on``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["REASONS", "GatewayError", "Reason"]
+__all__ = ["REASONS", "GatewayError", "Reason", "Trigger"]
+
+# What may set a policy's fallback off (``fallback.on``).
+Trigger = Literal[
+    "rate_limited",
+    "budget_exhausted",
+    "upstream_error",
+    "upstream_timeout",
+    "circuit_open",
+    "low_confidence",
+    "schema_invalid",
+    "blocked",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """A stable reason code with the HTTP status and client-safe message that go with it."""
+    """A stable reason code with the HTTP status and client-safe message that go with it.
+
+    ``trigger``: the fallback trigger it sets off. None: it never sets a fallback off, the
+    client must see it (a refused request such as ``access.*`` or ``upstream.rejected``, or a
+    gateway fault such as ``upstream.auth_failed``, which a canned answer would hide).
+    """
 
     code: str
     status: int
     message: str
+    trigger: Trigger | None = None
 
 
 REASONS: dict[str, Reason] = {}
 
 
-def _reason(code: str, status: int, message: str) -> Reason:
-    reason = Reason(code, status, message)
+def _reason(code: str, status: int, message: str, trigger: Trigger | None = None) -> Reason:
+    reason = Reason(code, status, message, trigger)
     REASONS[code] = reason
     return reason
 
@@ -96,32 +116,49 @@ REQUEST_WRONG_API = _reason(
 TRANSLATE_UNSUPPORTED = _reason(
     "translate.unsupported", 400, "The request uses a feature the target model's API lacks."
 )
-UPSTREAM_TIMEOUT = _reason("upstream.timeout", 504, "The model provider did not answer in time.")
-UPSTREAM_UNAVAILABLE = _reason(
-    "upstream.unavailable", 502, "The model provider could not be reached."
+UPSTREAM_TIMEOUT = _reason(
+    "upstream.timeout",
+    504,
+    "The model provider did not answer in time.",
+    trigger="upstream_timeout",
 )
-UPSTREAM_ERROR = _reason("upstream.error", 502, "The model provider failed to answer.")
+UPSTREAM_UNAVAILABLE = _reason(
+    "upstream.unavailable",
+    502,
+    "The model provider could not be reached.",
+    trigger="upstream_error",
+)
+UPSTREAM_ERROR = _reason(
+    "upstream.error", 502, "The model provider failed to answer.", trigger="upstream_error"
+)
 UPSTREAM_RATE_LIMITED = _reason(
-    "upstream.rate_limited", 429, "The model provider is rate limiting this gateway."
+    "upstream.rate_limited",
+    429,
+    "The model provider is rate limiting this gateway.",
+    trigger="rate_limited",
 )
 UPSTREAM_REJECTED = _reason("upstream.rejected", 400, "The model provider rejected the request.")
 UPSTREAM_AUTH = _reason(
     "upstream.auth_failed", 502, "The gateway's credentials for the model provider were refused."
 )
 UPSTREAM_BROKEN_STREAM = _reason(
-    "upstream.broken_stream", 502, "The model provider's stream ended unexpectedly."
+    "upstream.broken_stream",
+    502,
+    "The model provider's stream ended unexpectedly.",
+    trigger="upstream_error",
 )
 UPSTREAM_CIRCUIT_OPEN = _reason(
     "upstream.circuit_open",
     503,
     "The model provider is failing; the gateway is not sending it requests for a while.",
+    trigger="circuit_open",
 )
 # An answer that failed the policy's quality checks (and no fallback answered instead).
 _UNUSABLE = "The model's answer did not pass this workflow's quality checks."
-QUALITY_LOW_CONFIDENCE = _reason("quality.low_confidence", 502, _UNUSABLE)
-QUALITY_SCHEMA_INVALID = _reason("quality.schema_invalid", 502, _UNUSABLE)
-QUALITY_PATTERN_FAILED = _reason("quality.pattern_failed", 502, _UNUSABLE)
-QUALITY_REFUSAL = _reason("quality.refusal", 502, _UNUSABLE)
+QUALITY_LOW_CONFIDENCE = _reason("quality.low_confidence", 502, _UNUSABLE, trigger="low_confidence")
+QUALITY_SCHEMA_INVALID = _reason("quality.schema_invalid", 502, _UNUSABLE, trigger="schema_invalid")
+QUALITY_PATTERN_FAILED = _reason("quality.pattern_failed", 502, _UNUSABLE, trigger="schema_invalid")
+QUALITY_REFUSAL = _reason("quality.refusal", 502, _UNUSABLE, trigger="low_confidence")
 # Not refusals: noted in the decision list and the audit record.
 QUALITY_UNCHECKED = _reason("quality.unchecked", 200, "The answer was relayed unchecked.")
 FALLBACK_REVIEW = _reason("fallback.review", 200, "The request was flagged for manual review.")
@@ -129,16 +166,25 @@ BOUNDARY_MASKED = _reason("boundary.masked", 200, "Data was masked on its way ou
 BOUNDARY_WOULD_BLOCK = _reason("boundary.would_block", 200, "Shadow mode: this would be blocked.")
 BOUNDARY_WOULD_MASK = _reason("boundary.would_mask", 200, "Shadow mode: this would be masked.")
 BOUNDARY_BLOCKED = _reason(
-    "boundary.blocked_entity", 403, "The request contains data this workflow may not send."
+    "boundary.blocked_entity",
+    403,
+    "The request contains data this workflow may not send.",
+    trigger="blocked",
 )
 BOUNDARY_BLOCKED_OUTPUT = _reason(
-    "boundary.blocked_output", 403, "The answer contained data this workflow may not return."
+    "boundary.blocked_output",
+    403,
+    "The answer contained data this workflow may not return.",
+    trigger="blocked",
 )
-BOUNDARY_IMAGE = _reason("boundary.image_blocked", 403, "This workflow does not accept images.")
+BOUNDARY_IMAGE = _reason(
+    "boundary.image_blocked", 403, "This workflow does not accept images.", trigger="blocked"
+)
 BOUNDARY_UNREADABLE = _reason(
     "boundary.unreadable_content",
     403,
     "The request contains content the gateway cannot inspect (files, audio, documents).",
+    trigger="blocked",
 )
 BOUNDARY_DETECTOR = _reason(
     "boundary.detector_error", 503, "The gateway could not inspect the data in this request."
@@ -150,12 +196,19 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     "boundary.unknown_answer_shape",
     502,
     "The model provider's answer has a shape the gateway cannot inspect.",
+    trigger="upstream_error",
 )
 LIMITS_RATE_EXCEEDED = _reason(
-    "limits.rate_exceeded", 429, "Rate limit reached for this workflow; retry later."
+    "limits.rate_exceeded",
+    429,
+    "Rate limit reached for this workflow; retry later.",
+    trigger="rate_limited",
 )
 LIMITS_BUDGET_EXHAUSTED = _reason(
-    "limits.budget_exhausted", 429, "This workflow's cost budget is spent for the period."
+    "limits.budget_exhausted",
+    429,
+    "This workflow's cost budget is spent for the period.",
+    trigger="budget_exhausted",
 )
 LIMITS_STORE_UNAVAILABLE = _reason(
     "limits.store_unavailable", 503, "The gateway could not check its rate limits."

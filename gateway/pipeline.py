@@ -1,13 +1,16 @@
 """The request path: each step in order, once per request; a refusal becomes the wire error.
 
-    authenticate -> resolve_policy -> read_request -> access -> limits -> boundary
-        -> forward (retries, the breaker, fallback models, quality checks) -> inspect_answer
-        -> relay -> audit
+    authenticate -> resolve_policy -> access (the caller) -> read_request -> access (the
+        request) -> limits -> boundary -> forward (retries, the breaker, fallback models)
+        -> quality -> fallback -> inspect_answer -> relay -> audit
 
-A refusal on the way may still become a success: the policy's fallback message
-(gateway/fallback/). Decisions, logs and the audit trail use the names in ``STEPS``. The
-audit step runs when the response finishes: for a whole response in app.py's
-``before_send`` hook, for a stream here in ``_relay`` (gateway/audit/trail.py says why).
+The steps are ``Step`` (gateway/steps.py), in this order. Each starts through
+``RequestContext.enter``, the one hook that times it and tells an observer (metrics, traces,
+logs); each records its verdicts as ``Decision``s, and ``decide`` turns them into what the
+gateway decided. A refusal on the way may still become a success: the policy's fallback
+message (gateway/fallback/). The audit step runs when the response finishes: for a whole
+response in app.py's ``before_send`` hook, for a stream here in ``_relay``; both go through
+``AuditTrail`` (gateway/audit/trail.py), which enters ``Step.AUDIT``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from gateway.auth.credentials import Authenticator
 from gateway.boundary.answer import inspect_answer
 from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
-from gateway.context import Decision, Outcome, RequestContext
+from gateway.context import Decision, Outcome, RequestContext, StepObserver
 from gateway.errors import GatewayError
 from gateway.fallback.chain import AnswerChain
 from gateway.fallback.message import fallback_message
@@ -32,29 +35,15 @@ from gateway.limits.step import Limits
 from gateway.normalized import Api
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
-from gateway.policy.shadow import judge_caller, judge_request
+from gateway.rollout.shadow import judge_caller, judge_request
+from gateway.steps import Step
 from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import replay
 from gateway.upstream.usage import note_answer, note_event
 
-__all__ = ["STEPS", "Call", "Pipeline", "Reply"]
-
-STEPS = (
-    "authenticate",
-    "resolve_policy",
-    "read_request",
-    "access",
-    "limits",
-    "boundary",
-    "forward",
-    "quality",
-    "fallback",
-    "inspect_answer",
-    "relay",
-    "audit",
-)
+__all__ = ["Call", "Pipeline", "Reply"]
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -88,6 +77,7 @@ class Pipeline:
         *,
         trail: AuditTrail | None = None,
         limits: Limits | None = None,
+        observer: StepObserver | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
@@ -96,6 +86,7 @@ class Pipeline:
         self._boundary = boundary
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
         self._limits = limits  # None: no limits are kept (in-process tests, benches)
+        self._observer = observer  # told of every step each request leaves
 
     async def aclose(self) -> None:
         """Release what the steps hold: the vault's and the breaker's connections, the limits'
@@ -108,51 +99,61 @@ class Pipeline:
 
     async def complete(self, ctx: RequestContext, call: Call) -> Reply:
         """Run a chat/messages request through every step; never raises GatewayError."""
-        step = "authenticate"
+        ctx.observer = self._observer
+        reply = await self._complete(ctx, call)
+        if reply.events is None:
+            ctx.enter(Step.RELAY)  # the whole answer goes back; the audit step follows it
+        return reply
+
+    async def _complete(self, ctx: RequestContext, call: Call) -> Reply:
+        ctx.enter(Step.AUTHENTICATE)
         response: UpstreamResponse | None = None
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
-            step = "resolve_policy"
+            ctx.enter(Step.RESOLVE_POLICY)
             policies = self._policies.current  # once: the request keeps this generation
             policy = ctx.policy = self._resolve(call, policies)
+            judged = None
             if (candidate := policies.candidates.get(policy.name)) is not None:
-                ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
-            step = "access"  # the caller first, so one not admitted never has its body parsed
+                judged = ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
+            ctx.enter(Step.ACCESS)  # the caller first, so one not admitted never has its body read
             check_caller(policy.access, principal, call.surface.endpoint)
-            step = "read_request"
+            ctx.enter(Step.READ_REQUEST)
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
-            if candidate is not None and ctx.candidate is not None:  # before anything changes it
-                await judge_request(ctx.candidate, candidate, request, policy)
-            step = "access"
+            if candidate is not None and judged is not None:  # before anything changes it
+                await judge_request(judged, candidate, request, policy)
+            ctx.enter(Step.ACCESS)
             if (changed := check_request(policy.access, request)) is not None:
-                ctx.decisions.append(Decision(step, "transform", changed.code))
+                ctx.decisions.append(Decision(Step.ACCESS, "transform", changed.code))
             ask_no_store(policy, request)
             if self._limits is not None:
-                step = "limits"
+                ctx.enter(Step.LIMITS)
                 await self._limits.admit(ctx, request, policy)
-            step = "boundary"
+            ctx.enter(Step.BOUNDARY)
             inspection = await self._boundary.inspect(ctx, request, policy)
-            step = "forward"
+            ctx.enter(Step.FORWARD)  # and quality, entered by the answer chain
             answer = await self._answers.answer(ctx, request, policy)
             response = answer.response
             if response.events is None:
                 body = response.body or b""
                 note_answer(ctx, body)  # the usage, before the boundary may refuse the answer
                 if inspection is not None:
-                    step = "inspect_answer"
+                    ctx.enter(Step.INSPECT_ANSWER)
                     body = await inspect_answer(inspection, request.api, body)
                 await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
             if answer.held is not None:  # a checked stream: inspected whole, before any byte
-                step = "inspect_answer"
+                ctx.enter(Step.INSPECT_ANSWER)
                 response = await _inspect_held(answer.held, response, inspection, request.api)
                 inspection = None
         except GatewayError as exc:
+            refused_in = ctx.step
+            ctx.enter(Step.FALLBACK)
             fallback = fallback_message(ctx, exc)
             if fallback is None:
                 await self._settle(ctx)
-                return self._refuse(ctx, call.surface, exc, step)
+                return self._refuse(ctx, call.surface, exc, refused_in)
             log.info("request %s answered by the fallback message: %s", ctx.request_id, exc)
             if isinstance(fallback, bytes):
                 note_answer(ctx, fallback)  # zero tokens: no model answered
@@ -173,15 +174,18 @@ class Pipeline:
 
     async def models(self, ctx: RequestContext, call: Call) -> Reply:
         """The models this caller may use in this workflow, in the surface's list shape."""
-        step = "authenticate"
+        ctx.observer = self._observer
+        ctx.enter(Step.AUTHENTICATE)
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
-            step = "resolve_policy"
+            ctx.enter(Step.RESOLVE_POLICY)
             policy = ctx.policy = self._resolve(call, self._policies.current)
-            step = "access"
+            ctx.enter(Step.ACCESS)
             check_caller(policy.access, principal, "models")
         except GatewayError as exc:
-            return self._refuse(ctx, call.surface, exc, step)
+            reply = self._refuse(ctx, call.surface, exc, ctx.step)
+            ctx.enter(Step.RELAY)
+            return reply
         # Only what this caller could call through the API it speaks.
         usable = allowed_models(policy.access, call.surface.endpoint)
         listed = [
@@ -189,11 +193,13 @@ class Pipeline:
             for m in usable
             if (provider := self._forwarder.provider_of(m)).speaks(call.surface.api)
         ]
-        return Reply(200, "application/json", ctx.headers(), call.surface.models_body(listed))
+        reply = Reply(200, "application/json", ctx.headers(), call.surface.models_body(listed))
+        ctx.enter(Step.RELAY)
+        return reply
 
     def refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError) -> Reply:
         """A refusal raised outside the steps (routing, body limits) in the surface's shape."""
-        return self._refuse(ctx, surface, exc, "gateway")
+        return self._refuse(ctx, surface, exc, Step.GATEWAY)
 
     def _resolve(self, call: Call, policies: PolicySet) -> CompiledPolicy:
         if not call.workflow:
@@ -205,7 +211,9 @@ class Pipeline:
             )
         return policy
 
-    def _refuse(self, ctx: RequestContext, surface: Surface, exc: GatewayError, step: str) -> Reply:
+    def _refuse(
+        self, ctx: RequestContext, surface: Surface, exc: GatewayError, step: Step
+    ) -> Reply:
         upstream = exc.reason.code.startswith("upstream.")
         outcome: Outcome = "error" if exc.status >= 500 or upstream else "deny"
         ctx.decisions.append(Decision(step, outcome, exc.reason.code))
@@ -230,6 +238,7 @@ class Pipeline:
         The final event (``[DONE]``, ``message_stop``) waits for the audit record, so with
         ``durability: sync`` a completed stream always has its record."""
         assert response.events is not None
+        ctx.enter(Step.RELAY)  # the inspect_answer step runs inside it, event by event
         events = response.events
         if inspection is not None:
             events = inspect_stream(inspection, surface.api, events)
@@ -252,7 +261,7 @@ class Pipeline:
                 await self._finish(ctx, response.status)
         except UpstreamFailure as exc:
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
-            ctx.decisions.append(Decision("relay", "error", errors.UPSTREAM_BROKEN_STREAM.code))
+            ctx.decisions.append(Decision(Step.RELAY, "error", errors.UPSTREAM_BROKEN_STREAM.code))
             ctx.stream_end = "upstream_broken"
             if not await self._finish(ctx, response.status):
                 yield self._withheld(ctx, surface)
@@ -260,7 +269,7 @@ class Pipeline:
             yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
         except GatewayError as exc:  # the boundary ended the answer: blocked or unreadable
             log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
-            ctx.decisions.append(Decision("inspect_answer", "deny", exc.reason.code))
+            ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", exc.reason.code))
             ctx.stream_end = "blocked"
             if not await self._finish(ctx, response.status):
                 yield self._withheld(ctx, surface)
@@ -284,7 +293,7 @@ class Pipeline:
         return await self._trail.finish(ctx, status)
 
     def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
-        ctx.decisions.append(Decision("audit", "error", errors.AUDIT_UNAVAILABLE.code))
+        ctx.decisions.append(Decision(Step.AUDIT, "error", errors.AUDIT_UNAVAILABLE.code))
         return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)
 
 

@@ -14,12 +14,9 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
-from gateway.policy.shadow import settle
-from gateway.policy.verdict import policy_verdict
+from gateway.steps import Step, decide
 
-__all__ = ["AuditRecord", "build_record", "decision_of"]
-
-_RANK = {"allow": 0, "transform": 1, "deny": 2, "error": 3}
+__all__ = ["AuditRecord", "build_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +37,7 @@ class AuditRecord:
     model_requested: str | None
     model_used: str | None
     fallback_used: bool
-    decision: str  # allow | transform | masked | deny | error
+    decision: str  # allow | transform | masked | deny | error: decide(...).decision
     reasons: list[str]  # every reason code, in the order the steps gave them
     status: int  # the HTTP status the client got
     streamed: bool
@@ -64,7 +61,7 @@ class AuditRecord:
     fallback: str | None = None  # "model" or "message": what answered instead
     fallback_reason: str | None = None  # the reason code that set the fallback off
     review: bool = False  # flagged for manual review by the policy's fallback
-    # A candidate policy's shadow verdict (gateway/policy/verdict.py); records written before
+    # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
 
@@ -85,18 +82,6 @@ class AuditRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(AuditRecord))
-
-
-def decision_of(ctx: RequestContext) -> str:
-    """The most severe outcome of any step; ``masked`` when only the data boundary changed
-    what left."""
-    worst, step = "allow", None
-    for d in ctx.decisions:
-        if _RANK[d.outcome] > _RANK[worst]:
-            worst, step = d.outcome, d.step
-    if worst == "transform" and step == "boundary":
-        return "masked"
-    return worst
 
 
 def build_record(ctx: RequestContext, status: int) -> AuditRecord:
@@ -121,7 +106,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         model_used=ctx.model_used,
         fallback_used=ctx.fallback is not None
         or (ctx.model_used is not None and ctx.model_used != model_requested),
-        decision=decision_of(ctx),
+        decision=decide(ctx.decisions).decision,
         reasons=[d.code for d in ctx.decisions if d.code is not None],
         status=status,
         streamed=ctx.streamed,
@@ -149,12 +134,10 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
 
 
 def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
-    if ctx.candidate is None:
-        return None
-    if ctx.candidate.pending is not None:
-        settle(ctx.candidate, ctx)
-    live = policy_verdict((d.step, d.outcome, d.code) for d in ctx.decisions)
-    return ctx.candidate.record(live, ctx.boundary.request if ctx.boundary else {})
+    return ctx.candidate.recorded(ctx) if ctx.candidate is not None else None
+
+
+_REQUEST_CHECKS = frozenset({Step.ACCESS, Step.BOUNDARY})
 
 
 def _content(ctx: RequestContext) -> dict[str, Any] | None:
@@ -170,6 +153,6 @@ def _content(ctx: RequestContext) -> dict[str, Any] | None:
         return None
     if boundary is None or boundary.shadow or boundary.detector_error or not ctx.attempts:
         return None
-    if any(d.outcome == "deny" and d.step in ("boundary", "access") for d in ctx.decisions):
+    if any(d.outcome == "deny" and d.step in _REQUEST_CHECKS for d in ctx.decisions):
         return None
     return {"request": [{"role": slot.role, "text": slot.text} for slot in request.texts]}

@@ -3,7 +3,8 @@
 Two places call it, because a response finishes in two ways: a whole response just before
 its head is sent (app.py's ``before_send`` hook, which sees every response), and a stream
 just before its final event, or in the relay's ``finally`` when the client went away
-(pipeline.py). ``ctx.audited`` makes sure there is only one.
+(pipeline.py). ``ctx.audited`` makes sure there is only one. Both enter ``Step.AUDIT`` here, so
+the step is timed and observed like every other.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from gateway.audit.record import build_record
 from gateway.audit.writer import AuditWriter
 from gateway.context import RequestContext
+from gateway.steps import Step
 
 __all__ = ["AuditTrail"]
 
@@ -26,13 +28,17 @@ class AuditTrail:
         if ctx.audited:
             return True
         ctx.audited = True
-        if self.writer is None:
-            return True
-        return await self.writer.put(build_record(ctx, status))
+        ctx.enter(Step.AUDIT)
+        try:
+            return self.writer is None or await self.writer.put(build_record(ctx, status))
+        finally:
+            ctx.leave()
 
     def abandon(self, ctx: RequestContext, status: int) -> None:
         """Record a request nobody is waiting for any more (a cut stream)."""
         if not ctx.audited:
             ctx.audited = True
+            ctx.enter(Step.AUDIT)
             if self.writer is not None:
                 self.writer.put_nowait(build_record(ctx, status))
+            ctx.leave()

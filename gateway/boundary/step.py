@@ -20,6 +20,7 @@ from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Step
 from gateway.stores import StoreError
 
 __all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
@@ -61,7 +62,7 @@ class Inspection:
 
     async def find(self, texts: Sequence[str]) -> list[list[Finding]] | None:
         """Findings per text; None when detection failed and the policy lets it pass."""
-        return await _find(self.ctx, self.rules, texts, "inspect_answer")
+        return await _find(self.ctx, self.rules, texts, Step.INSPECT_ANSWER)
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
         """``text[start:end]`` for the caller; in shadow mode only counted, never changed."""
@@ -84,7 +85,7 @@ class Inspection:
         if not self._would_block:
             self._would_block = True
             self.ctx.decisions.append(
-                Decision("inspect_answer", "allow", errors.BOUNDARY_WOULD_BLOCK.code)
+                Decision(Step.INSPECT_ANSWER, "allow", errors.BOUNDARY_WOULD_BLOCK.code)
             )
 
     def finish_answer(self) -> None:
@@ -96,11 +97,11 @@ class Inspection:
             return  # the stronger verdict stays the one the header shows
         if self.rules.shadow:
             self.ctx.decisions.append(
-                Decision("inspect_answer", "allow", errors.BOUNDARY_WOULD_MASK.code)
+                Decision(Step.INSPECT_ANSWER, "allow", errors.BOUNDARY_WOULD_MASK.code)
             )
         else:
             self.ctx.decisions.append(
-                Decision("inspect_answer", "transform", errors.BOUNDARY_MASKED.code)
+                Decision(Step.INSPECT_ANSWER, "transform", errors.BOUNDARY_MASKED.code)
             )
 
     async def restore(self, text: str) -> str:
@@ -118,7 +119,7 @@ class Inspection:
 
 
 async def _find(
-    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: str
+    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: Step
 ) -> list[list[Finding]] | None:
     try:
         return await find_all(rules.detector, texts)
@@ -131,7 +132,7 @@ async def _find(
 
 
 def detection_failed(
-    ctx: RequestContext, rules: BoundaryPolicy, record: BoundaryRecord, step: str, exc: Exception
+    ctx: RequestContext, rules: BoundaryPolicy, record: BoundaryRecord, step: Step, exc: Exception
 ) -> None:
     """Refuse (``on_detector_error: block``) or record the failure and let the text pass.
 
@@ -163,7 +164,7 @@ class Boundary:
         if refusal is not None and not rules.shadow:
             raise refusal
         texts = [slot.text for slot in request.texts]
-        found = await _find(ctx, rules, texts, "boundary")
+        found = await _find(ctx, rules, texts, Step.BOUNDARY)
         rewriter = Rewriter(rules.actions, policy.name, self._minter)
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
@@ -176,8 +177,10 @@ class Boundary:
         blocked = rewriter.blocked()
         if rules.shadow:
             if rewriter.counts or refusal is not None:
-                would = "would_block" if blocked or refusal is not None else "would_mask"
-                ctx.decisions.append(Decision("boundary", "allow", f"boundary.{would}"))
+                would = errors.BOUNDARY_WOULD_MASK
+                if blocked or refusal is not None:
+                    would = errors.BOUNDARY_WOULD_BLOCK
+                ctx.decisions.append(Decision(Step.BOUNDARY, "allow", would.code))
             # Shadow: forwarded unchanged; the answer is inspected only to be recorded.
             if not rules.source.scan_output:
                 return None
@@ -201,7 +204,7 @@ class Boundary:
             except StoreError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from exc
         if changed:
-            ctx.decisions.append(Decision("boundary", "transform", errors.BOUNDARY_MASKED.code))
+            ctx.decisions.append(Decision(Step.BOUNDARY, "transform", errors.BOUNDARY_MASKED.code))
         if not (rules.source.scan_output or rewriter.minted):
             return None
         return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)

@@ -18,6 +18,7 @@ from gateway.boundary.holdback import HoldBack
 from gateway.boundary.step import Inspection, detection_failed
 from gateway.errors import GatewayError
 from gateway.normalized import Api
+from gateway.steps import Step
 
 __all__ = ["inspect_stream"]
 
@@ -61,7 +62,7 @@ class _Guarded:
         except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
             inspection = self._inspection
             detection_failed(
-                inspection.ctx, inspection.rules, inspection.record, "inspect_answer", exc
+                inspection.ctx, inspection.rules, inspection.record, Step.INSPECT_ANSWER, exc
             )
             self._on = False
             return []

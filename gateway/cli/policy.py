@@ -17,7 +17,7 @@ from gateway.cli import policy_explain, policy_test
 from gateway.cli.common import config_path
 from gateway.cli.policy_replay import add_replay
 from gateway.config import GatewayConfig, load_config
-from gateway.policy.lint import Issue, LintReport, lint_policies
+from gateway.tools.lint import Issue, LintReport, lint_policies
 from gateway.yamlsource import ConfigError
 
 __all__ = ["register"]

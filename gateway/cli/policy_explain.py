@@ -1,5 +1,6 @@
 """``gateway policy explain``: why one message by one caller would be allowed, changed or
-refused, step by step, before anything is sent anywhere (no model call, no audit record).
+refused, step by step: the real pipeline runs it offline (the mock answers for the model, no
+audit record), so its decision is the live gateway's. Detected values are never printed.
 
 Exit 0 with an explanation whatever it decides; 1 when the configuration or a policy does
 not load.
@@ -9,29 +10,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Literal
 
 import orjson
 
-from gateway.auth.principal import Principal
 from gateway.boundary.service import configured_ner
 from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
-from gateway.policy.cases import CaseRequest
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.explain import Explanation, explain
 from gateway.policy.loader import load_policies
-from gateway.upstream.apis import model_apis
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.explain import Explanation, explain
 from gateway.yamlsource import ConfigError
 
 __all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("explain", help="each step's decision for one message, nothing sent")
+    p = sub.add_parser(
+        "explain", help="each step's decision for one message, run offline (nothing sent)"
+    )
     p.add_argument("--workflow", required=True)
     p.add_argument("--subject", required=True)
     p.add_argument("--roles", required=True, help="comma-separated, e.g. sales-agent,ops")
@@ -45,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--stream", action="store_true", help="ask for a streamed answer")
     p.add_argument("--message", required=True, help="the user message")
-    p.add_argument("--answer", default=None, help="a model answer to inspect as well")
+    p.add_argument(
+        "--answer", default=None, help="the model's answer (default: the mock quotes the message)"
+    )
     p.add_argument("--dir", default=None, help="policies folder (default: policies_dir)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=run_explain)
@@ -59,9 +61,9 @@ def run_explain(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    roles = frozenset(r.strip() for r in args.roles.split(",") if r.strip())
-    principal = Principal(args.subject, roles, args.team)
-    result = asyncio.run(_explain(config, policies, principal, args))
+    roles = tuple(sorted({r.strip() for r in args.roles.split(",") if r.strip()}))
+    caller = CasePrincipal(subject=args.subject, roles=roles, team=args.team)
+    result = asyncio.run(_explain(config, policies, caller, args))
     if args.format == "json":
         print(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -72,10 +74,9 @@ def run_explain(args: argparse.Namespace) -> int:
 async def _explain(
     config: GatewayConfig,
     policies: dict[str, CompiledPolicy],
-    principal: Principal,
+    caller: CasePrincipal,
     args: argparse.Namespace,
 ) -> Explanation:
-    apis = await model_apis(config, os.environ)
     policy = policies.get(args.workflow)
     model = args.model or (policy.access.models[0] if policy else next(iter(config.models)))
     request = CaseRequest(
@@ -84,7 +85,7 @@ async def _explain(
         messages=[{"role": "user", "content": args.message}],
         stream=args.stream,
     )
-    return await explain(config, policies, apis, args.workflow, principal, request, args.answer)
+    return await explain(config, policies, args.workflow, caller, request, args.answer)
 
 
 def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
@@ -104,14 +105,14 @@ def _print(e: Explanation) -> None:
     for s in e.steps:
         print(f"{s.step:<14}  {s.outcome:<9}  {s.code or '':<{code_width}}  {s.rule}")
     if e.findings:
-        rows = [("text", "span", "entity", "rule", "score", "action", "value")]
+        rows = [("text", "span", "entity", "rule", "score", "action", "preview")]
         rows += [
             (str(f.text), f"{f.start}-{f.end}", f.entity, f.rule, f"{f.score:.2f}", f.action,
-             repr(f.value))
+             f.preview)
             for f in e.findings
         ]  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        print("\nfindings")
+        print("\nfindings (values shown as previews)")
         for row in rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     if e.sent is not None:
@@ -121,5 +122,12 @@ def _print(e: Explanation) -> None:
     if e.answer is not None:
         print("\nanswer as the caller would get it")
         print(f"  {e.answer}")
+    answered = {
+        "message": "; the fallback message answered",
+        "model": "; a fallback model answered",
+    }
+    review = "; flagged for review" if e.review else ""
+    print(f"\nstatus {e.status}{answered.get(e.fallback or '', '')}{review}")
+    print(f"x-gateway-decision: {e.header}")
     reasons = f" ({', '.join(e.reasons)})" if e.reasons else ""
-    print(f"\ndecision: {e.decision}{reasons}")
+    print(f"decision: {e.decision}{reasons}")

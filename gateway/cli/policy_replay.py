@@ -1,5 +1,5 @@
 """``gateway policy replay --candidate DIR``: what candidate policies would have changed in
-recorded traffic, workflow by workflow (gateway/policy/replay.py says what can be re-decided)."""
+recorded traffic, workflow by workflow (gateway/tools/replay.py says what can be re-decided)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from gateway.cli.common import load_or_exit
 from gateway.config import GatewayConfig
 from gateway.policy import CompiledPolicy, load_policies
 from gateway.policy.candidates import load_candidates
-from gateway.policy.replay import WorkflowReport, replay
+from gateway.tools.replay import WorkflowReport, replay
 from gateway.yamlsource import ConfigError
 
 __all__ = ["add_replay"]

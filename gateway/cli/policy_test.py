@@ -18,9 +18,9 @@ import orjson
 from gateway.boundary.service import configured_ner
 from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
-from gateway.policy.cases import LocatedCase, Observed, case_files, load_cases
 from gateway.policy.loader import load_policies
-from gateway.policy.offline import OfflineGateway
+from gateway.tools.cases import LocatedCase, Observed, case_files, load_cases
+from gateway.tools.offline import OfflineGateway
 from gateway.yamlsource import ConfigError
 
 __all__ = ["add_parser", "run_cases"]

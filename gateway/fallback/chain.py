@@ -21,6 +21,7 @@ from gateway.policy.compile import CompiledPolicy
 from gateway.quality.checks import check
 from gateway.quality.read import read_body, read_stream
 from gateway.quality.rules import QualityRules
+from gateway.steps import Step
 from gateway.upstream.forward import Forwarder, note_fallback
 from gateway.upstream.provider import UpstreamResponse
 from gateway.upstream.usage import note_answer, note_event
@@ -59,6 +60,7 @@ class AnswerChain:
             if not checked:
                 _unchecked(ctx)
                 return Answer(response)
+            ctx.enter(Step.QUALITY)  # a refusal from here on is the quality step's
             try:
                 return await self._checked(ctx, request, rules, response, strip)
             except GatewayError as exc:
@@ -70,6 +72,7 @@ class AnswerChain:
                 if not self._may_try_next(exc, policy, request, chain[start:]):
                     raise
                 note_fallback(ctx, exc.reason.code)
+                ctx.enter(Step.FORWARD)
 
     async def _checked(
         self,
@@ -112,4 +115,4 @@ class AnswerChain:
 
 def _unchecked(ctx: RequestContext) -> None:
     if not any(d.code == errors.QUALITY_UNCHECKED.code for d in ctx.decisions):
-        ctx.decisions.append(Decision("quality", "allow", errors.QUALITY_UNCHECKED.code))
+        ctx.decisions.append(Decision(Step.QUALITY, "allow", errors.QUALITY_UNCHECKED.code))

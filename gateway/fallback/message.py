@@ -7,6 +7,7 @@ from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
 from gateway.fallback.answer import message_body, message_events
 from gateway.fallback.triggers import trigger_of
+from gateway.steps import Step
 
 __all__ = ["fallback_message"]
 
@@ -21,11 +22,11 @@ def fallback_message(ctx: RequestContext, exc: GatewayError) -> bytes | list[byt
     if fallback.message is None or trigger_of(exc.reason.code) not in fallback.on:
         return None
     code = exc.reason.code
-    ctx.decisions.append(Decision("fallback", "transform", code))
+    ctx.decisions.append(Decision(Step.FALLBACK, "transform", code))
     ctx.fallback, ctx.fallback_reason = "message", code
     if fallback.review:
         ctx.review = True
-        ctx.decisions.append(Decision("fallback", "transform", errors.FALLBACK_REVIEW.code))
+        ctx.decisions.append(Decision(Step.FALLBACK, "transform", errors.FALLBACK_REVIEW.code))
     if request.stream:
         return message_events(request, fallback.message)
     return message_body(request, fallback.message)

@@ -3,23 +3,14 @@ path fails (README: Fallbacks)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.errors import Trigger  # what may set a fallback off: a property of the reason
+
 __all__ = ["DEFAULT_TRIGGERS", "FallbackPolicy", "Trigger"]
 
-# What may set a fallback off; gateway/fallback/triggers.py maps reason codes onto these.
-Trigger = Literal[
-    "rate_limited",
-    "budget_exhausted",
-    "upstream_error",
-    "upstream_timeout",
-    "circuit_open",
-    "low_confidence",
-    "schema_invalid",
-    "blocked",
-]
 # Without ``on``: the provider's failures, which is when fallback models were always tried.
 DEFAULT_TRIGGERS: tuple[Trigger, ...] = (
     "upstream_error",

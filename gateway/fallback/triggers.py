@@ -1,10 +1,7 @@
-"""The one table from reason codes to the fallback triggers a policy's ``on`` names.
+"""Which reason sets which fallback trigger off: the ``trigger`` of the reason in the catalogue
+(gateway/errors.py), looked up by code, so a step need not be imported here to be caught.
 
-A code not in the table never sets a fallback off: the client must see it (a refused request
-such as ``access.*`` or ``upstream.rejected``, or a gateway fault such as
-``upstream.auth_failed``, which hiding behind a canned answer would keep from being fixed).
-Codes are matched as strings, so steps that raise them need not be imported here
-(``limits.*`` come from the limits step).
+A code without a trigger never sets a fallback off: the client must see it.
 """
 
 from __future__ import annotations
@@ -12,30 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from gateway.fallback.spec import Trigger
+from gateway.errors import REASONS, Trigger
 
 __all__ = ["ANSWER_TRIGGERS", "TRIGGERS", "trigger_of"]
 
+# A view of the catalogue, for readers that list every code a fallback may catch.
 TRIGGERS: Mapping[str, Trigger] = MappingProxyType(
-    {
-        "limits.rate_exceeded": "rate_limited",
-        "upstream.rate_limited": "rate_limited",
-        "limits.budget_exhausted": "budget_exhausted",
-        "upstream.error": "upstream_error",
-        "upstream.unavailable": "upstream_error",
-        "upstream.broken_stream": "upstream_error",  # before any byte reached the client
-        "boundary.unknown_answer_shape": "upstream_error",
-        "upstream.timeout": "upstream_timeout",
-        "upstream.circuit_open": "circuit_open",
-        "quality.low_confidence": "low_confidence",
-        "quality.refusal": "low_confidence",
-        "quality.schema_invalid": "schema_invalid",
-        "quality.pattern_failed": "schema_invalid",
-        "boundary.blocked_entity": "blocked",
-        "boundary.blocked_output": "blocked",
-        "boundary.image_blocked": "blocked",
-        "boundary.unreadable_content": "blocked",
-    }
+    {code: r.trigger for code, r in REASONS.items() if r.trigger is not None}
 )
 # Triggers another model may cure. ``blocked`` is not one: a blocked request is the same for
 # every model, and a blocked answer goes straight to the message.
@@ -52,4 +32,5 @@ ANSWER_TRIGGERS: frozenset[Trigger] = frozenset(
 
 
 def trigger_of(code: str) -> Trigger | None:
-    return TRIGGERS.get(code)
+    reason = REASONS.get(code)
+    return reason.trigger if reason is not None else None

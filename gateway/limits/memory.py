@@ -7,6 +7,7 @@ import fnmatch
 import math
 
 from gateway.limits import gcra
+from gateway.limits.cost import tokens_cost
 from gateway.limits.store import (
     Ask,
     BudgetUsage,
@@ -15,15 +16,9 @@ from gateway.limits.store import (
     Verdict,
 )
 
-__all__ = ["MemoryStore", "out_cost"]
+__all__ = ["MemoryStore"]
 
 _SWEEP_EVERY = 4096
-
-
-def out_cost(tokens: int, price: float) -> int:
-    """Micro-USD of ``tokens`` at ``price`` each, rounded up (the tolerance absorbs float
-    noise such as 15 * 0.6 = 9.000000000000002; lua/admit.lua rounds the same way)."""
-    return max(0, math.ceil(tokens * price - 1e-6))
 
 
 class MemoryStore:
@@ -45,7 +40,7 @@ class MemoryStore:
                     avail = b.limit - spent - res - ask.in_cost
                     can = math.floor(avail / ask.out_price) if ask.out_price > 0 else out
                     out = min(out, max(can, -1))
-            reserved = ask.in_cost + out_cost(out, ask.out_price)
+            reserved = ask.in_cost + tokens_cost(out, ask.out_price)
             broke = out < ask.min_out or any(
                 spent + res + reserved > b.limit
                 for b, (spent, res, _) in zip(ask.budgets, held, strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.limits.cost import micro_usd
 from gateway.limits.periods import Period
 from gateway.limits.spec import LimitsPolicy, Per
 from gateway.limits.store import Unit
@@ -59,7 +60,7 @@ def compile_limits(policy: LimitsPolicy) -> LimitPlan | None:
         if (limit := getattr(rule, field)) is not None
     )
     budgets = tuple(
-        BudgetLimit(rule.per, period, round(usd * 1e6))  # type: ignore[arg-type]
+        BudgetLimit(rule.per, period, micro_usd(usd))  # type: ignore[arg-type]
         for rule in policy.budget
         for period, usd in (("day", rule.usd_per_day), ("month", rule.usd_per_month))
         if usd is not None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.limits.cost import usd
 from gateway.limits.gcra import EPSILON_US
 from gateway.limits.keys import budget_key, rate_key
 from gateway.limits.periods import period_bounds
@@ -48,12 +49,12 @@ async def usage_rows(
             base = budget_key(prefix, name, b.period, ident, b.per, "")
             keys = sorted(await store.scan(base + (subject or "*")))
             for key, use in (await store.usage(keys)).items():
-                limit = b.micro_usd / 1e6
+                limit = usd(b.micro_usd)
                 row = _row(name, f"usd_per_{b.period}", b.per, key[len(base) :], limit, 0.0)
                 row |= {
-                    "used": use.spent / 1e6,
-                    "reserved": use.reserved / 1e6,
-                    "remaining": (b.micro_usd - use.spent - use.reserved) / 1e6,
+                    "used": usd(use.spent),
+                    "reserved": usd(use.reserved),
+                    "remaining": usd(b.micro_usd - use.spent - use.reserved),
                     "resets_at": datetime.fromtimestamp(end, UTC).isoformat(),
                 }
                 rows.append(row)

@@ -7,14 +7,13 @@ semantic check that needs the model catalogue (a budget needs prices) is ``budge
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:  # gateway.config reads LimitsConfig from here
-    from gateway.config import ModelConfig
+from gateway.config import ModelConfig
 
-__all__ = ["BudgetRule", "LimitsConfig", "LimitsPolicy", "Per", "RateRule", "budget_problems"]
+__all__ = ["BudgetRule", "LimitsPolicy", "Per", "RateRule", "budget_problems"]
 
 # Whose traffic one counter holds: the caller's subject, its gateway key, its team, each of
 # its roles the workflow admits, everyone calling this workflow, or the whole gateway.
@@ -77,13 +76,6 @@ class LimitsPolicy(_Strict):
     budget: list[BudgetRule] = []
     budget_clamp: bool = False
     on_store_error: Literal["block", "allow"] = "block"
-
-
-class LimitsConfig(_Strict):
-    """gateway.yaml ``limits``: with ``stores.redis_url``, what one store call may cost a
-    request before the policy's ``on_store_error`` applies (keys: ``stores.key_prefix``)."""
-
-    store_timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 250.0
 
 
 def budget_problems(

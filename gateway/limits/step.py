@@ -25,17 +25,19 @@ from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
 from gateway.fallback.triggers import ANSWER_TRIGGERS
+from gateway.limits.cost import model_cost, tokens_cost, usd, worst_prices
 from gateway.limits.estimate import estimate_input_tokens
+from gateway.limits.grant import Grant
 from gateway.limits.headers import rate_headers
 from gateway.limits.keys import budget_key, rate_key, subjects
-from gateway.limits.memory import out_cost
 from gateway.limits.periods import period_bounds
 from gateway.limits.plan import LimitPlan, RateLimit
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Step
 
-__all__ = ["Grant", "Limits"]
+__all__ = ["Limits"]
 
 log = logging.getLogger("gateway.limits")
 
@@ -50,21 +52,6 @@ class _Counters:
     budgets: tuple[BudgetCheck, ...]
     budget_keys: tuple[str, ...]
     token_rates: tuple[RateCheck, ...]
-
-
-@dataclass(slots=True)
-class Grant:
-    """One admitted request's reservation, kept on its context until settled."""
-
-    budget_keys: tuple[str, ...]
-    token_rates: tuple[RateCheck, ...]
-    reserved: int  # micro-USD
-    in_estimate: int
-    out: int  # output tokens granted
-    counted_tokens: int  # what the token rules were charged
-    drop_usage_chunk: bool  # we asked an OpenAI stream for usage the client did not want
-    events: int = 0  # stream events relayed so far
-    settled: bool = False
 
 
 class Limits:
@@ -106,12 +93,14 @@ class Limits:
             refusal = _refusal(rule, verdict.retry_us)
             if not shadow:
                 raise refusal
-            ctx.decisions.append(Decision("limits", "allow", refusal.reason.code))
+            ctx.decisions.append(Decision(Step.LIMITS, "allow", refusal.reason.code))
             return
         if verdict.out < max_out:
             lower_output_tokens(request, verdict.out)
-            ctx.decisions.append(Decision("limits", "transform", errors.LIMITS_TOKENS_CLAMPED.code))
-        ctx.reserved_usd = verdict.reserved / 1e6
+            ctx.decisions.append(
+                Decision(Step.LIMITS, "transform", errors.LIMITS_TOKENS_CLAMPED.code)
+            )
+        ctx.reserved_usd = usd(verdict.reserved)
         ctx.limits = Grant(
             counters.budget_keys,
             counters.token_rates,
@@ -140,7 +129,7 @@ class Limits:
         now = self._clock()
         in_tokens = estimate_input_tokens(request)
         chain = policy.model_chain(request.model)
-        price_in, price_out = self._worst_prices(chain)
+        price_in, price_out = worst_prices(self._models.get(m) for m in chain)
         answers = _answers_bought(policy, chain)
         counters = self._counters(policy, plan, principal, now)
         ask = Ask(
@@ -148,7 +137,7 @@ class Limits:
             counters.rates,
             counters.budgets,
             in_tokens=in_tokens,
-            in_cost=out_cost(in_tokens, price_in) * answers,
+            in_cost=tokens_cost(in_tokens, price_in) * answers,
             out_price=price_out * answers,
             max_out=request.max_tokens or 0,
             clamp=plan.clamp and policy.source.mode != "shadow",  # shadow never changes a request
@@ -238,7 +227,7 @@ class Limits:
             t_out = grant.out if t_out is None else t_out
             actual += self._cost(model, t_in, t_out)
             tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
-        ctx.actual_usd = actual / 1e6
+        ctx.actual_usd = usd(actual)
         return Settlement(
             self._clock() * 1e6,
             grant.budget_keys,
@@ -249,11 +238,7 @@ class Limits:
         )
 
     def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:
-        model = self._models.get(name) if name else None
-        if model is None:
-            return 0
-        price_in, price_out = model.usd_per_mtok_in or 0.0, model.usd_per_mtok_out or 0.0
-        return out_cost(tokens_in, price_in) + out_cost(tokens_out, price_out)
+        return model_cost(self._models.get(name) if name else None, tokens_in, tokens_out)
 
     async def _apply(self, ctx: RequestContext, settlement: Settlement) -> None:
         try:
@@ -262,21 +247,11 @@ class Limits:
             # The reservation stays counted until its period ends: it errs on the safe side.
             log.warning("request %s: limits not settled: %s", ctx.request_id, exc)
 
-    def _worst_prices(self, chain: tuple[str, ...]) -> tuple[float, float]:
-        """Micro-USD per token, in and out, of the priciest model the request may reach."""
-        price_in = price_out = 0.0
-        for name in chain:
-            model = self._models.get(name)
-            if model is not None:
-                price_in = max(price_in, model.usd_per_mtok_in or 0.0)
-                price_out = max(price_out, model.usd_per_mtok_out or 0.0)
-        return price_in, price_out
-
     def _store_failed(self, ctx: RequestContext, plan: LimitPlan, exc: StoreError) -> None:
         log.warning("request %s: limits store unavailable: %s", ctx.request_id, exc)
         if plan.block_on_store_error:
             raise GatewayError(errors.LIMITS_STORE_UNAVAILABLE, detail=str(exc)) from exc
-        ctx.decisions.append(Decision("limits", "allow", errors.LIMITS_STORE_UNAVAILABLE.code))
+        ctx.decisions.append(Decision(Step.LIMITS, "allow", errors.LIMITS_STORE_UNAVAILABLE.code))
 
 
 def _refusal(rule: RateLimit | None, retry_us: float) -> GatewayError:

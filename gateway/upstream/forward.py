@@ -16,6 +16,7 @@ from gateway.errors import GatewayError
 from gateway.fallback.triggers import trigger_of
 from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Step
 from gateway.upstream.breaker import Breaker
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.retry import with_retries
@@ -150,7 +151,7 @@ class Forwarder:
 
 def note_fallback(ctx: RequestContext, code: str) -> None:
     """Record that another model answers because of ``code``."""
-    ctx.decisions.append(Decision("fallback", "transform", code))
+    ctx.decisions.append(Decision(Step.FALLBACK, "transform", code))
     ctx.fallback, ctx.fallback_reason = "model", code
 
 

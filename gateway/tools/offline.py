@@ -25,10 +25,11 @@ from gateway.config import GatewayConfig, StoresConfig
 from gateway.context import RequestContext
 from gateway.normalized import Api, NormalizedRequest
 from gateway.pipeline import Call, Pipeline
-from gateway.policy.cases import CasePrincipal, CaseRequest, Observed
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
+from gateway.steps import decide
 from gateway.surfaces import ANTHROPIC, OPENAI
+from gateway.tools.cases import CasePrincipal, CaseRequest, Observed
 from gateway.upstream import Provider, build_providers
 from gateway.upstream.mock import MockProvider
 from gateway.upstream.provider import Timeouts, UpstreamResponse
@@ -36,7 +37,7 @@ from gateway.upstream.provider import Timeouts, UpstreamResponse
 __all__ = [
     "OFFLINE_TOKEN_KEY",
     "OfflineGateway",
-    "decision_of",
+    "Run",
     "offline_config",
     "offline_environ",
     "request_body",
@@ -49,10 +50,22 @@ _DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
 
 @dataclass(slots=True)
 class _Exchange:
-    """The one upstream exchange of the case being run."""
+    """The one upstream exchange of the case being run: the last request's text slots."""
 
     answer: str | None = None
-    sent: str | None = None
+    sent: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One request through the offline pipeline: its context (decisions, timings, what the
+    steps recorded), the status, what reached the model (None: nothing) and the client's text
+    (the answer, or the error's message)."""
+
+    ctx: RequestContext
+    status: int
+    sent: list[str] | None
+    client_text: str
 
 
 class _CannedUpstream:
@@ -69,21 +82,12 @@ class _CannedUpstream:
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
     ) -> UpstreamResponse:
-        self._exchange.sent = "\n".join(slot.text for slot in request.texts)
+        self._exchange.sent = [slot.text for slot in request.texts]
         mock = MockProvider(self.name, self._exchange.answer)
         return await mock.send(request, upstream_model, timeouts)
 
     async def aclose(self) -> None:
         await self._real.aclose()
-
-
-def decision_of(ctx: RequestContext) -> str:
-    """allow, transform, deny or error: the strongest outcome any step reached."""
-    outcomes = {d.outcome for d in ctx.decisions}
-    for outcome in ("error", "deny", "transform"):
-        if outcome in outcomes:
-            return outcome
-    return "allow"
 
 
 def offline_config(config: GatewayConfig) -> GatewayConfig:
@@ -163,6 +167,16 @@ class OfflineGateway:
         self, workflow: str, caller: CasePrincipal, request: CaseRequest, answer: str | None
     ) -> Observed:
         """Send one request through every step; what it decided and what went where."""
+        done = await self.send(workflow, caller, request, answer)
+        verdict = decide(done.ctx.decisions)
+        sent = "\n".join(done.sent) if done.sent is not None else None
+        reasons = list(dict.fromkeys(verdict.reasons))
+        return Observed(verdict.outcome, reasons, done.status, sent, done.client_text)
+
+    async def send(
+        self, workflow: str, caller: CasePrincipal, request: CaseRequest, answer: str | None
+    ) -> Run:
+        """Send one request through every step, as ``caller`` would through the server."""
         assert self._pipeline is not None
         surface = OPENAI if request.api == "openai" else ANTHROPIC
         body = request_body(request, self._policies.get(workflow))
@@ -180,8 +194,7 @@ class OfflineGateway:
             text = _stream_text(await _drain(reply.events))
         else:
             text = _body_text(reply.body)
-        reasons = list(dict.fromkeys(d.code for d in ctx.decisions if d.code is not None))
-        return Observed(decision_of(ctx), reasons, reply.status, self._exchange.sent, text)
+        return Run(ctx, reply.status, self._exchange.sent, text)
 
 
 async def _drain(events: AsyncIterator[bytes]) -> list[bytes]:

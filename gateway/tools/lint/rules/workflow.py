@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 
 __all__ = ["RULES"]
 

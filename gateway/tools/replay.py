@@ -29,23 +29,30 @@ from gateway.auth.principal import Principal
 from gateway.boundary.detector import DENY_TERM
 from gateway.errors import GatewayError
 from gateway.policy.compile import CompiledPolicy
+from gateway.steps import Decision, Step, decide
 
 __all__ = ["Change", "Replayed", "WorkflowReport", "replay"]
 
 Change = Literal["newly_blocked", "newly_allowed", "action_change", "same", "undecidable"]
 
 # Refusals a policy makes on a request or answer (not the upstream's, auth's or the audit's).
-_POLICY_REFUSALS = frozenset(
-    {
-        "access.role_denied", "access.subject_denied", "access.team_denied",
-        "access.endpoint_denied", "access.model_denied", "access.tool_denied",
-        "access.streaming_denied", "access.max_tokens_exceeded", "boundary.blocked_entity",
-        "boundary.blocked_output", "boundary.image_blocked", "boundary.unreadable_content",
-    }
-)  # fmt: skip
 _CALLER_REFUSALS = frozenset(
-    {"access.role_denied", "access.subject_denied", "access.team_denied", "access.endpoint_denied"}
-)
+    r.code
+    for r in (
+        errors.ACCESS_ROLE_DENIED, errors.ACCESS_SUBJECT_DENIED, errors.ACCESS_TEAM_DENIED,
+        errors.ACCESS_ENDPOINT_DENIED,
+    )
+)  # fmt: skip
+_REQUEST_REFUSALS = frozenset(
+    r.code
+    for r in (
+        errors.ACCESS_MODEL_DENIED, errors.ACCESS_TOOL_DENIED, errors.ACCESS_STREAMING_DENIED,
+        errors.ACCESS_TOKENS_EXCEEDED,
+    )
+)  # fmt: skip
+_MEDIA_REFUSALS = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
+_DATA_REFUSALS = frozenset({errors.BOUNDARY_BLOCKED.code, errors.BOUNDARY_BLOCKED_OUTPUT.code})
+_POLICY_REFUSALS = _CALLER_REFUSALS | _REQUEST_REFUSALS | _MEDIA_REFUSALS | _DATA_REFUSALS
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +130,41 @@ def replay(
 
 
 def _live_verdict(record: AuditRecord) -> tuple[str, list[str]]:
-    refusals = [r for r in record.reasons if r in _POLICY_REFUSALS]
-    if refusals:
-        return "deny", refusals
-    return ("masked" if errors.BOUNDARY_MASKED.code in record.reasons else "allow"), []
+    """The live policy's own verdict, from the record's reason codes: its refusals, or
+    whether its data boundary masked the request."""
+    live = _Verdict([_refusal(r) for r in record.reasons if r in _POLICY_REFUSALS])
+    if not live.decisions and errors.BOUNDARY_MASKED.code in record.reasons:
+        return "masked", []
+    return live.decision, live.reasons
+
+
+def _refusal(code: str) -> Decision:
+    step = Step.BOUNDARY if code in _MEDIA_REFUSALS | _DATA_REFUSALS else Step.ACCESS
+    return Decision(step, "deny", code)
+
+
+def _denied(reason: errors.Reason, actions: _Actions = ({}, {})) -> _Verdict:
+    step = Step.ACCESS if reason.code.startswith("access.") else Step.BOUNDARY
+    return _Verdict([Decision(step, "deny", reason.code)], actions)
+
+
+_Actions = tuple[dict[str, str], dict[str, str]]  # request, answer: entity -> action
 
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
-    decision: str  # allow | masked | deny
-    reasons: list[str]
-    actions: tuple[dict[str, str], dict[str, str]] = ({}, {})  # request, answer
+    """A policy's decisions on a record; ``decide`` says what they come to."""
+
+    decisions: list[Decision]
+    actions: _Actions = ({}, {})
+
+    @property
+    def decision(self) -> str:  # allow | masked | deny
+        return decide(self.decisions).decision
+
+    @property
+    def reasons(self) -> list[str]:  # the refusals: a masked request has none
+        return [d.code for d in self.decisions if d.code is not None and d.outcome == "deny"]
 
 
 def _replay_one(
@@ -143,25 +174,24 @@ def _replay_one(
     acted = (_recorded_actions(record, "request"), _recorded_actions(record, "answer"))
     decided = _decide(record, candidate, live, live_reasons)
     if isinstance(decided, str):
-        change: Change = "undecidable"
-        verdict = _Verdict("?", [])
-        detail = decided
+        return Replayed(
+            record.request_id, record.time, record.subject, "undecidable", live_decision, "?",
+            [], decided,
+        )  # fmt: skip
+    detail = _describe(decided)
+    decision, reasons = decided.decision, decided.reasons
+    change: Change
+    if live_decision != "deny" and decision == "deny":
+        change = "newly_blocked"
+    elif live_decision == "deny" and decision != "deny":
+        change, detail = "newly_allowed", f"live: {', '.join(live_reasons)}"
+    elif (live_decision, live_reasons, acted) != (decision, reasons, decided.actions):
+        change = "action_change"
     else:
-        verdict = decided
-        detail = _describe(verdict)
-        if live_decision != "deny" and verdict.decision == "deny":
-            change = "newly_blocked"
-        elif live_decision == "deny" and verdict.decision != "deny":
-            change, detail = "newly_allowed", f"live: {', '.join(live_reasons)}"
-        elif (live_decision, live_reasons, acted) != (
-            verdict.decision, verdict.reasons, verdict.actions,
-        ):  # fmt: skip
-            change = "action_change"
-        else:
-            change, detail = "same", ""
+        change, detail = "same", ""
     return Replayed(
-        record.request_id, record.time, record.subject, change, live_decision,
-        verdict.decision, verdict.reasons, detail,
+        record.request_id, record.time, record.subject, change, live_decision, decision,
+        reasons, detail,
     )  # fmt: skip
 
 
@@ -176,24 +206,24 @@ def _decide(
     try:
         check_caller(candidate.access, principal, record.endpoint)
     except GatewayError as exc:
-        return _Verdict("deny", [exc.reason.code])
+        return _denied(exc.reason)
     if record.endpoint == "models":
-        return _Verdict("allow", [])
+        return _Verdict([])
     if any(r in _CALLER_REFUSALS for r in live_reasons) or record.model_requested is None:
         return "the live policy refused the caller: the request was never read"
     access = candidate.access
     if record.model_requested not in access.model_set:
-        return _Verdict("deny", ["access.model_denied"])
+        return _denied(errors.ACCESS_MODEL_DENIED)
     if record.streamed and not access.allow_streaming:
-        return _Verdict("deny", ["access.streaming_denied"])
-    if any(r in ("boundary.image_blocked", "boundary.unreadable_content") for r in live_reasons):
+        return _denied(errors.ACCESS_STREAMING_DENIED)
+    if any(r in _MEDIA_REFUSALS for r in live_reasons):
         return "the live policy refused media the trail does not keep"
     if record.detector_error and candidate.data is not None:
         return "detection failed on the live request: its entity counts are unknown"
     request, unknown = _request_counts(record, candidate, live)
     actions = _actions(candidate, request)
     if "block" in actions.values():
-        return _Verdict("deny", ["boundary.blocked_entity"], (actions, {}))
+        return _denied(errors.BOUNDARY_BLOCKED, (actions, {}))
     if unknown:
         return (
             f"{', '.join(sorted(unknown))}: not looked for by the live policy version "
@@ -202,8 +232,9 @@ def _decide(
         )
     answer = _actions(candidate, _answer_counts(record, candidate))
     if "block" in answer.values():
-        return _Verdict("deny", ["boundary.blocked_output"], (actions, answer))
-    return _Verdict("masked" if actions else "allow", [], (actions, answer))
+        return _denied(errors.BOUNDARY_BLOCKED_OUTPUT, (actions, answer))
+    masked = [Decision(Step.BOUNDARY, "transform", errors.BOUNDARY_MASKED.code)] if actions else []
+    return _Verdict(masked, (actions, answer))
 
 
 def _recorded_actions(record: AuditRecord, side: str) -> dict[str, str]:

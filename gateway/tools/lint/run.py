@@ -19,10 +19,10 @@ from gateway.boundary.ner import NerModel
 from gateway.config import GatewayConfig
 from gateway.policy.candidates import SUFFIX, candidate_files, load_candidates
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.lint import rules as rules_package
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
 from gateway.policy.loader import load_policies, policy_files
 from gateway.policy.models import Policy
+from gateway.tools.lint import rules as rules_package
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 from gateway.yamlsource import ConfigError, Problem, load_model
 
 __all__ = ["LintReport", "all_rules", "lint_policies"]
@@ -45,7 +45,7 @@ class LintReport:
 
 
 def all_rules() -> list[Rule]:
-    """The ``RULES`` of every module of ``gateway.policy.lint.rules``, modules in name order."""
+    """The ``RULES`` of every module of ``gateway.tools.lint.rules``, modules in name order."""
     found: list[Rule] = []
     for info in sorted(pkgutil.iter_modules(rules_package.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{rules_package.__name__}.{info.name}")

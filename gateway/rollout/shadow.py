@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway import errors
 from gateway.access import check_caller, check_request
@@ -23,9 +25,50 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.models import DataAction
-from gateway.policy.verdict import CandidateVerdict
+from gateway.rollout.verdict import policy_verdict
+from gateway.steps import Decision, Outcome, Step
 
-__all__ = ["judge_caller", "judge_request", "settle"]
+__all__ = ["CandidateVerdict", "judge_caller", "judge_request", "settle"]
+
+
+@dataclass(slots=True)
+class CandidateVerdict:
+    """The candidate's verdict on one request. ``request_read`` False: the live policy refused
+    the caller before the body was read, so only the caller check could be made."""
+
+    version: str
+    decisions: list[Decision] = field(default_factory=list)
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)  # request side
+    request_read: bool = False
+    # The candidate whose data rules are still to be applied to the live findings (it
+    # shares the live detector): done when the record is made (shadow.settle).
+    pending: CompiledPolicy | None = None
+
+    def add(self, step: Step, outcome: Outcome, code: str | None) -> None:
+        self.decisions.append(Decision(step, outcome, code))
+
+    @property
+    def denied(self) -> bool:
+        return any(d.outcome in ("deny", "error") for d in self.decisions)
+
+    def recorded(self, ctx: RequestContext) -> dict[str, Any]:
+        """The audit record's ``candidate`` field (a pending candidate settled first): version
+        and decision always, entity counts only where they differ from the live ones;
+        ``differs`` says whether anything does."""
+        if self.pending is not None:
+            settle(self, ctx)
+        live = policy_verdict(ctx.decisions)
+        live_entities = ctx.boundary.request if ctx.boundary else {}
+        decision, reasons = policy_verdict(self.decisions)
+        out: dict[str, Any] = {"version": self.version, "decision": decision, "reasons": reasons}
+        differs = (decision, reasons) != live
+        if self.request_read and self.entities != live_entities:
+            out["entities"] = self.entities
+            differs = True
+        if not self.request_read:
+            out["request_read"] = False
+        out["differs"] = differs
+        return out
 
 
 def judge_caller(
@@ -36,7 +79,7 @@ def judge_caller(
     try:
         check_caller(candidate.access, principal, endpoint)
     except GatewayError as exc:
-        verdict.add("access", "deny", exc.reason.code)
+        verdict.add(Step.ACCESS, "deny", exc.reason.code)
     return verdict
 
 
@@ -58,10 +101,10 @@ async def judge_request(
         copy = dataclasses.replace(request, body=dict(request.body))
         changed = check_request(candidate.access, copy)
     except GatewayError as exc:
-        verdict.add("access", "deny", exc.reason.code)
+        verdict.add(Step.ACCESS, "deny", exc.reason.code)
         return
     if changed is not None:
-        verdict.add("access", "transform", changed.code)
+        verdict.add(Step.ACCESS, "transform", changed.code)
     rules = candidate.data
     if rules is None:
         return
@@ -95,7 +138,7 @@ def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
     inspected = (
         live is not None
         and not live.detector_error
-        and not any(d.step == "boundary" and d.code in _MEDIA for d in ctx.decisions)
+        and not any(d.step == Step.BOUNDARY and d.code in _MEDIA for d in ctx.decisions)
     )
     if live is not None and inspected:
         _apply(
@@ -112,15 +155,15 @@ def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
     _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
 
 
-_MEDIA = frozenset({"boundary.image_blocked", "boundary.unreadable_content"})
+_MEDIA = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
 
 
 def _detector_failed(verdict: CandidateVerdict, candidate: CompiledPolicy) -> None:
     assert candidate.data is not None
     if candidate.data.source.on_detector_error == "block":
-        verdict.add(*_outcome(candidate, "error", "boundary.detector_error", None))
+        verdict.add(*_outcome(candidate, "error", errors.BOUNDARY_DETECTOR.code, None))
     else:
-        verdict.add("boundary", "allow", "boundary.detector_error")
+        verdict.add(Step.BOUNDARY, "allow", errors.BOUNDARY_DETECTOR.code)
 
 
 def _apply(
@@ -147,9 +190,9 @@ def _apply(
 
 
 def _outcome(
-    candidate: CompiledPolicy, outcome: str, code: str, shadow_code: str | None
-) -> tuple[str, str, str | None]:
+    candidate: CompiledPolicy, outcome: Outcome, code: str, shadow_code: str | None
+) -> tuple[Step, Outcome, str | None]:
     """A data decision as the candidate's own ``mode`` would give it."""
     if candidate.source.mode == "enforce":
-        return "boundary", outcome, code
-    return "boundary", "allow", shadow_code or code
+        return Step.BOUNDARY, outcome, code
+    return Step.BOUNDARY, "allow", shadow_code or code

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from gateway.boundary.ner import NER_ENTITIES
 from gateway.boundary.policy import data_problems
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 
 __all__ = ["RULES"]
 

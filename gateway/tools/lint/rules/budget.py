@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.limits.spec import budget_problems
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 
 __all__ = ["RULES"]
 

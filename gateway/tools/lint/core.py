@@ -1,7 +1,7 @@
 """What a lint rule sees and says: one policy file in the gateway's context, and issues.
 
 A rule is a plain function ``(LintContext, PolicyFile) -> Iterable[Issue]``. Rules live in
-modules of ``gateway/policy/lint/rules/``, each listing its rules in ``RULES``; a policy section
+modules of ``gateway/tools/lint/rules/``, each listing its rules in ``RULES``; a policy section
 that lands later adds its own module there and touches no other rule.
 """
 

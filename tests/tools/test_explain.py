@@ -1,4 +1,5 @@
-"""``gateway policy explain``: each step's decision and the rule behind it, nothing sent."""
+"""``gateway policy explain``: each step's decision and the rule behind it, from the real
+pipeline run offline (nothing sent), never a detected value."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from typing import Any
 
 import pytest
 
-from gateway.auth.principal import Principal
 from gateway.cli import main
 from gateway.config import load_config
-from gateway.normalized import Api
-from gateway.policy.cases import CaseRequest
-from gateway.policy.explain import explain as explain_steps
 from gateway.policy.loader import load_policies
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.explain import explain as explain_steps
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import GOOD, make_root, run_cli
 
@@ -59,6 +58,7 @@ def test_masking_with_findings_rules_actions_and_the_text_that_would_leave(
     code, report = explain(root, *WHO, "--message", MESSAGE)
     assert code == 0
     assert steps(report) == [
+        ("authenticate", "allow", None),
         ("resolve_policy", "allow", None),
         ("access", "allow", None),
         ("read_request", "allow", None),
@@ -66,11 +66,12 @@ def test_masking_with_findings_rules_actions_and_the_text_that_would_leave(
         ("limits", "allow", None),
         ("boundary", "transform", "boundary.masked"),
         ("forward", "allow", None),
+        ("inspect_answer", "allow", None),  # the mock's quote, its token restored
     ]
     assert report["decision"] == "transform" and report["reasons"] == ["boundary.masked"]
-    assert [(f["entity"], f["rule"], f["action"], f["value"]) for f in report["findings"]] == [
-        ("TICKET", "custom.TICKET", "redact", "TCK-1234"),
-        ("EMAIL_ADDRESS", "email", "tokenize", "ann@corp.example.com"),
+    assert [(f["entity"], f["rule"], f["action"], f["preview"]) for f in report["findings"]] == [
+        ("TICKET", "custom.TICKET", "redact", "T******4"),
+        ("EMAIL_ADDRESS", "email", "tokenize", "an****************om"),
     ]
     assert (
         MESSAGE[slice(report["findings"][0]["start"], report["findings"][0]["end"])] == "TCK-1234"
@@ -118,11 +119,11 @@ def test_refusals_name_their_rule(
 
 def test_the_model_picks_its_api(root: Path) -> None:
     _, report = explain(root, *WHO, "--model", "claude-test", "--message", "hello")
-    assert report["steps"][2]["rule"] == "anthropic_messages request, model claude-test"
+    assert report["steps"][3]["rule"] == "anthropic_messages request, model claude-test"
     assert report["decision"] == "allow" and report["sent"] == ["hello"]
     # Asked in the other API, the same model is reached through translation.
     _, report = explain(root, *WHO, "--model", "claude-test", "--api", "openai", "--message", "hi")
-    assert report["steps"][2]["rule"] == "openai_chat request, model claude-test"
+    assert report["steps"][3]["rule"] == "openai_chat request, model claude-test"
     assert report["decision"] == "allow" and report["sent"] == ["hi"]
 
 
@@ -139,7 +140,7 @@ def test_team_rule_and_shadow_mode(tmp_path: Path) -> None:
     boundary = next(s for s in report["steps"] if s["step"] == "boundary")
     assert (boundary["outcome"], boundary["code"]) == ("allow", "boundary.would_block")
     assert boundary["rule"].endswith("(shadow mode: traffic passes unchanged)")
-    assert report["sent"] == ["card 4111 1111 1111 1111"]
+    assert report["sent"] == ["card 41***************11"]  # sent raw, never printed
 
 
 def test_without_a_data_section_nothing_is_inspected(tmp_path: Path) -> None:
@@ -192,10 +193,10 @@ def test_an_answer_is_inspected_with_tokens_restored(root: Path) -> None:
         "code": "boundary.masked",
         "rule": "answer: PHONE_NUMBER x1 mask",
     }
-    assert report["answer"] == "Dear ann@corp.example.com, call <PHONE_NUMBER_1>"
+    assert report["answer"] == "Dear an****************om, call <PHONE_NUMBER_1>"
 
 
-def test_limits_are_described_not_counted(tmp_path: Path) -> None:
+def test_limits_are_counted_from_empty(tmp_path: Path) -> None:
     limits = (
         "  max_output_tokens: 100\n"
         "limits:\n"
@@ -203,7 +204,7 @@ def test_limits_are_described_not_counted(tmp_path: Path) -> None:
         "  budget: [{per: workflow, usd_per_day: 2.5}]\n"
     )
     config = make_root(tmp_path, {"triage.yaml": GOOD + limits})
-    for _ in range(2):  # one request a minute: a second explain is still allowed
+    for _ in range(2):  # one request a minute: each explain starts from empty counters
         _, report = explain(config, *WHO, "--message", "hi")
         limit = next(s for s in report["steps"] if s["step"] == "limits")
         assert limit == {
@@ -211,30 +212,20 @@ def test_limits_are_described_not_counted(tmp_path: Path) -> None:
             "outcome": "allow",
             "code": None,
             "rule": "rate per user: 1 requests/min; budget per workflow: $2.5/day "
-            "(counters are not consulted: explain keeps none)",
+            "(counters start empty: explain keeps none, $0.000221 reserved)",
         }
 
 
-async def test_a_model_its_provider_cannot_take_in_this_api_is_refused(tmp_path: Path) -> None:
-    """With a provider that takes one API only (the table is given, so this holds whatever
-    the configured providers learn to translate)."""
+async def test_the_forward_rule_names_the_chain_each_provider_serves(tmp_path: Path) -> None:
+    """Called as a library: the providers answer in either API (translated), so a model asked
+    in the other API is reached all the same."""
     config = load_config(make_root(tmp_path, {"triage.yaml": POLICY}))
     policies = load_policies(tmp_path / "policies", config.models)
-    apis: dict[str, frozenset[Api]] = {
-        "gpt-test": frozenset({"openai_chat"}),
-        "claude-test": frozenset({"anthropic_messages"}),
-    }
-    caller = Principal("ann", frozenset({"agent"}))
+    caller = CasePrincipal(subject="ann", roles=("agent",))
     hello = [{"role": "user", "content": "hello"}]
-    wrong = CaseRequest(api="openai", model="claude-test", messages=hello)
-    report = await explain_steps(config, policies, apis, "triage", caller, wrong)
-    assert (report.steps[-1].step, report.steps[-1].outcome, report.steps[-1].code) == (
-        "forward",
-        "deny",
-        "request.model_api_mismatch",
-    )
-    assert report.steps[-1].rule == "model 'claude-test' is not served through openai_chat"
-    right = CaseRequest(api="anthropic", model="claude-test", messages=hello)
-    report = await explain_steps(config, policies, apis, "triage", caller, right)
-    assert report.steps[-1].outcome == "allow" and report.decision == "allow"
-    assert report.steps[-1].rule == "not sent (explain); would try claude-test (provider anthropic)"
+    for api in ("openai", "anthropic"):
+        request = CaseRequest(api=api, model="claude-test", messages=hello)
+        report = await explain_steps(config, policies, "triage", caller, request)
+        forward = next(s for s in report.steps if s.step == "forward")
+        assert forward.rule == "not sent (explain); would try claude-test (provider anthropic)"
+        assert (report.decision, report.status, report.sent) == ("allow", 200, ["hello"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.fallback.triggers import ANSWER_TRIGGERS
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
-from gateway.policy.lint.rules.access import uncatalogued
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
+from gateway.tools.lint.rules.access import uncatalogued
 
 __all__ = ["RULES"]
 

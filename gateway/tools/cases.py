@@ -2,7 +2,7 @@
 
 Each case names a caller, a request as a client would send it, optionally the model's canned
 answer, and what is expected: the decision, its reason codes, the text that reached the model
-and the text that reached the client. ``gateway policy test`` runs them (gateway/policy/offline.py).
+and the text that reached the client. ``gateway policy test`` runs them (gateway/tools/offline.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.policy.lint import all_rules
+from gateway.tools.lint import all_rules
 from tests.policy.cliutil import GOOD, REPO, make_root, run_cli
 from tests.support.server import new_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator
 
-from gateway.policy.lint.core import Issue, LintContext, PolicyFile, Rule
+from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 
 __all__ = ["RULES", "did_you_mean", "uncatalogued"]
 

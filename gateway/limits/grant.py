@@ -1,0 +1,27 @@
+"""What the limits step reserved for one admitted request, kept on its context until settled.
+
+A leaf: the request context holds a Grant, and the limits step reads the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.limits.store import RateCheck
+
+__all__ = ["Grant"]
+
+
+@dataclass(slots=True)
+class Grant:
+    """One admitted request's reservation, kept on its context until settled."""
+
+    budget_keys: tuple[str, ...]
+    token_rates: tuple[RateCheck, ...]
+    reserved: int  # micro-USD
+    in_estimate: int
+    out: int  # output tokens granted
+    counted_tokens: int  # what the token rules were charged
+    drop_usage_chunk: bool  # we asked an OpenAI stream for usage the client did not want
+    events: int = 0  # stream events relayed so far
+    settled: bool = False
