@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
 from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import Api, NormalizedRequest
+from gateway.surfaces import openai_chat, surface_of
 from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
-from gateway.translate.errors import anthropic_error, openai_error
+from gateway.translate.errors import upstream_error
 from gateway.translate.request import anthropic_request, openai_request
 from gateway.translate.stream import AnthropicEvents, OpenAIChunks
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
@@ -66,7 +66,7 @@ class Translating:
         if response.events is not None:
             translator: OpenAIChunks | AnthropicEvents
             if request.api == "openai_chat":
-                translator = OpenAIChunks(int(time.time()), _include_usage(request.body))
+                translator = OpenAIChunks(int(time.time()), openai_chat.include_usage(request.body))
             else:
                 translator = AnthropicEvents()
             events = _translate_events(response.events, translator)
@@ -85,17 +85,11 @@ class Translating:
         await self._inner.aclose()
 
 
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
-
-
 def _failure(exc: UpstreamFailure, client: Api) -> UpstreamFailure:
     """The same failure, its error body (relayed for a 4xx) in the client's API shape."""
     body = exc.body
     if exc.status is not None:
-        translate = openai_error if client == "openai_chat" else anthropic_error
-        body = translate(exc.body, exc.status)
+        body = upstream_error(surface_of(client), exc.body, exc.status)
     return UpstreamFailure(
         exc.kind,
         str(exc).partition(": ")[2],

@@ -7,10 +7,10 @@ Providers are built as the gateway builds them (a pool each, no connection opene
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import get_args
 
 from gateway.config import GatewayConfig
 from gateway.normalized import Api
+from gateway.surfaces import SURFACES
 from gateway.upstream import build_providers
 
 __all__ = ["model_apis"]
@@ -20,7 +20,7 @@ async def model_apis(config: GatewayConfig, env: Mapping[str, str]) -> dict[str,
     providers = build_providers(config, env)
     try:
         return {
-            name: frozenset(a for a in get_args(Api) if providers[m.provider].speaks(a))
+            name: frozenset(a for a in SURFACES if providers[m.provider].speaks(a))
             for name, m in config.models.items()
         }
     finally:
