@@ -15,7 +15,7 @@ import orjson
 from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import openai_chat, surface_of
+from gateway.surfaces import ANTHROPIC, OPENAI, openai_chat, surface_of
 from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
 from gateway.translate.errors import upstream_error
 from gateway.translate.request import anthropic_request, openai_request
@@ -24,14 +24,15 @@ from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, Upstr
 
 __all__ = ["Translating", "translate_request"]
 
-_OTHER: dict[Api, Api] = {"openai_chat": "anthropic_messages", "anthropic_messages": "openai_chat"}
+# One translator per API pair: these two APIs, each into the other.
+_OTHER: dict[Api, Api] = {OPENAI.api: ANTHROPIC.api, ANTHROPIC.api: OPENAI.api}
 
 
 def translate_request(request: NormalizedRequest) -> NormalizedRequest:
     """``request`` in the other API; raises GatewayError (400) for what it cannot express."""
     target = _OTHER[request.api]
     try:
-        if target == "anthropic_messages":
+        if target == ANTHROPIC.api:
             body = anthropic_request(request.body)
         else:
             body = openai_request(request.body)
@@ -65,7 +66,7 @@ class Translating:
             raise _failure(exc, request.api) from exc
         if response.events is not None:
             translator: OpenAIChunks | AnthropicEvents
-            if request.api == "openai_chat":
+            if request.api == OPENAI.api:
                 translator = OpenAIChunks(int(time.time()), openai_chat.include_usage(request.body))
             else:
                 translator = AnthropicEvents()
@@ -73,7 +74,7 @@ class Translating:
             return UpstreamResponse(response.status, "text/event-stream", events=events)
         try:
             data = orjson.loads(response.body or b"")
-            if request.api == "openai_chat":
+            if request.api == OPENAI.api:
                 answer = openai_answer(data, int(time.time()))
             else:
                 answer = anthropic_answer(data)
