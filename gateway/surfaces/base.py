@@ -147,8 +147,13 @@ class Surface(Protocol):
         pieces: list[str],
         tokens_in: int,
         tokens_out: int,
-    ) -> list[bytes]: ...
-    def answer_id(self, suffix: str) -> str: ...
+    ) -> list[bytes]:
+        """``pieces`` as a complete stream, as ``request``'s client asked for it (usage)."""
+        ...
+
+    def answer_id(self, suffix: str) -> str:
+        """An answer id in this API's style (its prefix), ending in ``suffix``."""
+        ...
 
     # Knobs the steps turn; each returns whether it changed the request where that matters.
     def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
