@@ -7,7 +7,7 @@ slots of that one reading; nothing else parses an answer in the client's API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,21 +48,68 @@ class Choice:
             self.parts.clear()
 
 
-@dataclass(slots=True)
 class Answer:
-    """A whole answer, read once. ``texts`` are every text the model wrote (content, refusal,
-    reasoning, tool-call arguments) as slots the boundary may rewrite; ``unreadable`` says why
-    they are not all known (the boundary refuses such an answer, nobody else minds)."""
+    """A whole answer, read once. ``choices`` (text and logprobs, for quality) and ``texts``
+    (every text the model wrote: content, refusal, reasoning, tool-call arguments, as slots
+    the boundary may rewrite) are walked on first use by the surface's ``walk``, so a step
+    that needs only the token counts pays for one parse. ``unreadable`` says why the texts
+    are not all known (the boundary refuses such an answer, nobody else minds)."""
 
-    raw: bytes
-    data: Any
-    choices: list[Choice] = field(default_factory=list)
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    texts: list[TextSlot] = field(default_factory=list)
-    owners: list[JsonText] = field(default_factory=list)
-    unreadable: str | None = None
-    changed: bool = False  # ``data`` was changed: ``body`` serializes it again
+    __slots__ = (
+        "_choices",
+        "_owners",
+        "_texts",
+        "_unreadable",
+        "_walk",
+        "changed",
+        "data",
+        "raw",
+        "tokens_in",
+        "tokens_out",
+    )
+
+    def __init__(self, raw: bytes, data: Any, walk: Callable[[Answer], None] | None = None) -> None:
+        self.raw = raw
+        self.data = data
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+        self.changed = False  # ``data`` was changed: ``body`` serializes it again
+        self._walk = walk
+        self._choices: list[Choice] = []
+        self._texts: list[TextSlot] = []
+        self._owners: list[JsonText] = []
+        self._unreadable: str | None = None
+
+    def _walked(self) -> None:
+        walk, self._walk = self._walk, None
+        if walk is not None:
+            walk(self)
+
+    @property
+    def choices(self) -> list[Choice]:
+        self._walked()
+        return self._choices
+
+    @property
+    def texts(self) -> list[TextSlot]:
+        self._walked()
+        return self._texts
+
+    @property
+    def owners(self) -> list[JsonText]:
+        """The JSON-in-a-string fields (OpenAI tool-call arguments) some ``texts`` are in."""
+        self._walked()
+        return self._owners
+
+    @property
+    def unreadable(self) -> str | None:
+        self._walked()
+        return self._unreadable
+
+    @unreadable.setter
+    def unreadable(self, why: str | None) -> None:
+        if self._unreadable is None:  # the first reason found is the one given
+            self._unreadable = why
 
     def body(self) -> bytes:
         """The answer as it goes on: the bytes as they came unless something changed them."""

@@ -24,16 +24,24 @@ SIGNED = frozenset({"thinking", "redacted_thinking"})
 
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
-    """The text (one choice), usage and every text slot of a message."""
+    """A message: its usage now, its text (one choice) and text slots when first asked for."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return Answer(raw, None, unreadable="not JSON")
-    answer = Answer(raw, data)
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    answer = Answer(raw, data, _walk)
+    if isinstance(data, dict):
+        note_usage(answer, data.get("usage"))
+    return answer
+
+
+def _walk(answer: Answer) -> None:
+    data = answer.data
     if not isinstance(data, dict):
         answer.unreadable = "no content"
-        return answer
-    note_usage(answer, data.get("usage"))
+        return
     content = data.get("content")
     if not isinstance(content, list):
         answer.unreadable = "no content"
@@ -47,9 +55,8 @@ def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
         elif kind == "tool_use" and isinstance(block.get("input"), dict):
             json_leaves(block["input"], "assistant", "tool_arguments", answer.texts)
         elif kind not in SIGNED:
-            answer.unreadable = answer.unreadable or f"content block {str(kind)[:32]}"
+            answer.unreadable = f"content block {str(kind)[:32]}"
     answer.choices.append(Choice("".join(texts) if texts else None))
-    return answer
 
 
 class Reader:

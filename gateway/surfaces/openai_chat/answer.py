@@ -33,36 +33,49 @@ def _logprobs(choice: dict[str, Any]) -> list[float]:
 
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
-    """Choices (text, logprobs), usage and every text slot of a chat.completion."""
+    """A chat.completion: its usage now, its choices and text slots when first asked for
+    (at once when stripping logprobs, so the body never goes on with them)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return Answer(raw, None, unreadable="not JSON")
-    answer = Answer(raw, data)
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    answer = Answer(raw, data, _stripping if strip_logprobs else _walk)
     if isinstance(data, dict):
         note_usage(answer, data.get("usage"))
+    if strip_logprobs:
+        answer.choices  # noqa: B018 - walked now: stripping changes the body
+    return answer
+
+
+def _stripping(answer: Answer) -> None:
+    _walk(answer, strip=True)
+
+
+def _walk(answer: Answer, strip: bool = False) -> None:
+    data = answer.data
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list):
         answer.unreadable = "no choices"
-        return answer
+        return
     for choice in choices:
         if not isinstance(choice, dict):
-            answer.unreadable = answer.unreadable or "a choice without a message"
+            answer.unreadable = "a choice without a message"
             continue
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         text = content if isinstance(content, str) else None
         answer.choices.append(Choice(text, _logprobs(choice)))
-        if strip_logprobs and choice.get("logprobs") is not None:
+        if strip and choice.get("logprobs") is not None:
             choice["logprobs"] = None
             answer.changed = True
         if not isinstance(message, dict):
-            answer.unreadable = answer.unreadable or "a choice without a message"
+            answer.unreadable = "a choice without a message"
         elif message.get("audio") is not None:  # a transcript cannot be changed with its audio
-            answer.unreadable = answer.unreadable or "an audio answer"
+            answer.unreadable = "an audio answer"
         elif answer.unreadable is None:
             _slots(message, answer)
-    return answer
 
 
 def _slots(message: dict[str, Any], answer: Answer) -> None:
