@@ -45,7 +45,6 @@ from gateway.policy import PolicyRegistry
 from gateway.policy.compile import compile_policy
 from gateway.policy.models import Policy
 from gateway.quality.checks import check
-from gateway.quality.read import read_body
 from gateway.stores import open_redis
 from gateway.surfaces import OPENAI
 from gateway.upstream import Forwarder
@@ -223,7 +222,7 @@ async def main(quick: bool) -> None:
     answer = (await provider.send(request, "m", Timeouts(1, None, 0))).body or b""
 
     async def checks() -> None:
-        check(rules, read_body("openai_chat", answer, True)[0])
+        check(rules, OPENAI.read_answer(answer, True).choices)
 
     memory = MemoryBreaker(config)
 

@@ -12,16 +12,9 @@ from gateway.auth.principal import Principal
 from gateway.errors import GatewayError, Reason
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import AccessRules
+from gateway.surfaces import surface_of
 
-__all__ = ["allowed_models", "check_caller", "check_request", "lower_output_tokens"]
-
-# The body fields that carry the output ceiling, per API: OpenAI takes either (the newer
-# ``max_completion_tokens`` is set when the client sent neither); Anthropic requires its one.
-_CEILING_FIELDS = {
-    "openai_chat": ("max_completion_tokens", "max_tokens"),
-    "anthropic_messages": ("max_tokens",),
-}
-_TOOL_FIELDS = ("tools", "functions")  # ``functions``: OpenAI's older name for tools
+__all__ = ["allowed_models", "check_caller", "check_request"]
 
 
 def check_caller(rules: AccessRules, principal: Principal, endpoint: str) -> None:
@@ -51,7 +44,7 @@ def check_request(rules: AccessRules, request: NormalizedRequest) -> Reason | No
         )
     if request.stream and not rules.allow_streaming:
         raise GatewayError(errors.ACCESS_STREAMING_DENIED)
-    if not rules.allow_tools and any(request.body.get(f) for f in _TOOL_FIELDS):
+    if not rules.allow_tools and request.tools:
         raise GatewayError(errors.ACCESS_TOOL_DENIED)
     return _hold_ceiling(rules, request)
 
@@ -65,27 +58,14 @@ def _hold_ceiling(rules: AccessRules, request: NormalizedRequest) -> Reason | No
     ceiling = rules.max_output_tokens
     if ceiling is None:
         return None
-    body = request.body
-    asked = [f for f in _CEILING_FIELDS[request.api] if body.get(f) is not None]
-    over = [f for f in asked if body[f] > ceiling]
+    surface = surface_of(request)
+    asked = surface.output_ceilings(request)
+    over = [(f, value) for f, value in asked if value > ceiling]
     if over and not rules.clamp:
         raise GatewayError(
             errors.ACCESS_TOKENS_EXCEEDED,
-            f"{over[0]} {body[over[0]]} exceeds this workflow's limit of {ceiling}.",
+            f"{over[0][0]} {over[0][1]} exceeds this workflow's limit of {ceiling}.",
         )
-    lowered = lower_output_tokens(request, ceiling)
+    lowered = surface.set_output_ceiling(request, ceiling)
     # A ceiling written where the client set none is not a change the client made.
     return errors.ACCESS_TOKENS_CLAMPED if lowered and asked else None
-
-
-def lower_output_tokens(request: NormalizedRequest, limit: int) -> bool:
-    """Hold the request's output tokens to ``limit``: the ceiling fields the client set above
-    it are lowered, or, when it set none, the API's own field is written. True if it wrote."""
-    body, fields = request.body, _CEILING_FIELDS[request.api]
-    asked = [f for f in fields if body.get(f) is not None]
-    lowered = [f for f in asked if body[f] > limit] if asked else [fields[0]]
-    for f in lowered:
-        body[f] = limit
-    if lowered:
-        request.max_tokens = limit
-    return bool(lowered)

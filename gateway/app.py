@@ -23,6 +23,7 @@ from litestar.exceptions import (
     MethodNotAllowedException,
     NotFoundException,
 )
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 from litestar.types import Message, Scope
 
@@ -47,7 +48,7 @@ from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.stores.shared import SharedRedis, shared_redis
-from gateway.surfaces import ANTHROPIC, OPENAI, Surface
+from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
@@ -110,13 +111,14 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.complete(ctx, call))
 
-    @post(["/v1/chat/completions", "/w/{workflow:str}/v1/chat/completions"], status_code=200)
-    async def chat(request: HttpRequest) -> Response[Any]:
-        return await run(request, OPENAI)
+    def route(surface: Surface) -> HTTPRouteHandler:
+        """``POST /v1{path}`` and ``/w/{workflow}/v1{path}``: one per registered surface."""
 
-    @post(["/v1/messages", "/w/{workflow:str}/v1/messages"], status_code=200)
-    async def messages(request: HttpRequest) -> Response[Any]:
-        return await run(request, ANTHROPIC)
+        async def handle(request: HttpRequest) -> Response[Any]:
+            return await run(request, surface)
+
+        paths = [f"/v1{surface.path}", f"/w/{{workflow:str}}/v1{surface.path}"]
+        return post(paths, status_code=200, name=surface.api)(handle)
 
     @get(["/v1/models", "/w/{workflow:str}/v1/models"])
     async def models(request: HttpRequest) -> Response[Any]:
@@ -175,17 +177,13 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             message["more_body"] = False
 
     def _withheld(ctx: RequestContext, scope: Scope) -> Reply:
-        path = scope.get("path", "")
-        headers = dict(scope.get("headers", []))
-        surface = (
-            ANTHROPIC if path.endswith("/messages") or b"anthropic-version" in headers else OPENAI
-        )
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        surface = surface_for(scope.get("path", ""), headers)
         return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
 
     return Litestar(
         route_handlers=[
-            chat,
-            messages,
+            *(route(surface) for surface in SURFACES.values()),
             models,
             healthz,
             readyz,
@@ -270,10 +268,8 @@ def _workflow(request: HttpRequest) -> str | None:
 
 
 def _surface_for(request: HttpRequest) -> Surface:
-    """Anthropic's shapes for its paths and for its SDK (which sends ``anthropic-version``)."""
-    if request.url.path.endswith("/messages") or "anthropic-version" in request.headers:
-        return ANTHROPIC
-    return OPENAI
+    """The shapes the client reads: its route's API, or its SDK's (``surfaces.surface_for``)."""
+    return surface_for(request.url.path, request.headers)
 
 
 async def _read_body(request: HttpRequest, limit: int) -> bytes:

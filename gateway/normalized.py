@@ -14,7 +14,8 @@ import orjson
 
 __all__ = ["Api", "JsonText", "NormalizedRequest", "SlotKind", "TextSlot", "json_leaves"]
 
-Api = Literal["openai_chat", "anthropic_messages"]
+# A wire API's name, as its surface registered it (gateway.surfaces.SURFACES).
+Api = str
 # Where a text sits: what the audit trail and tests name when they say "in every field kind".
 SlotKind = Literal["content", "system", "tool_description", "tool_arguments", "tool_result"]
 
@@ -74,6 +75,8 @@ def json_leaves(
 
 @dataclass(slots=True)
 class NormalizedRequest:
+    """``api`` names the surface that parsed it: ``gateway.surfaces.surface_of`` finds it."""
+
     api: Api
     body: dict[str, Any]
     model: str
@@ -83,6 +86,7 @@ class NormalizedRequest:
     # Parts the gateway cannot read as text: "image", or "file" / "audio" / "document".
     media: list[str] = field(default_factory=list)
     json_texts: list[JsonText] = field(default_factory=list)
+    tools: bool = False  # the request declares tools the model may call
     # The client's headers, for the few that change the wire format (anthropic-version).
     headers: Mapping[str, str] = field(default_factory=dict)
 

@@ -24,7 +24,7 @@ from gateway.access import allowed_models, check_caller, check_request
 from gateway.audit.retention import ask_no_store
 from gateway.audit.trail import AuditTrail
 from gateway.auth.credentials import Authenticator
-from gateway.boundary.answer import inspect_answer
+from gateway.boundary.answer import inspect_read
 from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
 from gateway.context import Decision, Outcome, RequestContext, StepObserver
@@ -32,7 +32,6 @@ from gateway.errors import GatewayError
 from gateway.fallback.chain import AnswerChain
 from gateway.fallback.message import fallback_message
 from gateway.limits.step import Limits
-from gateway.normalized import Api
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.rollout.shadow import judge_caller, judge_request
@@ -41,7 +40,7 @@ from gateway.surfaces import Surface
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import replay
-from gateway.upstream.usage import note_answer, note_event
+from gateway.upstream.usage import note_usage
 
 __all__ = ["Call", "Pipeline", "Reply"]
 
@@ -136,16 +135,18 @@ class Pipeline:
             answer = await self._answers.answer(ctx, request, policy)
             response = answer.response
             if response.events is None:
-                body = response.body or b""
-                note_answer(ctx, body)  # the usage, before the boundary may refuse the answer
+                read = answer.read or call.surface.read_answer(response.body or b"")
+                note_usage(ctx, read)  # the usage, before the boundary may refuse the answer
                 if inspection is not None:
                     ctx.enter(Step.INSPECT_ANSWER)
-                    body = await inspect_answer(inspection, request.api, body)
+                    body = await inspect_read(inspection, read)
+                else:
+                    body = read.body()
                 await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
             if answer.held is not None:  # a checked stream: inspected whole, before any byte
                 ctx.enter(Step.INSPECT_ANSWER)
-                response = await _inspect_held(answer.held, response, inspection, request.api)
+                response = await _inspect_held(answer.held, response, inspection, call.surface)
                 inspection = None
         except GatewayError as exc:
             refused_in = ctx.step
@@ -156,7 +157,7 @@ class Pipeline:
                 return self._refuse(ctx, call.surface, exc, refused_in)
             log.info("request %s answered by the fallback message: %s", ctx.request_id, exc)
             if isinstance(fallback, bytes):
-                note_answer(ctx, fallback)  # zero tokens: no model answered
+                ctx.tokens_in = ctx.tokens_out = 0  # no model answered
                 await self._settle(ctx)
                 return Reply(200, "application/json", ctx.headers(), fallback)
             response = UpstreamResponse(200, "text/event-stream", events=replay(fallback))
@@ -241,13 +242,15 @@ class Pipeline:
         ctx.enter(Step.RELAY)  # the inspect_answer step runs inside it, event by event
         events = response.events
         if inspection is not None:
-            events = inspect_stream(inspection, surface.api, events)
+            events = inspect_stream(inspection, surface, events)
         final = surface.final_event
         limits = self._limits
+        reader = surface.stream_reader(texts=False)  # the usage, read once per event
         try:
             async for event in events:
-                note_event(ctx, event)
-                if limits is not None and not limits.relays(ctx, event):
+                reader.read(event)
+                note_usage(ctx, reader)
+                if limits is not None and not limits.relays(ctx, reader.usage_only):
                     continue
                 # A JSON string cannot hold a raw blank line, so this is only ever a frame.
                 if event.startswith(final) or b"\n\n" + final in event:
@@ -298,9 +301,12 @@ class Pipeline:
 
 
 async def _inspect_held(
-    held: list[bytes], response: UpstreamResponse, inspection: Inspection | None, api: Api
+    held: list[bytes],
+    response: UpstreamResponse,
+    inspection: Inspection | None,
+    surface: Surface,
 ) -> UpstreamResponse:
     """A held stream through the data boundary now, so a blocked answer can still fall back."""
     if inspection is not None:
-        held = [event async for event in inspect_stream(inspection, api, replay(held))]
+        held = [event async for event in inspect_stream(inspection, surface, replay(held))]
     return UpstreamResponse(response.status, response.content_type, events=replay(held))

@@ -11,6 +11,7 @@ from gateway.audit.sink import AuditStore, PurgeResult, SinkError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
+from gateway.surfaces import surface_of
 
 __all__ = ["ask_no_store", "purge", "purge_forever"]
 
@@ -19,10 +20,10 @@ _DAY = 86400.0
 
 
 def ask_no_store(policy: CompiledPolicy, request: NormalizedRequest) -> None:
-    """``retention.upstream_store: false``: ask OpenAI not to keep the exchange. Anthropic's
-    Messages API has no such field (it does not keep API traffic for reuse by default)."""
-    if not policy.source.retention.upstream_store and request.api == "openai_chat":
-        request.body["store"] = False
+    """``retention.upstream_store: false``: ask the provider not to keep the exchange, where
+    the API has a field for it (the surface knows)."""
+    if not policy.source.retention.upstream_store:
+        surface_of(request).ask_no_store(request)
 
 
 async def purge(

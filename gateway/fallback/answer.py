@@ -6,25 +6,21 @@ from __future__ import annotations
 import random
 
 from gateway.normalized import NormalizedRequest
-from gateway.surfaces import anthropic_messages, openai_chat
+from gateway.surfaces import surface_of
 
 __all__ = ["message_body", "message_events"]
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}fallback-{random.getrandbits(64):016x}"
+def _suffix() -> str:
+    return f"fallback-{random.getrandbits(64):016x}"
 
 
 def message_body(request: NormalizedRequest, text: str) -> bytes:
     """No model was called, so usage is zero."""
-    if request.api == "anthropic_messages":
-        return anthropic_messages.answer_body(_id("msg_"), request.model, text, 0, 0)
-    return openai_chat.answer_body(_id("chatcmpl-"), request.model, text, 0, 0)
+    surface = surface_of(request)
+    return surface.answer_body(surface.answer_id(_suffix()), request.model, text, 0, 0)
 
 
 def message_events(request: NormalizedRequest, text: str) -> list[bytes]:
-    if request.api == "anthropic_messages":
-        return anthropic_messages.answer_events(_id("msg_"), request.model, [text], 0, 0)
-    options = request.body.get("stream_options")
-    usage = isinstance(options, dict) and options.get("include_usage") is True
-    return openai_chat.answer_events(_id("chatcmpl-"), request.model, [text], 0, 0, usage)
+    surface = surface_of(request)
+    return surface.answer_events(request, surface.answer_id(_suffix()), request.model, [text], 0, 0)

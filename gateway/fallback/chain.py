@@ -19,22 +19,27 @@ from gateway.fallback.triggers import ANSWER_TRIGGERS, trigger_of
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.quality.checks import check
-from gateway.quality.read import read_body, read_stream
+from gateway.quality.read import read_stream
 from gateway.quality.rules import QualityRules
 from gateway.steps import Step
+from gateway.surfaces import Answer as Read
+from gateway.surfaces import Surface, surface_of
 from gateway.upstream.forward import Forwarder, note_fallback
 from gateway.upstream.provider import UpstreamResponse
-from gateway.upstream.usage import note_answer, note_event
+from gateway.upstream.usage import note_usage
 
 __all__ = ["Answer", "AnswerChain"]
 
 
 @dataclass(slots=True)
 class Answer:
-    """``held``: a buffered stream's events, checked, not yet through the data boundary."""
+    """``held``: a buffered stream's events, checked, not yet through the data boundary;
+    ``read``: a whole answer's one reading, checked (its body may have changed: logprobs
+    stripped), which later steps use instead of reading ``response`` again."""
 
     response: UpstreamResponse
     held: list[bytes] | None = None
+    read: Read | None = None
 
 
 class AnswerChain:
@@ -48,10 +53,8 @@ class AnswerChain:
         if rules is None:
             return Answer(await self._forwarder.send(ctx, request, policy))
         checked = not request.stream or rules.buffers_streams
-        strip = False
-        if rules.wants_logprobs and checked and request.api == "openai_chat":
-            strip = request.body.get("logprobs") is not True
-            request.body["logprobs"] = True
+        surface = surface_of(request)
+        strip = rules.wants_logprobs and checked and surface.ask_logprobs(request)
         chain = policy.model_chain(request.model)
         deadline = asyncio.get_running_loop().time() + policy.source.upstream.timeout_s
         start = 0
@@ -62,7 +65,7 @@ class AnswerChain:
                 return Answer(response)
             ctx.enter(Step.QUALITY)  # a refusal from here on is the quality step's
             try:
-                return await self._checked(ctx, request, rules, response, strip)
+                return await self._checked(ctx, surface, rules, response, strip)
             except GatewayError as exc:
                 assert ctx.model_used is not None
                 # Paid for but not returned: the limits step counts it (README: budgets).
@@ -77,23 +80,22 @@ class AnswerChain:
     async def _checked(
         self,
         ctx: RequestContext,
-        request: NormalizedRequest,
+        surface: Surface,
         rules: QualityRules,
         response: UpstreamResponse,
         strip: bool,
     ) -> Answer:
         if response.events is None:
-            note_answer(ctx, response.body or b"")
-            choices, body = read_body(request.api, response.body or b"", strip)
-            if not check(rules, choices):
+            read = surface.read_answer(response.body or b"", strip)
+            note_usage(ctx, read)
+            if not check(rules, read.choices):
                 _unchecked(ctx)
-            return Answer(UpstreamResponse(response.status, response.content_type, body=body))
+            return Answer(response, read=read)
         try:
-            choices, held = await read_stream(request.api, response.events, strip)
+            choices, held, reader = await read_stream(surface, response.events, strip)
         finally:
             await response.aclose()
-        for event in held:
-            note_event(ctx, event)
+        note_usage(ctx, reader)
         if not check(rules, choices):
             _unchecked(ctx)
         return Answer(response, held)

@@ -22,6 +22,6 @@ class Grant:
     in_estimate: int
     out: int  # output tokens granted
     counted_tokens: int  # what the token rules were charged
-    drop_usage_chunk: bool  # we asked an OpenAI stream for usage the client did not want
+    drop_usage_chunk: bool  # we asked a stream for usage the client did not want
     events: int = 0  # stream events relayed so far
     settled: bool = False

@@ -16,10 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import orjson
-
 from gateway import errors
-from gateway.access import lower_output_tokens
 from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import Decision, RequestContext
@@ -36,6 +33,7 @@ from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store,
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
+from gateway.surfaces import surface_of
 
 __all__ = ["Limits"]
 
@@ -95,8 +93,9 @@ class Limits:
                 raise refusal
             ctx.decisions.append(Decision(Step.LIMITS, "allow", refusal.reason.code))
             return
+        surface = surface_of(request)
         if verdict.out < max_out:
-            lower_output_tokens(request, verdict.out)
+            surface.set_output_ceiling(request, verdict.out)
             ctx.decisions.append(
                 Decision(Step.LIMITS, "transform", errors.LIMITS_TOKENS_CLAMPED.code)
             )
@@ -108,7 +107,7 @@ class Limits:
             in_tokens,
             verdict.out,
             in_tokens + verdict.out,
-            plan.needs_usage and _ask_stream_usage(request),
+            plan.needs_usage and surface.ask_usage_in_stream(request),
         )
 
     def ask(
@@ -181,14 +180,14 @@ class Limits:
         )
         return found
 
-    def relays(self, ctx: RequestContext, event: bytes) -> bool:
-        """Whether a stream event goes on to the client: the usage-only chunk the gateway
-        asked OpenAI for is dropped when the client did not ask for it."""
+    def relays(self, ctx: RequestContext, usage_only: bool) -> bool:
+        """Whether a stream event goes on to the client: the usage-only event the gateway
+        asked for (its surface read ``usage_only``) is dropped when the client did not."""
         grant = ctx.limits
         if grant is None:
             return True
         grant.events += 1
-        return not (grant.drop_usage_chunk and b'"usage"' in event and _usage_only(event))
+        return not (grant.drop_usage_chunk and usage_only)
 
     async def settle(self, ctx: RequestContext) -> None:
         """Release the reservation and count the real cost; once per request, never raises.
@@ -292,28 +291,3 @@ def _used(ctx: RequestContext, grant: Grant) -> tuple[int, int]:
     if ctx.streamed and ctx.stream_end != "completed":
         return tokens_in, min(grant.out or grant.events, max(ctx.tokens_out or 0, grant.events))
     return tokens_in, ctx.tokens_out if ctx.tokens_out is not None else grant.out
-
-
-def _ask_stream_usage(request: NormalizedRequest) -> bool:
-    """Ask an OpenAI stream to end with its usage; True when the client had not asked."""
-    if request.api != "openai_chat" or not request.stream:
-        return False
-    options = request.body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
-        return False
-    request.body["stream_options"] = {
-        **(options if isinstance(options, dict) else {}),
-        "include_usage": True,
-    }
-    return True
-
-
-def _usage_only(event: bytes) -> bool:
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                data = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return False
-            return isinstance(data, dict) and data.get("choices") == []
-    return False

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from gateway.fallback.spec import FallbackPolicy
 from gateway.limits.spec import LimitsPolicy
 from gateway.quality.spec import QualityPolicy
+from gateway.surfaces import SURFACES
 
 __all__ = [
+    "ENDPOINTS",
     "AccessPolicy",
     "CustomRecognizerPolicy",
     "DataAction",
@@ -37,7 +47,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Endpoint = Literal["chat", "messages", "models"]
+# The endpoints a workflow may open: each registered surface's, and the model list. A new
+# surface is a new endpoint here with no edit (gateway/surfaces/__init__.py).
+ENDPOINTS = (*dict.fromkeys(s.endpoint for s in SURFACES.values()), "models")
+
+
+def _known_endpoint(value: str) -> str:
+    if value not in ENDPOINTS:  # worded as pydantic words a Literal's error
+        *most, last = (f"'{e}'" for e in ENDPOINTS)
+        expected = f"{', '.join(most)} or {last}"
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
+
+
+Endpoint = Annotated[str, AfterValidator(_known_endpoint)]
 
 
 class AccessPolicy(_Strict):
@@ -54,7 +79,7 @@ class AccessPolicy(_Strict):
     models: Annotated[list[str], Field(min_length=1)]
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
     on_exceed: Literal["clamp", "reject"] = "reject"
-    endpoints: Annotated[list[Endpoint], Field(min_length=1)] = ["chat", "messages", "models"]
+    endpoints: Annotated[list[Endpoint], Field(min_length=1)] = list(ENDPOINTS)
     allow_tools: bool = True
     allow_streaming: bool = True
 

@@ -3,8 +3,6 @@ patterns. The first failure is the reason; the others are not run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import fastjsonschema
 import orjson
 
@@ -12,23 +10,9 @@ from gateway import errors
 from gateway.errors import GatewayError
 from gateway.quality.refusal import refusal_share
 from gateway.quality.rules import QualityRules
+from gateway.surfaces.base import Choice
 
 __all__ = ["Choice", "check"]
-
-
-@dataclass(slots=True)
-class Choice:
-    """One choice of an answer as the checks read it: its text (None for an answer that is
-    only tool calls) and its token log-probabilities, when the provider gave them."""
-
-    text: str | None = None
-    logprobs: list[float] | None = None
-    parts: list[str] = field(default_factory=list)  # streamed text, joined by ``finish``
-
-    def finish(self) -> None:
-        if self.parts:
-            self.text = (self.text or "") + "".join(self.parts)
-            self.parts.clear()
 
 
 def check(rules: QualityRules, choices: list[Choice]) -> bool:

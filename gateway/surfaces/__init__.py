@@ -1,46 +1,57 @@
-"""The wire APIs clients speak. Each module parses its format into a NormalizedRequest and
-renders errors and model lists in that API's own shapes, so the official SDKs raise their own
-error classes."""
+"""The wire APIs clients speak, one module each, registered in ``SURFACES``.
+
+A surface (``base.Surface``) owns everything about its API's wire: it parses a body into the
+NormalizedRequest, renders errors (its one status -> error type table serves the gateway's
+errors and translated upstream ones), lists models, reads each answer once (text, usage,
+logprobs, tool calls; whole or streamed), writes answers (the fallback message, the mock),
+and turns the knobs the steps ask for (output ceiling, usage in streams, logprobs, no-store).
+No step knows an API's name: it asks ``surface_of(request)``.
+
+Adding a wire API: write one module here (a package like ``openai_chat/``) whose ``SURFACE``
+implements ``Surface``, and add it to ``SURFACES`` below; the app routes ``/v1{path}`` (and
+``/w/{workflow}/v1{path}``) to it. Only the provider edge (``gateway/upstream``,
+``gateway/translate``) then learns whether and how each provider speaks it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-from gateway.errors import GatewayError
-from gateway.normalized import Api, NormalizedRequest
+from gateway.normalized import NormalizedRequest
 from gateway.surfaces import anthropic_messages, openai_chat
+from gateway.surfaces.base import Answer, Choice, StreamReader, Surface
 
-__all__ = ["ANTHROPIC", "OPENAI", "Surface"]
+__all__ = [
+    "ANTHROPIC",
+    "OPENAI",
+    "SURFACES",
+    "Answer",
+    "Choice",
+    "StreamReader",
+    "Surface",
+    "surface_for",
+    "surface_of",
+]
+
+OPENAI: Surface = openai_chat.SURFACE
+ANTHROPIC: Surface = anthropic_messages.SURFACE
+
+# The registry: every wire API by its name. The first is the default for routes no API owns.
+SURFACES: Mapping[str, Surface] = {s.api: s for s in (OPENAI, ANTHROPIC)}
 
 
-@dataclass(frozen=True, slots=True)
-class Surface:
-    api: Api
-    endpoint: str
-    parse: Callable[[bytes], NormalizedRequest]
-    error_body: Callable[[GatewayError, str], bytes]
-    stream_error: Callable[[GatewayError, str], bytes]
-    models_body: Callable[[list[tuple[str, str]]], bytes]
-    # How the last event of a complete answer stream starts (held until audited).
-    final_event: bytes
+def surface_of(request: NormalizedRequest | str) -> Surface:
+    """The surface a request was parsed by (or an API's, by name)."""
+    return SURFACES[request if isinstance(request, str) else request.api]
 
 
-OPENAI = Surface(
-    "openai_chat",
-    "chat",
-    openai_chat.parse,
-    openai_chat.error_body,
-    openai_chat.stream_error,
-    openai_chat.models_body,
-    b"data: [DONE]",
-)
-ANTHROPIC = Surface(
-    "anthropic_messages",
-    "messages",
-    anthropic_messages.parse,
-    anthropic_messages.error_body,
-    anthropic_messages.stream_error,
-    anthropic_messages.models_body,
-    b"event: message_stop",
-)
+def surface_for(path: str, headers: Mapping[str, str]) -> Surface:
+    """The shapes a client at ``path`` reads: the API whose route it is, else the one whose
+    SDK header it sent, else the default (for ``/v1/models`` and unknown routes)."""
+    for surface in SURFACES.values():
+        if path.endswith(surface.path):
+            return surface
+    for surface in SURFACES.values():
+        if surface.sdk_header is not None and surface.sdk_header in headers:
+            return surface
+    return next(iter(SURFACES.values()))

@@ -1,7 +1,8 @@
 """Upstream error bodies in the client's API shape, so its SDK raises its own error class.
 
 The HTTP status is kept: both APIs give 400, 401, 403, 404, 413 and 429 the same meaning,
-and the gateway answers any 5xx with its own error anyway.
+and the gateway answers any 5xx with its own error anyway. The error type comes from the
+client surface's one status table, the same that renders the gateway's own errors.
 """
 
 from __future__ import annotations
@@ -10,24 +11,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["anthropic_error", "openai_error"]
+from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-}
+__all__ = ["anthropic_error", "openai_error", "upstream_error"]
 
 
 def _message(body: bytes | None, status: int) -> str:
@@ -41,18 +27,16 @@ def _message(body: bytes | None, status: int) -> str:
     return message if isinstance(message, str) else f"The model provider answered HTTP {status}."
 
 
+def upstream_error(client: Surface, body: bytes | None, status: int) -> bytes:
+    """An upstream error body (in the other API) in ``client``'s shape."""
+    return client.upstream_error(_message(body, status), status)
+
+
 def openai_error(body: bytes | None, status: int) -> bytes:
     """An Anthropic error body as OpenAI's ``{"error": {...}}``."""
-    error = {
-        "message": _message(body, status),
-        "type": _OPENAI_TYPES.get(status, "api_error"),
-        "param": None,
-        "code": None,
-    }
-    return orjson.dumps({"error": error})
+    return upstream_error(OPENAI, body, status)
 
 
 def anthropic_error(body: bytes | None, status: int) -> bytes:
     """An OpenAI error body as Anthropic's ``{"type": "error", "error": {...}}``."""
-    error = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": _message(body, status)}
-    return orjson.dumps({"type": "error", "error": error})
+    return upstream_error(ANTHROPIC, body, status)

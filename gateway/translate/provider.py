@@ -9,29 +9,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
 from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import Api, NormalizedRequest
+from gateway.surfaces import ANTHROPIC, OPENAI, openai_chat, surface_of
 from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
-from gateway.translate.errors import anthropic_error, openai_error
+from gateway.translate.errors import upstream_error
 from gateway.translate.request import anthropic_request, openai_request
 from gateway.translate.stream import AnthropicEvents, OpenAIChunks
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
 
 __all__ = ["Translating", "translate_request"]
 
-_OTHER: dict[Api, Api] = {"openai_chat": "anthropic_messages", "anthropic_messages": "openai_chat"}
+# One translator per API pair: these two APIs, each into the other.
+_OTHER: dict[Api, Api] = {OPENAI.api: ANTHROPIC.api, ANTHROPIC.api: OPENAI.api}
 
 
 def translate_request(request: NormalizedRequest) -> NormalizedRequest:
     """``request`` in the other API; raises GatewayError (400) for what it cannot express."""
     target = _OTHER[request.api]
     try:
-        if target == "anthropic_messages":
+        if target == ANTHROPIC.api:
             body = anthropic_request(request.body)
         else:
             body = openai_request(request.body)
@@ -65,15 +66,15 @@ class Translating:
             raise _failure(exc, request.api) from exc
         if response.events is not None:
             translator: OpenAIChunks | AnthropicEvents
-            if request.api == "openai_chat":
-                translator = OpenAIChunks(int(time.time()), _include_usage(request.body))
+            if request.api == OPENAI.api:
+                translator = OpenAIChunks(int(time.time()), openai_chat.include_usage(request.body))
             else:
                 translator = AnthropicEvents()
             events = _translate_events(response.events, translator)
             return UpstreamResponse(response.status, "text/event-stream", events=events)
         try:
             data = orjson.loads(response.body or b"")
-            if request.api == "openai_chat":
+            if request.api == OPENAI.api:
                 answer = openai_answer(data, int(time.time()))
             else:
                 answer = anthropic_answer(data)
@@ -85,17 +86,11 @@ class Translating:
         await self._inner.aclose()
 
 
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
-
-
 def _failure(exc: UpstreamFailure, client: Api) -> UpstreamFailure:
     """The same failure, its error body (relayed for a 4xx) in the client's API shape."""
     body = exc.body
     if exc.status is not None:
-        translate = openai_error if client == "openai_chat" else anthropic_error
-        body = translate(exc.body, exc.status)
+        body = upstream_error(surface_of(client), exc.body, exc.status)
     return UpstreamFailure(
         exc.kind,
         str(exc).partition(": ")[2],

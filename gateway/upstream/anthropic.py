@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from gateway.normalized import Api, NormalizedRequest
+from gateway.surfaces import ANTHROPIC
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 
@@ -25,7 +26,7 @@ class AnthropicProvider:
         self._http = HttpUpstream(base_url, headers, max_connections)
 
     def speaks(self, api: Api) -> bool:
-        return api == "anthropic_messages"
+        return api == ANTHROPIC.api
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts

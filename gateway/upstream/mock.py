@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import anthropic_messages, openai_chat
+from gateway.surfaces import surface_of
 from gateway.upstream.provider import Timeouts, UpstreamResponse
 from gateway.upstream.sse import replay
 
@@ -40,34 +40,17 @@ class MockProvider:
         answer_id = hashlib.sha256(text.encode()).hexdigest()[:24]
         tokens_in = estimate_tokens("".join(slot.text for slot in request.texts))
         tokens_out = estimate_tokens(text)
-        anthropic = request.api == "anthropic_messages"
+        surface = surface_of(request)  # it answers in the API it was asked in
         if not request.stream:
-            surface = anthropic_messages if anthropic else openai_chat
             body = surface.answer_body(
-                ("msg_" if anthropic else "chatcmpl-") + answer_id,
-                upstream_model,
-                text,
-                tokens_in,
-                tokens_out,
+                surface.answer_id(answer_id), upstream_model, text, tokens_in, tokens_out
             )
             return UpstreamResponse(200, "application/json", body=body)
         pieces = [word + " " for word in text.split(" ")]
         pieces[-1] = pieces[-1].rstrip(" ")
-        if anthropic:
-            events = anthropic_messages.answer_events(
-                "msg_" + answer_id, upstream_model, pieces, tokens_in, tokens_out
-            )
-        else:
-            options = request.body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            events = openai_chat.answer_events(
-                "chatcmpl-" + answer_id,
-                upstream_model,
-                pieces,
-                tokens_in,
-                tokens_out,
-                include_usage,
-            )
+        events = surface.answer_events(
+            request, surface.answer_id(answer_id), upstream_model, pieces, tokens_in, tokens_out
+        )
         return UpstreamResponse(200, "text/event-stream", events=replay(events))
 
     async def aclose(self) -> None:

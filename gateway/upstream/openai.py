@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.normalized import Api, NormalizedRequest
+from gateway.surfaces import OPENAI
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 
@@ -21,7 +22,7 @@ class OpenAIProvider:
         self._http = HttpUpstream(base_url, headers, max_connections)
 
     def speaks(self, api: Api) -> bool:
-        return api == "openai_chat"
+        return api == OPENAI.api
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts

@@ -1,51 +1,20 @@
-"""Token counts as the provider reported them, for the audit record (and later, cost).
+"""Token counts as the provider reported them, for the audit record and the limits step.
 
-Whole answers are parsed once here; in a stream only the events that mention usage are
-(OpenAI's last chunk with ``stream_options.include_usage``; Anthropic's ``message_start`` and
-``message_delta``), so relaying costs one substring test per event.
+The counts come from the answer's one reading by its surface (``surfaces.Answer`` or a
+``StreamReader``); this only copies them onto the request's context.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from gateway.context import RequestContext
+from gateway.surfaces import Answer, StreamReader
 
-__all__ = ["note_answer", "note_event"]
-
-
-def note_answer(ctx: RequestContext, body: bytes) -> None:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
-    if isinstance(data, dict):
-        _note(ctx, data.get("usage"))
+__all__ = ["note_usage"]
 
 
-def note_event(ctx: RequestContext, event: bytes) -> None:
-    if b'"usage"' not in event:
-        return
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
-            try:
-                data = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return
-            if isinstance(data, dict):
-                message = data.get("message")
-                nested = message.get("usage") if isinstance(message, dict) else None
-                _note(ctx, data.get("usage") or nested)
-
-
-def _note(ctx: RequestContext, usage: Any) -> None:
-    if not isinstance(usage, dict):
-        return
-    tokens_in = usage.get("prompt_tokens", usage.get("input_tokens"))
-    tokens_out = usage.get("completion_tokens", usage.get("output_tokens"))
-    if isinstance(tokens_in, int):
-        ctx.tokens_in = tokens_in
-    if isinstance(tokens_out, int):
-        ctx.tokens_out = tokens_out
+def note_usage(ctx: RequestContext, read: Answer | StreamReader) -> None:
+    """The counts ``read`` found; a count it did not find leaves the context's as it was."""
+    if read.tokens_in is not None:
+        ctx.tokens_in = read.tokens_in
+    if read.tokens_out is not None:
+        ctx.tokens_out = read.tokens_out

@@ -1,12 +1,10 @@
-"""OpenAI Chat Completions: parsing, and errors and model lists in OpenAI's own shapes."""
+"""OpenAI Chat Completions requests: parsing into a NormalizedRequest, and the knobs steps
+turn on the body (output ceiling, usage in streams, logprobs, no-store)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest, SlotKind, TextSlot
 from gateway.surfaces.fields import (
     invalid,
@@ -18,19 +16,18 @@ from gateway.surfaces.fields import (
 )
 from gateway.surfaces.slots import json_string, tool_slots
 
-__all__ = ["error_body", "models_body", "parse", "stream_error"]
+__all__ = [
+    "API",
+    "ask_logprobs",
+    "ask_no_store",
+    "ask_usage_in_stream",
+    "include_usage",
+    "output_ceilings",
+    "parse",
+    "set_output_ceiling",
+]
 
-# The error "type" OpenAI uses for each status, so SDK users see familiar values.
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
+API = "openai_chat"
 
 # Parts that carry no text the gateway can read, by the name the data policy knows them.
 _MEDIA = {"image_url": "image", "input_audio": "audio", "file": "file"}
@@ -40,6 +37,8 @@ _KINDS: dict[str, SlotKind] = {
     "tool": "tool_result",
     "function": "tool_result",
 }
+# The output ceiling: either field is taken (the newer one is written when neither is set).
+_CEILINGS = ("max_completion_tokens", "max_tokens")
 
 
 def _content(message: dict[str, Any], i: int, kind: SlotKind, request: NormalizedRequest) -> None:
@@ -93,7 +92,7 @@ def parse(raw: bytes) -> NormalizedRequest:
     legacy = optional_int(body, "max_tokens")  # both are checked: either may be forwarded
     max_tokens = optional_int(body, "max_completion_tokens") or legacy
     request = NormalizedRequest(
-        api="openai_chat",
+        api=API,
         body=body,
         model=model,
         stream=optional_bool(body, "stream"),
@@ -108,6 +107,7 @@ def parse(raw: bytes) -> NormalizedRequest:
         tools = body.get(key)
         if tools is not None and not isinstance(tools, list):
             raise invalid(f"'{key}' must be an array")
+        request.tools = request.tools or bool(tools)  # ``functions``: the older name
         for j, tool in enumerate(tools or ()):
             function = tool.get("function", tool) if isinstance(tool, dict) else None
             if not isinstance(function, dict):
@@ -116,94 +116,43 @@ def parse(raw: bytes) -> NormalizedRequest:
     return request
 
 
-def _error(err: GatewayError, request_id: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": err.message,
-            "type": _TYPES.get(err.status, "api_error"),
-            "param": None,
-            "code": err.reason.code,
-            "request_id": request_id,
-        }
+def output_ceilings(request: NormalizedRequest) -> list[tuple[str, int]]:
+    body = request.body
+    return [(f, body[f]) for f in _CEILINGS if body.get(f) is not None]
+
+
+def set_output_ceiling(request: NormalizedRequest, limit: int) -> bool:
+    asked = output_ceilings(request)
+    lowered = [f for f, value in asked if value > limit] if asked else [_CEILINGS[0]]
+    for f in lowered:
+        request.body[f] = limit
+    if lowered:
+        request.max_tokens = limit
+    return bool(lowered)
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    """Whether a stream request asks for the final usage chunk."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def ask_usage_in_stream(request: NormalizedRequest) -> bool:
+    if not request.stream or include_usage(request.body):
+        return False
+    options = request.body.get("stream_options")
+    request.body["stream_options"] = {
+        **(options if isinstance(options, dict) else {}),
+        "include_usage": True,
     }
+    return True
 
 
-def error_body(err: GatewayError, request_id: str) -> bytes:
-    return orjson.dumps(_error(err, request_id))
+def ask_logprobs(request: NormalizedRequest) -> bool:
+    strip = request.body.get("logprobs") is not True
+    request.body["logprobs"] = True
+    return strip
 
 
-def stream_error(err: GatewayError, request_id: str) -> bytes:
-    """An in-stream error: the openai SDK raises APIError on a chunk carrying ``error``."""
-    return b"data: " + orjson.dumps(_error(err, request_id)) + b"\n\n"
-
-
-def models_body(models: list[tuple[str, str]]) -> bytes:
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in models
-    ]
-    return orjson.dumps({"object": "list", "data": data})
-
-
-def answer_body(answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int) -> bytes:
-    """A complete chat completion carrying ``text``, as OpenAI sends it."""
-    return orjson.dumps(
-        {
-            "id": answer_id,
-            "object": "chat.completion",
-            "created": 0,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": tokens_in,
-                "completion_tokens": tokens_out,
-                "total_tokens": tokens_in + tokens_out,
-            },
-        }
-    )
-
-
-def answer_events(
-    answer_id: str,
-    model: str,
-    pieces: list[str],
-    tokens_in: int,
-    tokens_out: int,
-    include_usage: bool,
-) -> list[bytes]:
-    """The SSE events of a streamed completion of ``pieces``, ending with ``[DONE]``."""
-
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {
-            "id": answer_id,
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    chunks = [chunk({"role": "assistant", "content": ""}, None)]
-    chunks += [chunk({"content": piece}, None) for piece in pieces]
-    chunks.append(chunk({}, "stop"))
-    if include_usage:
-        chunks.append(
-            {
-                "id": answer_id,
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": model,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": tokens_in,
-                    "completion_tokens": tokens_out,
-                    "total_tokens": tokens_in + tokens_out,
-                },
-            }
-        )
-    return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+def ask_no_store(request: NormalizedRequest) -> None:
+    request.body["store"] = False
