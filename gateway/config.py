@@ -139,7 +139,7 @@ class AuthConfig(_Strict):
     # The only role that opens /admin/...; no policy or other setting grants it.
     admin_role: Annotated[str, Field(min_length=1)] = "admin"
     # Every role keys and the identity provider issue; policy lint checks access.roles against
-    # it (README: "Policy lifecycle"). Unset, a role no gateway key holds is only a warning.
+    # it (docs/policy-lifecycle.md). Unset, a role no gateway key holds is only a warning.
     roles: list[Annotated[str, Field(min_length=1)]] | None = None
 
 
@@ -182,7 +182,7 @@ class VaultConfig(_Strict):
 
 
 class AuditConfig(_Strict):
-    """How audit records are written (README: audit).
+    """How audit records are written (docs/audit.md).
 
     ``sync``: a response is not completed until its record is durable (committed, or fsync'd
     to the spool). ``async``: it is, and a crash can lose the records of the last
@@ -212,7 +212,7 @@ class LimitsConfig(_Strict):
 
 
 class BreakerConfig(_Strict):
-    """The circuit breaker per provider and model (README: Fallbacks): it opens after
+    """The circuit breaker per provider and model (docs/quality-and-fallbacks.md): it opens after
     ``failures`` consecutive failed attempts, or ``error_rate`` of at least ``min_calls``
     attempts within ``window_s``, fails fast for ``open_s``, then lets one probe through."""
 

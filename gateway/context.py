@@ -63,7 +63,7 @@ class RequestContext:
     stream_end: str | None = None
     audited: bool = False  # its one audit record has been made
     # What answered instead of the requested model ("model" or "message") and the reason code
-    # that set it off; ``review``: flagged for manual review (README: Fallbacks).
+    # that set it off; ``review``: flagged for manual review (docs/quality-and-fallbacks.md).
     fallback: str | None = None
     fallback_reason: str | None = None
     review: bool = False

@@ -1,4 +1,4 @@
-"""The audit trail: one hash-chained record per request, never a raw value (README: audit)."""
+"""The audit trail: one hash-chained record per request, never a raw value (docs/audit.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The PostgreSQL sink (``stores.audit_url``), on asyncpg.
 
 asyncpg was measured against psycopg 3 committing batches on this machine: 85 µs per record
-at 16 records a commit against 209 µs, and the same at 128 (README). The chain head row is
-locked (``FOR UPDATE``) in each write transaction, so gateway instances sharing the database
-append to one chain in turn.
+at 16 records a commit against 209 µs, and the same at 128 (docs/performance.md). The chain
+head row is locked (``FOR UPDATE``) in each write transaction, so gateway instances sharing
+the database append to one chain in turn.
 """
 
 from __future__ import annotations

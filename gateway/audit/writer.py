@@ -26,7 +26,7 @@ _Item = tuple[AuditRecord, "asyncio.Future[bool] | None"]
 
 
 class AuditWriter:
-    """``put`` answers whether the response may complete (README: audit durability)."""
+    """``put`` answers whether the response may complete (docs/audit.md: durability)."""
 
     def __init__(
         self,

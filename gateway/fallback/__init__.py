@@ -1,1 +1,2 @@
-"""Fallbacks: what answers when a limit, a check or the provider fails (README: Fallbacks)."""
+"""Fallbacks: what answers when a limit, a check or the provider fails
+(docs/quality-and-fallbacks.md)."""

@@ -68,7 +68,7 @@ class AnswerChain:
                 return await self._checked(ctx, surface, rules, response, strip)
             except GatewayError as exc:
                 assert ctx.model_used is not None
-                # Paid for but not returned: the limits step counts it (README: budgets).
+                # Paid for but not returned: the limits step counts it (docs/limits.md).
                 ctx.discarded.append((ctx.model_used, ctx.tokens_in, ctx.tokens_out))
                 ctx.tokens_in = ctx.tokens_out = None
                 start = chain.index(ctx.model_used) + 1

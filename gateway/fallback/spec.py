@@ -1,5 +1,5 @@
 """The policy's ``fallback`` section: what the gateway answers when something on the request's
-path fails (README: Fallbacks)."""
+path fails (docs/quality-and-fallbacks.md)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ class CustomRecognizerPolicy(_Strict):
 
 
 class DataPolicy(_Strict):
-    """Which data may leave for the model, and what happens to the rest (README: data)."""
+    """Which data may leave for the model, and what happens to the rest (docs/data-boundary.md)."""
 
     entities: dict[EntityName, DataAction] = {}
     custom: list[CustomRecognizerPolicy] = []

@@ -1,6 +1,6 @@
 """Refusals: sentences in which the model declines instead of answering.
 
-A small, fixed phrase set (README: Quality checks) rather than a classifier: it is cheap, its
+A small, fixed phrase set (docs/quality-and-fallbacks.md) rather than a classifier: it is cheap, its
 misses are predictable, and an operator can read exactly what counts. A sentence counts when
 it contains one of the phrases (after lower-casing and folding typographic apostrophes).
 """

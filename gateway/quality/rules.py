@@ -2,7 +2,7 @@
 file next to the policies) and the regexes; problems reported at the key they are about.
 
 fastjsonschema rather than jsonschema: it compiles a schema into Python code, which validated
-a typical answer in 5 us against jsonschema's 90 us (README: Quality checks). It knows drafts
+a typical answer in 5 us against jsonschema's 90 us (docs/quality-and-fallbacks.md). It knows drafts
 4, 6 and 7, so a schema declaring a later draft is refused at load instead of half-checked.
 """
 

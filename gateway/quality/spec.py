@@ -1,5 +1,5 @@
-"""The policy's ``quality`` section: checks every completed answer must pass (README: Quality
-checks). Compiled once at load by gateway/quality/rules.py."""
+"""The policy's ``quality`` section: checks every completed answer must pass
+(docs/quality-and-fallbacks.md). Compiled once at load by gateway/quality/rules.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Cross-provider translation: an OpenAI-format request served by an Anthropic model and the
-reverse, with answers, SSE streams, usage and errors translated back (README: cross-provider
-fallback). Pure functions, plus the ``Translating`` provider that applies them at the edge."""
+reverse, with answers, SSE streams, usage and errors translated back (docs/translation.md).
+ Pure functions, plus the ``Translating`` provider that applies them at the edge."""
 
 from __future__ import annotations
 

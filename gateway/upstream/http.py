@@ -1,7 +1,7 @@
 """One pooled HTTP client per provider, and the one place its exceptions are mapped.
 
-aiohttp was chosen by measurement (bench/overhead.py, README): on one core it proxied about
-seven times more requests per second than httpx at concurrency 16.
+aiohttp was chosen by measurement (bench/overhead.py, docs/performance.md): on one core it
+proxied about seven times more requests per second than httpx at concurrency 16.
 """
 
 from __future__ import annotations

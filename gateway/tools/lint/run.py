@@ -136,7 +136,7 @@ def _schema_issue(problem: Problem) -> Issue:
             return Issue(problem.file, problem.line, "error", code, problem.message, hint)
     return Issue(
         problem.file, problem.line, "error", "schema.invalid", problem.message,
-        "see the policy schema in README ('Policies')",
+        "see the policy reference in docs/policy.md",
     )  # fmt: skip
 
 

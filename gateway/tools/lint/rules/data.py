@@ -11,8 +11,8 @@ from gateway.tools.lint.core import Issue, LintContext, PolicyFile, Rule
 __all__ = ["RULES"]
 
 _HINTS = {
-    "data.unknown_entity": "use an entity a detector provides (README: 'Detection: what finds "
-    "what'), or define it under data.custom with a pattern",
+    "data.unknown_entity": "use an entity a detector provides (docs/data-boundary.md: "
+    "'Detection: what finds what'), or define it under data.custom with a pattern",
     "data.needs_ner": "configure 'nlp: {engine: spacy, model: NAME}' in gateway.yaml",
     "data.custom_in_entities": "remove it from data.entities and set its action in data.custom",
     "data.min_score_unused": "name the entity in data.entities, or remove its min_scores entry",
