@@ -20,10 +20,11 @@ from collections import defaultdict
 from pathlib import Path
 
 LAYERS: list[set[str]] = [  # lowest first
-    {"errors", "yamlsource", "normalized", "config", "steps"},
+    {"errors", "yamlsource", "normalized", "config", "steps", "stores"},
+    {"surfaces"},  # wire knowledge: the policy's endpoints come from its registry
     {"policy"},
     {
-        "surfaces", "auth", "access", "limits", "boundary", "upstream", "translate", "quality",
+        "auth", "access", "limits", "boundary", "upstream", "translate", "quality",
         "fallback", "review", "audit", "context",
     },
     {"rollout"},
@@ -73,7 +74,7 @@ def main() -> None:
         return [f"{a}<->{b}" for a, b in sorted(found)]
 
     upward = sorted(
-        f"{a}->{b}" for a, targets in edges.items() for b in targets if RANK[b] > RANK[a]
+        f"{a}->{b}" for a, targets in edges.items() for b in targets if RANK.get(b, -1) > RANK.get(a, -1)
     )
     for title, found in (
         ("two-way pairs, folders", pairs(folders)),
