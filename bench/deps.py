@@ -73,9 +73,10 @@ def main() -> None:
         }
         return [f"{a}<->{b}" for a, b in sorted(found)]
 
-    upward = sorted(
-        f"{a}->{b}" for a, targets in edges.items() for b in targets if RANK.get(b, -1) > RANK.get(a, -1)
-    )
+    def rank(unit: str) -> int:
+        return RANK.get(unit, -1)  # an unranked unit is reported below
+
+    upward = sorted(f"{a}->{b}" for a, ts in edges.items() for b in ts if rank(b) > rank(a))
     for title, found in (
         ("two-way pairs, folders", pairs(folders)),
         ("two-way pairs, folders and modules", pairs(units)),
