@@ -36,6 +36,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
 from gateway.boundary.service import build_boundary, configured_ner
+from gateway.boundary.step import Boundary
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -49,6 +50,7 @@ from gateway.policy.routes import readiness, reload_route
 from gateway.surfaces import ANTHROPIC, OPENAI, Surface
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
+from gateway.workers import FIX, shared_state_problems
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["build_pipeline", "create_app"]
@@ -58,21 +60,30 @@ log = logging.getLogger("gateway")
 HttpRequest = Request[Any, Any, State]
 
 
-def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
-    """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
+def create_app(
+    config: GatewayConfig, env: Mapping[str, str] | None = None, *, workers: int = 1
+) -> Litestar:
+    """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad,
+    or if ``workers`` processes would each keep state that must be shared (gateway/workers.py).
+    """
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
     policies_dir = config.path(config.policies_dir)
     seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
     registry = start_registry(policies_dir, config.models, ner)
     reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
+    if workers > 1 and not config.stores.redis_url:
+        _refuse_per_process_state(config, registry)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
-    writer = _writer(config, store) if store is not None else None
+    writer = _writer(config, store, workers) if store is not None else None
     trail = AuditTrail(writer)
-    limits = build_limits(config)
-    pipeline = build_pipeline(config, environ, registry, authenticator, providers, trail, limits)
+    limits = build_limits(config, workers)
+    boundary = build_boundary(config, environ, workers)
+    pipeline = build_pipeline(
+        config, environ, registry, authenticator, providers, trail, limits, boundary
+    )
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -212,21 +223,34 @@ def build_pipeline(
     providers: dict[str, Provider],
     trail: AuditTrail,
     limits: Limits | None = None,
+    boundary: Boundary | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/policy/offline.py)."""
-    boundary = build_boundary(config, environ)
+    boundary = boundary or build_boundary(config, environ)
     breaker = build_breaker(config.breaker, config.stores.redis_url)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config)
     return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
-def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
+def _refuse_per_process_state(config: GatewayConfig, registry: PolicyRegistry) -> None:
+    current = registry.current
+    problems = shared_state_problems([*current.policies.values(), *current.candidates.values()])
+    if problems:
+        where = str(config.base_dir / "gateway.yaml")
+        raise ConfigError(
+            [Problem(where, 0, f"{p}: with --workers > 1 it needs shared state: {FIX}")
+             for p in problems]
+        )  # fmt: skip
+
+
+def _writer(config: GatewayConfig, store: AuditStore, workers: int) -> AuditWriter:
     audit = config.audit
+    folder = config.path(audit.spool_dir)
     return AuditWriter(
         store,
-        Spool(config.path(audit.spool_dir)),
+        Spool.claim(folder) if workers > 1 else Spool(folder),
         sync=audit.durability == "sync",
         block=audit.on_failure == "block",
         batch_max=audit.batch_max,

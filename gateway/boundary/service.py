@@ -8,11 +8,30 @@ from collections.abc import Mapping
 from gateway.boundary.actions import TokenMinter
 from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
 from gateway.boundary.step import Boundary
-from gateway.boundary.vault import MemoryVault, RedisVault, Vault
+from gateway.boundary.vault import MemoryVault, RedisVault, Vault, VaultError
 from gateway.config import GatewayConfig
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["build_boundary", "configured_ner"]
+__all__ = ["PerProcessVault", "build_boundary", "configured_ner"]
+
+_PER_PROCESS = (
+    "a vault kept in memory is one per worker process: set stores.redis_url "
+    "(or serve with --workers 1)"
+)
+
+
+class PerProcessVault:
+    """The vault of several workers without Redis (gateway/workers.py): it refuses, so
+    tokenizing fails closed instead of minting tokens only one worker could restore."""
+
+    async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
+        raise VaultError(_PER_PROCESS)
+
+    async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
+        raise VaultError(_PER_PROCESS)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def configured_ner(config: GatewayConfig) -> NerModel | None:
@@ -27,8 +46,9 @@ def configured_ner(config: GatewayConfig) -> NerModel | None:
         ) from exc
 
 
-def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
-    """The vault ``stores.redis_url`` asks for and the token key from ``vault.key_env``."""
+def build_boundary(config: GatewayConfig, env: Mapping[str, str], workers: int = 1) -> Boundary:
+    """The vault ``stores.redis_url`` asks for (memory for one worker, else a refusal) and
+    the token key from ``vault.key_env``."""
     where = str(config.base_dir / "gateway.yaml")
     raw = env.get(config.vault.key_env)
     redis_url = config.stores.redis_url
@@ -48,5 +68,9 @@ def build_boundary(config: GatewayConfig, env: Mapping[str, str]) -> Boundary:
             ]
         )
     key = raw.encode() if raw is not None else secrets.token_bytes(32)
-    vault: Vault = RedisVault(redis_url) if redis_url else MemoryVault()
+    vault: Vault
+    if redis_url:
+        vault = RedisVault(redis_url)
+    else:
+        vault = MemoryVault() if workers == 1 else PerProcessVault()
     return Boundary(vault, TokenMinter(key))
