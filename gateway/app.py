@@ -137,8 +137,14 @@ def create_app(
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz() -> dict[str, object]:
-        return {"status": "ready", **readiness(registry)}
+    async def readyz() -> Response[dict[str, object]]:
+        """503 while the audit store is unreachable or on a schema this release must not use
+        (gateway/audit/migrate.py); the policy set either way."""
+        problem = await store.readiness() if store is not None else None
+        if problem is not None:
+            body = {"status": "not ready", "reason": problem, **readiness(registry)}
+            return Response(body, status_code=503)
+        return Response({"status": "ready", **readiness(registry)})
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""

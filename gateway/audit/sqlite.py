@@ -193,6 +193,10 @@ class SqliteSink:
             await self._run(shut)
         self._pool.shutdown(wait=True)
 
+    async def readiness(self) -> str | None:
+        """Always ready: the file and its schema are created when first opened."""
+        return None
+
 
 def _tombstone(db: sqlite3.Connection, clause: str, args: list[object], dry_run: bool) -> int:
     if dry_run:
