@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f" {sample.rps:,.0f} req/s", file=sys.stderr)
                     lines.append(
                         f"| {r + 1} | {workers} | {sample.rps:,.0f} | {ov._ms(sample.pct(0.5))}"
-                        f" | {ov._ms(sample.pct(0.99))} | {ov._us(cpu / done if done else 0)} |"
+                        f" | {ov._ms(sample.pct(0.99))} | {ov._us(cpu / done if done else 0)}"
+                        f" | {cpu / sample.elapsed:.2f} |"
                     )
         except (ov.BenchError, OSError) as exc:
             print(f"\nbenchmark failed: {exc}", file=sys.stderr)
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{os.cpu_count()} CPUs, concurrency {opts.concurrency}, {opts.duration:g} s cells,"
         f" load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run"
         " (other work on the host shows here).\n\n"
-        "| round | workers | req/s | p50 | p99 | gateway CPU per request |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\n"
+        "| round | workers | req/s | p50 | p99 | gateway CPU per request | cores it got |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\n"
         f"2 workers / 1 worker (medians): {ratio:.2f}x, target >= {TARGET}x:"
         f" **{'PASS' if ratio >= TARGET else 'MISS'}**"
     )
