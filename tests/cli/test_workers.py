@@ -18,6 +18,7 @@ import yaml
 from litestar.testing import TestClient
 
 from gateway.app import create_app
+from gateway.cli import main
 from gateway.audit.spool import Spool
 from gateway.config import load_config
 from gateway.yamlsource import ConfigError
@@ -152,13 +153,11 @@ def test_a_policy_reloaded_later_is_refused_not_limited_per_process(
         assert refused.headers["x-gateway-decision"].endswith("limits.store_unavailable")
 
 
-def test_workers_argument_is_checked(tmp_path: Path) -> None:
-    bad = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--workers", "0"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert bad.returncode == 2
-    assert "a number of at least 1, or auto" in bad.stderr
+def test_workers_argument_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as bad:
+        main(["serve", "--workers", "0"])
+    assert bad.value.code == 2
+    assert "a number of at least 1, or auto" in capsys.readouterr().err
 
 
 def test_spool_slots_are_claimed_once_and_orphans_are_adopted(tmp_path: Path) -> None:
