@@ -18,8 +18,8 @@ import yaml
 from litestar.testing import TestClient
 
 from gateway.app import create_app
-from gateway.cli import main
 from gateway.audit.spool import Spool
+from gateway.cli import main
 from gateway.config import load_config
 from gateway.yamlsource import ConfigError
 from tests.audit.conftest import record
