@@ -51,6 +51,7 @@ from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
+from gateway.workers import FIX, shared_state_problems
 from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["build_pipeline", "create_app"]
@@ -60,23 +61,29 @@ log = logging.getLogger("gateway")
 HttpRequest = Request[Any, Any, State]
 
 
-def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
-    """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad."""
+def create_app(
+    config: GatewayConfig, env: Mapping[str, str] | None = None, *, workers: int = 1
+) -> Litestar:
+    """Build the gateway for ``config``; raises ConfigError if a policy or key file is bad,
+    or if ``workers`` processes would each keep state that must be shared (gateway/workers.py).
+    """
     environ = dict(os.environ) if env is None else dict(env)
     ner = configured_ner(config)
     policies_dir = config.path(config.policies_dir)
     seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
     registry = start_registry(policies_dir, config.models, ner)
     reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
+    if workers > 1 and not config.stores.redis_url:
+        _refuse_per_process_state(config, registry)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
     store = open_store(config, environ) if config.audit.enabled else None
-    writer = _writer(config, store) if store is not None else None
+    writer = _writer(config, store, workers) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)
-    limits = build_limits(config, redis.limits if redis else None)
+    limits = build_limits(config, redis.limits if redis else None, workers)
     pipeline = build_pipeline(
-        config, environ, registry, authenticator, providers, trail, limits, redis
+        config, environ, registry, authenticator, providers, trail, limits, redis, workers
     )
     limit = config.max_body_bytes
 
@@ -132,8 +139,14 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz() -> dict[str, object]:
-        return {"status": "ready", **readiness(registry)}
+    async def readyz() -> Response[dict[str, object]]:
+        """503 while the audit store is unreachable or on a schema this release must not use
+        (gateway/audit/migrate.py); the policy set either way."""
+        problem = await store.readiness() if store is not None else None
+        if problem is not None:
+            body = {"status": "not ready", "reason": problem, **readiness(registry)}
+            return Response(body, status_code=503)
+        return Response({"status": "ready", **readiness(registry)})
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
@@ -215,22 +228,35 @@ def build_pipeline(
     trail: AuditTrail,
     limits: Limits | None = None,
     redis: SharedRedis | None = None,
+    workers: int = 1,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
     ``redis`` is None and every store lives in memory."""
-    boundary = build_boundary(config, environ, redis.vault if redis else None)
+    boundary = build_boundary(config, environ, redis.vault if redis else None, workers)
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
     return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
 
 
-def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
+def _refuse_per_process_state(config: GatewayConfig, registry: PolicyRegistry) -> None:
+    current = registry.current
+    problems = shared_state_problems([*current.policies.values(), *current.candidates.values()])
+    if problems:
+        where = str(config.base_dir / "gateway.yaml")
+        raise ConfigError(
+            [Problem(where, 0, f"{p}: with --workers > 1 it needs shared state: {FIX}")
+             for p in problems]
+        )  # fmt: skip
+
+
+def _writer(config: GatewayConfig, store: AuditStore, workers: int) -> AuditWriter:
     audit = config.audit
+    folder = config.path(audit.spool_dir)
     return AuditWriter(
         store,
-        Spool(config.path(audit.spool_dir)),
+        Spool.claim(folder) if workers > 1 else Spool(folder),
         sync=audit.durability == "sync",
         block=audit.on_failure == "block",
         batch_max=audit.batch_max,

@@ -3,20 +3,23 @@
 asyncpg was measured against psycopg 3 committing batches on this machine: 85 µs per record
 at 16 records a commit against 209 µs, and the same at 128 (docs/performance.md). The chain
 head row is locked (``FOR UPDATE``) in each write transaction, so gateway instances sharing
-the database append to one chain in turn.
+the database append to one chain in turn. The schema is versioned (gateway/audit/migrate.py):
+the sink creates an empty one on its first start, and only ``gateway migrate`` upgrades one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 
-from gateway.audit.chain import GENESIS, Chain, Checkpoint, StoredRow
+from gateway.audit.chain import Chain, Checkpoint, StoredRow
+from gateway.audit.migrate import incompatibility, migrate, read_state
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import PurgeResult, Query, SinkError
-from gateway.audit.sql import COLUMNS, TOMBSTONE, schema, select_rows
+from gateway.audit.sql import COLUMNS, TOMBSTONE, select_rows
 
 __all__ = ["PostgresSink"]
 
@@ -34,7 +37,7 @@ def _row(r: Any) -> StoredRow:
 
 
 class PostgresSink:
-    """``AuditStore`` on PostgreSQL, tables in ``schema`` (created if missing)."""
+    """``AuditStore`` on PostgreSQL, tables in ``schema`` (created if it is empty)."""
 
     def __init__(self, url: str, schema_name: str, chain: Chain) -> None:
         self._url = url
@@ -47,14 +50,7 @@ class PostgresSink:
         if self._pool is None:
             pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4, timeout=5)
             async with pool.acquire() as db:
-                await db.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
-                for statement in schema(self._p, "BYTEA"):
-                    await db.execute(statement)
-                await db.execute(
-                    f"INSERT INTO {self._p}head (id, seq, hash) VALUES (1, 0, $1) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    GENESIS,
-                )
+                await migrate(db, self._schema, fresh_only=True)
             self._pool = pool
         return self._pool
 
@@ -193,6 +189,19 @@ class PostgresSink:
             cp.seq, cp.hash, cp.at, cp.purged, cp.signature,
         )  # fmt: skip
         return dropped, cp
+
+    async def readiness(self) -> str | None:
+        """Why this instance must not serve: the database unreachable, or its schema older
+        or newer than this release works with; None when it may."""
+        try:
+            async with asyncio.timeout(2.0):
+                pool = await self._conn_pool()
+                async with pool.acquire() as db:
+                    state = await read_state(db, self._schema)
+        except _ERRORS as exc:  # TimeoutError included
+            await self._drop_pool()
+            return f"audit store unreachable: {type(exc).__name__}"
+        return incompatibility(state)
 
     async def close(self) -> None:
         if self._pool is not None:

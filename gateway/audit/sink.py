@@ -73,6 +73,10 @@ class AuditStore(AuditSink, Protocol):
 
     async def head(self) -> tuple[int, str] | None: ...
 
+    async def readiness(self) -> str | None:
+        """Why the gateway must not serve on this store (unreachable, schema incompatible)."""
+        ...
+
     async def checkpoint(self) -> Checkpoint | None: ...
 
     async def purge(

@@ -1,4 +1,5 @@
-"""The SQL both sinks share: the schema and the query filters, in either placeholder style.
+"""The SQL both sinks share: the query filters, in either placeholder style, and SQLite's
+schema (PostgreSQL's is versioned: gateway/audit/migrations/).
 
 ``{p}`` is the table prefix: ``audit_`` in SQLite, ``schema.`` in PostgreSQL.
 """
@@ -40,6 +41,9 @@ def schema(p: str, blob: str) -> list[str]:
             hash TEXT NOT NULL)""",
         f"CREATE INDEX IF NOT EXISTS {p.replace('.', '_')}records_time ON {p}records (time)",
         f"CREATE INDEX IF NOT EXISTS {p.replace('.', '_')}records_rid ON {p}records (request_id)",
+        # PostgreSQL's migration 0002 (gateway/audit/migrations/): purges and workflow filters.
+        f"CREATE INDEX IF NOT EXISTS {p.replace('.', '_')}records_workflow_time "
+        f"ON {p}records (workflow, time)",
         f"""CREATE TABLE IF NOT EXISTS {p}head (
             id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS {p}checkpoints (

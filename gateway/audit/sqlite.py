@@ -58,9 +58,10 @@ class SqliteSink:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            # First, so worker processes opening the file together wait for each other.
+            db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=10000")
             for statement in schema(P, "BLOB"):
                 db.execute(statement)
             self._db = db
@@ -191,6 +192,10 @@ class SqliteSink:
         if self._db is not None:
             await self._run(shut)
         self._pool.shutdown(wait=True)
+
+    async def readiness(self) -> str | None:
+        """Always ready: the file and its schema are created when first opened."""
+        return None
 
 
 def _tombstone(db: sqlite3.Connection, clause: str, args: list[object], dry_run: bool) -> int:

@@ -98,6 +98,7 @@ class AuditWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._sink.close()
+        self._spool.release()
 
     async def _run(self) -> None:
         while True:

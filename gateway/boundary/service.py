@@ -10,10 +10,29 @@ from gateway.boundary.ner import NerModel, NerUnavailableError, load_ner
 from gateway.boundary.step import Boundary
 from gateway.boundary.vault import MemoryVault, RedisVault, Vault
 from gateway.config import GatewayConfig
-from gateway.stores import RedisClient
+from gateway.stores import RedisClient, StoreError
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["build_boundary", "configured_ner"]
+__all__ = ["PerProcessVault", "build_boundary", "configured_ner"]
+
+_PER_PROCESS = (
+    "a vault kept in memory is one per worker process: set stores.redis_url "
+    "(or serve with --workers 1)"
+)
+
+
+class PerProcessVault:
+    """The vault of several workers without Redis (gateway/workers.py): it refuses, so
+    tokenizing fails closed instead of minting tokens only one worker could restore."""
+
+    async def put(self, workflow: str, subject: str, items: Mapping[str, str], ttl_s: int) -> None:
+        raise StoreError(_PER_PROCESS)
+
+    async def get(self, workflow: str, subject: str, tokens: list[str]) -> dict[str, str]:
+        raise StoreError(_PER_PROCESS)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def configured_ner(config: GatewayConfig) -> NerModel | None:
@@ -29,10 +48,13 @@ def configured_ner(config: GatewayConfig) -> NerModel | None:
 
 
 def build_boundary(
-    config: GatewayConfig, env: Mapping[str, str], redis: RedisClient | None = None
+    config: GatewayConfig,
+    env: Mapping[str, str],
+    redis: RedisClient | None = None,
+    workers: int = 1,
 ) -> Boundary:
-    """The vault (in ``redis``, the vault's client of ``stores.redis_url``, else in memory)
-    and the token key from ``vault.key_env``."""
+    """The vault (in ``redis``, the vault's client of ``stores.redis_url``; else in memory for
+    one worker, a refusal for several) and the token key from ``vault.key_env``."""
     where = str(config.base_dir / "gateway.yaml")
     raw = env.get(config.vault.key_env)
     redis_url = config.stores.redis_url
@@ -52,5 +74,9 @@ def build_boundary(
             ]
         )
     key = raw.encode() if raw is not None else secrets.token_bytes(32)
-    vault: Vault = RedisVault(redis) if redis is not None else MemoryVault()
+    vault: Vault
+    if redis is not None:
+        vault = RedisVault(redis)
+    else:
+        vault = MemoryVault() if workers == 1 else PerProcessVault()
     return Boundary(vault, TokenMinter(key))

@@ -1,47 +1,116 @@
-"""``gateway serve``: run the gateway with uvicorn (uvloop and httptools, chosen by measurement)."""
+"""``gateway serve``: run the gateway with uvicorn (uvloop and httptools, chosen by measurement).
+
+``--workers N`` serves one port with N processes: uvicorn's supervisor binds the socket once,
+the workers share it (the kernel hands each connection to one of them), and it restarts a
+worker that dies. Each worker builds its own app from the same ``gateway.yaml``
+(``worker_app``); what that means for limits, the vault and the audit trail is in
+gateway/workers.py.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from litestar import Litestar
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
-from gateway.cli.common import load_or_exit
+from gateway.cli.common import config_path, load_or_exit
+from gateway.config import load_config
+from gateway.workers import parse_workers
 from gateway.yamlsource import ConfigError
 
-__all__ = ["register"]
+__all__ = ["register", "worker_app"]
+
+# How the supervisor tells each (spawned) worker what to build; not a setting.
+_WORKER_ENV = "GATEWAY_SERVE_WORKER"
+
+
+def _workers(value: str) -> int:
+    try:
+        return parse_workers(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}': a number of at least 1, or auto") from None
 
 
 def register(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser("serve", help="serve the gateway")
     p.add_argument("--host", help="override listen.host")
     p.add_argument("--port", type=int, help="override listen.port")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving the port: a number, or auto for one per CPU (default 1). "
+        "More than one without stores.redis_url is refused if a policy uses limits or tokenize",
+    )
     p.add_argument("--log-level", default="info")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _logging(level: str) -> None:
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def _options(host: str, port: int, level: str) -> dict[str, Any]:
+    return dict(
+        host=host, port=port, loop="uvloop", http="httptools", access_log=False,
+        log_level=level, server_header=False,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    _logging(args.log_level)
     config = load_or_exit(args)
+    host = args.host or config.listen.host
+    port = args.port if args.port is not None else config.listen.port
+    if args.workers > 1:
+        return _supervise(args, host, port)
     try:
         app = create_app(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=args.host or config.listen.host,
-        port=args.port if args.port is not None else config.listen.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=args.log_level,
-        server_header=False,
-    )
+    uvicorn.run(app, **_options(host, port, args.log_level))
     return 0
+
+
+def _supervise(args: argparse.Namespace, host: str, port: int) -> int:
+    """Run ``args.workers`` workers until SIGTERM/SIGINT; 2 if they could not start."""
+    os.environ[_WORKER_ENV] = json.dumps(
+        {"config": str(config_path(args).resolve()), "workers": args.workers,
+         "log_level": args.log_level}
+    )  # fmt: skip
+    config = uvicorn.Config(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=args.workers,
+        **_options(host, port, args.log_level),
+    )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # A worker whose app could not be built exits STARTUP_FAILURE (worker_app) and the
+    # supervisor stops: every worker would fail the same way.
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return 2 if failed else 0
+
+
+def worker_app() -> Litestar:
+    """The app of one worker process, built in that process from what the supervisor said."""
+    spec = json.loads(os.environ[_WORKER_ENV])
+    _logging(spec["log_level"])
+    try:
+        return create_app(load_config(Path(spec["config"])), workers=spec["workers"])
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
