@@ -11,7 +11,7 @@ from gateway.auth.principal import Principal
 from gateway.limits.spec import Per
 from gateway.stores.redis import namespace
 
-__all__ = ["budget_key", "rate_key", "subjects"]
+__all__ = ["budget_key", "rate_key", "settled_key", "subjects"]
 
 _NONE = "-"  # the counter of callers without a team
 
@@ -41,3 +41,8 @@ def rate_key(prefix: str, workflow: str, metric: str, per: Per, value: str) -> s
 def budget_key(prefix: str, workflow: str, period: str, ident: str, per: Per, value: str) -> str:
     tag = namespace(prefix, "lim")
     return f"{{{tag}}}:{_scope(workflow, per)}:usd:{period}:{ident}:{per}:{value}"
+
+
+def settled_key(prefix: str, request_id: str) -> str:
+    """The marker that makes a request's settlement happen once, however often it is sent."""
+    return f"{{{namespace(prefix, 'lim')}}}:settled:{request_id}"

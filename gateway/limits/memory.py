@@ -19,6 +19,7 @@ from gateway.limits.store import (
 __all__ = ["MemoryStore"]
 
 _SWEEP_EVERY = 4096
+_SETTLED_MAX = 65_536  # settlement markers kept (the Redis store keeps each a day)
 
 
 class MemoryStore:
@@ -26,6 +27,7 @@ class MemoryStore:
         self._tats: dict[str, tuple[float, float]] = {}  # key -> (tat, expires), microseconds
         self._budgets: dict[str, list[float]] = {}  # key -> [spent, reserved, expires_us]
         self._calls = 0
+        self._settled: dict[str, None] = {}  # settlement markers, oldest first
 
     async def admit(self, ask: Ask) -> Verdict:
         now = ask.now_us
@@ -76,6 +78,12 @@ class MemoryStore:
         return Verdict(True, _states(steps), out=out, reserved=reserved)
 
     async def settle(self, settlement: Settlement) -> None:
+        if settlement.marker is not None:
+            if settlement.marker in self._settled:
+                return
+            self._settled[settlement.marker] = None
+            if len(self._settled) > _SETTLED_MAX:  # oldest first: a resend comes within seconds
+                del self._settled[next(iter(self._settled))]
         now = settlement.now_us
         for key in settlement.budget_keys:
             entry = self._budgets.get(key)

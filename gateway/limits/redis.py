@@ -67,6 +67,8 @@ class RedisStore:
 
     async def settle(self, settlement: Settlement) -> None:
         keys = [*settlement.budget_keys, *(r.key for r in settlement.token_rates)]
+        if settlement.marker is not None:
+            keys.append(settlement.marker)
         payload = {
             "now": settlement.now_us,
             "n_budgets": len(settlement.budget_keys),

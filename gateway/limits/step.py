@@ -26,7 +26,7 @@ from gateway.limits.cost import model_cost, tokens_cost, usd, worst_prices
 from gateway.limits.estimate import estimate_input_tokens
 from gateway.limits.grant import Grant
 from gateway.limits.headers import rate_headers
-from gateway.limits.keys import budget_key, rate_key, subjects
+from gateway.limits.keys import budget_key, rate_key, settled_key, subjects
 from gateway.limits.periods import period_bounds
 from gateway.limits.plan import LimitPlan, RateLimit
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
@@ -40,6 +40,7 @@ __all__ = ["Limits"]
 log = logging.getLogger("gateway.limits")
 
 
+_RESEND_AFTER_S = (0.1, 0.5, 2.0, 5.0)  # a settlement the store did not take, sent again
 _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on next use)
 
 
@@ -234,17 +235,34 @@ class Limits:
             actual if grant.budget_keys else 0,
             grant.token_rates,
             grant.counted_tokens - (tokens_in + tokens_out),
+            settled_key(self.prefix, ctx.request_id),
         )
 
     def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:
         return model_cost(self._models.get(name) if name else None, tokens_in, tokens_out)
 
     async def _apply(self, ctx: RequestContext, settlement: Settlement) -> None:
+        """One try while the request waits; on a store error the settlement is sent again in
+        the background (it carries a marker, so a try that did reach the store is not counted
+        twice). Only when every try fails does the reservation stay counted until its period
+        ends: that errs on the safe side."""
         try:
             await self.store.settle(settlement)
-        except StoreError as exc:
-            # The reservation stays counted until its period ends: it errs on the safe side.
-            log.warning("request %s: limits not settled: %s", ctx.request_id, exc)
+        except StoreError:
+            task = asyncio.get_running_loop().create_task(self._resend(ctx, settlement))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _resend(self, ctx: RequestContext, settlement: Settlement) -> None:
+        error: StoreError | None = None
+        for delay in _RESEND_AFTER_S:
+            await asyncio.sleep(delay)
+            try:
+                await self.store.settle(settlement)
+                return
+            except StoreError as exc:
+                error = exc
+        log.warning("request %s: limits not settled: %s", ctx.request_id, error)
 
     def _store_failed(self, ctx: RequestContext, plan: LimitPlan, exc: StoreError) -> None:
         log.warning("request %s: limits store unavailable: %s", ctx.request_id, exc)

@@ -106,6 +106,9 @@ class Settlement:
     actual: int
     token_rates: tuple[RateCheck, ...]
     token_refund: int
+    # Set: the settlement is applied once per marker, so a call that timed out (and may or
+    # may not have reached the store) can be sent again safely.
+    marker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,6 +116,26 @@ async def test_budget_reserves_worst_case_then_settles_actual(store: Store, pref
     assert (await store.usage([cap.key]))[cap.key] == BudgetUsage(150, 600)
 
 
+async def test_a_settlement_sent_twice_counts_once(store: Store, prefix: str) -> None:
+    """A settlement whose first try timed out is sent again: its marker makes it a no-op when
+    the first did reach the store, and the token refund is not given twice either."""
+    cap, tokens = budget(prefix, "kim", 10_000), tpm(prefix, "kim", 1000, cost=300)
+    assert (
+        await store.admit(ask(T0, tokens, cap, in_cost=100, out_price=2.0, max_out=250))
+    ).allowed
+    marker = f"{{{prefix}:lim}}:settled:req-kim"
+    once = Settlement(T0 * S, (cap.key,), 600, 150, (tokens,), 200, marker)
+    await store.settle(once)
+    after_one = await store.rate_tat([tokens.key])
+    await store.settle(once)
+    assert (await store.usage([cap.key]))[cap.key] == BudgetUsage(150, 0)
+    assert await store.rate_tat([tokens.key]) == after_one  # refunded once
+    other = Settlement(T0 * S, (cap.key,), 0, 50, (tokens,), 100, f"{{{prefix}:lim}}:settled:x")
+    await store.settle(other)  # another request's settlement still counts
+    assert (await store.usage([cap.key]))[cap.key] == BudgetUsage(200, 0)
+    assert await store.rate_tat([tokens.key]) != after_one
+
+
 async def test_budget_refusal_leaves_rates_untouched(store: Store, prefix: str) -> None:
     cap, rule = budget(prefix, "jack", 10), rpm(prefix, "jack", 5)
     refused = await store.admit(ask(T0, rule, cap, in_cost=11))
