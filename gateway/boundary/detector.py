@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterable
 
 from gateway.boundary.extra import ExtraRecognizer, extra_entities
+from gateway.boundary.fields import Fields
 from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.ner import NER_ENTITIES, NerModel
 from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
 from gateway.boundary.patterns import PII_RULES
 from gateway.boundary.phones import compile_all
-from gateway.boundary.rules import Rule, fixed
+from gateway.boundary.rules import CONTEXT_BOOST, CONTEXT_SCORE, Rule, fixed
 from gateway.boundary.secrets import SECRET_RULES
 from gateway.boundary.spec import DetectionSpec
 
@@ -87,9 +88,16 @@ class PatternDetector:
         if len(lowered) != len(t):  # a few letters ("İ") lower to two characters
             lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in t)
         candidates: list[_Candidate] = []
+        fields: Fields | None = None
         for rule in self._rules:
             floor = self._thresholds[rule.entity]
             for start, end, score in rule.hits(t, lowered):
+                if score < floor and rule.fields:
+                    # A weak or invalid value under a field named for the entity ("phone":,
+                    # an ssn column): the field name is its context.
+                    fields = fields or Fields(t)
+                    if rule.fields & fields.key_at(start):
+                        score = max(CONTEXT_SCORE, min(1.0, score + CONTEXT_BOOST))
                 if score >= floor:
                     candidates.append((start, end, score, rule.entity, rule.name))
         for extra in self._extras:

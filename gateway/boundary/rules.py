@@ -11,10 +11,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CONTEXT_BOOST", "Check", "Hit", "Rule", "context_near", "fixed", "near"]
+__all__ = [
+    "CONTEXT_BOOST",
+    "CONTEXT_SCORE",
+    "NEEDS_CONTEXT",
+    "Check",
+    "Hit",
+    "Rule",
+    "context_near",
+    "fixed",
+    "near",
+    "word_pattern",
+    "words_near",
+]
 
 # As presidio's LemmaContextAwareEnhancer: a context word nearby adds this much.
 CONTEXT_BOOST = 0.35
+# A check's score for a value of the entity's shape that fails validation (an unassigned area
+# code, a bad checksum): kept only where a context word or a field name names the entity, then
+# scored CONTEXT_SCORE. Validation raises confidence in a value alone; it never excuses one
+# that its context names.
+NEEDS_CONTEXT = 0.0
+CONTEXT_SCORE = 0.7
 _BEFORE, _AFTER = 48, 24
 
 Hit = tuple[int, int, float]
@@ -36,6 +54,10 @@ class Rule:
     rescan: bool = True
     # Match on the lower-cased text: a case-insensitive regex is several times slower.
     on_lowered: bool = False
+    # Words that name the entity strongly enough to keep a value that fails validation
+    # (``context`` words may be looser), and the words of field names that do (fields.py).
+    strict_context: re.Pattern[str] | None = None
+    fields: frozenset[str] = frozenset()
 
     def hits(self, text: str, lowered: str) -> list[Hit]:
         if self.needles and not any(n in lowered for n in self.needles):
@@ -50,7 +72,12 @@ class Rule:
                 continue
             start, end, score = hit
             pos = max(end, match.start() + 1)  # a hit shorter than its match: go on after it
-            if self.context and score < 1.0 and near(lowered, start, end, self.context):
+            if score == NEEDS_CONTEXT:
+                if self.strict_context is not None and words_near(
+                    lowered, start, end, self.strict_context
+                ):
+                    score = CONTEXT_SCORE
+            elif self.context and score < 1.0 and near(lowered, start, end, self.context):
                 score = min(1.0, score + CONTEXT_BOOST)
             found.append((start, end, score))
         return found
@@ -61,6 +88,19 @@ def near(lowered: str, start: int, end: int, words: tuple[str, ...]) -> bool:
     before = lowered[max(0, start - _BEFORE) : start]
     after = lowered[end : end + _AFTER]
     return any(w in before or w in after for w in words)
+
+
+def words_near(lowered: str, start: int, end: int, words: re.Pattern[str]) -> bool:
+    """``near`` for whole words (``tin`` but not inside "setting"): one regex per side."""
+    return (
+        words.search(lowered, max(0, start - _BEFORE), start) is not None
+        or words.search(lowered, end, end + _AFTER) is not None
+    )
+
+
+def word_pattern(*words: str) -> re.Pattern[str]:
+    """The regex ``words_near`` takes: any of ``words`` as a whole word (lower case)."""
+    return re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])")
 
 
 def context_near(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
