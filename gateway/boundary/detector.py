@@ -82,6 +82,13 @@ class PatternDetector:
         return not self.uses_ner and not self._spec.custom and short_terms
 
     def find(self, text: str) -> list[Finding]:
+        return self._find(text, ner=True)
+
+    def find_patterns(self, text: str) -> list[Finding]:
+        """``find`` without the NER model (for a text made of two texts' ends)."""
+        return self._find(text, ner=False)
+
+    def _find(self, text: str, ner: bool) -> list[Finding]:
         norm = normalize(text)
         t = norm.text
         lowered = t.lower()
@@ -105,7 +112,7 @@ class PatternDetector:
             for start, end, score in extra.hits(t, lowered):
                 if score >= floor:
                     candidates.append((start, end, score, extra.entity, "presidio." + extra.entity))
-        if self._ner is not None and self._ner_entities:
+        if ner and self._ner is not None and self._ner_entities:
             for entity, (start, end, score) in self._ner.hits(t, self._ner_entities):
                 if score >= self._thresholds[entity]:
                     candidates.append((start, end, score, entity, "ner." + entity))

@@ -10,6 +10,10 @@ match at all), makes the window look four times further, up to ``MAX_REACH``; pa
 text is scanned whole in a worker thread. Detectors that cannot be windowed (NER, a policy's
 own patterns) always run in a worker thread, where the GIL still shares the core with the
 loop: bench/detect.py measures small-scan latency in both cases.
+
+A value may be split across two texts of one request (two content parts, two messages): the
+end of each text is scanned joined to the start of the next, and a value that straddles the
+join is reported in both, each part at its own span.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from gateway.boundary.detector import PatternDetector, resolve
 from gateway.boundary.findings import Detector, Finding
 
-__all__ = ["INLINE_CHARS", "find_all", "find_windowed"]
+__all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed"]
 
 INLINE_CHARS = 16 * 1024  # about 3 ms of scanning on one core (bench/detect.py)
 WINDOW = 4 * 1024  # about 1 ms of scanning: other requests wait at most about that long
@@ -29,6 +33,7 @@ OVERLAP = 256  # longer than any entity that a cut would hide rather than shorte
 MAX_REACH = 128 * 1024
 _LONG_ENTITIES = ("eyJ", "-----BEGIN")
 _SLACK = 8
+JOIN_REACH = 96  # characters of each side of a join between two texts: a split short value
 
 
 async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
@@ -41,7 +46,42 @@ async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Findin
             found.append(await find_windowed(detector, text))
         else:
             found.append(await asyncio.to_thread(detector.find, text))
+    if len(texts) > 1:
+        _add_straddling(detector, texts, found)
     return found
+
+
+def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[Finding]]) -> None:
+    """Each value cut by the join of two neighbouring texts, added to both as its parts.
+
+    Patterns only (NER reads whole sentences, and a name cut in two is not one): a card typed
+    as "4111 1111" in one part and "1111 1111" in the next is a card in neither alone.
+    """
+    find = detector.find_patterns if isinstance(detector, PatternDetector) else detector.find
+    for i in range(len(texts) - 1):
+        left, right = texts[i], texts[i + 1]
+        if not left or not right:
+            continue
+        tail, head = left[-JOIN_REACH:], right[:JOIN_REACH]
+        cut, base = len(tail), len(left) - len(tail)
+        # A finding that overlaps one of either text's own was found whole already
+        # ("ann@example.com" + "card ..." joins into a longer, wrong address).
+        straddling = [
+            f
+            for f in find(tail + head)
+            if f.start < cut < f.end
+            and not any(g.end > base + f.start for g in found[i])
+            and not any(g.start < f.end - cut for g in found[i + 1])
+        ]
+        if not straddling:
+            continue
+        found[i] = resolve(
+            found[i]
+            + [Finding(base + f.start, len(left), f.entity, f.score, f.rule) for f in straddling]
+        )
+        found[i + 1] = resolve(
+            found[i + 1] + [Finding(0, f.end - cut, f.entity, f.score, f.rule) for f in straddling]
+        )
 
 
 async def find_windowed(
