@@ -28,7 +28,7 @@ _INVISIBLE_RANGES = (
     (0xE0000, 0xE007F),  # tag characters
     (0xE0100, 0xE01EF),  # variation selectors supplement
 )
-# Hyphen, non-breaking hyphen, figure dash, en dash, minus sign: "536–22–8741".
+# Hyphen, non-breaking hyphen, figure dash, en dash, minus sign: an SSN typed in a word processor.
 _HYPHENS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
 
 
