@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from gateway.boundary.extra import ExtraRecognizer, extra_entities
 from gateway.boundary.fields import Fields
 from gateway.boundary.findings import Detector, Finding
+from gateway.boundary.names import known_name, name_hits
 from gateway.boundary.ner import NER_ENTITIES, NerModel
 from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
@@ -56,6 +57,9 @@ class PatternDetector:
         self._extras = extras
         self._ner = ner
         self._ner_entities = spec.entities & NER_ENTITIES
+        self._names = "PERSON" in spec.entities
+        if self._names:
+            known_name("warm")  # load the name lists now, not on a request
         self._allow = frozenset(v.casefold() for v in spec.allow_list)
         self._thresholds = {rule.entity: spec.threshold(rule.entity) for rule in rules}
         self._thresholds.update({e: spec.threshold(e) for e in spec.entities})
@@ -116,6 +120,11 @@ class PatternDetector:
             for entity, (start, end, score) in self._ner.hits(t, self._ner_entities):
                 if score >= self._thresholds[entity]:
                     candidates.append((start, end, score, entity, "ner." + entity))
+        if ner and self._names:
+            floor = self._thresholds["PERSON"]
+            for (start, end, score), cue in name_hits(t, fields):
+                if score >= floor:
+                    candidates.append((start, end, score, "PERSON", cue))
         if self._allow:
             candidates = [c for c in candidates if t[c[0] : c[1]].casefold() not in self._allow]
         return [

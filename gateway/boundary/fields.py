@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["FIELD_WORDS", "Fields", "key_words", "matches"]
@@ -169,3 +170,93 @@ class Fields:
             elif ch == "," and depth == 0:
                 index += 1
         return None
+
+    def cells_named(
+        self, wanted: Callable[[str], bool], shape: Callable[[str], tuple[int, int] | None]
+    ) -> Iterator[tuple[int, int, float]]:
+        """Spans (score 0.85) of ``shape`` in the CSV cells and SQL values of columns whose
+        name is ``wanted``: the names under a ``customer`` column."""
+        yield from self._csv_cells(wanted, shape)
+        yield from self._sql_cells(wanted, shape)
+
+    def _csv_cells(
+        self, wanted: Callable[[str], bool], shape: Callable[[str], tuple[int, int] | None]
+    ) -> Iterator[tuple[int, int, float]]:
+        text = self.text
+        if "\n" not in text:
+            return
+        header: tuple[str, int, frozenset[int]] | None = None  # delimiter, cells, wanted
+        offset = 0
+        for line in text.split("\n"):
+            here, offset = offset, offset + len(line) + 1
+            if header is not None and line.count(header[0]) == header[1] - 1:
+                pos = here
+                for i, cell in enumerate(line.split(header[0])):
+                    if i in header[2]:
+                        yield from _shaped(cell, pos, shape)
+                    pos += len(cell) + 1
+                continue
+            header = None
+            for delim in _DELIMS:
+                parts = line.split(delim)
+                if len(parts) > 1 and all(_HEADER_CELL.fullmatch(p) for p in parts):
+                    names = [p.strip().strip("\"'") for p in parts]
+                    found = frozenset(i for i, n in enumerate(names) if wanted(n))
+                    header = (delim, len(parts), found) if found else None
+                    break
+
+    def _sql_cells(
+        self, wanted: Callable[[str], bool], shape: Callable[[str], tuple[int, int] | None]
+    ) -> Iterator[tuple[int, int, float]]:
+        text = self.text
+        if "insert" not in text.lower():
+            return
+        for m in _INSERT.finditer(text):
+            columns = [c.strip().strip('"`[]') for c in m.group(1).split(",")]
+            indices = {i for i, c in enumerate(columns) if wanted(c)}
+            if not indices:
+                continue
+            for index, start, end in _sql_values(text, m.end()):
+                if index in indices:
+                    yield from _shaped(text[start:end], start, shape)
+
+
+def _shaped(
+    cell: str, pos: int, shape: Callable[[str], tuple[int, int] | None]
+) -> Iterator[tuple[int, int, float]]:
+    stripped = cell.strip().strip("\"'")
+    if not stripped:
+        return
+    span = shape(stripped)
+    if span is not None:
+        base = pos + cell.index(stripped)
+        yield base + span[0], base + span[1], 0.85
+
+
+_SQL_VALUE = re.compile(r"\s*(?:'((?:[^']|'')*)'|\"([^\"]*)\"|([^,()\s]+))\s*")
+
+
+def _sql_values(text: str, pos: int) -> Iterator[tuple[int, int, int]]:
+    """(column index, start, end) of each value in the tuples of a VALUES list."""
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] != "(":
+            return
+        pos += 1
+        index = 0
+        while pos < len(text):
+            m = _SQL_VALUE.match(text, pos)
+            if m is None:
+                return
+            group = 1 if m.group(1) is not None else 2 if m.group(2) is not None else 3
+            yield index, m.start(group), m.end(group)
+            pos = m.end()
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                index += 1
+                continue
+            if pos < len(text) and text[pos] == ")":
+                pos += 1
+                break
+            return
