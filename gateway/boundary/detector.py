@@ -129,7 +129,7 @@ class PatternDetector:
             candidates = [c for c in candidates if t[c[0] : c[1]].casefold() not in self._allow]
         return [
             Finding(*norm.span(start, end), entity, score, rule)
-            for start, end, score, entity, rule in _strongest(candidates)
+            for start, end, score, entity, rule in _joined(_strongest(candidates), t)
         ]
 
 
@@ -155,6 +155,21 @@ def _strongest(candidates: list[_Candidate]) -> list[_Candidate]:
         starts.insert(i, cand[0])
         kept.insert(i, cand)
     return kept
+
+
+def _joined(kept: list[_Candidate], text: str) -> list[_Candidate]:
+    """Names split in two by the model ("Jasmijn van der" "Spaendonc") as one finding: the
+    space between them is part of the name, and one placeholder stands for it."""
+    out: list[_Candidate] = []
+    for cand in kept:
+        if out and cand[3] == "PERSON" == out[-1][3]:
+            gap = text[out[-1][1] : cand[0]]
+            if gap and gap.isspace() and "\n" not in gap:
+                last = out[-1]
+                out[-1] = (last[0], cand[1], max(last[2], cand[2]), "PERSON", last[4])
+                continue
+        out.append(cand)
+    return out
 
 
 def _policy_rules(spec: DetectionSpec) -> list[Rule]:

@@ -61,7 +61,7 @@ _HONORIFIC = (
 _SALUTATION = re.compile(
     r"(?<![\w])(?i:dear|hi|hello|hey|hallo|liebe|lieber|sehr geehrte[rs]?|bonjour|salut|cher"
     r"|chère|hola|estimad[oa]|querid[oa]|ciao|caro|cara|gentile|beste|hoi|olá|oi|prezad[oa]"
-    r"|cześć|hej|good morning|good afternoon|morning)[ \t]+"
+    r"|cześć|hej|good morning|good afternoon|morning|szanown[ya]|drog[ia]|bästa|kära)[ \t]+"
     rf"(?:{_HONORIFIC}[ \t]+)?{_NAME}"
 )
 _SIGN_OFF = re.compile(
@@ -70,13 +70,43 @@ _SIGN_OFF = re.compile(
     r"|mit freundlichen grüßen|liebe grüße|lg|mfg|cordialement|bien à vous|amitiés|saludos"
     r"|atentamente|un saludo|grazie|cordiali saluti|distinti saluti|saluti|met vriendelijke groet"
     r"|groeten|groetjes|atenciosamente|abraços|obrigad[oa]|pozdrawiam|med vänliga hälsningar"
-    r"|hälsningar|mvh|ta)[ \t]*[,!.]?[ \t]*(?:\r?\n[ \t]*)?(?:[-\u2013\u2014~]{1,2}[ \t]*)?"
+    r"|hälsningar|mvh|ta|danke|merci|gracias|bedankt|dzięki|dziękuję|tack|takk|kiitos)"
+    r"[ \t]*[,!.]?[ \t]*(?:\r?\n[ \t]*)?(?:[-\u2013\u2014~]{1,2}[ \t]*)?"
     rf"{_NAME}[ \t]*(?=\r?\n|$|[,.!<(|])"
 )
 _HEADER = re.compile(
     r"(?im)^[ \t>]*(?:from|to|cc|bcc|reply-to|sender|von|an|de|à|para|da|a|van|aan|attn|"
     r"attention|assignee|assigned to|reporter|owner|signed|author|patient|customer)[ \t]*:"
     rf"[ \t]*(?:{_HONORIFIC}[ \t]+)?{_NAME}"
+)
+_CAP_TOKEN = r"[A-ZÀ-ÖØ-Þ][^\W\d_'\u2019.-]*(?:['\u2019-][^\W\d_]+)*"
+# "this is X", "X here", "ich bin X", "je suis X": someone names themselves.
+_SELF = re.compile(
+    r"(?<![\w])(?i:this is|it's|it is|i am|i'm|my name is|me llamo|soy|je suis|je m'appelle"
+    r"|ich bin|mein name ist|hier ist|sono|mi chiamo|ik ben|mijn naam is|hier is|eu sou|sou o"
+    r"|sou a|meu nome é|jestem|nazywam się|z tej strony|jag heter|jag är|det är)[ \t]+" + _NAME
+)
+_HERE = re.compile(r"(?<![\w])(?P<name>[A-ZÀ-ÖØ-Þ][^\W\d_]+(?:[ \t][A-ZÀ-ÖØ-Þ][^\W\d_]+)?) here\b")
+# iCalendar and LDAP: "ORGANIZER;CN=Jane Doe:mailto:", "cn=Jane Doe,ou=people".
+_COMMON_NAME = re.compile(r"(?<![A-Za-z])(?:CN|cn)=" + _NAME)
+# "Attendees: Ann Lee, Bo Chen and Eva Roth": a list of people after a people word.
+_PEOPLE_LIST = re.compile(
+    r"(?im)^[ \t>*-]*(?:attendees|participants|present|guests|invitees|speakers|signatories"
+    r"|teilnehmer|anwesend|participants|présents|asistentes|partecipanti|presenti|deelnemers"
+    r"|aanwezig|participantes|presentes|uczestnicy|obecni|deltagare|närvarande)[ \t]*:[ \t]*(.+)$"
+)
+_LIST_SPLIT = re.compile(
+    r"\s*(?:[,;/&]|\band\b|\bund\b|\bet\b|\by\b|\be\b|\ben\b|\boch\b|\bi\b)\s*"
+)
+# "... and Jane Doe, residing at", "Jane Doe, born 1980": a party to a contract.
+_PARTY = re.compile(
+    r"(?<![\w])(?P<name>"
+    + _CAP_TOKEN
+    + r"(?:[ \t]+"
+    + _CAP_TOKEN
+    + r"){0,3})"
+    + r",?[ \t]+(?i:residing|resident|domiciled|born|geboren|wohnhaft|demeurant|né|née"
+    r"|domiciliad[oa]|nacid[oa]|residente|nato|nata|wonende|residente|zamieszkał[ay]?|boende)\b"
 )
 _DISPLAY_NAME = re.compile(rf"\"?{_NAME}\"?[ \t]*<[^<>\s@]+@[^<>\s]+>")
 # "Okafor, Chidi" <chidi@example.org>: a quoted display name, last name first.
@@ -85,9 +115,8 @@ _QUOTED_NAME = re.compile(
 )
 _WITH_HONORIFIC = re.compile(rf"(?<![\w]){_HONORIFIC}[ \t]+{_NAME}")
 _EMAIL_LOCAL = re.compile(r"([\w.+-]{2,64})@[\w-]+\.")
-_CAP_TOKEN = r"[A-ZÀ-ÖØ-Þ][^\W\d_'\u2019.-]*(?:['\u2019-][^\W\d_]+)*"
 _CAPITALIZED_RUN = re.compile(
-    rf"(?<![\w]){_CAP_TOKEN}(?:[ \t]+(?:(?:van|von|de|da|del|der|di|la|le|du|dos)[ \t]+)?"
+    rf"(?<![\w]){_CAP_TOKEN}(?:[ \t]+(?:(?:van|von|de|da|del|der|den|di|la|le|du|dos)[ \t]+){{0,2}}"
     rf"{_CAP_TOKEN}){{0,3}}"
 )
 # A weak cue that a name follows; only a listed first or last name makes it a finding. After
@@ -95,7 +124,8 @@ _CAPITALIZED_RUN = re.compile(
 _CUE = re.compile(
     r"(?<![\w])(?i:assigned to|signed by|reported by|approved by|owned by|created by|ask|asked"
     r"|call|called|contact|cc|per|met|told|named|colleague|manager|employee|patient|customer"
-    r"|client|user|c/o|attn)[ \t]+(?=" + _NAME + ")"
+    r"|client|user|c/o|attn|applicant|tenant|landlord|buyer|seller|holder|cardholder|beneficiary"
+    r"|signatory|guest|candidate|student|member)[ \t]+(?=" + _NAME + ")"
 )
 _PREPOSITION = re.compile(
     r"(?<![\w])(?i:by|with|from|for|to|mit|avec|con|par|para|von|für)[ \t]+(?=" + _NAME + ")"
@@ -103,7 +133,7 @@ _PREPOSITION = re.compile(
 # name: "Jane Doe" | 'Jane' | Jane Doe (YAML, key=value) under a key with a person word.
 _PERSON_FIELD = re.compile(
     r"(?P<key>[A-Za-z_][\w-]{0,40})[\"']?[ \t]*(?:=>|:=|=|:)[ \t]*"
-    r"(?:\"(?P<q2>[^\"\n]{1,80})\"|'(?P<q1>[^'\n]{1,80})'|(?P<bare>[^\n,;}{\]|\"'<>=]{1,80}))"
+    r"(?:\"(?P<q2>[^\"\n]{1,80})\"|'(?P<q1>[^'\n]{1,80})'|(?P<bare>[^\n,;}{\]|\"'<>=&]{1,80}))"
 )
 
 
@@ -145,12 +175,12 @@ def name_like(value: str) -> tuple[int, int] | None:
         if not re.fullmatch(_TOKEN, word):
             break
         capitalized = word[0].isupper() and word.casefold() not in _NOT_NAMES
-        if not (capitalized or (kept and word.casefold() in _PARTICLES)):
+        if not (capitalized or word.casefold() in _PARTICLES):
             break
         kept.append(tok)
     while kept and kept[-1].group().casefold() in _PARTICLES:
         kept.pop()
-    if not kept:
+    if all(k.group().casefold() in _PARTICLES for k in kept):
         return None
     end = kept[-1].end()
     if value[kept[-1].start() : end].endswith(","):
@@ -175,11 +205,23 @@ def name_hits(text: str, fields: Fields | None = None) -> list[tuple[Hit, str]]:
         (_HEADER, "name.header"),
         (_DISPLAY_NAME, "name.header"),
         (_WITH_HONORIFIC, "name.honorific"),
+        (_SELF, "name.self"),
+        (_HERE, "name.self"),
+        (_COMMON_NAME, "name.header"),
+        (_PARTY, "name.party"),
     ):
         for match in regex.finditer(text):
             hit = _from_group(match)
             if hit is not None:
                 found.append((hit, rule))
+    for match in _PEOPLE_LIST.finditer(text):
+        pos = match.start(1)
+        for part in _LIST_SPLIT.split(match.group(1)):
+            at = text.index(part, pos) if part else pos
+            pos = at + len(part)
+            span = name_like(part)
+            if span is not None and len(part[span[0] : span[1]].split()) >= 2:
+                found.append(((at + span[0], at + span[1], NAME_SCORE), "name.list"))
     for match in _QUOTED_NAME.finditer(text):
         last, _, first = match.group("name").partition(",")
         if name_like(last) == (0, len(last)) and name_like(first.strip()):

@@ -61,9 +61,21 @@ class SpacyNer:
         found: list[tuple[str, Hit]] = []
         for ent in self._nlp(text).ents:
             entity = _LABELS.get(ent.label_)
-            if entity in entities and _name_like(ent.text):
+            if (
+                entity in entities
+                and _name_like(ent.text)
+                and not _after_number(text, ent.start_char)
+            ):
                 found.append((entity, (ent.start_char, ent.end_char, NER_SCORE)))
         return found
+
+
+def _after_number(text: str, start: int) -> bool:
+    """ "30 GiB", "12 Mbps": a capitalized word right after a number is a unit."""
+    return _NUMBER_BEFORE.search(text, max(0, start - 12), start) is not None
+
+
+_NUMBER_BEFORE = re.compile(r"\d[ \t]?\Z")
 
 
 def _name_like(text: str) -> bool:

@@ -37,7 +37,8 @@ _EMAIL = re.compile(
 )
 
 # RFC 5322 allows "/" too, but then "/static/img/logo@2x.png" would be an address.
-_LOCAL_CHARS = frozenset("!#$%&'*+=?^`{|}~-.")
+# "&" and "=" too, but then "name=x&email=ann@example.com" would be one address.
+_LOCAL_CHARS = frozenset("!#$%'*+?^`{|}~-.")
 _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "css", "ico", "pdf"})
 
 
@@ -69,9 +70,10 @@ _NOT_PHONE = re.compile(
 # National numbers are tried in the regions whose format they could be: those dialled with a
 # trunk "0" and those without. Each parse costs ~15 us, so the split halves the work.
 _TRUNK_DIALLED = NationalNumbers(
-    ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL"), trunk_required=True
+    ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL", "SE", "AT", "BE", "IE"),
+    trunk_required=True,
 )
-_PLAIN_DIALLED = NationalNumbers(("US", "ES", "IT", "IN"), trunk_required=False)
+_PLAIN_DIALLED = NationalNumbers(("US", "ES", "IT", "IN", "PL", "BR", "PT"), trunk_required=False)
 _PHONE_CONTEXT = ("phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "contact")
 # Words that name a phone number outright: an invalid number beside one is still a number.
 _PHONE_WORDS = word_pattern(
@@ -87,10 +89,28 @@ _LABELLED = re.compile(
 # A North American number written in its usual groups: "(555) 234-0199", "212.555.0147".
 # Its area code may be one no plan has assigned yet: the grouping names it a phone number.
 _NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d([ .\-]))[2-9]\d\d[ .\-]\d{4}")
+# Also written as phone numbers whatever the plan says: "+31 6 93249532" (a country code and
+# groups), "(11) 98676-4545" (an area code in parentheses, then groups).
+_WRITTEN_AS_PHONE = re.compile(
+    r"\+[1-9]\d{0,2}(?:[ .\-]\(?\d{1,8}\)?)+|\+[1-9]\d{0,2} ?\(\d{1,4}\)(?:[ .\-]?\d{2,5})+"
+    r"|\(\d{2,4}\) ?\d{3,5}[ .\-]\d{3,4}"
+)
+
+
+# "(30065899 bytes)", "1500 ms": a number with a unit is a quantity.
+_UNIT_AFTER = re.compile(
+    r"[ \t]?(?:bytes?|[kmgtp]i?b|[kmg]bps|ms|sec|seconds?|px|pt|mm|cm|km|kg|mg|ml|%|rpm|hz)\b",
+    re.IGNORECASE,
+)
 
 
 def _phone(match: re.Match[str]) -> Hit | None:
     raw = match.group()
+    text, start = match.string, match.start()
+    if _UNIT_AFTER.match(text, match.end()) or (
+        raw[0] != "+" and _LABELLED.search(text[max(0, start - 16) : start].lower())
+    ):
+        return None
     # A bare run of digits is as likely an id or a timestamp: without a context word (or a
     # phone field) it is not a phone number, and not worth validating.
     if raw.isdigit() and not context_near(match.string, *match.span(), _PHONE_CONTEXT):
@@ -107,10 +127,7 @@ def _contextual(match: re.Match[str]) -> Hit | None:
     digits = sum(c.isdigit() for c in raw)
     if not 7 <= digits <= 15 or _NOT_PHONE.fullmatch(raw):
         return None
-    text, start = match.string, match.start()
-    if _LABELLED.search(text[max(0, start - 16) : start].lower()):
-        return None
-    return start, match.end(), NEEDS_CONTEXT
+    return match.start(), match.end(), NEEDS_CONTEXT
 
 
 # A conversation resends its history every turn: the same numbers come back again and again.
@@ -133,12 +150,14 @@ def _validate_phone(raw: str) -> float | None:
     international = digits[2:] if raw.startswith("00") else digits
     if raw.startswith(("+", "00")) and valid_international(international):
         return 0.75
+    if raw.startswith("+"):
+        return 0.6 if _WRITTEN_AS_PHONE.fullmatch(raw) and len(digits) >= 8 else None
     if raw.lstrip("(")[:1] == "0":
         valid = _TRUNK_DIALLED.valid(digits)
     else:
         valid = _PLAIN_DIALLED.valid(digits)
     if not valid:
-        return 0.6 if _NANP.fullmatch(raw) else None
+        return 0.6 if _NANP.fullmatch(raw) or _WRITTEN_AS_PHONE.fullmatch(raw) else None
     return 0.3 if raw.isdigit() else 0.6  # a bare run has a context word: 0.3 + 0.35
 
 
@@ -204,7 +223,7 @@ _GROUP = re.compile(r"\d+")
 def _card(match: re.Match[str]) -> Hit | None:
     digits = _NON_DIGIT.sub("", match.group())
     score = _card_score(digits)
-    if score is not None:
+    if score is not None and _card_grouped(match.group()):
         return match.start(), match.end(), score
     if 13 <= len(digits) <= 19 and len(set(digits)) > 1 and _card_grouped(match.group()):
         # A card's shape that fails Luhn: a typo or a test number, still a card where the
@@ -216,15 +235,20 @@ def _card(match: re.Match[str]) -> Hit | None:
     for k in range(1, len(groups)):
         for a, b in ((groups[k][0], groups[-1][1]), (groups[0][0], groups[-1 - k][1])):
             score = _card_score(_NON_DIGIT.sub("", match.group()[a:b]))
-            if score is not None:
+            if score is not None and _card_grouped(match.group()[a:b]):
                 return match.start() + a, match.start() + b, score
     return None
 
 
 def _card_grouped(raw: str) -> bool:
-    """One run of digits, or groups of four (Amex: 4-6-5) with one kind of separator."""
+    """One run of digits, or written as cards are: groups of four (the last may be shorter),
+    4-6-5 (Amex) or 4-6-4 (Diners). "504-6896337-3404440" is an order number."""
     groups = [len(g) for g in _GROUP.findall(raw)]
-    return len(groups) == 1 or groups[:-1] == [4] * (len(groups) - 1) or groups == [4, 6, 5]
+    return (
+        len(groups) == 1
+        or (groups[:-1] == [4] * (len(groups) - 1) and groups[-1] <= 4)
+        or groups in ([4, 6, 5], [4, 6, 4])
+    )
 
 
 # --- US SSN ------------------------------------------------------------------------------

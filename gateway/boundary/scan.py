@@ -63,15 +63,18 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
         if not left or not right:
             continue
         tail, head = left[-JOIN_REACH:], right[:JOIN_REACH]
-        cut, base = len(tail), len(left) - len(tail)
+        # Digits on both sides were two groups of one number ("4111 1111" | "1111 1111").
+        sep = " " if tail[-1].isdigit() and head[0].isdigit() else ""
+        cut, base, resume = len(tail), len(left) - len(tail), len(tail) + len(sep)
         # A finding that overlaps one of either text's own was found whole already
         # ("ann@example.com" + "card ..." joins into a longer, wrong address).
         straddling = [
             f
-            for f in find(tail + head)
-            if f.start < cut < f.end
+            for f in find(tail + sep + head)
+            if f.start < cut
+            and f.end > resume
             and not any(g.end > base + f.start for g in found[i])
-            and not any(g.start < f.end - cut for g in found[i + 1])
+            and not any(g.start < f.end - resume for g in found[i + 1])
         ]
         if not straddling:
             continue
@@ -80,7 +83,8 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
             + [Finding(base + f.start, len(left), f.entity, f.score, f.rule) for f in straddling]
         )
         found[i + 1] = resolve(
-            found[i + 1] + [Finding(0, f.end - cut, f.entity, f.score, f.rule) for f in straddling]
+            found[i + 1]
+            + [Finding(0, f.end - resume, f.entity, f.score, f.rule) for f in straddling]
         )
 
 

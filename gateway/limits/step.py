@@ -40,7 +40,6 @@ __all__ = ["Grant", "Limits"]
 log = logging.getLogger("gateway.limits")
 
 
-
 _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on next use)
 
 

@@ -72,4 +72,3 @@ class MockProvider:
 
     async def aclose(self) -> None:
         return None
-

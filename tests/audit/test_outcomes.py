@@ -81,7 +81,11 @@ def test_fallback_model(audited: AuditedGateway, upstream: FakeUpstream) -> None
     r = audited.one(raw.headers["x-request-id"])
     assert (r.model_requested, r.model_used, r.fallback_used) == ("gpt-test", "gpt-backup", True)
     assert (r.attempts, r.retries, r.decision) == (4, 3, "transform")
-    assert (r.reasons, r.fallback, r.fallback_reason) == (["upstream.error"], "model", "upstream.error")
+    assert (r.reasons, r.fallback, r.fallback_reason) == (
+        ["upstream.error"],
+        "model",
+        "upstream.error",
+    )
     assert raw.headers["x-gateway-fallback"] == "upstream.error"
 
 

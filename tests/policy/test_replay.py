@@ -128,9 +128,7 @@ def recorded(
 
 def gateway_cli(rec: Recorded, *args: str) -> subprocess.CompletedProcess[str]:
     config = str(rec.gw.config_dir / "gateway.yaml")
-    return run_cli(
-        "--config", config, "policy", "replay", *args, env=UPSTREAM_KEYS, timeout=60
-    )
+    return run_cli("--config", config, "policy", "replay", *args, env=UPSTREAM_KEYS, timeout=60)
 
 
 def replay_json(rec: Recorded, *args: str) -> dict[str, dict[str, Any]]:

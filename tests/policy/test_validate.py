@@ -188,9 +188,7 @@ def test_text_output_and_exit_codes_from_a_real_process(tmp_path: Path) -> None:
     assert "(error access.unknown_model)" in result.stderr
     assert "fix: did you mean 'gpt-test'?" in result.stderr
     assert "1 error(s), 0 warning(s)" in result.stderr
-    config = make_root(
-        tmp_path, {"triage.yaml": GOOD.replace("[agent]", "[agent, ops]")}, auth={}
-    )
+    config = make_root(tmp_path, {"triage.yaml": GOOD.replace("[agent]", "[agent, ops]")}, auth={})
     result = run_cli("--config", str(config), "policy", "validate")
     assert result.returncode == 0 and "ok  triage" in result.stdout
     assert "(warning access.unknown_role)" in result.stderr

@@ -25,7 +25,10 @@ OPENAI_REQUEST: dict[str, Any] = {
             "role": "user",
             "content": [
                 {"type": "text", "text": "What is the weather in Paris? Here is a map."},
-                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"},
+                },
             ],
         },
         {
@@ -35,7 +38,10 @@ OPENAI_REQUEST: dict[str, Any] = {
                 {
                     "id": "call_abc123",
                     "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "c"}'},
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"city": "Paris", "unit": "c"}',
+                    },
                 }
             ],
         },
@@ -66,20 +72,30 @@ OPENAI_REQUEST: dict[str, Any] = {
 ANTHROPIC_REQUEST: dict[str, Any] = {
     "model": "claude-haiku-4-5",
     "max_tokens": 300,
-    "system": [{"type": "text", "text": "You are a weather bot.", "cache_control": {"type": "ephemeral"}}],
+    "system": [
+        {"type": "text", "text": "You are a weather bot.", "cache_control": {"type": "ephemeral"}}
+    ],
     "messages": [
         {
             "role": "user",
             "content": [
                 {"type": "text", "text": "What is the weather in Paris? Here is a map."},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                },
             ],
         },
         {
             "role": "assistant",
             "content": [
                 {"type": "text", "text": "Let me look."},
-                {"type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {"city": "Paris", "unit": "c"}},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01A",
+                    "name": "get_weather",
+                    "input": {"city": "Paris", "unit": "c"},
+                },
             ],
         },
         {
@@ -90,7 +106,13 @@ ANTHROPIC_REQUEST: dict[str, Any] = {
             ],
         },
     ],
-    "tools": [{"name": "get_weather", "description": "Current weather for a city.", "input_schema": WEATHER_SCHEMA}],
+    "tools": [
+        {
+            "name": "get_weather",
+            "description": "Current weather for a city.",
+            "input_schema": WEATHER_SCHEMA,
+        }
+    ],
     "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     "temperature": 0.2,
     "top_p": 0.9,
@@ -167,31 +189,62 @@ def anthropic_stream(texts: list[str], tool_pieces: list[str]) -> list[bytes]:
                          "cache_read_input_tokens": 100, "output_tokens": 1}}  # fmt: skip
     events = [
         _named("message_start", {"type": "message_start", "message": message}),
-        _named("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        _named(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
         _named("ping", {"type": "ping"}),
     ]
     events += [
-        _named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}})
+        _named(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+        )
         for t in texts
     ]
     events.append(_named("content_block_stop", {"type": "content_block_stop", "index": 0}))
     if tool_pieces:
         block = {"type": "tool_use", "id": "toolu_01B", "name": "get_weather", "input": {}}
-        events.append(_named("content_block_start", {"type": "content_block_start", "index": 1, "content_block": block}))
+        events.append(
+            _named(
+                "content_block_start",
+                {"type": "content_block_start", "index": 1, "content_block": block},
+            )
+        )
         events += [
-            _named("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": p}})
+            _named(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": p},
+                },
+            )
             for p in tool_pieces
         ]
         events.append(_named("content_block_stop", {"type": "content_block_stop", "index": 1}))
     stop = "tool_use" if tool_pieces else "end_turn"
     events += [
-        _named("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 57}}),
+        _named(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 57},
+            },
+        ),
         _named("message_stop", {"type": "message_stop"}),
     ]
     return events
 
 
-def openai_stream(texts: list[str], tool_pieces: list[str], include_usage: bool = True) -> list[bytes]:
+def openai_stream(
+    texts: list[str], tool_pieces: list[str], include_usage: bool = True
+) -> list[bytes]:
     """A streamed OpenAI completion: content deltas, then one tool call's argument deltas,
     the finish chunk and (with include_usage) the usage chunk before ``[DONE]``."""
     base = {"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion.chunk",
@@ -205,9 +258,16 @@ def openai_stream(texts: list[str], tool_pieces: list[str], include_usage: bool 
     events = [chunk({"role": "assistant", "content": "", "refusal": None})]
     events += [chunk({"content": t}) for t in texts]
     if tool_pieces:
-        first = {"index": 0, "id": "call_def456", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+        first = {
+            "index": 0,
+            "id": "call_def456",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        }
         events.append(chunk({"tool_calls": [first]}))
-        events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in tool_pieces]
+        events += [
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in tool_pieces
+        ]
     events.append(chunk({}, "tool_calls" if tool_pieces else "stop"))
     if include_usage:
         usage = {"prompt_tokens": 512, "completion_tokens": 57, "total_tokens": 569}

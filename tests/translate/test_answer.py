@@ -27,17 +27,29 @@ def test_anthropic_answer_as_openai() -> None:
     assert data == ANTHROPIC_ANSWER
     parsed = openai.types.chat.ChatCompletion.model_validate(out)
     choice = parsed.choices[0]
-    assert parsed.id == "msg_01XFDUDYJgAACzvnptvVoYEL" and parsed.model == "claude-haiku-4-5-20251001"
+    assert (
+        parsed.id == "msg_01XFDUDYJgAACzvnptvVoYEL" and parsed.model == "claude-haiku-4-5-20251001"
+    )
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content == "I'll check tomorrow's forecast."
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
     assert call.type == "function" and call.id == "toolu_01B"
-    assert (call.function.name, orjson.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})
+    assert (call.function.name, orjson.loads(call.function.arguments)) == (
+        "get_weather",
+        {"city": "Paris"},
+    )
     assert parsed.usage is not None
     # Anthropic's input excludes cache reads; OpenAI's prompt count includes them.
-    assert (parsed.usage.prompt_tokens, parsed.usage.completion_tokens, parsed.usage.total_tokens) == (512, 57, 569)
-    assert parsed.usage.prompt_tokens_details is not None and parsed.usage.prompt_tokens_details.cached_tokens == 100
+    assert (
+        parsed.usage.prompt_tokens,
+        parsed.usage.completion_tokens,
+        parsed.usage.total_tokens,
+    ) == (512, 57, 569)
+    assert (
+        parsed.usage.prompt_tokens_details is not None
+        and parsed.usage.prompt_tokens_details.cached_tokens == 100
+    )
 
 
 def test_openai_answer_as_anthropic() -> None:
@@ -49,18 +61,32 @@ def test_openai_answer_as_anthropic() -> None:
     assert parsed.stop_reason == "tool_use"
     text, tool = parsed.content
     assert text.type == "text" and text.text == "I'll check tomorrow's forecast."
-    assert tool.type == "tool_use" and (tool.id, tool.name, tool.input) == ("call_def456", "get_weather", {"city": "Paris"})
+    assert tool.type == "tool_use" and (tool.id, tool.name, tool.input) == (
+        "call_def456",
+        "get_weather",
+        {"city": "Paris"},
+    )
     assert (parsed.usage.input_tokens, parsed.usage.output_tokens) == (512, 57)
 
 
 @pytest.mark.parametrize(
     ("stop", "finish"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ],
 )
 def test_stop_reasons(stop: str, finish: str) -> None:
     answer = {**ANTHROPIC_ANSWER, "content": [{"type": "text", "text": "x"}], "stop_reason": stop}
     assert openai_answer(answer, 0)["choices"][0]["finish_reason"] == finish
-    choice = {**OPENAI_ANSWER["choices"][0], "finish_reason": finish, "message": {"role": "assistant", "content": "x"}}
+    choice = {
+        **OPENAI_ANSWER["choices"][0],
+        "finish_reason": finish,
+        "message": {"role": "assistant", "content": "x"},
+    }
     back = anthropic_answer({**OPENAI_ANSWER, "choices": [choice]})["stop_reason"]
     assert back == ("end_turn" if stop == "stop_sequence" else stop)
 
@@ -93,9 +119,43 @@ def test_anthropic_blocks_openai_cannot_carry(content: list[Any]) -> None:
     [
         {"choices": []},
         {"choices": [OPENAI_ANSWER["choices"][0]] * 2},
-        {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "audio": {"id": "a"}}, "finish_reason": "stop"}]},
-        {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}, "finish_reason": "tool_calls"}]},
-        {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "something_new"}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "audio": {"id": "a"}},
+                    "finish_reason": "stop",
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "c",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": "{not json"},
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "x"},
+                    "finish_reason": "something_new",
+                }
+            ]
+        },
     ],
 )
 def test_openai_answers_anthropic_cannot_carry(change: dict[str, Any]) -> None:
@@ -109,14 +169,23 @@ def test_unknown_stop_reason_fails_closed() -> None:
 
 
 def test_error_bodies_both_ways() -> None:
-    anthropic_body = b'{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too big"}}'
+    anthropic_body = (
+        b'{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too big"}}'
+    )
     assert orjson.loads(openai_error(anthropic_body, 400)) == {
-        "error": {"message": "max_tokens: too big", "type": "invalid_request_error", "param": None, "code": None}
+        "error": {
+            "message": "max_tokens: too big",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
     }
     openai_body = b'{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}'
     assert orjson.loads(anthropic_error(openai_body, 429)) == {
-        "type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached"}
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
     }
     assert orjson.loads(anthropic_error(b"<html>bad gateway</html>", 413))["error"] == {
-        "type": "request_too_large", "message": "The model provider answered HTTP 413."
+        "type": "request_too_large",
+        "message": "The model provider answered HTTP 413.",
     }

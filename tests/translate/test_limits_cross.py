@@ -30,7 +30,9 @@ def _policy(name: str, models: list[str], fallback: list[str]) -> dict[str, obje
 
 
 @pytest.fixture(scope="module")
-def limited(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitedGateway]:
+def limited(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LimitedGateway]:
     root = tmp_path_factory.mktemp("limits-cross")
     policies = {"to_claude": _policy("to_claude", ["gpt-test"], ["claude-test"]),
                 "to_gpt": _policy("to_gpt", ["claude-test"], ["gpt-test"])}  # fmt: skip
@@ -42,7 +44,9 @@ def limited(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) ->
         server.stop()
 
 
-def test_openai_stream_from_claude_settles_real_usage(limited: LimitedGateway, upstream: FakeUpstream) -> None:
+def test_openai_stream_from_claude_settles_real_usage(
+    limited: LimitedGateway, upstream: FakeUpstream
+) -> None:
     upstream.script("gpt-up", Status(500))
     upstream.script("claude-up", Reply(pieces=("Sunny ", "and ", "mild")))
     with limited.openai("to_claude", limited.key()).chat.completions.with_streaming_response.create(
@@ -58,7 +62,9 @@ def test_openai_stream_from_claude_settles_real_usage(limited: LimitedGateway, u
     assert r.actual_usd == pytest.approx((6 + 2 * 3) / 1e6)
 
 
-def test_anthropic_stream_from_gpt_settles_real_usage(limited: LimitedGateway, upstream: FakeUpstream) -> None:
+def test_anthropic_stream_from_gpt_settles_real_usage(
+    limited: LimitedGateway, upstream: FakeUpstream
+) -> None:
     upstream.script("claude-up", Status(500))
     upstream.script("gpt-up", Reply(pieces=("Sunny ", "and ", "mild")))
     with limited.anthropic("to_gpt", limited.key()).messages.stream(

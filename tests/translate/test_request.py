@@ -31,17 +31,31 @@ def test_openai_request_as_anthropic() -> None:
                 "role": "user",
                 "content": [
                     {"type": "text", "text": "What is the weather in Paris? Here is a map."},
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                    },
                 ],
             },
             {
                 "role": "assistant",
-                "content": [{"type": "tool_use", "id": "call_abc123", "name": "get_weather", "input": {"city": "Paris", "unit": "c"}}],
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "call_abc123",
+                        "name": "get_weather",
+                        "input": {"city": "Paris", "unit": "c"},
+                    }
+                ],
             },
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": "call_abc123", "content": "18 degrees, sunny"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "call_abc123",
+                        "content": "18 degrees, sunny",
+                    },
                     {"type": "text", "text": "And tomorrow?"},
                 ],
             },
@@ -51,7 +65,13 @@ def test_openai_request_as_anthropic() -> None:
         "top_p": 0.9,
         "stop_sequences": ["END"],
         "metadata": {"user_id": "user-42"},
-        "tools": [{"name": "get_weather", "description": "Current weather for a city.", "input_schema": WEATHER_SCHEMA}],
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Current weather for a city.",
+                "input_schema": WEATHER_SCHEMA,
+            }
+        ],
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     }
 
@@ -75,7 +95,14 @@ def test_anthropic_request_as_openai() -> None:
                 "role": "assistant",
                 "content": "Let me look.",
                 "tool_calls": [
-                    {"id": "toolu_01A", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris","unit":"c"}'}}
+                    {
+                        "id": "toolu_01A",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"city":"Paris","unit":"c"}',
+                        },
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": "toolu_01A", "content": "18 degrees, sunny"},
@@ -88,7 +115,16 @@ def test_anthropic_request_as_openai() -> None:
         "stream": True,
         "stream_options": {"include_usage": True},  # so message_delta carries real usage
         "user": "user-42",
-        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.", "parameters": WEATHER_SCHEMA}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Current weather for a city.",
+                    "parameters": WEATHER_SCHEMA,
+                },
+            }
+        ],
         "tool_choice": "auto",
         "parallel_tool_calls": False,
     }
@@ -97,7 +133,10 @@ def test_anthropic_request_as_openai() -> None:
 def test_round_trip_keeps_the_conversation() -> None:
     there = openai_request(anthropic_request(OPENAI_REQUEST))
     assert [m["role"] for m in there["messages"]] == ["system", "user", "assistant", "tool", "user"]
-    assert there["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"city":"Paris","unit":"c"}'
+    assert (
+        there["messages"][2]["tool_calls"][0]["function"]["arguments"]
+        == '{"city":"Paris","unit":"c"}'
+    )
     assert there["tools"][0]["function"]["parameters"] == WEATHER_SCHEMA
     back = anthropic_request(openai_request(ANTHROPIC_REQUEST))
     assert back["messages"] == ANTHROPIC_REQUEST["messages"]
@@ -108,7 +147,9 @@ def test_max_tokens_default_only_when_the_client_set_none() -> None:
     plain = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     assert anthropic_request(plain)["max_tokens"] == DEFAULT_MAX_TOKENS
     assert anthropic_request({**plain, "max_tokens": 7})["max_tokens"] == 7
-    assert anthropic_request({**plain, "max_completion_tokens": 9, "max_tokens": 7})["max_tokens"] == 9
+    assert (
+        anthropic_request({**plain, "max_completion_tokens": 9, "max_tokens": 7})["max_tokens"] == 9
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +158,11 @@ def test_max_tokens_default_only_when_the_client_set_none() -> None:
         ("auto", None, {"type": "auto"}),
         ("required", None, {"type": "any"}),
         ("none", False, {"type": "none"}),
-        ({"type": "function", "function": {"name": "f"}}, False, {"type": "tool", "name": "f", "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            False,
+            {"type": "tool", "name": "f", "disable_parallel_tool_use": True},
+        ),
         (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
         (None, None, None),
     ],
@@ -131,7 +176,9 @@ def test_tool_choice_both_ways(choice: Any, parallel: Any, expected: Any) -> Non
     back = openai_request(out)
     # No choice with parallel calls off reads back as "auto": OpenAI's default, said aloud.
     assert back.get("tool_choice") == (choice or "auto" if expected else None)
-    assert back.get("parallel_tool_calls") == (False if parallel is False and choice != "none" else None)
+    assert back.get("parallel_tool_calls") == (
+        False if parallel is False and choice != "none" else None
+    )
 
 
 def test_system_messages_anywhere_go_to_system_in_order() -> None:
@@ -144,7 +191,12 @@ def test_system_messages_anywhere_go_to_system_in_order() -> None:
     out = anthropic_request(body)
     assert out["system"] == [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]
     # The two user turns are adjacent once the system prompt left: merged, as Anthropic reads them.
-    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "again"}]}]
+    assert out["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "again"}],
+        }
+    ]
 
 
 def test_image_url_by_address() -> None:
@@ -152,7 +204,9 @@ def test_image_url_by_address() -> None:
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}  # fmt: skip
     image = anthropic_request(body)["messages"][0]["content"][0]
     assert image == {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
-    assert openai_request({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [image]}]})["messages"][0]["content"] == [
+    assert openai_request(
+        {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [image]}]}
+    )["messages"][0]["content"] == [
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
     ]
 
@@ -171,15 +225,69 @@ HI = [{"role": "user", "content": "hi"}]
         ({"functions": [{"name": "f"}]}, "'functions'"),
         ({"messages": [{"role": "user", "content": "hi", "name": "bob"}]}, "'messages[0].name'"),
         ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "'function' message"),
-        ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}, "'input_audio' content part"),
-        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}]}, "'file' content part"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]}, "image"),
-        ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}, "arguments"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
+                ]
+            },
+            "'input_audio' content part",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}
+                ]
+            },
+            "'file' content part",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}],
+                    }
+                ]
+            },
+            "image",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "c",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": "[1]"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "arguments",
+        ),
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "'custom' tool"),
-        ({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}, *HI]}, "image in a 'system' message"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "system",
+                        "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}],
+                    },
+                    *HI,
+                ]
+            },
+            "image in a 'system' message",
+        ),
     ],
 )
-def test_openai_constructs_without_an_anthropic_form_are_refused(body: dict[str, Any], named: str) -> None:
+def test_openai_constructs_without_an_anthropic_form_are_refused(
+    body: dict[str, Any], named: str
+) -> None:
     with pytest.raises(GatewayError) as caught:
         anthropic_request({"model": "m", "messages": HI, **body})
     assert caught.value.reason.code == "translate.unsupported"
@@ -192,17 +300,80 @@ def test_openai_constructs_without_an_anthropic_form_are_refused(body: dict[str,
     [
         ({"top_k": 5}, "'top_k'"),
         ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "'thinking'"),
-        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "'web_search_20250305' tool"),
-        ({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]}]}, "'document' block"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]}, "citations"),
-        ({"messages": [*HI, {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}, *HI]}, "'thinking' block"),
-        ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}]}, "'image' block"),
+        (
+            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+            "'web_search_20250305' tool",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "text", "media_type": "text/plain", "data": "x"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "'document' block",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "x", "citations": [{"type": "char_location"}]}
+                        ],
+                    }
+                ]
+            },
+            "citations",
+        ),
+        (
+            {
+                "messages": [
+                    *HI,
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}],
+                    },
+                    *HI,
+                ]
+            },
+            "'thinking' block",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [{"type": "image", "source": {}}],
+                            }
+                        ],
+                    }
+                ]
+            },
+            "'image' block",
+        ),
         ({"metadata": {"user_id": "u", "other": 1}}, "'metadata.other'"),
-        ({"tool_choice": {"type": "bogus"}, "tools": [{"name": "f", "input_schema": {}}]}, "tool_choice"),
+        (
+            {"tool_choice": {"type": "bogus"}, "tools": [{"name": "f", "input_schema": {}}]},
+            "tool_choice",
+        ),
         ({"messages": [*HI, {"role": "assistant", "content": "The answer is"}]}, "prefill"),
     ],
 )
-def test_anthropic_constructs_without_an_openai_form_are_refused(body: dict[str, Any], named: str) -> None:
+def test_anthropic_constructs_without_an_openai_form_are_refused(
+    body: dict[str, Any], named: str
+) -> None:
     with pytest.raises(GatewayError) as caught:
         openai_request({"model": "m", "max_tokens": 5, "messages": HI, **body})
     assert caught.value.reason.code == "translate.unsupported"
@@ -219,17 +390,28 @@ def test_ignored_fields_carry_no_content() -> None:
 
 
 def test_translate_request_from_what_the_surfaces_parsed() -> None:
-    parsed = openai_chat.parse(b'{"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "stream": true}')
+    parsed = openai_chat.parse(
+        b'{"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "stream": true}'
+    )
     out = translate_request(parsed)
-    assert (out.api, out.model, out.stream, out.max_tokens) == ("anthropic_messages", "claude-x", True, DEFAULT_MAX_TOKENS)
+    assert (out.api, out.model, out.stream, out.max_tokens) == (
+        "anthropic_messages",
+        "claude-x",
+        True,
+        DEFAULT_MAX_TOKENS,
+    )
     assert out.body["stream"] is True
-    parsed = anthropic_messages.parse(b'{"model": "gpt-x", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}')
+    parsed = anthropic_messages.parse(
+        b'{"model": "gpt-x", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}'
+    )
     out = translate_request(parsed)
     assert (out.api, out.model, out.stream, out.max_tokens) == ("openai_chat", "gpt-x", False, 12)
 
 
 def test_malformed_parts_the_surface_did_not_read_are_invalid_not_a_crash() -> None:
-    parsed = openai_chat.parse(b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}')
+    parsed = openai_chat.parse(
+        b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}'
+    )
     with pytest.raises(GatewayError) as caught:
         translate_request(parsed)
     assert caught.value.reason.code == "request.invalid"

@@ -40,7 +40,9 @@ def _anthropic_final(events: list[bytes]) -> Message:
     names = []
     for event in events:
         name, _, rest = event.partition(b"\n")
-        assert name.startswith(b"event: ") and rest.startswith(b"data: ") and event.endswith(b"\n\n")
+        assert (
+            name.startswith(b"event: ") and rest.startswith(b"data: ") and event.endswith(b"\n\n")
+        )
         data = orjson.loads(rest[6:])
         assert data["type"] == name[7:].decode()
         names.append(data["type"])
@@ -63,7 +65,11 @@ def test_anthropic_stream_as_openai_chunks(include_usage: bool) -> None:
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
-    assert (call.id, call.function.name, call.function.arguments) == ("toolu_01B", "get_weather", '{"city": "Paris"}')
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "toolu_01B",
+        "get_weather",
+        '{"city": "Paris"}',
+    )
     assert final.usage is not None
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (512, 57)
     # Usage in its own choice-less chunk only when asked for, as OpenAI does.
@@ -78,7 +84,11 @@ def test_openai_stream_as_anthropic_events(include_usage: bool) -> None:
     final = _anthropic_final(out)
     text, tool = final.content
     assert text.type == "text" and text.text == "I'll check tomorrow's forecast."
-    assert tool.type == "tool_use" and (tool.id, tool.name, tool.input) == ("call_def456", "get_weather", {"city": "Paris"})
+    assert tool.type == "tool_use" and (tool.id, tool.name, tool.input) == (
+        "call_def456",
+        "get_weather",
+        {"city": "Paris"},
+    )
     assert final.stop_reason == "tool_use"
     # The usage chunk comes after the finish chunk: message_delta waits for it.
     expected = (512, 57) if include_usage else (0, 0)
@@ -87,7 +97,10 @@ def test_openai_stream_as_anthropic_events(include_usage: bool) -> None:
 
 def test_text_only_streams_both_ways() -> None:
     final, _ = _openai_final(_feed(OpenAIChunks(0, False), anthropic_stream(TEXTS, [])))
-    assert final.choices[0].message.content == "".join(TEXTS) and final.choices[0].finish_reason == "stop"
+    assert (
+        final.choices[0].message.content == "".join(TEXTS)
+        and final.choices[0].finish_reason == "stop"
+    )
     message = _anthropic_final(_feed(AnthropicEvents(), openai_stream(TEXTS, [])))
     assert [b.type for b in message.content] == ["text"] and message.stop_reason == "end_turn"
 
@@ -105,12 +118,21 @@ def test_two_hundred_events_each_translated_as_it_arrives() -> None:
 
 def test_parallel_tool_calls_from_openai() -> None:
     events = openai_stream(["Two calls."], TOOL)
-    second = {"index": 1, "id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    second = {
+        "index": 1,
+        "id": "call_2",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": "{}"},
+    }
     extra = b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
                                      "choices": [{"index": 0, "delta": {"tool_calls": [second]}, "finish_reason": None}]}) + b"\n\n"  # fmt: skip
     events.insert(-3, extra)  # after the first call's arguments, before the finish chunk
     message = _anthropic_final(_feed(AnthropicEvents(), events))
-    assert [(b.type, getattr(b, "name", None)) for b in message.content] == [("text", None), ("tool_use", "get_weather"), ("tool_use", "get_time")]
+    assert [(b.type, getattr(b, "name", None)) for b in message.content] == [
+        ("text", None),
+        ("tool_use", "get_weather"),
+        ("tool_use", "get_time"),
+    ]
     assert message.content[2].input == {}  # type: ignore[union-attr]
 
 
@@ -121,9 +143,21 @@ def _anthropic_event(data: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"type": "content_block_start", "index": 1, "content_block": {"type": "thinking", "thinking": ""}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": {}}},
-        {"type": "content_block_delta", "index": 5, "delta": {"type": "input_json_delta", "partial_json": "{"}},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "thinking", "thinking": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "citations_delta", "citation": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 5,
+            "delta": {"type": "input_json_delta", "partial_json": "{"},
+        },
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
         {"type": "brand_new_event"},
     ],
@@ -149,7 +183,15 @@ def test_anthropic_stream_without_stop_reason_is_not_a_success() -> None:
         {"choices": [{"index": 1, "delta": {"content": "x"}, "finish_reason": None}]},
         {"choices": [{"index": 0, "delta": {"reasoning_content": "hm"}, "finish_reason": None}]},
         {"choices": [{"index": 0, "delta": {"audio": {"id": "a"}}, "finish_reason": None}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 3, "function": {"arguments": "{"}}]}, "finish_reason": None}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 3, "function": {"arguments": "{"}}]},
+                    "finish_reason": None,
+                }
+            ]
+        },
         {"error": {"message": "The server had an error", "type": "server_error"}},
     ],
 )
