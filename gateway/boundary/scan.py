@@ -51,6 +51,16 @@ async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Findin
     return found
 
 
+def _may_continue(tail: str, head: str) -> bool:
+    """Whether ``head`` may go on a value that ``tail`` ends with: not after a sentence's end
+    ("... support@example.com." | "Thank you"), and across a space only between digits."""
+    if not tail.strip() or not head.strip():
+        return False
+    if tail[-1].isspace() or head[0].isspace():
+        return tail.rstrip()[-1].isdigit() and head.lstrip()[0].isdigit()
+    return tail[-1] not in ".,;:!?)]}\"'"
+
+
 def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[Finding]]) -> None:
     """Each value cut by the join of two neighbouring texts, added to both as its parts.
 
@@ -63,6 +73,8 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
         if not left or not right:
             continue
         tail, head = left[-JOIN_REACH:], right[:JOIN_REACH]
+        if not _may_continue(tail, head):
+            continue
         # Digits on both sides were two groups of one number ("4111 1111" | "1111 1111").
         sep = " " if tail[-1].isdigit() and head[0].isdigit() else ""
         cut, base, resume = len(tail), len(left) - len(tail), len(tail) + len(sep)
@@ -78,13 +90,14 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
         ]
         if not straddling:
             continue
+        # Each part without the spaces at the join: masking changes only the value's characters.
+        end, begin = len(left.rstrip()), len(right) - len(right.lstrip())
         found[i] = resolve(
-            found[i]
-            + [Finding(base + f.start, len(left), f.entity, f.score, f.rule) for f in straddling]
+            found[i] + [Finding(base + f.start, end, f.entity, f.score, f.rule) for f in straddling]
         )
         found[i + 1] = resolve(
             found[i + 1]
-            + [Finding(0, f.end - resume, f.entity, f.score, f.rule) for f in straddling]
+            + [Finding(begin, f.end - resume, f.entity, f.score, f.rule) for f in straddling]
         )
 
 

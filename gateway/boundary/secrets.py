@@ -10,7 +10,7 @@ import re
 
 from gateway.boundary.rules import Check, Hit, Rule
 
-__all__ = ["SECRET_RULES"]
+__all__ = ["SECRET_RULES", "open_secret"]
 
 _END = r"(?![\w-])"
 
@@ -174,3 +174,51 @@ SECRET_RULES: tuple[Rule, ...] = (
         on_lowered=True,
     ),
 )
+
+
+# --- secrets still being written (a streamed answer) -------------------------------------
+
+# The start of a value that may run long and matches only once complete: a JWT (its third
+# part), a key or token by its prefix, a URL's password (until its "@"), an assigned value.
+_LONG_START = re.compile(
+    r"eyJ|sk-|ghp_|gho_|ghu_|ghs_|github_pat_|xox[abposr]-|AIza|GOCSPX-|whsec_|[sr]k_(?:live|test)_"
+    r"|AKIA|ASIA|[a-z][\w+.-]*://[^\s:/@\"']*:"
+    r"|(?i:passw(?:or)?d|passwd|pwd|secret|token|api[_-]?key|credentials?)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?"
+)
+_TOKEN_END = frozenset(" \t\r\n\"'`<>)]}")
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_LINE = re.compile(r"[ \t]*(?:[A-Za-z0-9+/=]{1,100}|[A-Za-z-]+:.*)?[ \t]*\Z")
+
+
+def open_secret(text: str, start: int = 0) -> int | None:
+    """Where a secret that is still being written begins in ``text`` (at or after ``start``).
+
+    Open means it may go on and would only match, or match whole, once complete: the last
+    token starts like a key, a JWT, a URL with a password or an assigned secret and runs to
+    the end of the text; or a private key has begun and every line since is key material.
+    A hold-back window keeps such text until it closes (hold-back.py).
+    """
+    found: int | None = None
+    begin = text.rfind("-----BEGIN", start)
+    if begin >= 0 and "-----END" not in text[begin:]:
+        header = _PEM_BEGIN.match(text, begin)
+        lines = text[header.end() :].replace("\\n", "\n").split("\n") if header else []
+        if header is None and len(text) - begin < 64:
+            found = begin  # the header itself is still arriving
+        elif header is not None and all(_PEM_LINE.match(line) for line in lines):
+            found = begin
+    last = len(text)
+    while last > start and text[last - 1] not in _TOKEN_END:
+        last -= 1
+    if last < len(text):
+        # The start of the value in the last token: after "password=", at "eyJ", ...
+        m = _LONG_START.search(text, last)
+        if m is None and last > start:
+            # An assignment's value may follow "password: " across the space.
+            m = _LONG_START.search(text, max(start, last - 48), last)
+            if m is not None and m.end() != last:
+                m = None
+        if m is not None:
+            found = m.start() if found is None else min(found, m.start())
+    return found

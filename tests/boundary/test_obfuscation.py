@@ -91,3 +91,20 @@ async def test_values_whole_on_each_side_are_not_joined() -> None:
     detector = build_detector(DetectionSpec(frozenset({"EMAIL_ADDRESS", "CREDIT_CARD"})), None)
     texts = ["mail ann@example.com", "card 4111 1111 1111 1111"]
     assert await find_all(detector, texts) == [detector.find(t) for t in texts]
+
+
+async def test_a_sentence_end_is_no_join() -> None:
+    spec = DetectionSpec(frozenset({"EMAIL_ADDRESS"}), allow_list=("support@example.com",))
+    detector = build_detector(spec, None)
+    texts = ["You reply as support@example.com.", "Thank the customer."]
+    assert await find_all(detector, texts) == [[], []]
+
+
+async def test_number_groups_split_at_a_space_are_joined() -> None:
+    detector = build_detector(DetectionSpec(frozenset({"CREDIT_CARD"})), None)
+    texts = ["card: 4111 1111 ", "1111 1111 please"]
+    found = await find_all(detector, texts)
+    assert [[t[f.start : f.end] for f in fs] for t, fs in zip(texts, found, strict=True)] == [
+        ["4111 1111"],
+        ["1111 1111"],
+    ]
