@@ -183,8 +183,9 @@ def name_like(value: str) -> tuple[int, int] | None:
     if all(k.group().casefold() in _PARTICLES for k in kept):
         return None
     end = kept[-1].end()
-    if value[kept[-1].start() : end].endswith(","):
-        end -= 1
+    last = value[kept[-1].start() : end]
+    if last.endswith(",") or (last.endswith(".") and len(last) > 2):
+        end -= 1  # a sentence's full stop, not an initial's
     return kept[0].start(), end
 
 

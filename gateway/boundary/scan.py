@@ -38,14 +38,22 @@ JOIN_REACH = 96  # characters of each side of a join between two texts: a split 
 
 async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
     """``detector.find`` for each text, in order, without holding the loop for long."""
-    found: list[list[Finding]] = []
-    for text in texts:
+    found: list[list[Finding]] = [[] for _ in texts]
+    small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
+    if isinstance(detector, PatternDetector):
+        # One NER batch and one cache look-up per text: a chat's history costs little.
+        for i, findings in zip(small, detector.find_many([texts[i] for i in small]), strict=True):
+            found[i] = findings
+    else:
+        for i in small:
+            found[i] = detector.find(texts[i])
+    for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
-            found.append(detector.find(text))
-        elif isinstance(detector, PatternDetector) and detector.chunkable:
-            found.append(await find_windowed(detector, text))
+            continue
+        if isinstance(detector, PatternDetector) and detector.chunkable:
+            found[i] = await find_windowed(detector, text)
         else:
-            found.append(await asyncio.to_thread(detector.find, text))
+            found[i] = await asyncio.to_thread(detector.find, text)
     if len(texts) > 1:
         _add_straddling(detector, texts, found)
     return found
