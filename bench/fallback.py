@@ -110,7 +110,6 @@ class RouteProvider:
         return None
 
 
-
 class NoAuth(Authenticator):
     def __init__(self) -> None:
         self._principal = Principal("bench", frozenset({"r"}), None, None, "key")

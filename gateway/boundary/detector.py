@@ -138,10 +138,15 @@ class PatternDetector:
         fields: Fields | None = None
         for rule in self._rules:
             floor = self._thresholds[rule.entity]
+            named: bool | None = None  # whether a word of the rule's field names occurs at all
             for start, end, score in rule.hits(t, lowered):
                 if score < floor and rule.fields:
                     # A weak or invalid value under a field named for the entity ("phone":,
                     # an ssn column): the field name is its context.
+                    if named is None:
+                        named = any(word in lowered for word in rule.fields)
+                    if not named:
+                        continue
                     fields = fields or Fields(t)
                     if rule.fields & fields.key_at(start):
                         score = max(CONTEXT_SCORE, min(1.0, score + CONTEXT_BOOST))

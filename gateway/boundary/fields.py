@@ -73,6 +73,7 @@ _KEY_BEFORE = re.compile(
     r"""|<([A-Za-z_][\w.-]{0,40})(?:\s[^<>]*)?>\s*)\Z"""
 )
 _DELIMS = (",", ";", "\t", "|")
+_SEPARATORS = frozenset(":=>,;|(\t\n")
 _HEADER_CELL = re.compile(r"""\s*["']?[A-Za-z_][\w .()/-]{0,40}["']?\s*""")
 _INSERT = re.compile(r"insert\s+into\s+[\w.\"`\[\]]+\s*\(([^)]{1,2000})\)\s*values", re.I)
 
@@ -84,10 +85,17 @@ class Fields:
     text: str
     _lines: list[int] | None = None
     _headers: dict[int, list[str] | None] = field(default_factory=dict)
-    _inserts: list[tuple[int, list[str]]] | None = None
+    _inserts: list[tuple[int, int, list[str]]] | None = None  # VALUES start, ";", columns
 
     def key_at(self, start: int) -> frozenset[str]:
         """The words of the field the value at ``start`` sits in (empty: none found)."""
+        # A field's value follows a separator (": ", "=", ">", a delimiter, "(" or "," in
+        # SQL), maybe a quote: a value in prose has none and needs no more looking.
+        before = start
+        while before > 0 and start - before < 4 and self.text[before - 1] in " \"'":
+            before -= 1
+        if before == 0 or self.text[before - 1] not in _SEPARATORS:
+            return frozenset()
         words: set[str] = set()
         m = _KEY_BEFORE.search(self.text, max(0, start - 64), start)
         if m is not None:
@@ -140,22 +148,22 @@ class Fields:
 
     def _sql_column(self, start: int) -> str | None:
         if self._inserts is None:
-            self._inserts = (
-                [
-                    (m.end(), [c.strip().strip('"`[]') for c in m.group(1).split(",")])
-                    for m in _INSERT.finditer(self.text)
-                ]
-                if "insert" in self.text.lower()
-                else []
-            )
-        before = [cols for end, cols in self._inserts if end <= start]
-        if not before:
-            return None
-        columns = before[-1]
+            self._inserts = []
+            if "insert" in self.text.lower():
+                for m in _INSERT.finditer(self.text):
+                    end = self.text.find(";", m.end())
+                    columns = [c.strip().strip('"`[]') for c in m.group(1).split(",")]
+                    self._inserts.append((m.end(), end if end >= 0 else len(self.text), columns))
+        for values, end, columns in self._inserts:
+            if values <= start < end:
+                return self._tuple_column(values, start, columns)
+        return None
+
+    def _tuple_column(self, values: int, start: int, columns: list[str]) -> str | None:
         # The value's index in its tuple: commas at depth 1 since the tuple's "(".
         depth, index, quote = 0, 0, ""
         end = start - 1 if start and self.text[start - 1] in "'\"" else start
-        for ch in reversed(self.text[max(0, end - 4000) : end]):
+        for ch in reversed(self.text[values:end]):
             if quote:
                 if ch == quote:
                     quote = ""

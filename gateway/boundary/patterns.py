@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 
 from gateway.boundary.fields import FIELD_WORDS
-from gateway.boundary.keyed import KeyedCache
 from gateway.boundary.phones import NationalNumbers, valid_international
 from gateway.boundary.rules import NEEDS_CONTEXT, Hit, Rule, context_near, word_pattern
 
@@ -106,45 +105,33 @@ _UNIT_AFTER = re.compile(
 
 def _phone(match: re.Match[str]) -> Hit | None:
     raw = match.group()
+    # A bare run of digits is as likely an id or a timestamp: without a context word (or a
+    # phone field) it is not a phone number, and not worth validating.
+    if raw.isdigit() and not context_near(match.string, *match.span(), _PHONE_CONTEXT):
+        score: float | None = None
+    else:
+        score = _validate_phone(raw)
+    if score is None:
+        digits = len(_NON_DIGIT.sub("", raw))
+        if not 7 <= digits <= 15 or _NOT_PHONE.fullmatch(raw):
+            return None
+        # A phone-shaped value that failed validation: kept only where context names it.
+        score = NEEDS_CONTEXT
     text, start = match.string, match.start()
     if _UNIT_AFTER.match(text, match.end()) or (
         raw[0] != "+" and _LABELLED.search(text[max(0, start - 16) : start].lower())
     ):
         return None
-    # A bare run of digits is as likely an id or a timestamp: without a context word (or a
-    # phone field) it is not a phone number, and not worth validating.
-    if raw.isdigit() and not context_near(match.string, *match.span(), _PHONE_CONTEXT):
-        return _contextual(match)
-    score = _phone_score(raw)
-    if score is None:
-        return _contextual(match)
-    return match.start(), match.end(), score
+    return start, match.end(), score
 
 
-def _contextual(match: re.Match[str]) -> Hit | None:
-    """A phone-shaped value that failed validation: kept only where context names it."""
-    raw = match.group()
-    digits = sum(c.isdigit() for c in raw)
-    if not 7 <= digits <= 15 or _NOT_PHONE.fullmatch(raw):
-        return None
-    return match.start(), match.end(), NEEDS_CONTEXT
-
-
-# A conversation resends its history every turn: the same numbers come back again and again.
-# Keyed by a keyed hash, so no number outlives the request that sent it (keyed.py).
-_SCORES: KeyedCache[float | None] = KeyedCache(4096)
-
-
-def _phone_score(raw: str) -> float | None:
-    key = _SCORES.key(raw)
-    if key in _SCORES:
-        return _SCORES[key]
-    score = _SCORES[key] = _validate_phone(raw)
-    return score
+# No cache of scores: one keyed by the number would keep it after its request (the findings
+# cache in detector.py spares a conversation's history its second scan instead).
+_NON_DIGIT = re.compile(r"\D+")
 
 
 def _validate_phone(raw: str) -> float | None:
-    digits = "".join(c for c in raw.replace("(0)", "") if c.isdigit())
+    digits = _NON_DIGIT.sub("", raw.replace("(0)", ""))
     if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(raw):
         return None
     international = digits[2:] if raw.startswith("00") else digits
@@ -166,7 +153,6 @@ def _validate_phone(raw: str) -> float | None:
 # Groups may be split by one or two separators of any common kind (double spaces, a line
 # break, dots, slashes, underscores: a hand-typed or obfuscated number).
 _CARD = re.compile(_B + r"(?:(?:[ \-._/]|\r?\n){0,2}\d){11,18}" + _E)
-_NON_DIGIT = re.compile(r"\D+")
 _CARD_WORDS = word_pattern(
     "card", "credit", "debit", "visa", "mastercard", "amex", "pan", "cc", "cardholder",
     "kreditkarte", "karte", "carte", "tarjeta", "carta", "cartão",
@@ -340,7 +326,7 @@ def _iban(match: re.Match[str]) -> Hit | None:
 
 def _iban_shaped(match: re.Match[str]) -> Hit | None:
     raw = match.group().rstrip(" -")
-    if sum(c.isdigit() for c in raw) < 10:
+    if len(_NON_DIGIT.sub("", raw)) < 10:
         return None  # "DE12 PROJECT NOTES": letters after a country code are words
     return match.start(), match.start() + len(raw), NEEDS_CONTEXT
 

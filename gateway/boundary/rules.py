@@ -18,11 +18,11 @@ __all__ = [
     "Check",
     "Hit",
     "Rule",
+    "Words",
     "context_near",
     "fixed",
     "near",
     "word_pattern",
-    "words_near",
 ]
 
 # As presidio's LemmaContextAwareEnhancer: a context word nearby adds this much.
@@ -56,7 +56,7 @@ class Rule:
     on_lowered: bool = False
     # Words that name the entity strongly enough to keep a value that fails validation
     # (``context`` words may be looser), and the words of field names that do (fields.py).
-    strict_context: re.Pattern[str] | None = None
+    strict_context: Words | None = None
     fields: frozenset[str] = frozenset()
 
     def hits(self, text: str, lowered: str) -> list[Hit]:
@@ -65,6 +65,7 @@ class Rule:
         found = []
         pos = 0
         subject = lowered if self.on_lowered else text
+        strict: bool | None = None  # whether a strict context word occurs anywhere
         while (match := self.regex.search(subject, pos)) is not None:
             hit = self.check(match)
             if hit is None:
@@ -73,9 +74,10 @@ class Rule:
             start, end, score = hit
             pos = max(end, match.start() + 1)  # a hit shorter than its match: go on after it
             if score == NEEDS_CONTEXT:
-                if self.strict_context is not None and words_near(
-                    lowered, start, end, self.strict_context
-                ):
+                words = self.strict_context
+                if strict is None:
+                    strict = words is not None and words.anywhere(lowered)
+                if strict and words is not None and words.near(lowered, start, end):
                     score = CONTEXT_SCORE
             elif self.context and score < 1.0 and near(lowered, start, end, self.context):
                 score = min(1.0, score + CONTEXT_BOOST)
@@ -90,17 +92,27 @@ def near(lowered: str, start: int, end: int, words: tuple[str, ...]) -> bool:
     return any(w in before or w in after for w in words)
 
 
-def words_near(lowered: str, start: int, end: int, words: re.Pattern[str]) -> bool:
-    """``near`` for whole words (``tin`` but not inside "setting"): one regex per side."""
-    return (
-        words.search(lowered, max(0, start - _BEFORE), start) is not None
-        or words.search(lowered, end, end + _AFTER) is not None
-    )
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Context words matched whole (``tin`` but not inside "setting"), see ``word_pattern``."""
+
+    regex: re.Pattern[str]
+    needles: tuple[str, ...]  # a prefix of each word: none in a text, no word in it
+
+    def anywhere(self, lowered: str) -> bool:
+        return any(n in lowered for n in self.needles)
+
+    def near(self, lowered: str, start: int, end: int) -> bool:
+        return (
+            self.regex.search(lowered, max(0, start - _BEFORE), start) is not None
+            or self.regex.search(lowered, end, end + _AFTER) is not None
+        )
 
 
-def word_pattern(*words: str) -> re.Pattern[str]:
-    """The regex ``words_near`` takes: any of ``words`` as a whole word (lower case)."""
-    return re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])")
+def word_pattern(*words: str) -> Words:
+    """Any of ``words`` (lower case) as a whole word, for ``Rule.strict_context``."""
+    regex = re.compile(r"(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])")
+    return Words(regex, tuple(sorted({w[:3] for w in words})))
 
 
 def context_near(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
