@@ -3,6 +3,11 @@
 A call normalizes the text once, runs only the rules for the entities the policy names (each
 skipped unless its needle occurs), drops hits under the entity's threshold or on the allow
 list, keeps the strongest of overlapping hits and maps spans back to the original text.
+
+Chat clients resend the whole conversation with every request: findings are cached per text
+under a keyed hash of the detector's version and the text (keyed.py; never the text), in
+one bounded LRU per process. ``find_many`` reads a request's texts with one NER batch, and
+a text without a capitalized word skips NER (no name or place starts in lower case).
 """
 
 from __future__ import annotations
@@ -10,16 +15,20 @@ from __future__ import annotations
 import bisect
 import difflib
 import re
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
 
 from gateway.boundary.extra import ExtraRecognizer, extra_entities
+from gateway.boundary.fields import Fields
 from gateway.boundary.findings import Detector, Finding
+from gateway.boundary.keyed import KeyedCache, digest
+from gateway.boundary.names import has_name_token, known_name, name_hits
 from gateway.boundary.ner import NER_ENTITIES, NerModel
 from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
 from gateway.boundary.patterns import PII_RULES
 from gateway.boundary.phones import compile_all
-from gateway.boundary.rules import Rule, fixed
+from gateway.boundary.rules import CONTEXT_BOOST, CONTEXT_SCORE, Rule, fixed
 from gateway.boundary.secrets import SECRET_RULES
 from gateway.boundary.spec import DetectionSpec
 
@@ -38,6 +47,10 @@ _RULES = PII_RULES + NETWORK_RULES + SECRET_RULES
 NATIVE_ENTITIES = frozenset(rule.entity for rule in _RULES)
 
 _Candidate = tuple[int, int, float, str, str]  # start, end, score, entity, rule
+_NerHits = list[tuple[str, tuple[int, int, float]]]
+# Findings per (detector version, text): offsets, entity names, scores and rule ids only.
+CACHE_ENTRIES = 8192
+_FOUND: KeyedCache[tuple[Finding, ...]] = KeyedCache(CACHE_ENTRIES)
 
 
 class PatternDetector:
@@ -55,11 +68,16 @@ class PatternDetector:
         self._extras = extras
         self._ner = ner
         self._ner_entities = spec.entities & NER_ENTITIES
+        self._names = "PERSON" in spec.entities
+        if self._names:
+            known_name("warm")  # load the name lists now, not on a request
         self._allow = frozenset(v.casefold() for v in spec.allow_list)
         self._thresholds = {rule.entity: spec.threshold(rule.entity) for rule in rules}
         self._thresholds.update({e: spec.threshold(e) for e in spec.entities})
         names = {rule.entity for rule in rules} | {x.entity for x in extras}
         self._entities = frozenset(names | self._ner_entities)
+        # A policy version's own detector: its cache entries are never another's.
+        self._version = secrets.token_hex(8)
 
     @property
     def entities(self) -> frozenset[str]:
@@ -81,15 +99,57 @@ class PatternDetector:
         return not self.uses_ner and not self._spec.custom and short_terms
 
     def find(self, text: str) -> list[Finding]:
+        return self.find_many([text])[0]
+
+    def find_patterns(self, text: str) -> list[Finding]:
+        """``find`` without the NER model (for a text made of two texts' ends)."""
+        key = digest(self._version, "patterns", text)
+        if key in _FOUND:
+            return list(_FOUND[key])
+        found = self._find(text, ner=False, ner_hits=None)
+        _FOUND[key] = tuple(found)
+        return found
+
+    def find_many(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """``find`` for each text: cached ones looked up, NER run once over the rest."""
+        keys = [digest(self._version, "all", text) for text in texts]
+        out: list[list[Finding] | None] = [list(_FOUND[k]) if k in _FOUND else None for k in keys]
+        missing = [i for i, found in enumerate(out) if found is None]
+        ner_hits: dict[int, _NerHits] = {}
+        if self._ner is not None and self._ner_entities and missing:
+            named = [i for i in missing if has_name_token(texts[i])]
+            if named:
+                normalized = [normalize(texts[i]).text for i in named]
+                batch = self._ner.hits_many(normalized, self._ner_entities)
+                ner_hits = dict(zip(named, batch, strict=True))
+        for i in missing:
+            found = self._find(texts[i], ner=True, ner_hits=ner_hits.get(i, []))
+            _FOUND[keys[i]] = tuple(found)
+            out[i] = found
+        return [found or [] for found in out]
+
+    def _find(self, text: str, ner: bool, ner_hits: _NerHits | None) -> list[Finding]:
         norm = normalize(text)
         t = norm.text
         lowered = t.lower()
         if len(lowered) != len(t):  # a few letters ("İ") lower to two characters
             lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in t)
         candidates: list[_Candidate] = []
+        fields: Fields | None = None
         for rule in self._rules:
             floor = self._thresholds[rule.entity]
+            named: bool | None = None  # whether a word of the rule's field names occurs at all
             for start, end, score in rule.hits(t, lowered):
+                if score < floor and rule.fields:
+                    # A weak or invalid value under a field named for the entity ("phone":,
+                    # an ssn column): the field name is its context.
+                    if named is None:
+                        named = any(word in lowered for word in rule.fields)
+                    if not named:
+                        continue
+                    fields = fields or Fields(t)
+                    if rule.fields & fields.key_at(start):
+                        score = max(CONTEXT_SCORE, min(1.0, score + CONTEXT_BOOST))
                 if score >= floor:
                     candidates.append((start, end, score, rule.entity, rule.name))
         for extra in self._extras:
@@ -97,15 +157,20 @@ class PatternDetector:
             for start, end, score in extra.hits(t, lowered):
                 if score >= floor:
                     candidates.append((start, end, score, extra.entity, "presidio." + extra.entity))
-        if self._ner is not None and self._ner_entities:
-            for entity, (start, end, score) in self._ner.hits(t, self._ner_entities):
+        if ner and ner_hits:
+            for entity, (start, end, score) in ner_hits:
                 if score >= self._thresholds[entity]:
                     candidates.append((start, end, score, entity, "ner." + entity))
+        if ner and self._names:
+            floor = self._thresholds["PERSON"]
+            for (start, end, score), cue in name_hits(t, fields):
+                if score >= floor:
+                    candidates.append((start, end, score, "PERSON", cue))
         if self._allow:
             candidates = [c for c in candidates if t[c[0] : c[1]].casefold() not in self._allow]
         return [
             Finding(*norm.span(start, end), entity, score, rule)
-            for start, end, score, entity, rule in _strongest(candidates)
+            for start, end, score, entity, rule in _joined(_strongest(candidates), t)
         ]
 
 
@@ -131,6 +196,21 @@ def _strongest(candidates: list[_Candidate]) -> list[_Candidate]:
         starts.insert(i, cand[0])
         kept.insert(i, cand)
     return kept
+
+
+def _joined(kept: list[_Candidate], text: str) -> list[_Candidate]:
+    """Names split in two by the model ("Jasmijn van der" "Spaendonc") as one finding: the
+    space between them is part of the name, and one placeholder stands for it."""
+    out: list[_Candidate] = []
+    for cand in kept:
+        if out and cand[3] == "PERSON" == out[-1][3]:
+            gap = text[out[-1][1] : cand[0]]
+            if gap and gap.isspace() and "\n" not in gap:
+                last = out[-1]
+                out[-1] = (last[0], cand[1], max(last[2], cand[2]), "PERSON", last[4])
+                continue
+        out.append(cand)
+    return out
 
 
 def _policy_rules(spec: DetectionSpec) -> list[Rule]:

@@ -4,15 +4,19 @@ Patterns and validators follow presidio's recognizers (same entity names, checks
 invalidation rules) with their known weak spots fixed: Mastercard 2-series and 19-digit cards,
 no URL inside an e-mail address, file names (``main.py``) not taken for domains, dates and bare
 digit runs not taken for phone numbers unless a context word is near.
+
+A value of an entity's shape that fails validation (an unassigned area code, a bad checksum,
+an SSN area the SSA never issues) is kept where a context word or its field names the entity
+(``NEEDS_CONTEXT``): validation decides only values that nothing around them names.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 
+from gateway.boundary.fields import FIELD_WORDS
 from gateway.boundary.phones import NationalNumbers, valid_international
-from gateway.boundary.rules import Hit, Rule, context_near
+from gateway.boundary.rules import NEEDS_CONTEXT, Hit, Rule, context_near, word_pattern
 
 __all__ = ["PII_RULES"]
 
@@ -32,7 +36,8 @@ _EMAIL = re.compile(
 )
 
 # RFC 5322 allows "/" too, but then "/static/img/logo@2x.png" would be an address.
-_LOCAL_CHARS = frozenset("!#$%&'*+=?^`{|}~-.")
+# "&" and "=" too, but then "name=x&email=ann@example.com" would be one address.
+_LOCAL_CHARS = frozenset("!#$%'*+?^`{|}~-.")
 _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "css", "ico", "pdf"})
 
 
@@ -56,9 +61,7 @@ def _email(match: re.Match[str]) -> Hit | None:
 
 # --- phone -------------------------------------------------------------------------------
 
-_PHONE = re.compile(
-    r"[+(\d](?<![\w\-./+][+(\d])\(?\d?[\d \t\u00a0().\-/]{4,22}\d(?![\w\-]|[./:]\d)"
-)
+_PHONE = re.compile(r"[+(\d](?<![\w\-./+][+(\d])\(?\d?[\d \u00a0().\-/]{4,22}\d(?![\w\-]|[./:]\d)")
 # Dates, the SSN shape and dotted quads are not phone numbers in any region we parse for.
 _NOT_PHONE = re.compile(
     r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}[-/]\d{4}|\d{3}-\d{2}-\d{4}"
@@ -66,43 +69,94 @@ _NOT_PHONE = re.compile(
 # National numbers are tried in the regions whose format they could be: those dialled with a
 # trunk "0" and those without. Each parse costs ~15 us, so the split halves the work.
 _TRUNK_DIALLED = NationalNumbers(
-    ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL"), trunk_required=True
+    ("GB", "DE", "FR", "NL", "CH", "IT", "AU", "IN", "BR", "IL", "SE", "AT", "BE", "IE"),
+    trunk_required=True,
 )
-_PLAIN_DIALLED = NationalNumbers(("US", "ES", "IT", "IN"), trunk_required=False)
+_PLAIN_DIALLED = NationalNumbers(("US", "ES", "IT", "IN", "PL", "BR", "PT"), trunk_required=False)
 _PHONE_CONTEXT = ("phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "contact")
+# Words that name a phone number outright: an invalid number beside one is still a number.
+_PHONE_WORDS = word_pattern(
+    "phone", "phones", "tel", "tel.", "telephone", "mobile", "cell", "cellphone", "fax",
+    "whatsapp", "sms", "call", "text", "ring", "dial", "handy", "telefon", "telefono",
+    "téléphone", "tél", "portable", "móvil", "movil", "celular", "telefone", "ph",
+)  # fmt: skip
+# "order 20240311", "ticket 4471 2290": another label right before the value names it.
+_LABELLED = re.compile(
+    r"(?:order|invoice|ticket|ref|reference|id|sku|version|build|zip|postcode|case|tracking"
+    r"|serial|iban|account|acct|card|ssn|po|pin|otp|code|qty|amount|total)\W{0,3}\Z"
+)
+# A North American number written in its usual groups: "(555) 234-0199", "212.555.0147".
+# Its area code may be one no plan has assigned yet: the grouping names it a phone number.
+_NANP = re.compile(r"(?:\+?1[ .\-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d([ .\-]))[2-9]\d\d[ .\-]\d{4}")
+# Also written as phone numbers whatever the plan says: "+31 6 93249532" (a country code and
+# groups), "(11) 98676-4545" (an area code in parentheses, then groups).
+_WRITTEN_AS_PHONE = re.compile(
+    r"\+[1-9]\d{0,2}(?:[ .\-]\(?\d{1,8}\)?)+|\+[1-9]\d{0,2} ?\(\d{1,4}\)(?:[ .\-]?\d{2,5})+"
+    r"|\(\d{2,4}\) ?\d{3,5}[ .\-]\d{3,4}"
+)
+
+
+# "(30065899 bytes)", "1500 ms": a number with a unit is a quantity.
+_UNIT_AFTER = re.compile(
+    r"[ \t]?(?:bytes?|[kmgtp]i?b|[kmg]bps|ms|sec|seconds?|px|pt|mm|cm|km|kg|mg|ml|%|rpm|hz)\b",
+    re.IGNORECASE,
+)
 
 
 def _phone(match: re.Match[str]) -> Hit | None:
     raw = match.group()
-    # A bare run of digits is as likely an id or a timestamp: without a context word it is
-    # not a phone number, and it is not worth the ~100 us phonenumbers takes to validate it.
+    # A bare run of digits is as likely an id or a timestamp: without a context word (or a
+    # phone field) it is not a phone number, and not worth validating.
     if raw.isdigit() and not context_near(match.string, *match.span(), _PHONE_CONTEXT):
+        score: float | None = None
+    else:
+        score = _validate_phone(raw)
+    if score is None:
+        digits = len(_NON_DIGIT.sub("", raw))
+        if not 7 <= digits <= 15 or _NOT_PHONE.fullmatch(raw):
+            return None
+        # A phone-shaped value that failed validation: kept only where context names it.
+        score = NEEDS_CONTEXT
+    text, start = match.string, match.start()
+    if _UNIT_AFTER.match(text, match.end()) or (
+        raw[0] != "+" and _LABELLED.search(text[max(0, start - 16) : start].lower())
+    ):
         return None
-    score = _phone_score(raw)
-    return None if score is None else (match.start(), match.end(), score)
+    return start, match.end(), score
 
 
-# A conversation resends its history every turn: the same numbers come back again and again.
-@functools.lru_cache(maxsize=4096)
-def _phone_score(raw: str) -> float | None:
-    digits = "".join(c for c in raw.replace("(0)", "") if c.isdigit())
+# No cache of scores: one keyed by the number would keep it after its request (the findings
+# cache in detector.py spares a conversation's history its second scan instead).
+_NON_DIGIT = re.compile(r"\D+")
+
+
+def _validate_phone(raw: str) -> float | None:
+    digits = _NON_DIGIT.sub("", raw.replace("(0)", ""))
     if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(raw):
         return None
     international = digits[2:] if raw.startswith("00") else digits
     if raw.startswith(("+", "00")) and valid_international(international):
         return 0.75
+    if raw.startswith("+"):
+        return 0.6 if _WRITTEN_AS_PHONE.fullmatch(raw) and len(digits) >= 8 else None
     if raw.lstrip("(")[:1] == "0":
         valid = _TRUNK_DIALLED.valid(digits)
     else:
         valid = _PLAIN_DIALLED.valid(digits)
     if not valid:
-        return None
+        return 0.6 if _NANP.fullmatch(raw) or _WRITTEN_AS_PHONE.fullmatch(raw) else None
     return 0.3 if raw.isdigit() else 0.6  # a bare run has a context word: 0.3 + 0.35
 
 
 # --- credit card -------------------------------------------------------------------------
 
-_CARD = re.compile(_B + r"(?:[ \-]?\d){11,18}" + _E)
+# Groups may be split by one or two separators of any common kind (double spaces, a line
+# break, dots, slashes, underscores: a hand-typed or obfuscated number).
+_CARD = re.compile(_B + r"(?:(?:[ \-._/]|\r?\n){0,2}\d){11,18}" + _E)
+_CARD_WORDS = word_pattern(
+    "card", "credit", "debit", "visa", "mastercard", "amex", "pan", "cc", "cardholder",
+    "kreditkarte", "karte", "carte", "tarjeta", "carta", "cartão",
+)  # fmt: skip
 # (prefix range low, high, allowed lengths): Visa, Mastercard 51-55 and 2221-2720, Amex,
 # Discover, JCB, Diners, UnionPay, Maestro; 19-digit Visa/Discover/JCB/UnionPay included.
 _BRANDS = (
@@ -153,40 +207,79 @@ _GROUP = re.compile(r"\d+")
 
 
 def _card(match: re.Match[str]) -> Hit | None:
-    score = _card_score(match.group().replace(" ", "").replace("-", ""))
-    if score is not None:
+    digits = _NON_DIGIT.sub("", match.group())
+    score = _card_score(digits)
+    if score is not None and _card_grouped(match.group()):
         return match.start(), match.end(), score
+    if 13 <= len(digits) <= 19 and len(set(digits)) > 1 and _card_grouped(match.group()):
+        # A card's shape that fails Luhn: a typo or a test number, still a card where the
+        # text says so. Kept only with a card word or field (NEEDS_CONTEXT).
+        return match.start(), match.end(), NEEDS_CONTEXT
     # "qty 13 4111 1111 1111 1111" or "4111 1111 1111 1111 12": the card is the candidate's
     # digit groups less some at one end. Cheaper than scanning the text again.
     groups = [(g.start(), g.end()) for g in _GROUP.finditer(match.group())]
     for k in range(1, len(groups)):
         for a, b in ((groups[k][0], groups[-1][1]), (groups[0][0], groups[-1 - k][1])):
-            score = _card_score(match.group()[a:b].replace(" ", "").replace("-", ""))
-            if score is not None:
+            score = _card_score(_NON_DIGIT.sub("", match.group()[a:b]))
+            if score is not None and _card_grouped(match.group()[a:b]):
                 return match.start() + a, match.start() + b, score
     return None
+
+
+def _card_grouped(raw: str) -> bool:
+    """One run of digits, or written as cards are: groups of four (the last may be shorter),
+    4-6-5 (Amex) or 4-6-4 (Diners). "504-6896337-3404440" is an order number."""
+    groups = [len(g) for g in _GROUP.findall(raw)]
+    return (
+        len(groups) == 1
+        or (groups[:-1] == [4] * (len(groups) - 1) and groups[-1] <= 4)
+        or groups in ([4, 6, 5], [4, 6, 4])
+    )
 
 
 # --- US SSN ------------------------------------------------------------------------------
 
 _SSN = re.compile(rf"({_B}\d\d)([- .]?)(\d{{2}})\2(\d{{4}})" + _E)
 _SSN_PLACEHOLDERS = frozenset({"123456789", "987654320", "078051120"})
+# Words that name a taxpayer number: an SSN-shaped value beside one is masked even where
+# the SSA never issued its area (ITINs use 9xx, test data uses 000 and 666).
+_SSN_WORDS = word_pattern(
+    "ssn", "ssns", "ss#", "social security", "social-security", "socsec", "tin", "itin",
+    "taxpayer", "tax id", "tax-id", "ssa", "sozialversicherungsnummer",
+)  # fmt: skip
 
 
 def _ssn(match: re.Match[str]) -> Hit | None:
     area, sep, group, serial = match.groups()
     digits = area + group + serial
+    if len(set(digits)) == 1:
+        return None
     if (
         area in ("000", "666")
         or area >= "900"
         or group == "00"
         or serial == "0000"
-        or len(set(digits)) == 1
         or digits in _SSN_PLACEHOLDERS
     ):
-        return None
+        return match.start(), match.end(), NEEDS_CONTEXT
     # 9 bare digits are any id; "123-45-6789" is the SSN shape but also a part number.
     return match.start(), match.end(), 0.6 if sep else 0.2
+
+
+# --- US ITIN: 9xx, then 50-65, 70-88, 90-92 or 94-99 ----------------------------------------
+
+_ITIN = re.compile(r"(9(?<![\w\-./+]9)\d\d)([- .]?)(\d{2})\2(\d{4})" + _E)
+_ITIN_GROUPS = frozenset(
+    f"{n:02d}" for n in [*range(50, 66), *range(70, 89), *range(90, 93), *range(94, 100)]
+)
+_ITIN_WORDS = word_pattern("itin", "tin", "taxpayer", "tax id", "tax-id", "w-7", "irs")
+
+
+def _itin(match: re.Match[str]) -> Hit | None:
+    _, sep, group, _ = match.groups()
+    if group not in _ITIN_GROUPS:
+        return match.start(), match.end(), NEEDS_CONTEXT
+    return match.start(), match.end(), 0.4 if sep else 0.1
 
 
 # --- IBAN --------------------------------------------------------------------------------
@@ -206,6 +299,12 @@ _IBAN_LENGTHS = {
 }
 
 
+_IBAN_WORDS = word_pattern(
+    "iban", "account", "acct", "bank", "konto", "kontonummer", "compte", "cuenta", "conto",
+    "rekening", "sepa", "transfer", "wire", "bic", "swift",
+)  # fmt: skip
+
+
 def _iban(match: re.Match[str]) -> Hit | None:
     raw = match.group()
     length = _IBAN_LENGTHS.get(raw[:2], 0)
@@ -217,16 +316,33 @@ def _iban(match: re.Match[str]) -> Hit | None:
                 end = match.start() + i + 1
                 break
     if len(compact) != length or (end < match.end() and raw[end - match.start()].isalnum()):
-        return None
+        # Not this country's length (or no such country): an IBAN only where named one.
+        return _iban_shaped(match)
     rotated = compact[4:] + compact[:4]
     if int("".join(str(int(c, 36)) for c in rotated)) % 97 != 1:
-        return None
+        return _iban_shaped(match)
     return match.start(), end, 0.95
+
+
+def _iban_shaped(match: re.Match[str]) -> Hit | None:
+    raw = match.group().rstrip(" -")
+    if len(_NON_DIGIT.sub("", raw)) < 10:
+        return None  # "DE12 PROJECT NOTES": letters after a country code are words
+    return match.start(), match.start() + len(raw), NEEDS_CONTEXT
 
 
 PII_RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", "email", _EMAIL, _email, needles=("@",)),
-    Rule("PHONE_NUMBER", "phone", _PHONE, _phone, context=_PHONE_CONTEXT, rescan=False),
+    Rule(
+        "PHONE_NUMBER",
+        "phone",
+        _PHONE,
+        _phone,
+        context=_PHONE_CONTEXT,
+        rescan=False,
+        strict_context=_PHONE_WORDS,
+        fields=FIELD_WORDS["PHONE_NUMBER"],
+    ),
     Rule(
         "CREDIT_CARD",
         "credit_card",
@@ -234,7 +350,33 @@ PII_RULES: tuple[Rule, ...] = (
         _card,
         context=("card", "credit", "visa", "mastercard", "amex", "debit", "cc ", "pan"),
         rescan=False,
+        strict_context=_CARD_WORDS,
+        fields=FIELD_WORDS["CREDIT_CARD"],
     ),
-    Rule("US_SSN", "us_ssn", _SSN, _ssn, context=("ssn", "social security", "ss#", "ssa")),
-    Rule("IBAN_CODE", "iban", _IBAN, _iban),
+    Rule(
+        "US_SSN",
+        "us_ssn",
+        _SSN,
+        _ssn,
+        context=("ssn", "social security", "ss#", "ssa"),
+        strict_context=_SSN_WORDS,
+        fields=FIELD_WORDS["US_SSN"],
+    ),
+    Rule(
+        "US_ITIN",
+        "us_itin",
+        _ITIN,
+        _itin,
+        context=("itin", "taxpayer", "tax id", "w-7"),
+        strict_context=_ITIN_WORDS,
+        fields=FIELD_WORDS["US_ITIN"],
+    ),
+    Rule(
+        "IBAN_CODE",
+        "iban",
+        _IBAN,
+        _iban,
+        strict_context=_IBAN_WORDS,
+        fields=FIELD_WORDS["IBAN_CODE"],
+    ),
 )

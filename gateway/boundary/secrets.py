@@ -10,7 +10,7 @@ import re
 
 from gateway.boundary.rules import Check, Hit, Rule
 
-__all__ = ["SECRET_RULES"]
+__all__ = ["SECRET_RULES", "open_secret"]
 
 _END = r"(?![\w-])"
 
@@ -21,6 +21,32 @@ def _key(name: str, pattern: str, *needles: str, score: float = 0.95) -> Rule:
     # tests the word boundary instead.
     regex = re.compile(pattern)
     return Rule("SECRET", f"secret.{name}", regex, _at_word_start(score), needles=needles)
+
+
+def _token(name: str, prefix: str, cls: str, low: int, high: int, *needles: str) -> Rule:
+    """A key of ``prefix`` and ``low``-``high`` characters of ``cls``, also with one line
+    break inside (pasted from a wrapped terminal, or split to slip past a scanner)."""
+    body = rf"(?P<body>{cls}+(?:\r?\n{cls}+)?)"
+    regex = re.compile(prefix + body + (r"\b" if cls.endswith("0-9]") else _END))
+
+    def check(match: re.Match[str]) -> Hit | None:
+        start = match.start()
+        if start and (match.string[start - 1].isalnum() or match.string[start - 1] in "_-"):
+            return None
+        head, brk, tail = match.group("body").partition("\n")
+        head = head.removesuffix("\r")
+        if brk and low <= len(head) + len(tail) <= high and _key_like(tail):
+            return start, match.end(), 0.95
+        if low <= len(head) <= high:
+            return start, match.start("body") + len(head), 0.95
+        return None
+
+    return Rule("SECRET", f"secret.{name}", regex, check, needles=needles)
+
+
+def _key_like(tail: str) -> bool:
+    # "...\nThanks" is prose after a key; a key's own characters have digits or inner capitals.
+    return len(tail) >= 12 or any(c.isdigit() or c.isupper() for c in tail[1:])
 
 
 def _at_word_start(score: float) -> Check:
@@ -93,21 +119,21 @@ def _assignment(match: re.Match[str]) -> Hit | None:
 
 
 SECRET_RULES: tuple[Rule, ...] = (
-    _key("anthropic_key", r"sk-ant-(?:api|admin)\d\d-[\w-]{32,}" + _END, "sk-ant-"),
-    _key("openai_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[\w-]{32,}" + _END, "sk-"),
-    _key("aws_access_key", r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", "akia", "asia", "abia"),
-    _key("github_token", r"gh[pousr]_[A-Za-z0-9]{36,255}\b", "ghp_", "gho_", "ghu_", "ghs_"),
-    _key("github_pat", r"github_pat_\w{60,255}\b", "github_pat_"),
-    _key("slack_token", r"xox[abposr]-[A-Za-z0-9-]{10,}", "xox"),
+    _token("anthropic_key", r"sk-ant-(?:api|admin)\d\d-", r"[\w-]", 32, 1000, "sk-ant-"),
+    _token("openai_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?", r"[\w-]", 32, 1000, "sk-"),
+    _token("aws_access_key", "(?:AKIA|ASIA|ABIA|ACCA)", "[A-Z0-9]", 16, 16, "akia", "asia", "abia"),
+    _token("github_token", "gh[pousr]_", "[A-Za-z0-9]", 36, 255, "ghp_", "gho_", "ghu_", "ghs_"),
+    _token("github_pat", "github_pat_", r"[A-Za-z0-9_]", 60, 255, "github_pat_"),
+    _token("slack_token", "xox[abposr]-", "[A-Za-z0-9-]", 10, 1000, "xox"),
     _key(
         "slack_webhook",
         r"https://hooks\.slack\.com/services/T\w+/B\w+/\w+",
         "hooks.slack.com",
     ),
-    _key("google_api_key", r"AIza[\w-]{35}" + _END, "aiza"),
-    _key("google_oauth_secret", r"GOCSPX-[\w-]{28}" + _END, "gocspx-"),
-    _key("stripe_key", r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}\b", "_live_", "_test_"),
-    _key("stripe_webhook_secret", r"whsec_[A-Za-z0-9]{24,}\b", "whsec_"),
+    _token("google_api_key", "AIza", r"[\w-]", 35, 35, "aiza"),
+    _token("google_oauth_secret", "GOCSPX-", r"[\w-]", 28, 28, "gocspx-"),
+    _token("stripe_key", "(?:sk|rk)_(?:live|test)_", "[A-Za-z0-9]", 20, 1000, "_live_", "_test_"),
+    _token("stripe_webhook_secret", "whsec_", "[A-Za-z0-9]", 24, 1000, "whsec_"),
     _key(
         "private_key",
         _PEM,
@@ -148,3 +174,51 @@ SECRET_RULES: tuple[Rule, ...] = (
         on_lowered=True,
     ),
 )
+
+
+# --- secrets still being written (a streamed answer) -------------------------------------
+
+# The start of a value that may run long and matches only once complete: a JWT (its third
+# part), a key or token by its prefix, a URL's password (until its "@"), an assigned value.
+_LONG_START = re.compile(
+    r"eyJ|sk-|ghp_|gho_|ghu_|ghs_|github_pat_|xox[abposr]-|AIza|GOCSPX-|whsec_|[sr]k_(?:live|test)_"
+    r"|AKIA|ASIA|[a-z][\w+.-]*://[^\s:/@\"']*:"
+    r"|(?i:passw(?:or)?d|passwd|pwd|secret|token|api[_-]?key|credentials?)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?"
+)
+_TOKEN_END = frozenset(" \t\r\n\"'`<>)]}")
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_LINE = re.compile(r"[ \t]*(?:[A-Za-z0-9+/=]{1,100}|[A-Za-z-]+:.*)?[ \t]*\Z")
+
+
+def open_secret(text: str, start: int = 0) -> int | None:
+    """Where a secret that is still being written begins in ``text`` (at or after ``start``).
+
+    Open means it may go on and would only match, or match whole, once complete: the last
+    token starts like a key, a JWT, a URL with a password or an assigned secret and runs to
+    the end of the text; or a private key has begun and every line since is key material.
+    A hold-back window keeps such text until it closes (hold-back.py).
+    """
+    found: int | None = None
+    begin = text.rfind("-----BEGIN", start)
+    if begin >= 0 and "-----END" not in text[begin:]:
+        header = _PEM_BEGIN.match(text, begin)
+        lines = text[header.end() :].replace("\\n", "\n").split("\n") if header else []
+        if header is None and len(text) - begin < 64:
+            found = begin  # the header itself is still arriving
+        elif header is not None and all(_PEM_LINE.match(line) for line in lines):
+            found = begin
+    last = len(text)
+    while last > start and text[last - 1] not in _TOKEN_END:
+        last -= 1
+    if last < len(text):
+        # The start of the value in the last token: after "password=", at "eyJ", ...
+        m = _LONG_START.search(text, last)
+        if m is None and last > start:
+            # An assignment's value may follow "password: " across the space.
+            m = _LONG_START.search(text, max(start, last - 48), last)
+            if m is not None and m.end() != last:
+                m = None
+        if m is not None:
+            found = m.start() if found is None else min(found, m.start())
+    return found
