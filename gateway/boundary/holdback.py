@@ -40,8 +40,17 @@ class HoldBack:
     """One text channel of a streamed answer (a choice's content, a block's text)."""
 
     def __init__(
-        self, detector: Detector, rewrite: Rewrite, window: int, bound: int = LONG_ENTITY_BOUND
+        self,
+        detector: Detector,
+        rewrite: Rewrite,
+        window: int,
+        bound: int = LONG_ENTITY_BOUND,
+        *,
+        hold_secrets: bool = True,
     ) -> None:
+        """``hold_secrets`` False (shadow mode): an open secret is not held past the window,
+        so the stream is never ended for one; it is released as the window moves."""
+        self._hold_secrets = hold_secrets
         self._detector = detector
         self._rewrite = rewrite
         self._window = window
@@ -75,7 +84,7 @@ class HoldBack:
         findings = [f for f in self._detector.find(text) if f.start >= offset]
         cut = len(text) if final else len(text) - self._window
         self._holding = False
-        if not final and "SECRET" in self._detector.entities:
+        if not final and self._hold_secrets and "SECRET" in self._detector.entities:
             held = open_secret(text, offset)
             if held is not None:
                 if len(text) - held > self._bound:

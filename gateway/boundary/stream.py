@@ -62,7 +62,10 @@ class _Channels:
         hold = self._open.get(channel)
         if hold is None:
             hold = self._open[channel] = HoldBack(
-                self._guarded, self._inspection.answer_text, self._window
+                self._guarded,
+                self._inspection.answer_text,
+                self._window,
+                hold_secrets=not self._inspection.rules.shadow,  # shadow never ends a stream
             )
         return hold
 

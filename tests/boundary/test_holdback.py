@@ -160,3 +160,13 @@ def test_past_the_bound_the_stream_ends_without_the_rest(kind: str) -> None:
         stream()
     assert caught.value.reason is errors.BOUNDARY_BLOCKED_OUTPUT
     assert "".join(released) == "start "[: len("".join(released))]
+
+
+def test_shadow_mode_never_ends_a_stream_for_a_long_secret() -> None:
+    """Shadow judges and never enforces: past the bound the stream goes on (no refusal)."""
+    text = f"start {LONG_SECRETS['pem']} end"
+    rw = Rewriter(SECRET_ACTIONS, "w", MINTER)  # type: ignore[arg-type]
+    hold = HoldBack(SECRETS, rw.answer_text, 32, bound=200, hold_secrets=False)
+    released = [hold.feed(text[i : i + 7]) for i in range(0, len(text), 7)]
+    released.append(hold.finish())
+    assert "".join(released) == _secret_whole(text)
