@@ -47,6 +47,7 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
+from gateway.protocol import body_timed_out
 from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
@@ -223,7 +224,15 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
-    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    return Pipeline(
+        authenticator,
+        registry,
+        forwarder,
+        boundary,
+        trail=trail,
+        limits=limits,
+        bounds=config.server,
+    )
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
@@ -286,6 +295,8 @@ async def _read_body(request: HttpRequest, limit: int) -> bytes:
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
     except InternalServerException as exc:  # litestar's word for a client gone mid-body
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
+    if body_timed_out(request.scope):  # the protocol ended the body: it came too slowly
+        raise GatewayError(errors.REQUEST_BODY_TIMEOUT, headers={"connection": "close"})
     return b"".join(chunks)
 
 

@@ -11,6 +11,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.cli.common import load_or_exit
+from gateway.protocol import protocol_for
 from gateway.yamlsource import ConfigError
 
 __all__ = ["register"]
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host or config.listen.host,
         port=args.port if args.port is not None else config.listen.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_for(config.server),  # httptools, with the head and body bounded
         access_log=False,
         log_level=args.log_level,
         server_header=False,
