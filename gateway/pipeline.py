@@ -38,6 +38,7 @@ from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Surface
+from gateway.surfaces.base import SHAPE_ERRORS, shape_error
 from gateway.surfaces.bounds import read_request
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
@@ -53,9 +54,9 @@ _STREAM_FAILURES = {
     "timeout": errors.UPSTREAM_STREAM_TIMEOUT,
     "too_large": errors.UPSTREAM_TOO_LARGE,
 }
-# What reading an event of an unexpected shape raises in the readers (a list where an index
-# is, a string where an object is, a missing field): the stream ends as unreadable.
-_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, IndexError)
+# The steps that read the upstream's answer: an unreadable shape there is refused, not a 500.
+_READING_ANSWERS = (Step.FORWARD, Step.QUALITY, Step.INSPECT_ANSWER)
+_REFUSALS: tuple[type[Exception], ...] = (GatewayError, *SHAPE_ERRORS)
 
 
 @dataclass(slots=True)
@@ -162,7 +163,10 @@ class Pipeline:
                 ctx.enter(Step.INSPECT_ANSWER)
                 response = await _inspect_held(answer.held, response, inspection, call.surface)
                 inspection = None
-        except GatewayError as exc:
+        except _REFUSALS as caught:
+            if not isinstance(caught, GatewayError) and ctx.step not in _READING_ANSWERS:
+                raise  # not the upstream's doing: a fault of the gateway's own
+            exc = caught if isinstance(caught, GatewayError) else _unreadable(ctx, caught)
             refused_in = ctx.step
             ctx.enter(Step.FALLBACK)
             fallback = fallback_message(ctx, exc)
@@ -290,9 +294,8 @@ class Pipeline:
                 yield self._withheld(ctx, surface)
                 return
             yield surface.stream_error(broke, ctx.request_id)
-        except _SHAPE_ERRORS as exc:  # an event of a shape the readers did not expect
-            log.warning("request %s: unreadable stream event: %r", ctx.request_id, exc)
-            unread = GatewayError(errors.BOUNDARY_ANSWER_SHAPE, detail=type(exc).__name__)
+        except SHAPE_ERRORS as exc:  # an event of a shape the readers did not expect
+            unread = _unreadable(ctx, exc)
             ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", unread.reason.code))
             ctx.stream_end = "blocked"
             if not await self._finish(ctx, response.status):
@@ -327,6 +330,11 @@ class Pipeline:
     def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
         ctx.decisions.append(Decision(Step.AUDIT, "error", errors.AUDIT_UNAVAILABLE.code))
         return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)
+
+
+def _unreadable(ctx: RequestContext, exc: Exception) -> GatewayError:
+    log.warning("request %s: unreadable answer: %r", ctx.request_id, exc)
+    return shape_error(f"a shape its reader did not expect ({type(exc).__name__})")
 
 
 async def _inspect_held(
