@@ -38,7 +38,7 @@ def _policy(name: str, **extra: object) -> dict[str, object]:
     return {
         "workflow": name,
         "owner": "tests@example.com",
-        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test", "mock-model"]},
         "upstream": {"timeout_s": 5, "retries": 0},
         **extra,
     }

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.fakes.upstream import Flood, FakeUpstream, RawStream, SlowStream
+from tests.fakes.upstream import FakeUpstream, Flood, RawStream, SlowStream
 from tests.hardening.conftest import Bounded
 
 HI = [{"role": "user", "content": "hi"}]
