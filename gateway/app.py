@@ -71,7 +71,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
-    store = open_store(config, environ) if config.audit.enabled else None
+    store = open_store(config, environ, serving=True) if config.audit.enabled else None
     writer = _writer(config, store) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)

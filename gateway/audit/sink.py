@@ -73,6 +73,11 @@ class AuditStore(AuditSink, Protocol):
 
     async def head(self) -> tuple[int, str] | None: ...
 
+    async def key_fingerprint(self) -> str | None:
+        """The fingerprint of the key the chain was started with (``Chain.fingerprint``);
+        None for a chain started before fingerprints were kept, or still empty."""
+        ...
+
     async def checkpoint(self) -> Checkpoint | None: ...
 
     async def purge(
