@@ -192,6 +192,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 authenticator,
                 config.auth.admin_role,
                 registry,
+                policies_dir,
                 extra=[
                     reload_route(reloader, registry),
                     *([audit_route(store)] if store is not None else []),
