@@ -1,11 +1,12 @@
 """The bounds every request body is held to, whatever its API: one walk before any step reads it.
 
-``read_request`` is how the pipeline parses a body: it refuses a body nested deeper than
+``read_request`` is how the pipeline parses a body: the surface parses it (the JSON parser
+reads at most 1024 levels), then one walk refuses a body nested deeper than
 ``server.max_json_depth`` (one limit for the parser and the encoder, which stops at 254
 levels, so nothing accepted can fail to be written again), with more messages, content parts
-or tools than allowed, or with one string longer than ``server.max_string_bytes``; then the
-surface parses it. The walk yields to the event loop every few milliseconds, so a large body
-does not stall the other requests. A new surface inherits all of it.
+or tools than allowed, or with one string longer than ``server.max_string_bytes``. The walk
+yields to the event loop every few milliseconds, so a large body does not stall the others.
+A new surface inherits all of it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
-
-import orjson
 
 from gateway import errors
 from gateway.config import ServerConfig
@@ -35,13 +34,14 @@ _SLICE_S = 0.002
 
 
 async def read_request(surface: Surface, raw: bytes, bounds: ServerConfig) -> NormalizedRequest:
-    """``raw`` checked against ``bounds``, then parsed by ``surface``."""
+    """``raw`` parsed by ``surface`` (the body is parsed once), then checked against
+    ``bounds`` before any step reads it."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(errors.REQUEST_INVALID_JSON, detail=str(exc)) from None
-    await check_body(body, bounds)
-    return surface.parse(raw)
+        request = surface.parse(raw)
+    except RecursionError:  # a reader that recurses met a body deeper than it can go
+        raise _refuse(errors.REQUEST_TOO_DEEP, "deeper than the gateway reads") from None
+    await check_body(request.body, bounds)
+    return request
 
 
 def _refuse(reason: Reason, what: str) -> GatewayError:
