@@ -243,7 +243,7 @@ class ServerConfig(_Strict):
     bound is enforced before the work it protects (docs/configuration.md#server)."""
 
     # The request line and headers; more gets 431 before anything of the request is parsed.
-    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_header_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 32 * 1024
     # From the connection (or the previous answer) to the end of the head; then 408 and cut.
     head_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     # From the end of the head to the end of the body; then 408 request.body_timeout and cut.
