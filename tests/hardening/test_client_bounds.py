@@ -194,3 +194,23 @@ def test_requests_within_the_bounds_are_served(bounded: Bounded, upstream: FakeU
     )
     assert answer.status_code == 200, answer.text
     assert len(upstream.requests_for("gpt-up")) == 1
+
+
+def test_json_in_a_string_too_deep_to_write_back_is_inspected_as_text(
+    bounded: Bounded, upstream: FakeUpstream
+) -> None:
+    arguments = "[" * 300 + '"mail me at alice@example.com"' + "]" * 300
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]
+    answer = _post(
+        bounded,
+        orjson.dumps({"model": "gpt-test", "messages": messages}),
+        path="/w/guarded/v1/chat/completions",
+    )
+    assert answer.status_code == 200, answer.text  # never a 500
+    sent = upstream.requests_for("gpt-up")[-1].body["messages"][1]["tool_calls"][0]
+    assert "alice@example.com" not in sent["function"]["arguments"]
