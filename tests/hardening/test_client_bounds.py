@@ -72,7 +72,10 @@ def test_a_head_just_under_the_bound_is_served(bounded: Bounded) -> None:
     assert answer.status_code == 200
 
 
-def test_a_slow_head_is_cut_at_its_timeout(bounded: Bounded) -> None:
+def test_a_slow_head_is_cut_at_its_timeout(
+    bounded: Bounded, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="gateway.protocol")
     started = time.monotonic()
     with bounded.connect() as sock:
         sock.sendall(b"POST /w/plain/v1/chat/completions HTTP/1.1\r\nho")
@@ -80,6 +83,8 @@ def test_a_slow_head_is_cut_at_its_timeout(bounded: Bounded) -> None:
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"request.head_timeout" in answer
     assert 0.9 < time.monotonic() - started < 3
+    counted = [r.getMessage() for r in caplog.records if r.name == "gateway.protocol"]
+    assert any("cut: request.head_timeout (" in m and " so far)" in m for m in counted), counted
 
 
 def test_a_silent_connection_is_closed_at_the_head_timeout(bounded: Bounded) -> None:
