@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.fakes.upstream import FakeUpstream, Flood, RawStream, SlowStream
+from tests.fakes.upstream import FakeUpstream, Flood, RawAnswer, RawStream, SlowStream
 from tests.hardening.conftest import Bounded
 
 HI = [{"role": "user", "content": "hi"}]
@@ -143,3 +143,28 @@ def test_a_stream_without_its_final_event_ends_with_an_error_event(
     assert b"[DONE]" not in answer.content
     record = bounded.record(answer.headers["x-request-id"])
     assert "upstream.broken_stream" in record.reasons
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"choices": [{"index": [1], "message": {"content": "mail alice@example.com"}}]}',
+        b'{"choices": [{"index": 0, "message": ["content"]}]}',
+        b'{"choices": [{"index": 0, "message": {"content": "mail alice@example.com"}}], "x": '
+        + b"[" * 300
+        + b"]" * 300
+        + b"}",
+    ],
+    ids=["index_list", "message_list", "too_deep_to_write"],
+)
+def test_an_unreadable_answer_is_refused_never_a_500(
+    bounded: Bounded, upstream: FakeUpstream, body: bytes
+) -> None:
+    upstream.script("gpt-up", RawAnswer(body))
+    answer = _ask(bounded, "guarded", stream=False)
+    assert answer.status_code != 500, answer.text
+    assert b"alice@example.com" not in answer.content
+    if answer.status_code != 200:
+        code = answer.json()["error"]["code"]
+        assert code == "boundary.unknown_answer_shape", answer.text
+        assert code in bounded.record(answer.headers["x-request-id"]).reasons
