@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [  # lowest first
         "fallback", "review", "audit", "context",
     },
     {"rollout"},
-    {"pipeline"},
+    {"pipeline", "protocol"},  # protocol: the HTTP server under the app
     {"app", "admin"},
     {"tools"},
     {"cli", "__main__"},

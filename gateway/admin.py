@@ -7,6 +7,7 @@ Only that role opens these routes; no workflow policy or other setting grants it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Router, get, route
@@ -20,6 +21,7 @@ from gateway.auth import Authenticator
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.policy import PolicyRegistry
+from gateway.policy.reload import shown
 
 __all__ = ["admin_router"]
 
@@ -28,9 +30,11 @@ def admin_router(
     authenticator: Authenticator,
     admin_role: str,
     registry: PolicyRegistry,
+    policies_dir: Path,
     extra: Sequence[ControllerRouterHandler] = (),
 ) -> Router:
-    """``/admin`` with its guard; later features pass their handlers in ``extra``."""
+    """``/admin`` with its guard; later features pass their handlers in ``extra``. Policy
+    files are named relative to ``policies_dir``."""
 
     async def require_admin(
         connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
@@ -48,7 +52,7 @@ def admin_router(
                 {
                     "workflow": name,
                     "version": p.version,
-                    "path": p.path,
+                    "path": shown(p.path, policies_dir),
                     "owner": p.source.owner,
                     "mode": p.source.mode,
                     "description": p.source.description,

@@ -47,6 +47,7 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
+from gateway.protocol import body_timed_out
 from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
@@ -77,7 +78,7 @@ def create_app(
         _refuse_per_process_state(config, registry)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
-    store = open_store(config, environ) if config.audit.enabled else None
+    store = open_store(config, environ, serving=True) if config.audit.enabled else None
     writer = _writer(config, store, workers) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)
@@ -204,6 +205,7 @@ def create_app(
                 authenticator,
                 config.auth.admin_role,
                 registry,
+                policies_dir,
                 extra=[
                     reload_route(reloader, registry),
                     *([audit_route(store)] if store is not None else []),
@@ -237,7 +239,15 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
-    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    return Pipeline(
+        authenticator,
+        registry,
+        forwarder,
+        boundary,
+        trail=trail,
+        limits=limits,
+        bounds=config.server,
+    )
 
 
 def _refuse_per_process_state(config: GatewayConfig, registry: PolicyRegistry) -> None:
@@ -312,6 +322,8 @@ async def _read_body(request: HttpRequest, limit: int) -> bytes:
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
     except InternalServerException as exc:  # litestar's word for a client gone mid-body
         raise GatewayError(errors.REQUEST_INVALID, detail=str(exc)) from None
+    if body_timed_out(request.scope):  # the protocol ended the body: it came too slowly
+        raise GatewayError(errors.REQUEST_BODY_TIMEOUT, headers={"connection": "close"})
     return b"".join(chunks)
 
 

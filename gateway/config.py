@@ -34,7 +34,9 @@ __all__ = [
     "ModelConfig",
     "NlpConfig",
     "ProviderConfig",
+    "ServerConfig",
     "StoresConfig",
+    "UpstreamConfig",
     "VaultConfig",
     "interpolate",
     "load_config",
@@ -232,6 +234,38 @@ class BreakerConfig(_Strict):
     store_backoff_ms: Annotated[float, Field(ge=0, le=600_000)] = 1000.0
 
 
+# orjson's encoder stops at 254 levels: a body the gateway accepts must be one it can write.
+ENCODER_MAX_DEPTH = 254
+
+
+class ServerConfig(_Strict):
+    """gateway.yaml ``server``: what one client may make the gateway hold or compute. Each
+    bound is enforced before the work it protects (docs/configuration.md#server)."""
+
+    # The request line and headers; more gets 431 before anything of the request is parsed.
+    max_header_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 32 * 1024
+    # From the connection (or the previous answer) to the end of the head; then 408 and cut.
+    head_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # From the end of the head to the end of the body; then 408 request.body_timeout and cut.
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_json_depth: Annotated[int, Field(ge=4, le=ENCODER_MAX_DEPTH)] = 64
+    max_messages: Annotated[int, Field(ge=1)] = 2000
+    max_parts: Annotated[int, Field(ge=1)] = 4000
+    max_tools: Annotated[int, Field(ge=1)] = 256
+    max_string_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+
+class UpstreamConfig(_Strict):
+    """gateway.yaml ``upstream``: what one provider answer may make the gateway hold or
+    keep open. The policy's ``timeout_s`` bounds the wait for an answer's head; a stream
+    then runs at most ``stream_timeout_s`` in all and ``idle_timeout_s`` between chunks."""
+
+    max_answer_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    max_event_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    stream_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
 class GatewayConfig(_Strict):
     """The validated ``gateway.yaml``; relative paths are resolved against its folder."""
 
@@ -247,6 +281,8 @@ class GatewayConfig(_Strict):
     audit: AuditConfig = AuditConfig()
     breaker: BreakerConfig = BreakerConfig()
     limits: LimitsConfig = LimitsConfig()
+    server: ServerConfig = ServerConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

@@ -105,6 +105,28 @@ ACCESS_TOKENS_CLAMPED = _reason(
 REQUEST_INVALID_JSON = _reason("request.invalid_json", 400, "The request body is not valid JSON.")
 REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid.")
 REQUEST_TOO_LARGE = _reason("request.too_large", 413, "The request body is too large.")
+# Bounds on what one client may send (gateway.yaml ``server``, docs/configuration.md#server).
+REQUEST_TOO_DEEP = _reason("request.too_deep", 400, "The request body is nested too deeply.")
+REQUEST_TOO_MANY_MESSAGES = _reason(
+    "request.too_many_messages", 400, "The request has too many messages."
+)
+REQUEST_TOO_MANY_PARTS = _reason(
+    "request.too_many_parts", 400, "The request has too many content parts."
+)
+REQUEST_TOO_MANY_TOOLS = _reason("request.too_many_tools", 400, "The request has too many tools.")
+REQUEST_STRING_TOO_LONG = _reason(
+    "request.string_too_long", 400, "A string in the request body is too long."
+)
+# Answered by the HTTP protocol itself (gateway/protocol.py): no request reaches the steps.
+REQUEST_HEADER_TOO_LARGE = _reason(
+    "request.header_too_large", 431, "The request's headers are too large."
+)
+REQUEST_HEAD_TIMEOUT = _reason(
+    "request.head_timeout", 408, "The request's headers were not received in time."
+)
+REQUEST_BODY_TIMEOUT = _reason(
+    "request.body_timeout", 408, "The request body was not received in time."
+)
 REQUEST_UNKNOWN_ROUTE = _reason("request.unknown_route", 404, "Unknown route.")
 REQUEST_METHOD_NOT_ALLOWED = _reason("request.method_not_allowed", 405, "Method not allowed.")
 REQUEST_WRONG_API = _reason(
@@ -146,6 +168,19 @@ UPSTREAM_BROKEN_STREAM = _reason(
     502,
     "The model provider's stream ended unexpectedly.",
     trigger="upstream_error",
+)
+# Bounds on what one provider answer may make the gateway hold or keep open (``upstream``).
+UPSTREAM_TOO_LARGE = _reason(
+    "upstream.too_large",
+    502,
+    "The model provider's answer was too large.",
+    trigger="upstream_error",
+)
+UPSTREAM_STREAM_TIMEOUT = _reason(
+    "upstream.stream_timeout",
+    504,
+    "The model provider's stream ran too long or stalled.",
+    trigger="upstream_timeout",
 )
 UPSTREAM_CIRCUIT_OPEN = _reason(
     "upstream.circuit_open",

@@ -27,6 +27,7 @@ from gateway.auth.credentials import Authenticator
 from gateway.boundary.answer import inspect_read
 from gateway.boundary.step import Boundary, Inspection
 from gateway.boundary.stream import inspect_stream
+from gateway.config import ServerConfig
 from gateway.context import Decision, Outcome, RequestContext, StepObserver
 from gateway.errors import GatewayError
 from gateway.fallback.chain import AnswerChain
@@ -37,6 +38,8 @@ from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Surface
+from gateway.surfaces.base import SHAPE_ERRORS, shape_error
+from gateway.surfaces.bounds import read_request
 from gateway.upstream.forward import Forwarder
 from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import replay
@@ -45,6 +48,15 @@ from gateway.upstream.usage import note_usage
 __all__ = ["Call", "Pipeline", "Reply"]
 
 log = logging.getLogger("gateway.pipeline")
+
+# How a stream's failure reads to the client, by its kind (others: a broken stream).
+_STREAM_FAILURES = {
+    "timeout": errors.UPSTREAM_STREAM_TIMEOUT,
+    "too_large": errors.UPSTREAM_TOO_LARGE,
+}
+# The steps that read the upstream's answer: an unreadable shape there is refused, not a 500.
+_READING_ANSWERS = (Step.FORWARD, Step.QUALITY, Step.INSPECT_ANSWER)
+_REFUSALS: tuple[type[Exception], ...] = (GatewayError, *SHAPE_ERRORS)
 
 
 @dataclass(slots=True)
@@ -77,6 +89,7 @@ class Pipeline:
         trail: AuditTrail | None = None,
         limits: Limits | None = None,
         observer: StepObserver | None = None,
+        bounds: ServerConfig | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
@@ -86,6 +99,7 @@ class Pipeline:
         self._trail = trail or AuditTrail(None)  # None: no audit (in-process tests, benches)
         self._limits = limits  # None: no limits are kept (in-process tests, benches)
         self._observer = observer  # told of every step each request leaves
+        self._bounds = bounds or ServerConfig()  # what one request body may hold
 
     async def aclose(self) -> None:
         """Release what the steps hold: the vault's and the breaker's connections, the limits'
@@ -118,7 +132,8 @@ class Pipeline:
             ctx.enter(Step.ACCESS)  # the caller first, so one not admitted never has its body read
             check_caller(policy.access, principal, call.surface.endpoint)
             ctx.enter(Step.READ_REQUEST)
-            request = ctx.request = call.surface.parse(await call.read_body())
+            raw = await call.read_body()
+            request = ctx.request = await read_request(call.surface, raw, self._bounds)
             request.headers = call.headers
             if candidate is not None and judged is not None:  # before anything changes it
                 await judge_request(judged, candidate, request, policy)
@@ -148,7 +163,10 @@ class Pipeline:
                 ctx.enter(Step.INSPECT_ANSWER)
                 response = await _inspect_held(answer.held, response, inspection, call.surface)
                 inspection = None
-        except GatewayError as exc:
+        except _REFUSALS as caught:
+            if not isinstance(caught, GatewayError) and ctx.step not in _READING_ANSWERS:
+                raise  # not the upstream's doing: a fault of the gateway's own
+            exc = caught if isinstance(caught, GatewayError) else _unreadable(ctx, caught)
             refused_in = ctx.step
             ctx.enter(Step.FALLBACK)
             fallback = fallback_message(ctx, exc)
@@ -261,15 +279,29 @@ class Pipeline:
                 yield event
             if not ctx.audited:  # the upstream ended without its final event
                 ctx.stream_end = "incomplete"
-                await self._finish(ctx, response.status)
+                ended = GatewayError(errors.UPSTREAM_BROKEN_STREAM, detail="no final event")
+                ctx.decisions.append(Decision(Step.RELAY, "error", ended.reason.code))
+                if not await self._finish(ctx, response.status):
+                    yield self._withheld(ctx, surface)
+                    return
+                yield surface.stream_error(ended, ctx.request_id)  # never a silent end
         except UpstreamFailure as exc:
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
-            ctx.decisions.append(Decision(Step.RELAY, "error", errors.UPSTREAM_BROKEN_STREAM.code))
+            broke = GatewayError(_STREAM_FAILURES.get(exc.kind, errors.UPSTREAM_BROKEN_STREAM))
+            ctx.decisions.append(Decision(Step.RELAY, "error", broke.reason.code))
             ctx.stream_end = "upstream_broken"
             if not await self._finish(ctx, response.status):
                 yield self._withheld(ctx, surface)
                 return
-            yield surface.stream_error(GatewayError(errors.UPSTREAM_BROKEN_STREAM), ctx.request_id)
+            yield surface.stream_error(broke, ctx.request_id)
+        except SHAPE_ERRORS as exc:  # an event of a shape the readers did not expect
+            unread = _unreadable(ctx, exc)
+            ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", unread.reason.code))
+            ctx.stream_end = "blocked"
+            if not await self._finish(ctx, response.status):
+                yield self._withheld(ctx, surface)
+                return
+            yield surface.stream_error(unread, ctx.request_id)  # fail closed, never a bare cut
         except GatewayError as exc:  # the boundary ended the answer: blocked or unreadable
             log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
             ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", exc.reason.code))
@@ -298,6 +330,11 @@ class Pipeline:
     def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
         ctx.decisions.append(Decision(Step.AUDIT, "error", errors.AUDIT_UNAVAILABLE.code))
         return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)
+
+
+def _unreadable(ctx: RequestContext, exc: Exception) -> GatewayError:
+    log.warning("request %s: unreadable answer: %r", ctx.request_id, exc)
+    return shape_error(f"a shape its reader did not expect ({type(exc).__name__})")
 
 
 async def _inspect_held(

@@ -95,6 +95,14 @@ class Chain:
             return hashlib.sha256(data).hexdigest()
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
+    def fingerprint(self) -> str:
+        """Names the key without revealing it: its HMAC of a fixed label ("unkeyed" if none).
+        A sink stores it with the chain's first record, so ``verify`` under another key says
+        so instead of calling the first record edited."""
+        if self._key is None:
+            return "unkeyed"
+        return hmac.new(self._key, b"gateway audit chain key", hashlib.sha256).hexdigest()[:32]
+
     def row_hash(self, prev: str, seq: int, time: float, workflow: str | None, digest: str) -> str:
         return self._h(prev, str(seq), repr(time), workflow or "", digest)
 

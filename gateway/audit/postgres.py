@@ -73,6 +73,12 @@ class PostgresSink:
                     }
                     todo = [r for r in todo if r.request_id not in known]
                 rows = self.chain.link(seq, prev, todo)
+                if rows and seq == 0:  # the chain starts: row 2 names its key
+                    await db.execute(
+                        f"INSERT INTO {p}head (id, seq, hash) VALUES (2, 0, $1) "
+                        "ON CONFLICT (id) DO NOTHING",
+                        self.chain.fingerprint(),
+                    )
                 if rows:
                     await db.executemany(
                         f"INSERT INTO {p}records ({COLUMNS}) VALUES "
@@ -130,6 +136,10 @@ class PostgresSink:
     async def head(self) -> tuple[int, str] | None:
         found = await self._fetch(f"SELECT seq, hash FROM {self._p}head WHERE id = 1")
         return (found[0][0], found[0][1]) if found and found[0][0] else None
+
+    async def key_fingerprint(self) -> str | None:
+        found = await self._fetch(f"SELECT hash FROM {self._p}head WHERE id = 2")
+        return str(found[0][0]) if found else None
 
     async def checkpoint(self) -> Checkpoint | None:
         found = await self._fetch(

@@ -77,6 +77,11 @@ class AuditStore(AuditSink, Protocol):
         """Why the gateway must not serve on this store (unreachable, schema incompatible)."""
         ...
 
+    async def key_fingerprint(self) -> str | None:
+        """The fingerprint of the key the chain was started with (``Chain.fingerprint``);
+        None for a chain started before fingerprints were kept, or still empty."""
+        ...
+
     async def checkpoint(self) -> Checkpoint | None: ...
 
     async def purge(

@@ -89,6 +89,11 @@ class SqliteSink:
                     f"INSERT INTO {P}records ({COLUMNS}) VALUES ({','.join('?' * 12)})",
                     [r.values() for r in rows],
                 )
+                if rows and head is None:  # the chain starts: row 2 names its key
+                    db.execute(
+                        f"INSERT OR IGNORE INTO {P}head (id, seq, hash) VALUES (2, 0, ?)",
+                        (self.chain.fingerprint(),),
+                    )
                 if rows:
                     db.execute(
                         f"INSERT INTO {P}head (id, seq, hash) VALUES (1, ?, ?) "
@@ -134,6 +139,12 @@ class SqliteSink:
             lambda db: db.execute(f"SELECT seq, hash FROM {P}head WHERE id = 1").fetchone()
         )
         return (found[0], found[1]) if found else None
+
+    async def key_fingerprint(self) -> str | None:
+        found = await self._run(
+            lambda db: db.execute(f"SELECT hash FROM {P}head WHERE id = 2").fetchone()
+        )
+        return str(found[0]) if found else None
 
     async def checkpoint(self) -> Checkpoint | None:
         sql = f"SELECT seq, hash, at, purged, signature FROM {P}checkpoints ORDER BY seq DESC"

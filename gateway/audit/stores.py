@@ -17,9 +17,11 @@ __all__ = ["open_store"]
 log = logging.getLogger("gateway.audit")
 
 
-def open_store(config: GatewayConfig, env: Mapping[str, str]) -> AuditStore:
+def open_store(config: GatewayConfig, env: Mapping[str, str], serving: bool = False) -> AuditStore:
+    """The store, its chain keyed from ``env``; ``serving``: the gateway writes to it, so an
+    unkeyed chain is worth a warning (read-only commands stay quiet)."""
     key = env.get(config.audit.key_env)
-    if not key:
+    if not key and serving:
         log.warning(
             "audit: %s is not set, the hash chain is unkeyed (edits are still detected, "
             "but whoever can write the database could rebuild the chain)",

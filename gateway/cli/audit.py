@@ -149,6 +149,17 @@ def _fields(query: Query) -> dict[str, Any]:
 
 
 async def _verify(config: GatewayConfig, store: AuditStore, args: argparse.Namespace) -> int:
+    written_with = await store.key_fingerprint()
+    if written_with is not None and written_with != store.chain.fingerprint():
+        variable = config.audit.key_env
+        if written_with == "unkeyed":
+            why = f"it was written without a key, and {variable} is set now"
+        elif store.chain.fingerprint() == "unkeyed":
+            why = f"it was written with a key, and {variable} is not set"
+        else:
+            why = f"it was written with a different key than the one in {variable}"
+        print(f"WRONG KEY: the chain cannot be verified: {why}; nothing was checked")
+        return 2
     checkpoint = await store.checkpoint()
     report = await verify_rows(store.chain, store.rows(), checkpoint, await store.head())
     start = f" from checkpoint seq {checkpoint.seq}" if checkpoint else ""

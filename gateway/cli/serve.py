@@ -24,7 +24,8 @@ from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.cli.common import config_path, load_or_exit
-from gateway.config import load_config
+from gateway.config import ServerConfig, load_config
+from gateway.protocol import protocol_for
 from gateway.workers import parse_workers
 from gateway.yamlsource import ConfigError
 
@@ -62,9 +63,10 @@ def _logging(level: str) -> None:
     )
 
 
-def _options(host: str, port: int, level: str) -> dict[str, Any]:
+def _options(host: str, port: int, level: str, server: ServerConfig) -> dict[str, Any]:
+    """uvicorn's settings; ``http``: httptools with the head and body bounded (protocol.py)."""
     return dict(
-        host=host, port=port, loop="uvloop", http="httptools", access_log=False,
+        host=host, port=port, loop="uvloop", http=protocol_for(server), access_log=False,
         log_level=level, server_header=False,
     )  # fmt: skip
 
@@ -75,17 +77,17 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or config.listen.host
     port = args.port if args.port is not None else config.listen.port
     if args.workers > 1:
-        return _supervise(args, host, port)
+        return _supervise(args, host, port, config.server)
     try:
         app = create_app(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    uvicorn.run(app, **_options(host, port, args.log_level))
+    uvicorn.run(app, **_options(host, port, args.log_level, config.server))
     return 0
 
 
-def _supervise(args: argparse.Namespace, host: str, port: int) -> int:
+def _supervise(args: argparse.Namespace, host: str, port: int, server: ServerConfig) -> int:
     """Run ``args.workers`` workers until SIGTERM/SIGINT; 2 if they could not start."""
     os.environ[_WORKER_ENV] = json.dumps(
         {"config": str(config_path(args).resolve()), "workers": args.workers,
@@ -95,7 +97,7 @@ def _supervise(args: argparse.Namespace, host: str, port: int) -> int:
         f"{__name__}:worker_app",
         factory=True,
         workers=args.workers,
-        **_options(host, port, args.log_level),
+        **_options(host, port, args.log_level, server),
     )
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()

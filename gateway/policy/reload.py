@@ -78,6 +78,20 @@ def folder_fingerprint(directory: Path) -> Fingerprint:
     return tuple(sorted(out))
 
 
+def shown(path: str | Path, directory: Path) -> str:
+    """``path`` as the admin API and ``/readyz`` show it: relative to the policies folder, so
+    no absolute path of the host leaves the process."""
+    try:
+        return str(Path(path).relative_to(directory))
+    except ValueError:
+        return Path(path).name
+
+
+def problems_in(error: ConfigError, directory: Path) -> tuple[str, ...]:
+    """``file:line: message`` for each problem, the file named relative to ``directory``."""
+    return tuple(f"{shown(p.file, directory)}:{p.line}: {p.message}" for p in error.problems)
+
+
 def start_registry(
     directory: Path, known_models: Collection[str], ner: NerModel | None
 ) -> PolicyRegistry:
@@ -87,9 +101,7 @@ def start_registry(
     if isinstance(candidates, ConfigError):
         log.error("candidate policies refused:\n%s", candidates)
         registry = PolicyRegistry(live)
-        registry.last_error = ReloadError(
-            time.time(), tuple(str(p) for p in candidates.problems), True
-        )
+        registry.last_error = ReloadError(time.time(), problems_in(candidates, directory), True)
         return registry
     return PolicyRegistry(live, candidates)
 
@@ -129,7 +141,7 @@ class PolicyReloader:
                 )
             except ConfigError as exc:
                 error = self._registry.last_error = ReloadError(
-                    time.time(), tuple(str(p) for p in exc.problems)
+                    time.time(), problems_in(exc, self._directory)
                 )
                 log.error(
                     "policy reload (%s) refused, %s stays live:\n%s",
@@ -140,7 +152,7 @@ class PolicyReloader:
                 return ReloadResult(False, self._registry.current, error)
             broken: ReloadError | None = None
             if isinstance(candidates, ConfigError):
-                broken = ReloadError(time.time(), tuple(str(p) for p in candidates.problems), True)
+                broken = ReloadError(time.time(), problems_in(candidates, self._directory), True)
                 log.error("policy reload (%s): candidates refused:\n%s", why, candidates)
                 current = self._registry.replace(live)  # the last good candidates stay
             else:

@@ -18,6 +18,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import JsonText, NormalizedRequest, TextSlot
 
 __all__ = [
+    "SHAPE_ERRORS",
     "Answer",
     "Channels",
     "Choice",
@@ -263,6 +264,13 @@ def note_usage(holder: Answer | StreamReader, usage: Any) -> None:
         holder.tokens_in = tokens_in
     if isinstance(tokens_out, int):
         holder.tokens_out = tokens_out
+
+
+# What reading an upstream answer of a shape nobody expected raises (a list where an index is,
+# a string where an object is, a field missing): whoever reads upstream data (the relay, the
+# answer path) maps exactly these to ``boundary.answer_shape``, so the client gets an error
+# in its API's shape, never a 500 or a bare cut stream.
+SHAPE_ERRORS: tuple[type[Exception], ...] = (TypeError, KeyError, AttributeError, IndexError)
 
 
 def shape_error(what: str) -> GatewayError:

@@ -53,9 +53,23 @@ def json_string(
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = None
+    if isinstance(value, dict | list) and not _writable(raw, value):
+        value = None  # deeper than the encoder writes: inspected as one text instead
     if isinstance(value, dict | list):
         owner = JsonText(holder, key, value)
         owners.append(owner)
         json_leaves(value, role, kind, texts, owner)
     else:
         texts.append(TextSlot(role, holder, key, kind))
+
+
+def _writable(raw: str, value: dict[str, Any] | list[Any]) -> bool:
+    """Whether ``value`` can be written back after a slot in it changes: the parser reads
+    1024 levels, the encoder writes 254. Only a string with that many brackets is tried."""
+    if raw.count("[") + raw.count("{") < 254:
+        return True
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True

@@ -29,10 +29,12 @@ def build_providers(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, 
             providers[name] = MockProvider(name)
         elif p.type == "openai":
             assert p.base_url is not None
-            providers[name] = Translating(OpenAIProvider(name, p.base_url, key, p.max_connections))
+            providers[name] = Translating(
+                OpenAIProvider(name, p.base_url, key, p.max_connections, config.upstream)
+            )
         else:
             assert p.base_url is not None
             providers[name] = Translating(
-                AnthropicProvider(name, p.base_url, key, p.max_connections)
+                AnthropicProvider(name, p.base_url, key, p.max_connections, config.upstream)
             )
     return providers

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import orjson
 
+from gateway.config import UpstreamConfig
 from gateway.normalized import Api, NormalizedRequest
 from gateway.surfaces import ANTHROPIC
 from gateway.upstream.http import HttpUpstream
@@ -17,13 +18,20 @@ _VERSION = "2023-06-01"
 
 
 class AnthropicProvider:
-    def __init__(self, name: str, base_url: str, api_key: str | None, max_connections: int):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        max_connections: int,
+        bounds: UpstreamConfig | None = None,
+    ) -> None:
         self.name = name
         self._api_key = api_key
         headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             headers["x-api-key"] = api_key
-        self._http = HttpUpstream(base_url, headers, max_connections)
+        self._http = HttpUpstream(base_url, headers, max_connections, bounds)
 
     def speaks(self, api: Api) -> bool:
         return api == ANTHROPIC.api

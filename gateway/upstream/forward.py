@@ -162,6 +162,8 @@ def _as_gateway_error(failure: UpstreamFailure) -> GatewayError:
         return GatewayError(errors.UPSTREAM_TIMEOUT, detail=str(failure))
     if failure.kind == "connect":
         return GatewayError(errors.UPSTREAM_UNAVAILABLE, detail=str(failure))
+    if failure.kind == "too_large":
+        return GatewayError(errors.UPSTREAM_TOO_LARGE, detail=str(failure))
     if failure.kind == "config" or failure.status in (401, 403):
         return GatewayError(errors.UPSTREAM_AUTH, detail=str(failure))
     if failure.status == 429:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
+from gateway.config import UpstreamConfig
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import sse_events
 
@@ -24,9 +25,17 @@ _MAX_ERROR_BODY = 64 * 1024
 
 
 class HttpUpstream:
-    """POSTs JSON to one base URL over a keep-alive pool; created inside the running loop."""
+    """POSTs JSON to one base URL over a keep-alive pool; created inside the running loop.
+    ``bounds`` caps what one answer may make the gateway hold or keep open."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], max_connections: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        max_connections: int,
+        bounds: UpstreamConfig | None = None,
+    ) -> None:
+        self._bounds = bounds or UpstreamConfig()
         self._base = base_url.rstrip("/")
         self._headers = headers
         self._session = aiohttp.ClientSession(
@@ -56,7 +65,7 @@ class HttpUpstream:
                 content_type = response.headers.get("content-type", "")
                 if not stream:
                     try:
-                        data = await response.read()
+                        data = await _read_at_most(response, self._bounds.max_answer_bytes)
                     finally:
                         response.release()
                     _check_json(data)
@@ -74,7 +83,7 @@ class HttpUpstream:
         return UpstreamResponse(
             response.status,
             content_type,
-            events=_events(response),
+            events=_events(response, self._bounds),
         )
 
     async def _fail(self, response: aiohttp.ClientResponse) -> None:
@@ -95,15 +104,46 @@ class HttpUpstream:
         await self._session.close()
 
 
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, refused as soon as it is known to exceed ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        response.close()
+        raise UpstreamFailure("too_large", f"an answer of {response.content_length} bytes")
+    data = bytearray()
+    while chunk := await response.content.readany():
+        data += chunk
+        if len(data) > limit:
+            response.close()
+            raise UpstreamFailure("too_large", f"an answer over {limit} bytes")
+    return bytes(data)
+
+
+async def _events(response: aiohttp.ClientResponse, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
     """The response's SSE events; closing early drops the connection so the upstream stops."""
     try:
-        async for event in sse_events(response.content.iter_any()):
+        async for event in sse_events(_chunks(response, bounds), bounds.max_event_bytes):
             yield event
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamFailure("broken", type(exc).__name__) from exc
     finally:
         response.close()
+
+
+async def _chunks(response: aiohttp.ClientResponse, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
+    """The body's chunks while the stream is within its duration and idle bounds. The
+    timeout wraps the read only: it never fires while the relay waits on the client."""
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + bounds.stream_timeout_s
+    while True:
+        wait = min(ends - loop.time(), bounds.idle_timeout_s)
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await response.content.readany()
+        except TimeoutError as exc:  # aiohttp's sock_read (the policy's) is one too
+            raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
+        if not chunk:
+            return
+        yield chunk
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from gateway.config import UpstreamConfig
 from gateway.normalized import Api, NormalizedRequest
 from gateway.surfaces import OPENAI
 from gateway.upstream.http import HttpUpstream
@@ -13,13 +14,20 @@ __all__ = ["OpenAIProvider"]
 
 
 class OpenAIProvider:
-    def __init__(self, name: str, base_url: str, api_key: str | None, max_connections: int):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        max_connections: int,
+        bounds: UpstreamConfig | None = None,
+    ) -> None:
         self.name = name
         self._api_key = api_key
         headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        self._http = HttpUpstream(base_url, headers, max_connections)
+        self._http = HttpUpstream(base_url, headers, max_connections, bounds)
 
     def speaks(self, api: Api) -> bool:
         return api == OPENAI.api

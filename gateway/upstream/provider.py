@@ -15,7 +15,8 @@ from gateway.normalized import Api, NormalizedRequest
 
 __all__ = ["Provider", "Timeouts", "UpstreamFailure", "UpstreamResponse"]
 
-FailureKind = Literal["connect", "timeout", "status", "broken", "config", "circuit"]
+# ``too_large``: an answer or one event over gateway.yaml ``upstream`` bounds.
+FailureKind = Literal["connect", "timeout", "status", "broken", "too_large", "config", "circuit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,13 @@ class UpstreamFailure(Exception):
     @property
     def try_next_model(self) -> bool:
         """Worth another model: anything but the request itself being refused or bad config."""
-        return self.retryable or self.kind in ("broken", "circuit")
+        return self.retryable or self.kind in ("broken", "too_large", "circuit")
 
     @property
     def upstream_fault(self) -> bool:
         """The provider failed (what the circuit breaker counts), not the request or our
         configuration."""
-        return self.kind in ("connect", "timeout", "broken") or (
+        return self.kind in ("connect", "timeout", "broken", "too_large") or (
             self.kind == "status"
             and self.status is not None
             and (self.status == 429 or self.status >= 500)

@@ -88,6 +88,9 @@ def start_gateway(
             "admin_role": ADMIN_ROLE,
             "jwt": jwt_settings(**changes),
         }
+        # A hostile token of 1 MB must reach the JWT verifier, whose own bound (16 KB) is
+        # under test here: the head bound (431, tests/hardening) is raised above it.
+        config["server"] = {"max_header_bytes": 2 * 1024 * 1024}
         path = write_yaml(root / "gateway.yaml", config)
         for policy in POLICIES:
             write_yaml(root / "policies" / f"{policy['workflow']}.yaml", policy)

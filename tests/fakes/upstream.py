@@ -95,8 +95,32 @@ class RawStream:
     events: tuple[bytes, ...]
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """Answer 200 with exactly this JSON body (non-stream)."""
+
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Flood:
+    """Send ``size`` bytes in 1 MiB writes and nothing else: a JSON answer that never ends
+    its string (non-stream), or one SSE ``data:`` line that never ends its event (stream)."""
+
+    size: int
+
+
 Action: TypeAlias = (
-    RawStream | ToolCall | Reply | Status | Stall | CutStream | SlowStream | InvalidJson
+    RawStream
+    | ToolCall
+    | Reply
+    | Status
+    | Stall
+    | CutStream
+    | SlowStream
+    | InvalidJson
+    | Flood
+    | RawAnswer
 )
 
 _ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
@@ -355,6 +379,18 @@ class FakeUpstream:
     async def _act(self, request: web.Request, ex: _Exchange, action: Action) -> web.StreamResponse:
         if isinstance(action, ToolCall):
             return await _tool_call(request, ex, action)
+        if isinstance(action, RawAnswer):
+            return web.Response(body=action.body, content_type="application/json")
+        if isinstance(action, Flood):
+            ctype = "text/event-stream" if ex.stream else "application/json"
+            resp = web.StreamResponse(headers={"content-type": ctype})
+            await resp.prepare(request)
+            await resp.write(b'data: {"x": "' if ex.stream else b'{"x": "')
+            block = b"a" * (1 << 20)
+            for _ in range(action.size >> 20):
+                await resp.write(block)
+            await resp.write_eof()
+            return resp
         if isinstance(action, RawStream):
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await resp.prepare(request)

@@ -15,18 +15,20 @@ import yaml
 from gateway.app import create_app
 from gateway.auth.keys import create_key
 from gateway.config import load_config
+from gateway.protocol import protocol_for
 
 
 class GatewayServer:
     """Serves ``create_app(load_config(config))`` until ``stop``; ``url`` is its base URL."""
 
     def __init__(self, config: Path, env: Mapping[str, str]) -> None:
-        app = create_app(load_config(config, dict(env)), env)
+        loaded = load_config(config, dict(env))
+        app = create_app(loaded, env)
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
                 loop="none",
-                http="httptools",
+                http=protocol_for(loaded.server),  # as `gateway serve` runs
                 log_level="warning",
                 access_log=False,
                 lifespan="on",
