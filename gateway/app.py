@@ -47,6 +47,10 @@ from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
+from gateway.review.resend import resender
+from gateway.review.routes import app_review_route, review_router
+from gateway.review.service import Reviews
+from gateway.review.store import open_review_store
 from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
@@ -75,9 +79,12 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     trail = AuditTrail(writer)
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None)
+    roles = config.console.roles
+    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
     pipeline = build_pipeline(
-        config, environ, registry, authenticator, providers, trail, limits, redis
+        config, environ, registry, authenticator, providers, trail, limits, redis, reviews
     )
+    reviews.resend = resender(pipeline, trail, reviews)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -103,6 +110,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             for provider in providers.values():
                 await provider.aclose()
             await pipeline.aclose()
+            await reviews.aclose()  # before the writer: its last action records go in
             if writer is not None:
                 await writer.close()
 
@@ -185,6 +193,8 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
+            app_review_route(authenticator, reviews),
+            review_router(authenticator, reviews, frozenset({roles.admin, roles.reviewer})),
             healthz,
             readyz,
             admin_router(
@@ -215,6 +225,7 @@ def build_pipeline(
     trail: AuditTrail,
     limits: Limits | None = None,
     redis: SharedRedis | None = None,
+    reviews: Reviews | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
@@ -223,7 +234,9 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
-    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    return Pipeline(
+        authenticator, registry, forwarder, boundary, trail=trail, limits=limits, reviews=reviews
+    )
 
 
 def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
