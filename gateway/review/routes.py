@@ -35,7 +35,8 @@ def _json(data: object, status: int = 200) -> Response[bytes]:
 
 def app_review_route(authenticator: Authenticator, reviews: Reviews) -> HTTPRouteHandler:
     @get(["/w/{workflow:str}/v1/reviews/{review_id:str}", "/v1/reviews/{review_id:str}"])
-    async def poll(request: Request[Any, Any, Any], review_id: str) -> Response[bytes]:
+    async def poll(request: Request[Any, Any, Any]) -> Response[bytes]:
+        review_id = str(request.path_params["review_id"])
         workflow = request.path_params.get("workflow") or request.headers.get("x-workflow")
         ctx = request.state.ctx = RequestContext("reviews", workflow)
         principal = ctx.principal = await authenticator.authenticate(request.headers)
@@ -111,16 +112,19 @@ def review_router(authenticator: Authenticator, reviews: Reviews, roles: frozens
         return _json({"items": [item_summary(i, now) for i in items], "next": cursor})
 
     @get("/{review_id:str}")
-    async def one(review_id: str) -> Response[bytes]:
+    async def one(request: Request[Any, Any, Any]) -> Response[bytes]:
+        review_id = request.path_params["review_id"]
         return _json(item_summary(await reviews.get(review_id), time.time(), full=True))
 
     @post("/{review_id:str}/claim", status_code=200)
-    async def claim(request: Request[Any, Any, Any], review_id: str) -> Response[bytes]:
+    async def claim(request: Request[Any, Any, Any]) -> Response[bytes]:
+        review_id = request.path_params["review_id"]
         item = await reviews.claim(review_id, reviewer(request))
         return _json(item_summary(item, time.time(), full=True))
 
     @post("/{review_id:str}/decide", status_code=200)
-    async def decide(request: Request[Any, Any, Any], review_id: str) -> Response[bytes]:
+    async def decide(request: Request[Any, Any, Any]) -> Response[bytes]:
+        review_id = request.path_params["review_id"]
         verdict, note, text = _decision(await request.body())
         item = await reviews.decide(review_id, reviewer(request), verdict, note, text)
         return _json(item_summary(item, time.time(), full=True))
