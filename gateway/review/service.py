@@ -168,6 +168,8 @@ class Reviews:
         ctx.review = True
         ctx.review_id = item.id
         held = kind != "flag"
+        if policy.source.review is None:
+            return item  # fallback.review: true has noted ``fallback.review`` as it always did
         code = errors.REVIEW_HELD if held else errors.REVIEW_FLAGGED
         ctx.decisions.append(Decision(Step.FALLBACK, "transform" if held else "allow", code.code))
         return item
