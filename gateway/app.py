@@ -38,6 +38,7 @@ from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
 from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
+from gateway.console.routes import console_router
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
@@ -195,6 +196,11 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             models,
             app_review_route(authenticator, reviews),
             review_router(authenticator, reviews, frozenset({roles.admin, roles.reviewer})),
+            *(
+                [console_router(config.console, authenticator, reviews, store, registry)]
+                if config.console.enabled
+                else []
+            ),
             healthz,
             readyz,
             admin_router(
