@@ -149,12 +149,16 @@ class ReviewGateway:
 
 
 def start_review_gateway(
-    root: Path, upstream: FakeUpstream, hook: Hook, extra: dict[str, object] | None = None
+    root: Path,
+    upstream: FakeUpstream,
+    hook: Hook,
+    extra: dict[str, object] | None = None,
+    policies: dict[str, dict[str, object]] | None = None,
 ) -> ReviewGateway:
     config = {**gateway_config(upstream), "audit": {"purge_interval_s": 0},
               "review": {"webhook_backoff_s": 0.05}, **(extra or {})}  # fmt: skip
     path = write_yaml(root / "gateway.yaml", config)
-    for name, policy in review_policies(hook.url).items():
+    for name, policy in {**review_policies(hook.url), **(policies or {})}.items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)
     keys = root / "keys.yaml"
     made = {
