@@ -74,6 +74,7 @@ def layout(title: str, body: str, access: Access | None, subject: str | None, cs
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · gateway console</title>"
+        '<link rel="icon" href="static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="static/console.css">'
         '<script src="static/console.js" defer></script>'
         f"</head><body>{nav}<main><h1>{esc(title)}</h1>{body}</main></body></html>"

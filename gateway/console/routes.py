@@ -36,7 +36,11 @@ __all__ = ["console_router"]
 
 Req = Request[Any, Any, Any]
 Need = Callable[[Access], bool]
-_STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+_STATIC = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 _PAGE = 100
 _ROLE = "Your roles do not open this page."
 _CSRF = "The form's CSRF token is missing or wrong: reload the page."
@@ -124,7 +128,9 @@ def console_router(
 
     @get("/", name="console-home")
     async def home(request: Req) -> Response[bytes]:
-        if not request.scope["path"].endswith("/"):
+        # Relative links need the trailing slash; litestar's path has it stripped.
+        raw = request.scope.get("raw_path") or request.scope["path"].encode()
+        if not raw.split(b"?")[0].endswith(b"/"):
             return _redirect(config.prefix.rsplit("/", 1)[-1] + "/")
         session = await sessions.current(request)
         if session is None:
