@@ -197,7 +197,17 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             app_review_route(authenticator, reviews),
             review_router(authenticator, reviews, frozenset({roles.admin, roles.reviewer})),
             *(
-                [console_router(config.console, authenticator, reviews, store, registry)]
+                [
+                    console_router(
+                        config.console,
+                        authenticator,
+                        reviews,
+                        store,
+                        registry,
+                        config.path(config.auth.api_keys_file),
+                        limits,
+                    )
+                ]
                 if config.console.enabled
                 else []
             ),

@@ -6,71 +6,43 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | queue, review, claim, decide | admin, reviewer |
 | explorer, record | admin, reviewer, auditor |
 | overview, policies | admin, auditor |
+| keys, keys-create, keys-revoke, limits | admin |
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from pathlib import Path
 
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 
 from gateway.audit.chain import GENESIS, StoredRow
 from gateway.audit.sink import AuditStore, SinkError
 from gateway.auth import Authenticator
 from gateway.auth.principal import Principal
 from gateway.console import audit_pages, queue_pages
-from gateway.console.html import SECURITY_HEADERS, esc, layout
+from gateway.console.admin_pages import admin_handlers
+from gateway.console.html import esc
 from gateway.console.overview import overview
-from gateway.console.session import Access, Sessions
+from gateway.console.session import Sessions
 from gateway.console.settings import ConsoleConfig
+from gateway.console.ui import Req, Ui, auditor, html, reader, redirect, reviewer
 from gateway.errors import GatewayError
+from gateway.limits.step import Limits
 from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
-from gateway.review.store import Session, StoreUnavailable
+from gateway.review.store import Session
 
 __all__ = ["console_router"]
 
-Req = Request[Any, Any, Any]
-Need = Callable[[Access], bool]
 _STATIC = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 _PAGE = 100
-_ROLE = "Your roles do not open this page."
-_CSRF = "The form's CSRF token is missing or wrong: reload the page."
-
-
-def _reviewer(a: Access) -> bool:
-    return a.admin or a.reviewer
-
-
-def _reader(a: Access) -> bool:
-    return a.any
-
-
-def _auditor(a: Access) -> bool:
-    return a.admin or a.auditor
-
-
-def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        text.encode(),
-        status_code=status,
-        media_type="text/html; charset=utf-8",
-        headers={**SECURITY_HEADERS, **(headers or {})},
-    )
-
-
-def _redirect(to: str, headers: dict[str, str] | None = None) -> Response[bytes]:
-    return Response(
-        b"", status_code=303, headers={**SECURITY_HEADERS, "location": to, **(headers or {})}
-    )
 
 
 def console_router(
@@ -79,69 +51,30 @@ def console_router(
     reviews: Reviews,
     audit: AuditStore | None,
     registry: PolicyRegistry,
+    keys_file: Path,
+    limits: Limits | None,
 ) -> Router:
     sessions = Sessions(config, authenticator, reviews.store)
 
-    def page(
-        title: str, body: str, who: tuple[Session, Access] | None, status: int = 200
-    ) -> Response[bytes]:
-        session, access = who if who else (None, None)
-        return _html(
-            layout(
-                title,
-                body,
-                access,
-                session.subject if session else None,
-                session.csrf if session else "",
-            ),
-            status,
-        )
-
-    async def guard(
-        request: Req, need: Need, form: dict[str, str] | None = None
-    ) -> tuple[Session, Access] | Response[bytes]:
-        try:
-            session = await sessions.current(request)
-        except StoreUnavailable:
-            return page("Unavailable", "<p>The console's store is unavailable.</p>", None, 503)
-        if session is None:
-            if form is not None:  # a POST: no redirect that a script could follow
-                return page("Sign in", '<p><a href="login">Sign in</a> first.</p>', None, 401)
-            return _redirect("login")
-        access = sessions.access(session.roles)
-        if not need(access):
-            return page(
-                "Not allowed", "<p>Your roles do not open this page.</p>", (session, access), 403
-            )
-        if form is not None and not sessions.csrf_ok(session, form.get("csrf")):
-            return page(
-                "Refused",
-                "<p>The form's CSRF token is missing or wrong: reload the page.</p>",
-                (session, access),
-                403,
-            )
-        return session, access
-
-    async def form_of(request: Req) -> dict[str, str]:
-        data = await request.form()
-        return {k: str(v) for k, v in data.items() if isinstance(v, str)}
+    ui = Ui(sessions)
+    page, guard, form_of = ui.page, ui.guard, ui.form_of
 
     @get("/", name="console-home")
     async def home(request: Req) -> Response[bytes]:
         # Relative links need the trailing slash; litestar's path has it stripped.
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         if not raw.split(b"?")[0].endswith(b"/"):
-            return _redirect(config.prefix.rsplit("/", 1)[-1] + "/")
+            return redirect(config.prefix.rsplit("/", 1)[-1] + "/")
         session = await sessions.current(request)
         if session is None:
-            return _redirect("login")
-        return _redirect("queue" if _reviewer(sessions.access(session.roles)) else "explorer")
+            return redirect("login")
+        return redirect("queue" if reviewer(sessions.access(session.roles)) else "explorer")
 
     @get("/static/{name:str}")
     async def static(request: Req) -> Response[bytes]:
         name = request.path_params["name"]
         if name not in _STATIC:
-            return _html("not found", 404)
+            return html("not found", 404)
         data = resources.files("gateway.console").joinpath("static", name).read_bytes()
         return Response(
             data,
@@ -171,20 +104,20 @@ def console_router(
                 "Sign in", login_form("Those credentials do not open the console."), None, 401
             )
         max_age = max(1, int(session.expires - time.time()))
-        landing = "queue" if _reviewer(sessions.access(session.roles)) else "explorer"
-        return _redirect(landing, {"set-cookie": Sessions.cookie(request, session.id, max_age)})
+        landing = "queue" if reviewer(sessions.access(session.roles)) else "explorer"
+        return redirect(landing, {"set-cookie": Sessions.cookie(request, session.id, max_age)})
 
     @post("/logout", status_code=303)
     async def logout(request: Req) -> Response[bytes]:
-        who = await guard(request, _reader, await form_of(request))
+        who = await guard(request, reader, await form_of(request))
         if isinstance(who, Response):
             return who
         await sessions.sign_out(who[0])
-        return _redirect("login", {"set-cookie": Sessions.cookie(request, "", 0)})
+        return redirect("login", {"set-cookie": Sessions.cookie(request, "", 0)})
 
     @get("/queue")
     async def queue(request: Req) -> Response[bytes]:
-        who = await guard(request, _reviewer)
+        who = await guard(request, reviewer)
         if isinstance(who, Response):
             return who
         params = request.query_params
@@ -207,7 +140,7 @@ def console_router(
 
     @get("/review")
     async def review(request: Req) -> Response[bytes]:
-        who = await guard(request, _reviewer)
+        who = await guard(request, reviewer)
         if isinstance(who, Response):
             return who
         try:
@@ -224,7 +157,7 @@ def console_router(
     @post("/claim", status_code=303)
     async def claim(request: Req) -> Response[bytes]:
         form = await form_of(request)
-        who = await guard(request, _reviewer, form)
+        who = await guard(request, reviewer, form)
         if isinstance(who, Response):
             return who
         id_ = form.get("id", "")
@@ -232,12 +165,12 @@ def console_router(
             await reviews.claim(id_, principal(who[0]))
         except GatewayError as exc:
             return page("Claim refused", f"<p>{esc(exc.message)}</p>", who, exc.status)
-        return _redirect(f"review?id={esc(id_)}")
+        return redirect(f"review?id={esc(id_)}")
 
     @post("/decide", status_code=303)
     async def decide(request: Req) -> Response[bytes]:
         form = await form_of(request)
-        who = await guard(request, _reviewer, form)
+        who = await guard(request, reviewer, form)
         if isinstance(who, Response):
             return who
         id_ = form.get("id", "")
@@ -248,11 +181,11 @@ def console_router(
             await reviews.decide(id_, principal(who[0]), verdict, note, text)
         except GatewayError as exc:
             return page("Decision refused", f"<p>{esc(exc.message)}</p>", who, exc.status)
-        return _redirect(f"review?id={esc(id_)}")
+        return redirect(f"review?id={esc(id_)}")
 
     @get("/explorer")
     async def explorer(request: Req) -> Response[bytes]:
-        who = await guard(request, _reader)
+        who = await guard(request, reader)
         if isinstance(who, Response):
             return who
         if audit is None:
@@ -279,7 +212,7 @@ def console_router(
 
     @get("/record")
     async def record(request: Req) -> Response[bytes]:
-        who = await guard(request, _reader)
+        who = await guard(request, reader)
         if isinstance(who, Response):
             return who
         seq = request.query_params.get("seq", "")
@@ -294,7 +227,7 @@ def console_router(
 
     @get("/overview")
     async def overview_route(request: Req) -> Response[bytes]:
-        who = await guard(request, _auditor)
+        who = await guard(request, auditor)
         if isinstance(who, Response):
             return who
         try:
@@ -308,12 +241,13 @@ def console_router(
 
     @get("/policies")
     async def policies(request: Req) -> Response[bytes]:
-        who = await guard(request, _auditor)
+        who = await guard(request, auditor)
         if isinstance(who, Response):
             return who
         return page("Policies", audit_pages.policies_page(registry.all(), registry.last_error), who)
 
     handlers = [
+        *admin_handlers(ui, keys_file, limits, registry),
         home,
         static,
         login_page,

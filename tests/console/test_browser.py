@@ -181,11 +181,13 @@ def test_a_reviewer_works_the_queue_in_a_browser_behind_a_prefix(
     )
 
     # A reviewer cannot reach the admin and auditor pages.
-    driver.get(f"{base}/overview")
-    wait_for(driver, "h1")
-    assert driver.find_element(By.TAG_NAME, "h1").text == "Not allowed"
+    for closed in ("keys", "limits", "overview"):
+        driver.get(f"{base}/{closed}")
+        wait_for(driver, "h1")
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Not allowed", closed
+        assert "Keys" not in driver.find_element(By.TAG_NAME, "nav").text
     shot(driver, "not-allowed")
-    driver.get_log("browser")  # that page's own 403
+    driver.get_log("browser")  # those pages' own 403s
 
     # Sign out: back to sign-in, and the queue is closed again.
     driver.get(f"{base}/queue")
@@ -215,4 +217,8 @@ def test_an_admin_sees_overview_and_policies(
     wait_for(driver, "table")
     assert "tooling" in driver.page_source
     shot(driver, "policies")
+    driver.get(f"{base}/keys")
+    wait_for(driver, "table.keys")
+    assert "rita" in driver.page_source
+    shot(driver, "keys")
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

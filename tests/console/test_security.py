@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 
 import httpx
 import openai
@@ -16,11 +17,13 @@ from tests.console.conftest import PII_POLICIES, Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import ReviewGateway
 
-GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "overview", "policies"]
-POSTS = ["claim", "decide", "logout"]
+GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "overview", "policies", "keys",
+        "limits"]  # fmt: skip
+POSTS = ["claim", "decide", "logout", "keys-create", "keys-revoke"]
 # Which console roles open which page.
 REVIEWER_ONLY = {"queue", "review?id=rv_x", "claim", "decide"}
 AUDITOR_ONLY = {"overview", "policies"}
+ADMIN_ONLY = {"keys", "limits", "keys-create", "keys-revoke"}
 
 
 def test_anonymous_is_sent_to_sign_in_and_sees_no_data(console_gw: ReviewGateway) -> None:
@@ -52,12 +55,13 @@ def test_each_role_is_refused_the_pages_it_does_not_hold(
 ) -> None:
     console = Console(console_gw.url, getattr(console_gw, who))
     try:
-        closed = REVIEWER_ONLY if who == "auditor" else AUDITOR_ONLY
+        closed = (REVIEWER_ONLY if who == "auditor" else AUDITOR_ONLY) | ADMIN_ONLY
         for path in GETS:
             status = console.get(path).status_code
             assert (status == 403) == (path in closed), (who, path, status)
-        for path in ("claim", "decide"):
-            status = console.post(path, {"id": "rv_x", "verdict": "approve"}).status_code
+        for path in ("claim", "decide", "keys-create", "keys-revoke"):
+            data = {"id": "rv_x", "verdict": "approve", "subject": "x", "roles": "admin"}
+            status = console.post(path, data).status_code
             assert (status == 403) == (path in closed), (who, path, status)
     finally:
         console.close()
@@ -162,3 +166,47 @@ def test_no_page_carries_a_value_the_policy_kept_out(
     for name, text in pages.items():
         leaked = sorted(v for v in kept_in if any(f in text for f in _forms(v)))
         assert not leaked, f"{name} shows {leaked[:5]}"
+
+
+def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGateway) -> None:
+    gw = console_gw
+    admin = Console(gw.url, gw.admin)
+    try:
+        assert (
+            admin.post("keys-create", {"subject": "x", "roles": "analyst"}, csrf=False).status_code
+            == 403
+        )
+        assert (
+            admin.post("keys-create", {"subject": "bad subject!", "roles": "analyst"}).status_code
+            == 400
+        )
+        made = admin.post("keys-create", {"subject": "newbie", "roles": "analyst", "days": "3"})
+        assert made.status_code == 200
+        key = re.search(r'<pre class="new-key">(gwk_[^<]+)</pre>', made.text)
+        assert key is not None
+        key_id = key.group(1)[4:12]
+        listed = admin.get("keys").text
+        assert "newbie" in listed
+        assert key.group(1) not in listed  # shown once, never again
+        sdk = openai.OpenAI(base_url=f"{gw.url}/w/tooling/v1", api_key=key.group(1), max_retries=0)
+        for _ in range(30):  # the running gateway rereads the keys file within a second
+            try:
+                sdk.models.list()
+                break
+            except openai.AuthenticationError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the new key was never accepted")
+        assert admin.post("keys-revoke", {"key_id": key_id}).status_code == 303
+        for _ in range(30):
+            try:
+                sdk.models.list()
+                time.sleep(0.1)
+            except openai.AuthenticationError:
+                break
+        else:
+            raise AssertionError("the revoked key is still accepted")
+        assert "revoked" in admin.get("keys").text
+        assert admin.get("limits").status_code == 200
+    finally:
+        admin.close()
