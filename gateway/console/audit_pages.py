@@ -71,7 +71,10 @@ def record_page(
         ("status", esc(record.get("status"))),
         ("subject", esc(row.subject)),
         ("roles", esc(", ".join(record.get("roles", [])))),
-        ("model", esc(f"{record.get('model_requested')} -> {record.get('model_used')}")),
+        (
+            "model",
+            esc(f"{record.get('model_requested')} -> {record.get('model_used')}"),
+        ),
         ("policy version", esc(record.get("policy_version"))),
         ("latency", esc(f"{record.get('latency_ms')} ms")),
         ("cost", esc(record.get("actual_usd"))),
@@ -108,49 +111,37 @@ def record_page(
     return body
 
 
-def overview_page(stats: list[WorkflowStats], hours: float, capped: bool) -> str:
+def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str:
     chooser = (
         '<form method="get" action="overview" class="filters"><label>period (hours)'
         f'<input name="hours" value="{esc(hours)}"></label>'
         '<button type="submit">Show</button></form>'
+        f'<p class="muted">Since {when(start)} (five-minute buckets).</p>'
     )
-    if capped:
-        chooser += (
-            '<p class="warn">Only the first records of the period were read: '
-            "the figures cover part of it.</p>"
-        )
     if not stats:
         return chooser + '<p class="muted">No traffic in the period.</p>'
     rows = []
     for s in stats:
+        r = s.rollup
+        budget = f" / {s.budget_usd:g} per day" if s.budget_usd else ""
+        backlog = "0"
+        if s.backlog:
+            backlog = f"{s.backlog} ({s.overdue} overdue, oldest {s.oldest_age_s / 60:.0f} min)"
         rows.append(
             [
                 esc(s.workflow),
-                esc(s.requests),
-                esc(_mix(s.decisions)),
-                esc(_mix(dict(s.reasons.most_common(5)))),
-                esc(_mix(s.entities)),
-                esc(f"{s.cost_usd:.4f}" + (f" / {s.budget_usd:g} per day" if s.budget_usd else "")),
+                esc(r.requests),
+                esc(_mix(r.decisions)),
+                esc(_mix(dict(r.reasons.most_common(5)))),
+                esc(_mix(r.entities)),
+                esc(f"{r.cost_usd:.4f}{budget}"),
                 esc(f"{s.p50_ms:.1f} / {s.p95_ms:.1f}"),
                 esc(f"{s.fallback_rate:.1%}"),
-                esc(
-                    f"{s.backlog} ({s.overdue} overdue, oldest {s.oldest_age_s / 60:.0f} min)"
-                    if s.backlog
-                    else "0"
-                ),
+                f'<span class="overdue">{esc(backlog)}</span>' if s.overdue else esc(backlog),
             ]
         )
-    headers = [
-        "workflow",
-        "requests",
-        "decisions",
-        "top reasons",
-        "entities (action:type)",
-        "cost USD",
-        "latency p50 / p95 ms",
-        "fallback rate",
-        "review backlog",
-    ]
+    headers = ["workflow", "requests", "decisions", "top reasons", "entities (action:type)",
+               "cost USD", "latency p50 / p95 ms", "fallback rate", "review backlog"]  # fmt: skip
     return chooser + table(headers, rows, "overview")
 
 

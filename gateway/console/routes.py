@@ -25,6 +25,7 @@ from gateway.console import audit_pages, queue_pages
 from gateway.console.admin_pages import admin_handlers
 from gateway.console.html import esc
 from gateway.console.overview import overview
+from gateway.console.rollups import Rollups
 from gateway.console.session import Sessions
 from gateway.console.settings import ConsoleConfig
 from gateway.console.ui import Req, Ui, auditor, html, reader, redirect, reviewer
@@ -33,7 +34,7 @@ from gateway.limits.step import Limits
 from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
-from gateway.review.store import Session
+from gateway.review.store import Session, StoreUnavailable
 
 __all__ = ["console_router"]
 
@@ -57,6 +58,7 @@ def console_router(
     sessions = Sessions(config, authenticator, reviews.store)
 
     ui = Ui(sessions)
+    rollups = Rollups(audit, reviews.store) if audit is not None else None
     page, guard, form_of = ui.page, ui.guard, ui.form_of
 
     @get("/", name="console-home")
@@ -101,7 +103,10 @@ def console_router(
         session = await sessions.sign_in(credential) if 0 < len(credential) <= 16384 else None
         if session is None:
             return page(
-                "Sign in", login_form("Those credentials do not open the console."), None, 401
+                "Sign in",
+                login_form("Those credentials do not open the console."),
+                None,
+                401,
             )
         max_age = max(1, int(session.expires - time.time()))
         landing = "queue" if reviewer(sessions.access(session.roles)) else "explorer"
@@ -131,11 +136,16 @@ def console_router(
             except ValueError:
                 after = None
         items = await reviews.store.list(
-            state=None if state == "all" else state, workflow=workflow, after=after, limit=_PAGE
+            state=None if state == "all" else state,
+            workflow=workflow,
+            after=after,
+            limit=_PAGE,
         )
         next_ = f"{items[-1].created!r}:{items[-1].id}" if len(items) == _PAGE else None
         return page(
-            "Review queue", queue_pages.queue_page(items, who[0].csrf, state, workflow, next_), who
+            "Review queue",
+            queue_pages.queue_page(items, who[0].csrf, state, workflow, next_),
+            who,
         )
 
     @get("/review")
@@ -148,7 +158,9 @@ def console_router(
         except GatewayError as exc:
             return page("Review", f"<p>{esc(exc.message)}</p>", who, exc.status)
         return page(
-            f"Review {item.id}", queue_pages.item_page(item, who[0].csrf, who[0].subject), who
+            f"Review {item.id}",
+            queue_pages.item_page(item, who[0].csrf, who[0].subject),
+            who,
         )
 
     def principal(session: Session) -> Principal:
@@ -195,7 +207,10 @@ def console_router(
             query = audit_pages.query_of(params, _PAGE)
         except ValueError:
             return page(
-                "Explorer", "<p>since/until: epoch seconds or ISO 8601; after: a seq.</p>", who, 400
+                "Explorer",
+                "<p>since/until: epoch seconds or ISO 8601; after: a seq.</p>",
+                who,
+                400,
             )
         try:
             rows = await audit.query(query)
@@ -234,17 +249,24 @@ def console_router(
             hours = min(max(float(request.query_params.get("hours", 24)), 0.01), 24 * 90)
         except ValueError:
             hours = 24.0
-        if audit is None:
+        if rollups is None:
             return page("Overview", "<p>The audit trail is off.</p>", who)
-        stats, capped = await overview(audit, reviews.store, dict(registry.all()), hours)
-        return page("Overview", audit_pages.overview_page(stats, hours, capped), who)
+        try:
+            stats, start = await overview(rollups, reviews.store, registry.all(), hours)
+        except (SinkError, StoreUnavailable):
+            return page("Overview", "<p>The audit or review store is unavailable.</p>", who, 503)
+        return page("Overview", audit_pages.overview_page(stats, hours, start), who)
 
     @get("/policies")
     async def policies(request: Req) -> Response[bytes]:
         who = await guard(request, auditor)
         if isinstance(who, Response):
             return who
-        return page("Policies", audit_pages.policies_page(registry.all(), registry.last_error), who)
+        return page(
+            "Policies",
+            audit_pages.policies_page(registry.all(), registry.last_error),
+            who,
+        )
 
     handlers = [
         *admin_handlers(ui, keys_file, limits, registry),
@@ -283,4 +305,7 @@ async def _chain_status(audit: AuditStore, row: StoredRow) -> tuple[bool, str]:
     following = await audit.get(str(row.seq + 1))
     if not linked or (following is not None and following.prev_hash != row.hash):
         return False, "does not link to its neighbours: run gateway audit verify"
-    return True, "intact: its hash, body and columns match, linked to the records beside it"
+    return (
+        True,
+        "intact: its hash, body and columns match, linked to the records beside it",
+    )

@@ -129,8 +129,8 @@ class ReviewStore:
     """Items, deliveries and console sessions on one database; raises StoreUnavailable."""
 
     def __init__(self, db: _Db, prefix: str) -> None:
-        self._db = db
-        self._p = prefix
+        self._db = self.db = db  # ``db``/``prefix``: for the console's rollups, same database
+        self._p = self.prefix = prefix
 
     async def close(self) -> None:
         await self._db.close()
@@ -213,7 +213,18 @@ class ReviewStore:
                 f"UPDATE {self._p}items SET state = ?, decided_by = ?, decided_at = ?, "
                 "verdict = ?, note = ?, result = ?, result_status = ? "
                 "WHERE id = ? AND state = 'pending' AND claimed_by = ? AND claimed_until > ?",
-                [state, reviewer, now, verdict, note, result, result_status, id_, reviewer, now],
+                [
+                    state,
+                    reviewer,
+                    now,
+                    verdict,
+                    note,
+                    result,
+                    result_status,
+                    id_,
+                    reviewer,
+                    now,
+                ],
             )
             == 1
         )

@@ -138,3 +138,8 @@ class PrefixProxy:
 
     def stop(self) -> None:
         self._server.shutdown()
+
+
+from tests.review.conftest import make_store  # noqa: E402  the review store on both backends
+
+__all__ += ["make_store"]
