@@ -28,6 +28,8 @@ __all__ = ["BUCKET_S", "Rollup", "Rollups"]
 BUCKET_S = 300
 SETTLE_S = 120.0
 _PAGE = 1000
+# Records that are not model traffic: review actions, the app's polls, admin routes.
+_NOT_TRAFFIC = frozenset({"review", "reviews", "admin"})
 # Latency histogram: bucket k holds latencies up to 0.05 ms * 1.2**k (about 20% wide).
 _BASE_MS, _GROWTH = 0.05, 1.2
 
@@ -156,7 +158,7 @@ class Rollups:
             )
             for row in rows:
                 record = row.record()
-                if record is None or record.endpoint == "review" or record.workflow is None:
+                if record is None or record.workflow is None or record.endpoint in _NOT_TRAFFIC:
                     continue
                 found.setdefault(record.workflow, Rollup()).add(record)
             if len(rows) < _PAGE:
