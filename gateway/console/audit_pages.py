@@ -8,6 +8,7 @@ what ``retention.content: masked`` kept, as it left for the model.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,6 +99,7 @@ def record_page(
     if content:
         text = "\n\n".join(f"[{m['role']}] {m['text']}" for m in content.get("request", []))
         body += f'<h2>Content as it left (masked)</h2><pre class="content">{esc(text)}</pre>'
+        body += _explain(record, content.get("request", []))
     else:
         body += (
             '<p class="muted">No content kept (retention.content is none, or the request '
@@ -109,6 +111,20 @@ def record_page(
     elif record.get("policy_version"):
         body += '<p class="muted">That policy version is no longer loaded.</p>'
     return body
+
+
+def _explain(record: dict[str, Any], messages: list[dict[str, str]]) -> str:
+    """The command that re-runs this request's masked content through the pipeline offline."""
+    users = [m["text"] for m in messages if m.get("role") == "user"]
+    if not users or not record.get("workflow"):
+        return ""
+    argv = ["gateway", "policy", "explain", "--workflow", record["workflow"],
+            "--subject", record.get("subject") or "unknown",
+            "--roles", ",".join(record.get("roles") or []) or "none"]  # fmt: skip
+    if record.get("model_requested"):
+        argv += ["--model", record["model_requested"]]
+    command = shlex.join([*argv, "--message", users[-1]])
+    return f'<h2>Re-run explain on it</h2><pre class="explain">{esc(command)}</pre>'
 
 
 def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str:

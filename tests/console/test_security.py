@@ -163,6 +163,7 @@ def test_no_page_carries_a_value_the_policy_kept_out(
         admin.close()
     assert sum(1 for k in pages if k.startswith("rv_")) >= 10  # the held corpus is in the queue
     assert sum(1 for k in pages if k.startswith("record")) >= 2 * len(corpus)
+    assert any("gateway policy explain --workflow pii_masked" in t for t in pages.values())
     for name, text in pages.items():
         leaked = sorted(v for v in kept_in if any(f in text for f in _forms(v)))
         assert not leaked, f"{name} shows {leaked[:5]}"
