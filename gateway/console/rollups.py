@@ -28,6 +28,10 @@ __all__ = ["BUCKET_S", "Rollup", "Rollups"]
 BUCKET_S = 300
 SETTLE_S = 120.0
 _PAGE = 1000
+# A record is written when its request ends, so its seq may follow those of records that
+# arrived later; a scan of a time range may start after the last seq of the buckets that
+# ended this long before it (the longest request: upstream.timeout_s is at most 600 s).
+_SEQ_MARGIN_S = 900
 # Records that are not model traffic: review actions, the app's polls, admin routes.
 _NOT_TRAFFIC = frozenset({"review", "reviews", "admin"})
 # Latency histogram: bucket k holds latencies up to 0.05 ms * 1.2**k (about 20% wide).
@@ -106,7 +110,7 @@ def schema(p: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {p}rollups (
             bucket BIGINT NOT NULL, workflow TEXT NOT NULL, data TEXT NOT NULL,
             PRIMARY KEY (bucket, workflow))""",
-        f"CREATE TABLE IF NOT EXISTS {p}rollup_done (bucket BIGINT PRIMARY KEY)",
+        f"CREATE TABLE IF NOT EXISTS {p}rollup_done (bucket BIGINT PRIMARY KEY, last_seq BIGINT)",
     ]
 
 
@@ -137,42 +141,57 @@ class Rollups:
             }
             for bucket in range(first, settled, BUCKET_S):
                 if bucket not in done:
-                    await self._fill(bucket)
+                    await self._fill(bucket, await self._seq_before(bucket))
             rows = await self._db.fetch(
                 f"SELECT workflow, data FROM {self._p}rollups WHERE bucket >= ? AND bucket < ?",
                 [first, settled],
             )
             for workflow, data in rows:
                 out.setdefault(workflow, Rollup()).merge(Rollup.from_json(data))
-        live = await self._scan(max(first, settled), until)
+        live_since = max(first, settled)
+        live, _ = await self._scan(live_since, until, await self._seq_before(live_since))
         for workflow, rollup in live.items():
             out.setdefault(workflow, Rollup()).merge(rollup)
         return out, float(first)
 
-    async def _scan(self, since: float, until: float) -> dict[str, Rollup]:
+    async def _seq_before(self, since: float) -> int | None:
+        """A seq no record of ``since`` or later precedes: where a scan may start (with the
+        time filter it reads the PK index from there, not from the first record)."""
+        rows = await self._db.fetch(
+            f"SELECT MAX(last_seq) FROM {self._p}rollup_done WHERE bucket < ?",
+            [int(since - _SEQ_MARGIN_S) // BUCKET_S * BUCKET_S - BUCKET_S],
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def _scan(
+        self, since: float, until: float, after: int | None
+    ) -> tuple[dict[str, Rollup], int | None]:
         found: dict[str, Rollup] = {}
-        after: int | None = None
+        last = after
         while True:
             rows = await self._audit.query(
                 Query(since=since, until=until, after_seq=after, limit=_PAGE)
             )
             for row in rows:
+                last = row.seq
                 record = row.record()
                 if record is None or record.workflow is None or record.endpoint in _NOT_TRAFFIC:
                     continue
                 found.setdefault(record.workflow, Rollup()).add(record)
             if len(rows) < _PAGE:
-                return found
+                return found, last
             after = rows[-1].seq
 
-    async def _fill(self, bucket: int) -> None:
-        for workflow, rollup in (await self._scan(bucket, bucket + BUCKET_S)).items():
+    async def _fill(self, bucket: int, after: int | None) -> None:
+        found, last = await self._scan(bucket, bucket + BUCKET_S, after)
+        for workflow, rollup in found.items():
             await self._db.execute(
                 f"INSERT INTO {self._p}rollups (bucket, workflow, data) VALUES (?, ?, ?) "
                 "ON CONFLICT (bucket, workflow) DO UPDATE SET data = excluded.data",
                 [bucket, workflow, rollup.to_json()],
             )
         await self._db.execute(
-            f"INSERT INTO {self._p}rollup_done (bucket) VALUES (?) ON CONFLICT (bucket) DO NOTHING",
-            [bucket],
+            f"INSERT INTO {self._p}rollup_done (bucket, last_seq) VALUES (?, ?) "
+            "ON CONFLICT (bucket) DO NOTHING",
+            [bucket, last],
         )
