@@ -181,13 +181,13 @@ def main() -> None:
         "| --- | --- | --- | --- | --- |",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
-        work = Path(tmp) / "sqlite"
-        work.mkdir()
-        took = asyncio.run(_fill(SqliteSink(work / "audit.db", Chain(None)), ARGS.records))
-        print(f"sqlite: {ARGS.records:,} records written in {took:.0f} s", file=sys.stderr)
-        out += _measure(
-            "sqlite", work, "audit: {sqlite_path: audit.db, purge_interval_s: 0}\n", env
-        )
+        if not ARGS.no_sqlite:
+            work = Path(tmp) / "sqlite"
+            work.mkdir()
+            took = asyncio.run(_fill(SqliteSink(work / "audit.db", Chain(None)), ARGS.records))
+            print(f"sqlite: {ARGS.records:,} records written in {took:.0f} s", file=sys.stderr)
+            extra = "audit: {sqlite_path: audit.db, purge_interval_s: 0}\n"
+            out += _measure("sqlite", work, extra, env)
         if not ARGS.no_postgres:
             schema = f"bench_console_{secrets.token_hex(4)}"
             work = Path(tmp) / "postgres"
@@ -212,6 +212,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--renders", type=int, default=30)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     ARGS = parser.parse_args()
     random.seed(7)
     main()
