@@ -12,6 +12,7 @@ from gateway.auth.principal import Principal
 from gateway.errors import GatewayError, Reason
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import AccessRules
+from gateway.review.tools import offered_tools
 from gateway.surfaces import surface_of
 
 __all__ = ["allowed_models", "check_caller", "check_request"]
@@ -46,6 +47,13 @@ def check_request(rules: AccessRules, request: NormalizedRequest) -> Reason | No
         raise GatewayError(errors.ACCESS_STREAMING_DENIED)
     if not rules.allow_tools and request.tools:
         raise GatewayError(errors.ACCESS_TOOL_DENIED)
+    if rules.tools is not None and request.tools:
+        denied = sorted(offered_tools(request.body) - rules.tools)
+        if denied:
+            raise GatewayError(
+                errors.ACCESS_TOOL_DENIED,
+                f"This workflow does not allow the tool '{denied[0][:64]}'.",
+            )
     return _hold_ceiling(rules, request)
 
 

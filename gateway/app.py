@@ -38,6 +38,7 @@ from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
 from gateway.boundary.service import build_boundary, configured_ner
 from gateway.config import GatewayConfig
+from gateway.console.routes import console_router
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
@@ -48,6 +49,10 @@ from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.protocol import body_timed_out
+from gateway.review.resend import resender
+from gateway.review.routes import app_review_route, review_router
+from gateway.review.service import Reviews
+from gateway.review.store import open_review_store
 from gateway.stores.shared import SharedRedis, shared_redis
 from gateway.surfaces import SURFACES, Surface, surface_for
 from gateway.upstream import Forwarder, Provider, build_providers
@@ -83,9 +88,12 @@ def create_app(
     trail = AuditTrail(writer)
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
+    roles = config.console.roles
+    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
     pipeline = build_pipeline(
-        config, environ, registry, authenticator, providers, trail, limits, redis, workers
+        config, environ, registry, authenticator, providers, trail, limits, redis, workers, reviews
     )
+    reviews.resend = resender(pipeline, trail, reviews)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -111,6 +119,7 @@ def create_app(
             for provider in providers.values():
                 await provider.aclose()
             await pipeline.aclose()
+            await reviews.aclose()  # before the writer: its last action records go in
             if writer is not None:
                 await writer.close()
 
@@ -199,6 +208,23 @@ def create_app(
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
+            app_review_route(authenticator, reviews),
+            review_router(authenticator, reviews, frozenset({roles.admin, roles.reviewer})),
+            *(
+                [
+                    console_router(
+                        config.console,
+                        authenticator,
+                        reviews,
+                        store,
+                        registry,
+                        config.path(config.auth.api_keys_file),
+                        limits,
+                    )
+                ]
+                if config.console.enabled
+                else []
+            ),
             healthz,
             readyz,
             admin_router(
@@ -231,6 +257,7 @@ def build_pipeline(
     limits: Limits | None = None,
     redis: SharedRedis | None = None,
     workers: int = 1,
+    reviews: Reviews | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
@@ -247,6 +274,7 @@ def build_pipeline(
         trail=trail,
         limits=limits,
         bounds=config.server,
+        reviews=reviews,
     )
 
 

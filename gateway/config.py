@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.console.settings import ConsoleConfig
+from gateway.review.spec import ReviewConfig
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -283,6 +285,8 @@ class GatewayConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
+    review: ReviewConfig = ReviewConfig()
+    console: ConsoleConfig = ConsoleConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

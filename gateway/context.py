@@ -67,6 +67,7 @@ class RequestContext:
     fallback: str | None = None
     fallback_reason: str | None = None
     review: bool = False
+    review_id: str | None = None  # the review item this request opened (gateway/review/)
     # Answers paid for but not returned (a quality check refused them): model, tokens in and
     # out as reported; the limits step counts their cost.
     discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)

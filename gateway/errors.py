@@ -256,6 +256,38 @@ LIMITS_TOKENS_CLAMPED = _reason(
 AUDIT_UNAVAILABLE = _reason(
     "audit.unavailable", 503, "The request could not be recorded, so its answer was withheld."
 )
+# The review queue (docs/console-and-review.md). ``review.held`` and ``review.flagged`` are
+# decisions on a request; the others name the actions recorded in the audit chain, and the
+# refusals of the review and console routes.
+REVIEW_HELD = _reason(
+    "review.held", 202, "The answer is held for review: poll its review id for the outcome."
+)
+REVIEW_FLAGGED = _reason("review.flagged", 200, "The request was queued for review.")
+REVIEW_CLAIMED = _reason("review.claimed", 200, "A reviewer claimed the item.")
+REVIEW_APPROVED = _reason("review.approved", 200, "A reviewer approved the item.")
+REVIEW_EDITED = _reason("review.edited", 200, "A reviewer approved the item with their answer.")
+REVIEW_REJECTED = _reason("review.rejected", 200, "A reviewer rejected the item.")
+REVIEW_DELIVERED = _reason("review.delivered", 200, "The decision was sent to the webhook.")
+REVIEW_UNDELIVERED = _reason(
+    "review.undelivered", 502, "The webhook did not take the decision; it will be retried."
+)
+REVIEW_NOT_FOUND = _reason("review.not_found", 404, "Unknown review.")
+REVIEW_CONFLICT = _reason(
+    "review.conflict", 409, "The item is decided, or claimed by another reviewer: claim it first."
+)
+REVIEW_NOT_ASSIGNED = _reason(
+    "review.not_assigned", 403, "This item is assigned to other reviewers."
+)
+REVIEW_STORE_UNAVAILABLE = _reason(
+    "review.store_unavailable", 503, "The review store is unavailable."
+)
+ACCESS_CONSOLE_ROLE = _reason(
+    "access.console_role_required", 403, "This page needs a console role you do not hold."
+)
+CONSOLE_SIGN_IN = _reason("console.sign_in_required", 401, "Sign in to the console first.")
+CONSOLE_CSRF = _reason(
+    "console.csrf_failed", 403, "The form's CSRF token is missing or wrong: reload the page."
+)
 INTERNAL = _reason("gateway.internal_error", 500, "Internal gateway error.")
 
 

@@ -35,6 +35,7 @@ from gateway.fallback.message import fallback_message
 from gateway.limits.step import Limits
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
+from gateway.review.service import Reviews
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Surface
@@ -90,6 +91,7 @@ class Pipeline:
         limits: Limits | None = None,
         observer: StepObserver | None = None,
         bounds: ServerConfig | None = None,
+        reviews: Reviews | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
@@ -100,6 +102,7 @@ class Pipeline:
         self._limits = limits  # None: no limits are kept (in-process tests, benches)
         self._observer = observer  # told of every step each request leaves
         self._bounds = bounds or ServerConfig()  # what one request body may hold
+        self._reviews = reviews  # None: no review queue (offline tools, benches)
 
     async def aclose(self) -> None:
         """Release what the steps hold: the vault's and the breaker's connections, the limits'
@@ -121,8 +124,10 @@ class Pipeline:
     async def _complete(self, ctx: RequestContext, call: Call) -> Reply:
         ctx.enter(Step.AUTHENTICATE)
         response: UpstreamResponse | None = None
+        review: dict[str, str] = {}  # a held answer's headers
         try:
-            principal = ctx.principal = await self._auth.authenticate(call.headers)
+            # Set beforehand only by the review queue sending an approved request on.
+            principal = ctx.principal = ctx.principal or await self._auth.authenticate(call.headers)
             ctx.enter(Step.RESOLVE_POLICY)
             policies = self._policies.current  # once: the request keeps this generation
             policy = ctx.policy = self._resolve(call, policies)
@@ -157,6 +162,13 @@ class Pipeline:
                     body = await inspect_read(inspection, read)
                 else:
                     body = read.body()
+                if (
+                    self._reviews is not None
+                    and (on_hold := await self._reviews.answered(ctx, body)) is not None
+                ):
+                    await self._settle(ctx)
+                    headers = {**ctx.headers(), **on_hold.headers}
+                    return Reply(202, "application/json", headers, on_hold.body)
                 await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
             if answer.held is not None:  # a checked stream: inspected whole, before any byte
@@ -170,6 +182,9 @@ class Pipeline:
             refused_in = ctx.step
             ctx.enter(Step.FALLBACK)
             fallback = fallback_message(ctx, exc)
+            status = 200
+            if self._reviews is not None and (held := await self._reviews.refused(ctx, exc)):
+                fallback, status, review = held.body, 202, held.headers
             if fallback is None:
                 await self._settle(ctx)
                 return self._refuse(ctx, call.surface, exc, refused_in)
@@ -177,8 +192,8 @@ class Pipeline:
             if isinstance(fallback, bytes):
                 ctx.tokens_in = ctx.tokens_out = 0  # no model answered
                 await self._settle(ctx)
-                return Reply(200, "application/json", ctx.headers(), fallback)
-            response = UpstreamResponse(200, "text/event-stream", events=replay(fallback))
+                return Reply(status, "application/json", {**ctx.headers(), **review}, fallback)
+            response = UpstreamResponse(status, "text/event-stream", events=replay(fallback))
             inspection = None
         finally:
             if response is None or response.events is None:
@@ -187,7 +202,7 @@ class Pipeline:
         return Reply(
             response.status,
             "text/event-stream",
-            {**ctx.headers(), "cache-control": "no-cache"},
+            {**ctx.headers(), **review, "cache-control": "no-cache"},
             events=self._relay(ctx, call.surface, response, inspection),
         )
 

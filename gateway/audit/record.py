@@ -64,6 +64,9 @@ class AuditRecord:
     # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
+    # A review action's record (endpoint "review": claim, decide, deliver; the subject is the
+    # reviewer), or the review a request opened; None on older records (gateway/review/).
+    review_action: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -130,6 +133,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         fallback_reason=ctx.fallback_reason,
         review=ctx.review,
         candidate=_candidate(ctx),
+        review_action={"action": "opened", "review_id": ctx.review_id} if ctx.review_id else None,
     )
 
 

@@ -31,6 +31,7 @@ class AccessRules:
     clamp: bool
     allow_tools: bool
     allow_streaming: bool
+    tools: frozenset[str] | None = None  # None: any tool name
 
 
 def compile_access(access: AccessPolicy) -> AccessRules:
@@ -45,6 +46,7 @@ def compile_access(access: AccessPolicy) -> AccessRules:
         clamp=access.on_exceed == "clamp",
         allow_tools=access.allow_tools,
         allow_streaming=access.allow_streaming,
+        tools=frozenset(access.tools) if access.tools is not None else None,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from gateway.fallback.spec import FallbackPolicy
 from gateway.limits.spec import LimitsPolicy
 from gateway.quality.spec import QualityPolicy
+from gateway.review.spec import ReviewPolicy
 from gateway.surfaces import SURFACES
 
 __all__ = [
@@ -81,6 +82,8 @@ class AccessPolicy(_Strict):
     on_exceed: Literal["clamp", "reject"] = "reject"
     endpoints: Annotated[list[Endpoint], Field(min_length=1)] = list(ENDPOINTS)
     allow_tools: bool = True
+    # The tool names a request may offer the model; any other is refused (access.tool_denied).
+    tools: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] | None = None
     allow_streaming: bool = True
 
 
@@ -151,3 +154,17 @@ class Policy(_Strict):
     quality: QualityPolicy | None = None
     fallback: FallbackPolicy = FallbackPolicy()
     limits: LimitsPolicy | None = None
+    review: ReviewPolicy | None = None
+
+    @model_validator(mode="after")
+    def _review_fits(self) -> Policy:
+        review = self.review
+        if review is None:
+            return self
+        if self.fallback.review:
+            raise ValueError("fallback.review: true and a review section: keep only 'review'")
+        if review.mode == "hold" and self.fallback.message is None:
+            raise ValueError("review.mode: hold answers with the fallback message: set it")
+        if review.webhook is not None and review.webhook_secret_env is None:
+            raise ValueError("review.webhook needs webhook_secret_env: its body is signed")
+        return self

@@ -1,0 +1,208 @@
+"""The explorer (the audit trail with the CLI's filters, keyset pages), one record with its
+chain status, the overview per workflow, and the loaded policies.
+
+A record never holds a raw value (gateway/audit/record.py): what these pages show of content is
+what ``retention.content: masked`` kept, as it left for the model.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.audit.chain import StoredRow
+from gateway.audit.sink import Query
+from gateway.console.html import esc, link, table, when
+from gateway.console.overview import WorkflowStats
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.registry import ReloadError
+
+__all__ = ["explorer_page", "overview_page", "policies_page", "record_page"]
+
+FILTERS = ("workflow", "decision", "reason", "subject", "entity", "since", "until")
+
+
+def explorer_page(rows: list[StoredRow], params: Mapping[str, str], more: bool) -> str:
+    fields = "".join(
+        f'<label>{name}<input name="{name}" value="{esc(params.get(name, ""))}"></label>'
+        for name in FILTERS
+    )
+    filters = (
+        f'<form method="get" action="explorer" class="filters">{fields}'
+        '<button type="submit">Filter</button></form>'
+    )
+    out = []
+    for row in rows:
+        out.append(
+            [
+                link("record", str(row.seq), seq=row.seq),
+                when(row.time),
+                esc(row.workflow),
+                esc(row.decision),
+                esc(row.reasons.strip()),
+                esc(row.subject),
+                esc(row.entity_types.strip()),
+            ]
+        )
+    if not out:
+        return filters + '<p class="muted">No record matches.</p>'
+    headers = ["seq", "time", "workflow", "decision", "reasons", "subject", "entities"]
+    page = filters + table(headers, out, "records")
+    if more:
+        kept = {k: params[k] for k in FILTERS if params.get(k)}
+        page += f"<p>{link('explorer', 'Next page', **kept, after=rows[-1].seq)}</p>"
+    return page
+
+
+def record_page(
+    row: StoredRow, chain_status: tuple[bool, str], policy: CompiledPolicy | None
+) -> str:
+    record: dict[str, Any] = json.loads(row.body) if row.body else {}
+    ok, said = chain_status
+    facts = [
+        ("seq", esc(row.seq)),
+        ("time", when(row.time)),
+        ("request id", esc(row.request_id)),
+        ("workflow", esc(row.workflow)),
+        ("decision", esc(row.decision)),
+        ("reasons", esc(", ".join(record.get("reasons", [])))),
+        ("rules", esc(", ".join(record.get("rules", [])))),
+        ("status", esc(record.get("status"))),
+        ("subject", esc(row.subject)),
+        ("roles", esc(", ".join(record.get("roles", [])))),
+        (
+            "model",
+            esc(f"{record.get('model_requested')} -> {record.get('model_used')}"),
+        ),
+        ("policy version", esc(record.get("policy_version"))),
+        ("latency", esc(f"{record.get('latency_ms')} ms")),
+        ("cost", esc(record.get("actual_usd"))),
+        ("chain", f'<span class="{"ok" if ok else "bad"}">{esc(said)}</span>'),
+    ]
+    body = table(["", ""], [[esc(k), v] for k, v in facts], "facts")
+    entities = record.get("entities") or {}
+    rows = [
+        [esc(side), esc(action), esc(entity), esc(n)]
+        for side, actions in entities.items()
+        for action, counts in actions.items()
+        for entity, n in counts.items()
+    ]
+    if rows:
+        body += "<h2>Entities per action</h2>" + table(["side", "action", "entity", "count"], rows)
+    if record.get("review_action"):
+        body += (
+            "<h2>Review</h2><pre>" + esc(json.dumps(record["review_action"], indent=2)) + "</pre>"
+        )
+    content = record.get("content")
+    if content:
+        text = "\n\n".join(f"[{m['role']}] {m['text']}" for m in content.get("request", []))
+        body += f'<h2>Content as it left (masked)</h2><pre class="content">{esc(text)}</pre>'
+        body += _explain(record, content.get("request", []))
+    else:
+        body += (
+            '<p class="muted">No content kept (retention.content is none, or the request '
+            "was refused before it left).</p>"
+        )
+    if policy is not None and policy.version == record.get("policy_version"):
+        source = policy.source.model_dump_json(indent=2, exclude_defaults=True)
+        body += f"<h2>Policy {esc(policy.version)} (loaded now)</h2><pre>{esc(source)}</pre>"
+    elif record.get("policy_version"):
+        body += '<p class="muted">That policy version is no longer loaded.</p>'
+    return body
+
+
+def _explain(record: dict[str, Any], messages: list[dict[str, str]]) -> str:
+    """The command that re-runs this request's masked content through the pipeline offline."""
+    users = [m["text"] for m in messages if m.get("role") == "user"]
+    if not users or not record.get("workflow"):
+        return ""
+    argv = ["gateway", "policy", "explain", "--workflow", record["workflow"],
+            "--subject", record.get("subject") or "unknown",
+            "--roles", ",".join(record.get("roles") or []) or "none"]  # fmt: skip
+    if record.get("model_requested"):
+        argv += ["--model", record["model_requested"]]
+    command = shlex.join([*argv, "--message", users[-1]])
+    return f'<h2>Re-run explain on it</h2><pre class="explain">{esc(command)}</pre>'
+
+
+def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str:
+    chooser = (
+        '<form method="get" action="overview" class="filters"><label>period (hours)'
+        f'<input name="hours" value="{esc(hours)}"></label>'
+        '<button type="submit">Show</button></form>'
+        f'<p class="muted">Since {when(start)} (five-minute buckets).</p>'
+    )
+    if not stats:
+        return chooser + '<p class="muted">No traffic in the period.</p>'
+    rows = []
+    for s in stats:
+        r = s.rollup
+        budget = f" / {s.budget_usd:g} per day" if s.budget_usd else ""
+        backlog = "0"
+        if s.backlog:
+            backlog = f"{s.backlog} ({s.overdue} overdue, oldest {s.oldest_age_s / 60:.0f} min)"
+        rows.append(
+            [
+                esc(s.workflow),
+                esc(r.requests),
+                esc(_mix(r.decisions)),
+                esc(_mix(dict(r.reasons.most_common(5)))),
+                esc(_mix(r.entities)),
+                esc(f"{r.cost_usd:.4f}{budget}"),
+                esc(f"{s.p50_ms:.1f} / {s.p95_ms:.1f}"),
+                esc(f"{s.fallback_rate:.1%}"),
+                f'<span class="overdue">{esc(backlog)}</span>' if s.overdue else esc(backlog),
+            ]
+        )
+    headers = ["workflow", "requests", "decisions", "top reasons", "entities (action:type)",
+               "cost USD", "latency p50 / p95 ms", "fallback rate", "review backlog"]  # fmt: skip
+    return chooser + table(headers, rows, "overview")
+
+
+def _mix(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def policies_page(policies: Mapping[str, CompiledPolicy], error: ReloadError | None) -> str:
+    rows = [
+        [
+            esc(name),
+            esc(p.version),
+            esc(p.source.owner),
+            esc(p.source.mode),
+            esc(p.path),
+            '<span class="ok">valid (loaded)</span>',
+        ]
+        for name, p in sorted(policies.items())
+    ]
+    body = table(["workflow", "version", "owner", "mode", "file", "validation"], rows)
+    if error is not None:
+        which = "candidates" if error.candidates else "the live set"
+        problems = "\n".join(error.problems)
+        body += (
+            f'<h2 class="bad">Last reload refused ({esc(which)}) at</h2>{when(error.at)}'
+            f"<pre>{esc(problems)}</pre>"
+        )
+    else:
+        body += '<p class="muted">No reload error since start.</p>'
+    return body
+
+
+def query_of(params: Mapping[str, str], limit: int) -> Query:
+    """The explorer's filters as an audit query (raises ValueError on a bad time or cursor)."""
+    from gateway.audit.admin import parse_time
+
+    since, until = params.get("since"), params.get("until")
+    return Query(
+        workflow=params.get("workflow") or None,
+        decision=params.get("decision") or None,
+        reason=params.get("reason") or None,
+        subject=params.get("subject") or None,
+        entity=params.get("entity") or None,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        after_seq=int(params["after"]) if params.get("after") else None,
+        limit=limit,
+    )

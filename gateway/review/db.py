@@ -1,0 +1,121 @@
+"""The two databases review state lives in, behind the same two calls (``fetch``, ``execute``),
+SQL written with ``?`` placeholders; driver errors become ``StoreUnavailable``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+__all__ = ["PostgresDb", "SqliteDb", "StoreUnavailable"]
+
+T = TypeVar("T")
+_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class StoreUnavailable(Exception):
+    """The review store could not be read or written; the driver's exception is the cause."""
+
+
+class SqliteDb:
+    """One connection on one thread (sqlite3 blocks), WAL with ``synchronous=FULL``."""
+
+    def __init__(self, path: Path, schema: list[str]) -> None:
+        self._path = path
+        self._schema = schema
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="review-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            for statement in self._schema:
+                conn.execute(statement)
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connect())
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def fetch(self, sql: str, args: list[object]) -> list[tuple[Any, ...]]:
+        return await self._run(lambda c: c.execute(sql, args).fetchall())
+
+    async def execute(self, sql: str, args: list[object]) -> int:
+        return await self._run(lambda c: c.execute(sql, args).rowcount)
+
+    async def close(self) -> None:
+        def shut(_: sqlite3.Connection) -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        if self._conn is not None:
+            await self._run(shut)
+        self._pool.shutdown(wait=True)
+
+
+_QMARK = re.compile(r"\?")
+
+
+def _numbered(sql: str) -> str:
+    counter = iter(range(1, 1000))
+    return _QMARK.sub(lambda _: f"${next(counter)}", sql)
+
+
+class PostgresDb:
+    """An asyncpg pool; the schema (``CREATE ... IF NOT EXISTS``) is applied on first use."""
+
+    def __init__(self, url: str, schema_name: str, schema: list[str]) -> None:
+        self._url = url
+        self._schema_name = schema_name
+        self._schema = schema
+        self._pool: asyncpg.Pool | None = None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4, timeout=5)
+            async with pool.acquire() as db:
+                await db.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema_name}")
+                for statement in self._schema:
+                    await db.execute(statement)
+            self._pool = pool
+        return self._pool
+
+    async def fetch(self, sql: str, args: list[object]) -> list[tuple[Any, ...]]:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as db:
+                return [tuple(r) for r in await db.fetch(_numbered(sql), *args)]
+        except _PG_ERRORS as exc:
+            raise StoreUnavailable(f"postgresql: {exc}") from exc
+
+    async def execute(self, sql: str, args: list[object]) -> int:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as db:
+                status: str = await db.execute(_numbered(sql), *args)
+        except _PG_ERRORS as exc:
+            raise StoreUnavailable(f"postgresql: {exc}") from exc
+        # "UPDATE 1", "INSERT 0 1", "DELETE 3": the count is the last word.
+        return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
