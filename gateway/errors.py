@@ -198,6 +198,20 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     "The model provider's answer has a shape the gateway cannot inspect.",
     trigger="upstream_error",
 )
+# The request asks the provider for state it kept (previous_response_id), which the
+# workflow's ``retention.upstream_store: false`` forbids it to keep.
+RETENTION_PROVIDER_STATE = _reason(
+    "retention.provider_state",
+    400,
+    "This workflow forbids provider storage: send the conversation history in the request.",
+)
+# Content the gateway cannot read as text (token-id arrays): refused, never sent uninspected.
+BOUNDARY_UNINSPECTABLE = _reason(
+    "boundary.uninspectable",
+    403,
+    "The request holds content the gateway cannot inspect (token ids).",
+    trigger="blocked",
+)
 LIMITS_RATE_EXCEEDED = _reason(
     "limits.rate_exceeded",
     429,

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.normalized import NormalizedRequest
-from gateway.surfaces import anthropic_messages, openai_chat
+from gateway.surfaces import anthropic_messages, openai_chat, openai_responses
 from gateway.surfaces.base import Answer, Choice, StreamReader, Surface
 
 __all__ = [
     "ANTHROPIC",
     "OPENAI",
+    "RESPONSES",
     "SURFACES",
     "Answer",
     "Choice",
@@ -35,9 +36,10 @@ __all__ = [
 
 OPENAI: Surface = openai_chat.SURFACE
 ANTHROPIC: Surface = anthropic_messages.SURFACE
+RESPONSES: Surface = openai_responses.SURFACE
 
 # The registry: every wire API by its name. The first is the default for routes no API owns.
-SURFACES: Mapping[str, Surface] = {s.api: s for s in (OPENAI, ANTHROPIC)}
+SURFACES: Mapping[str, Surface] = {s.api: s for s in (OPENAI, ANTHROPIC, RESPONSES)}
 
 
 def surface_of(request: NormalizedRequest | str) -> Surface:

@@ -52,7 +52,7 @@ class Translating:
         self._inner = inner
 
     def speaks(self, api: Api) -> bool:
-        return True
+        return self._inner.speaks(api) or api in _OTHER
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts

@@ -1,15 +1,19 @@
-"""OpenAI-compatible Chat Completions upstreams (OpenAI, Azure-style proxies, vLLM, ...)."""
+"""OpenAI-compatible upstreams (OpenAI, Azure-style proxies, vLLM, ...): Chat Completions,
+the Responses API and embeddings, each at its own path."""
 
 from __future__ import annotations
 
 import orjson
 
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import OPENAI
+from gateway.surfaces import OPENAI, RESPONSES
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 
 __all__ = ["OpenAIProvider"]
+
+# The path each API this provider speaks is posted to, under its base URL.
+_PATHS = {OPENAI.api: "/chat/completions", RESPONSES.api: "/responses"}
 
 
 class OpenAIProvider:
@@ -22,7 +26,7 @@ class OpenAIProvider:
         self._http = HttpUpstream(base_url, headers, max_connections)
 
     def speaks(self, api: Api) -> bool:
-        return api == OPENAI.api
+        return api in _PATHS
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
@@ -31,7 +35,7 @@ class OpenAIProvider:
             raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
         # A shallow copy: only the model name changes; every other field goes as it came.
         body = orjson.dumps({**request.body, "model": upstream_model})
-        return await self._http.post("/chat/completions", body, request.stream, timeouts, {})
+        return await self._http.post(_PATHS[request.api], body, request.stream, timeouts, {})
 
     async def aclose(self) -> None:
         await self._http.aclose()
