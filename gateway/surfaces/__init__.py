@@ -18,11 +18,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.normalized import NormalizedRequest
-from gateway.surfaces import anthropic_messages, openai_chat, openai_responses
+from gateway.surfaces import (
+    anthropic_count_tokens,
+    anthropic_messages,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from gateway.surfaces.base import Answer, Choice, StreamReader, Surface
 
 __all__ = [
     "ANTHROPIC",
+    "CHAT_ENDPOINTS",
+    "COUNT_TOKENS",
+    "EMBEDDINGS",
     "OPENAI",
     "RESPONSES",
     "SURFACES",
@@ -37,9 +46,16 @@ __all__ = [
 OPENAI: Surface = openai_chat.SURFACE
 ANTHROPIC: Surface = anthropic_messages.SURFACE
 RESPONSES: Surface = openai_responses.SURFACE
+EMBEDDINGS: Surface = openai_embeddings.SURFACE
+COUNT_TOKENS: Surface = anthropic_count_tokens.SURFACE
 
 # The registry: every wire API by its name. The first is the default for routes no API owns.
-SURFACES: Mapping[str, Surface] = {s.api: s for s in (OPENAI, ANTHROPIC, RESPONSES)}
+SURFACES: Mapping[str, Surface] = {
+    s.api: s for s in (OPENAI, ANTHROPIC, RESPONSES, EMBEDDINGS, COUNT_TOKENS)
+}
+# The endpoints a model serves when its configuration names none: the chat-style ones (a
+# model serves embeddings only where ``gateway.yaml`` says so).
+CHAT_ENDPOINTS = tuple(dict.fromkeys(s.endpoint for s in SURFACES.values() if s is not EMBEDDINGS))
 
 
 def surface_of(request: NormalizedRequest | str) -> Surface:

@@ -17,6 +17,7 @@ from gateway.fallback.triggers import trigger_of
 from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
+from gateway.surfaces import surface_of
 from gateway.upstream.breaker import Breaker
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.retry import with_retries
@@ -48,8 +49,10 @@ class Forwarder:
         return self._providers[self._models[model].provider]
 
     def serves(self, model: str, api: Api) -> bool:
-        """Whether ``model`` can answer a request in ``api``'s wire format."""
-        return self.provider_of(model).speaks(api)
+        """Whether ``model`` serves ``api``'s endpoint and its provider takes its wire format."""
+        return self._models[model].serves(surface_of(api).endpoint) and self.provider_of(
+            model
+        ).speaks(api)
 
     async def send(
         self,

@@ -13,8 +13,9 @@ import hashlib
 import orjson
 
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import surface_of
-from gateway.upstream.mock_answers import tool_call
+from gateway.surfaces import COUNT_TOKENS, EMBEDDINGS, surface_of
+from gateway.surfaces.anthropic_count_tokens import count_body
+from gateway.upstream.mock_answers import embeddings, tool_call
 from gateway.upstream.mock_model import plan
 from gateway.upstream.provider import Timeouts, UpstreamResponse
 from gateway.upstream.sse import replay
@@ -43,6 +44,11 @@ class MockProvider:
         last_user = request.last_user_text()
         tokens_in = estimate_tokens("".join(slot.text for slot in request.texts))
         surface = surface_of(request)  # it answers in the API it was asked in
+        if request.api == EMBEDDINGS.api:
+            body = embeddings(request, upstream_model, tokens_in)
+            return UpstreamResponse(200, "application/json", body=body)
+        if request.api == COUNT_TOKENS.api:
+            return UpstreamResponse(200, "application/json", body=count_body(tokens_in))
         planned = plan(request.body, last_user)
         if self._answer is not None:
             text = self._answer

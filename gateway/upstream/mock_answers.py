@@ -1,8 +1,12 @@
-"""The mock provider's tool calls, whole and streamed, in each API's own shape (text answers
-are the surfaces' own writers)."""
+"""The mock provider's tool calls, whole and streamed, in each API's own shape, and its
+embeddings (text answers are the surfaces' own writers)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import math
+import struct
 from typing import Any
 
 import orjson
@@ -11,13 +15,16 @@ from gateway.normalized import NormalizedRequest
 from gateway.surfaces import ANTHROPIC, OPENAI, RESPONSES
 from gateway.surfaces.base import frame
 from gateway.surfaces.openai_chat import include_usage
+from gateway.surfaces.openai_embeddings import embeddings_body
 from gateway.surfaces.openai_responses.answer import (
     function_item,
     response_events,
     response_object,
 )
 
-__all__ = ["tool_call"]
+__all__ = ["DIMENSIONS", "embedding", "embeddings", "tool_call"]
+
+DIMENSIONS = 1536  # text-embedding-3-small's
 
 
 def _pieces(arguments: str) -> list[str]:
@@ -134,3 +141,24 @@ def _anthropic(
         frame("message_stop", {"type": "message_stop"}),
     ]
     return orjson.dumps(message([block], "tool_use", usage[1])), events
+
+
+def embedding(text: str, dimensions: int) -> list[float]:
+    """A unit vector drawn from the text's hash: the same text, the same vector."""
+    raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)
+    values = [
+        (int.from_bytes(raw[i : i + 2], "little") - 32768) / 32768 for i in range(0, len(raw), 2)
+    ]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def embeddings(request: NormalizedRequest, model: str, tokens_in: int) -> bytes:
+    """One vector per input text, of ``dimensions`` (default 1536), as floats or base64."""
+    dimensions = request.body.get("dimensions") or DIMENSIONS
+    vectors: list[Any] = [
+        embedding(slot.text, dimensions) for slot in request.texts if slot.role == "user"
+    ]
+    if request.body.get("encoding_format") == "base64":
+        vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+    return embeddings_body(model, vectors, tokens_in)

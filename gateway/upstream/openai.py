@@ -6,14 +6,18 @@ from __future__ import annotations
 import orjson
 
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import OPENAI, RESPONSES
+from gateway.surfaces import EMBEDDINGS, OPENAI, RESPONSES
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 
 __all__ = ["OpenAIProvider"]
 
 # The path each API this provider speaks is posted to, under its base URL.
-_PATHS = {OPENAI.api: "/chat/completions", RESPONSES.api: "/responses"}
+_PATHS = {
+    OPENAI.api: "/chat/completions",
+    RESPONSES.api: "/responses",
+    EMBEDDINGS.api: "/embeddings",
+}
 
 
 class OpenAIProvider:

@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FakeUpstream, Reply
 
 
 def test_whole_answer_from_the_mock(gateway: Gateway) -> None:
@@ -59,7 +59,12 @@ def test_the_mock_calls_a_tool_when_asked(gateway: Gateway, stream: bool) -> Non
         model="mock-model",
         input=[
             {"role": "user", "content": ask},
-            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
             {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
         ],
         tools=[WEATHER],  # type: ignore[list-item]
@@ -103,7 +108,10 @@ def test_chat_and_messages_get_tool_calls_and_json_from_the_mock(gateway: Gatewa
         messages=[{"role": "user", "content": "call get_weather"}],
         tools=[{"name": "get_weather", "input_schema": WEATHER["parameters"]}],  # type: ignore[list-item, typeddict-item]
     )
-    assert message.content[0].type == "tool_use" and message.content[0].input == {"city": "mock", "days": 1}
+    assert message.content[0].type == "tool_use" and message.content[0].input == {
+        "city": "mock",
+        "days": 1,
+    }
     with gateway.anthropic().messages.stream(
         model="mock-model",
         max_tokens=100,
@@ -111,10 +119,127 @@ def test_chat_and_messages_get_tool_calls_and_json_from_the_mock(gateway: Gatewa
         tools=[{"name": "get_weather", "input_schema": WEATHER["parameters"]}],  # type: ignore[list-item, typeddict-item]
     ) as astream:
         streamed = astream.get_final_message()
-    assert streamed.content[0].type == "tool_use" and streamed.content[0].input == {"city": "mock", "days": 1}
+    assert streamed.content[0].type == "tool_use" and streamed.content[0].input == {
+        "city": "mock",
+        "days": 1,
+    }
     json_answer = gateway.openai().chat.completions.create(
         model="mock-model",
         messages=[{"role": "user", "content": "hi"}],
-        response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": WEATHER["parameters"]}},  # type: ignore[typeddict-item]
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "w", "schema": WEATHER["parameters"]},
+        },  # type: ignore[typeddict-item]
     )
     assert json_answer.choices[0].message.content == '{"city":"mock","days":1}'
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_openai_provider_gets_masked_input_and_no_store(
+    gateway: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    client = gateway.openai("wire")
+    ask = "write to ann@example.com please"
+    if stream:
+        with client.responses.stream(model="gpt-test", input=ask, max_output_tokens=5000) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(model="gpt-test", input=ask, max_output_tokens=5000)
+    (sent,) = upstream.received
+    assert sent.path == "/v1/responses"
+    assert sent.body["store"] is False
+    assert sent.body["max_output_tokens"] == 1024  # clamped to the workflow's ceiling
+    assert "ann@example.com" not in str(sent.body)
+    # The echo of the placeholder comes back; the address never went out.
+    assert response.output_text.startswith("echo: write to <EMAIL_ADDRESS")
+    assert "ann@example.com" not in response.output_text
+
+
+def test_every_text_slot_and_unknown_field_is_inspected(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    address = "ann@example.com"
+    gateway.openai("wire").responses.create(
+        model="gpt-test",
+        instructions=f"Reply to {address}",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": f"hi {address}"}]},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "f",
+                "arguments": f'{{"to": "{address}"}}',
+            },
+            {"type": "function_call_output", "call_id": "c1", "output": f"sent to {address}"},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"},
+        ],
+        tools=[
+            {"type": "function", "name": "f", "description": f"mail {address}", "parameters": {}}
+        ],  # type: ignore[list-item]
+        metadata={"owner": address},
+        extra_body={"made_up_field": {"deep": [address]}},
+    )
+    (sent,) = upstream.received
+    assert address not in str(sent.body)
+    assert sent.body["input"][3] == {
+        "type": "reasoning",
+        "id": "rs_1",
+        "summary": [],
+        "encrypted_content": "opaque",
+    }
+
+
+def test_a_card_is_refused_in_openai_shape(gateway: Gateway, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        gateway.openai("wire").responses.create(model="gpt-test", input="card 4111 1111 1111 1111")
+    assert caught.value.code == "boundary.blocked_entity"
+    assert upstream.received == []
+
+
+def test_provider_state_is_refused_without_provider_storage(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        gateway.openai("wire").responses.create(
+            model="gpt-test", input="and then?", previous_response_id="resp_123"
+        )
+    assert caught.value.code == "retention.provider_state"
+    assert "send the whole conversation in 'input'" in caught.value.message
+    assert upstream.received == []
+    # Where the workflow allows provider storage, it goes through as the client sent it.
+    gateway.openai().responses.create(
+        model="gpt-test", input="and then?", previous_response_id="resp_123"
+    )
+    (sent,) = upstream.received
+    assert sent.body["previous_response_id"] == "resp_123" and "store" not in sent.body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_answer_is_masked_in_deltas_done_events_and_the_final_response(
+    gateway: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    upstream.script("gpt-up", Reply("Contact bob@example.com for details"))
+    client = gateway.openai("wire")
+    if not stream:
+        text = client.responses.create(model="gpt-test", input="who?").output_text
+        assert "bob@example.com" not in text and "<EMAIL_ADDRESS" in text
+        return
+    with client.responses.stream(model="gpt-test", input="who?") as events:
+        seen = list(events)
+        final = events.get_final_response()
+    deltas = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
+    (done,) = [e.text for e in seen if e.type == "response.output_text.done"]
+    assert "bob@example.com" not in deltas and deltas == done == final.output_text
+    assert "<EMAIL_ADDRESS" in done
+
+
+def test_a_card_in_a_streamed_answer_ends_the_stream(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-up", Reply("your card is 4111 1111 1111 1111 ok"))
+    deltas: list[str] = []
+    stream = gateway.openai("wire").responses.stream(model="gpt-test", input="card?")
+    with pytest.raises(openai.APIError) as caught, stream as events:
+        deltas += [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert caught.value.code == "boundary.blocked_output"
+    assert "4111" not in "".join(deltas)

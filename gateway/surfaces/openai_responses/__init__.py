@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
+
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces import openai_chat
@@ -22,14 +24,16 @@ __all__ = ["SURFACE"]
 
 
 def stream_error(err: GatewayError, request_id: str) -> bytes:
-    """An in-stream ``error`` event, as the Responses API ends a stream that failed."""
+    """An in-stream ``error`` event as the Responses API ends a failed stream, with the
+    ``error`` object the openai SDKs raise on."""
+    body = orjson.loads(openai_chat.error_body(err, request_id))
     event = {
         "type": "error",
         "code": err.reason.code,
         "message": err.message,
         "param": None,
         "sequence_number": 0,
-        "request_id": request_id,
+        **body,
     }
     return frame("error", event)
 
@@ -40,6 +44,7 @@ class OpenAIResponses:
     path = "/responses"
     sdk_header: str | None = None
     final_event = b"event: response.completed"
+    answers_text = True
 
     parse = staticmethod(_request.parse)
     error_body = staticmethod(openai_chat.error_body)
