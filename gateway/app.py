@@ -10,11 +10,12 @@ import asyncio
 import gc
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
@@ -48,7 +49,8 @@ from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.stores.shared import SharedRedis, shared_redis
-from gateway.surfaces import SURFACES, Surface, surface_for
+from gateway.surfaces import RESPONSES, SURFACES, Surface, surface_for
+from gateway.surfaces.openai_responses.answer import read_items
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
 from gateway.yamlsource import ConfigError, Problem
@@ -58,6 +60,8 @@ __all__ = ["build_pipeline", "create_app"]
 log = logging.getLogger("gateway")
 
 HttpRequest = Request[Any, Any, State]
+# An id the provider issued: letters, digits, '_' and '-' only, so it is never a path of ours.
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> Litestar:
@@ -127,6 +131,41 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.models(ctx, call))
 
+    @get(["/v1/models/{model_id:str}", "/w/{workflow:str}/v1/models/{model_id:str}"])
+    async def model(request: HttpRequest) -> Response[Any]:
+        surface = _surface_for(request)
+        ctx = request.state.ctx = RequestContext("models", _workflow(request))
+        call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        return _respond(await pipeline.models(ctx, call, str(request.path_params["model_id"])))
+
+    async def stored(request: HttpRequest, tail: str = "") -> Response[Any]:
+        """A response the provider kept: read, listed or deleted where the workflow allows."""
+        response_id = str(request.path_params["response_id"])
+        ctx = request.state.ctx = RequestContext(RESPONSES.endpoint, _workflow(request))
+        call = Call(RESPONSES, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        if not _PROVIDER_ID.fullmatch(response_id):
+            return _respond(pipeline.refuse(ctx, RESPONSES, GatewayError(errors.REQUEST_INVALID)))
+        read = read_items if tail else RESPONSES.read_answer
+        path = f"/responses/{response_id}{tail}"
+        return _respond(await pipeline.stored(ctx, call, request.method, path, read))
+
+    stored_paths = [
+        "/v1/responses/{response_id:str}",
+        "/w/{workflow:str}/v1/responses/{response_id:str}",
+    ]
+
+    @get(stored_paths, name="responses_get")
+    async def stored_get(request: HttpRequest) -> Response[Any]:
+        return await stored(request)
+
+    @delete(stored_paths, name="responses_delete", status_code=200)
+    async def stored_delete(request: HttpRequest) -> Response[Any]:
+        return await stored(request)
+
+    @get([p + "/input_items" for p in stored_paths], name="responses_items")
+    async def stored_items(request: HttpRequest) -> Response[Any]:
+        return await stored(request, "/input_items")
+
     @get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -185,6 +224,10 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
+            model,
+            stored_get,
+            stored_delete,
+            stored_items,
             healthz,
             readyz,
             admin_router(

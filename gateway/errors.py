@@ -107,6 +107,8 @@ REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid."
 REQUEST_TOO_LARGE = _reason("request.too_large", 413, "The request body is too large.")
 REQUEST_UNKNOWN_ROUTE = _reason("request.unknown_route", 404, "Unknown route.")
 REQUEST_METHOD_NOT_ALLOWED = _reason("request.method_not_allowed", 405, "Method not allowed.")
+# GET /v1/models/{id} for a model this caller may not use (or that does not exist).
+REQUEST_UNKNOWN_MODEL = _reason("request.unknown_model", 404, "No such model for this caller.")
 REQUEST_WRONG_API = _reason(
     "request.model_api_mismatch",
     400,

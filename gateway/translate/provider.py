@@ -20,7 +20,13 @@ from gateway.translate.answer import Untranslatable, anthropic_answer, openai_an
 from gateway.translate.errors import upstream_error
 from gateway.translate.request import anthropic_request, openai_request
 from gateway.translate.stream import AnthropicEvents, OpenAIChunks
-from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
+from gateway.upstream.provider import (
+    Provider,
+    StoredState,
+    Timeouts,
+    UpstreamFailure,
+    UpstreamResponse,
+)
 
 __all__ = ["Translating", "translate_request"]
 
@@ -81,6 +87,12 @@ class Translating:
         except (Untranslatable, orjson.JSONDecodeError) as exc:
             raise UpstreamFailure("broken", f"untranslatable answer: {exc}") from None
         return UpstreamResponse(response.status, "application/json", body=orjson.dumps(answer))
+
+    async def stored(self, method: str, path: str, timeouts: Timeouts) -> UpstreamResponse:
+        """State the provider kept, where it keeps any (OpenAI); elsewhere there is none."""
+        if not isinstance(self._inner, StoredState):
+            raise UpstreamFailure("status", "no stored state", status=404)
+        return await self._inner.stored(method, path, timeouts)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -19,7 +19,13 @@ from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
 from gateway.surfaces import surface_of
 from gateway.upstream.breaker import Breaker
-from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
+from gateway.upstream.provider import (
+    Provider,
+    StoredState,
+    Timeouts,
+    UpstreamFailure,
+    UpstreamResponse,
+)
 from gateway.upstream.retry import with_retries
 
 __all__ = ["Forwarder", "note_fallback"]
@@ -53,6 +59,25 @@ class Forwarder:
         return self._models[model].serves(surface_of(api).endpoint) and self.provider_of(
             model
         ).speaks(api)
+
+    async def stored(
+        self, policy: CompiledPolicy, api: Api, method: str, path: str
+    ) -> UpstreamResponse:
+        """``method`` on a response the provider kept, asked of the first of the workflow's
+        models that serves ``api`` from a provider keeping state (OpenAI's)."""
+        upstream = policy.source.upstream
+        deadline = asyncio.get_running_loop().time() + upstream.timeout_s
+        timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
+        for model in policy.access.models:
+            provider = self.provider_of(model)
+            if self.serves(model, api) and isinstance(provider, StoredState):
+                try:
+                    return await provider.stored(method, path, timeouts)
+                except UpstreamFailure as exc:
+                    raise _as_gateway_error(exc) from None
+        raise GatewayError(
+            errors.REQUEST_WRONG_API, "No model of this workflow keeps responses at its provider."
+        )
 
     async def send(
         self,

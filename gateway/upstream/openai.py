@@ -41,5 +41,10 @@ class OpenAIProvider:
         body = orjson.dumps({**request.body, "model": upstream_model})
         return await self._http.post(_PATHS[request.api], body, request.stream, timeouts, {})
 
+    async def stored(self, method: str, path: str, timeouts: Timeouts) -> UpstreamResponse:
+        if not self._api_key:
+            raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
+        return await self._http.post(path, None, False, timeouts, {}, method=method)
+
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -331,6 +331,8 @@ class FakeUpstream:
         if request.method == "GET" and path.endswith("/v1/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]
             return _json({"object": "list", "data": data})
+        if "/v1/responses/" in path and request.method in ("GET", "DELETE"):
+            return _kept(path, request.method)
         if post and path.endswith("/v1/responses"):
             with self._cond:
                 queue = self._queues.get(str(body.get("model")))
@@ -573,3 +575,34 @@ async def _responses(
         await resp.write(_sse({**event, "sequence_number": n}, event["type"]))
     await resp.write_eof()
     return resp
+
+
+def _kept(path: str, method: str) -> web.Response:
+    """A response "kept" by the provider, whose answer holds an e-mail address."""
+    response_id = path.split("/v1/responses/")[1].split("/")[0]
+    if method == "DELETE":
+        return _json({"id": response_id, "object": "response", "deleted": True})
+    item = {
+        "id": "msg_kept",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "mail kim@example.com", "annotations": []}],
+    }
+    if path.endswith("/input_items"):
+        user = {"id": "msg_in", "type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "who is kim@example.com"}]}  # fmt: skip
+        return _json({"object": "list", "data": [user, item], "has_more": False})
+    return _json(
+        {
+            "id": response_id,
+            "object": "response",
+            "created_at": 0,
+            "status": "completed",
+            "model": "gpt-up",
+            "output": [item],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+    )

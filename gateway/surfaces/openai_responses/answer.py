@@ -26,6 +26,7 @@ __all__ = [
     "function_item",
     "message_item",
     "read_answer",
+    "read_items",
     "response_events",
     "response_object",
 ]
@@ -46,6 +47,29 @@ def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     if isinstance(data, dict):
         note_usage(answer, data.get("usage"))
     return answer
+
+
+def read_items(raw: bytes) -> Answer:
+    """A list of a kept response's input items (``/input_items``): their texts, as slots."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    return Answer(raw, data, _walk_items)
+
+
+def _walk_items(answer: Answer) -> None:
+    items = answer.data.get("data") if isinstance(answer.data, dict) else None
+    if not isinstance(items, list):
+        answer.unreadable = "no data"
+        return
+    for item in items:
+        if not isinstance(item, dict):
+            answer.unreadable = "an item that is not an object"
+            continue
+        _item_slots(item, answer.texts, answer.owners, [])
 
 
 def _walk(answer: Answer) -> None:
