@@ -75,17 +75,6 @@ def gateway_config(fake: FakeUpstream) -> dict[str, object]:
             "claude-test": {"provider": "anthropic", "upstream_model": "claude-up"},
             "claude-backup": {"provider": "anthropic", "upstream_model": "claude-backup-up"},
             "mock-model": {"provider": "demo", "upstream_model": "mock-1"},
-            "mock-embed": {
-                "provider": "demo",
-                "upstream_model": "mock-embed-1",
-                "endpoints": ["embeddings"],
-                "usd_per_mtok_in": 0.02,
-            },
-            "embed-test": {
-                "provider": "openai",
-                "upstream_model": "embed-up",
-                "endpoints": ["embeddings"],
-            },
         },
         "auth": {"api_keys_file": "keys.yaml"},
         # Tests share one gateway and script failures on purpose: a circuit opened by one
@@ -116,26 +105,6 @@ POLICIES: dict[str, dict[str, object]] = {
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
         "upstream": {"timeout_s": 1, "retries": 1},
-    },
-    # The new endpoints (tests/surfaces): masking, no provider storage, embedding models.
-    "wire": {
-        "workflow": "wire",
-        "owner": "tests@example.com",
-        "access": {
-            "roles": ["analyst"],
-            "models": ["mock-model", "mock-embed", "gpt-test", "claude-test", "embed-test"],
-            "max_output_tokens": 1024,
-            "on_exceed": "clamp",
-        },
-        "data": {"entities": {"EMAIL_ADDRESS": "mask", "CREDIT_CARD": "block"}},
-        "retention": {"upstream_store": False},
-    },
-    "wire_strict": {
-        "workflow": "wire_strict",
-        "owner": "tests@example.com",
-        "access": {"roles": ["analyst"], "models": ["mock-model", "mock-embed", "gpt-test"]},
-        "data": {"entities": {"EMAIL_ADDRESS": "mask"}},
-        "embeddings": {"on_pii": "block"},
     },
     "ops_only": {
         "workflow": "ops_only",
