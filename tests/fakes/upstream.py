@@ -337,6 +337,8 @@ class FakeUpstream:
             with self._cond:
                 queue = self._queues.get(str(body.get("model")))
                 scripted = queue.popleft() if queue else Reply()
+            if isinstance(scripted, Status):
+                return _json(_Exchange(False, body).error(scripted.status), scripted.status)
             return await _responses(request, body, scripted)
         if post and path.endswith("/v1/embeddings"):
             texts = body.get("input")

@@ -40,6 +40,18 @@ WIRE_POLICIES: dict[str, dict[str, object]] = {
         "data": {"entities": {"EMAIL_ADDRESS": "mask"}},
         "embeddings": {"on_pii": "block"},
     },
+    "wire_fallback": {
+        "workflow": "wire_fallback",
+        "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "mock-embed"]},
+        "upstream": {"retries": 0},
+        "data": {"entities": {"CREDIT_CARD": "block"}},
+        "fallback": {
+            "models": ["claude-test"],
+            "on": ["upstream_error", "blocked"],
+            "message": "Sorry, not now.",
+        },
+    },
 }
 
 

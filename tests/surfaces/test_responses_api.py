@@ -243,3 +243,89 @@ def test_a_card_in_a_streamed_answer_ends_the_stream(
         deltas += [e.delta for e in events if e.type == "response.output_text.delta"]
     assert caught.value.code == "boundary.blocked_output"
     assert "4111" not in "".join(deltas)
+
+
+WEATHER_CHAT = {"type": "function", "name": "get_weather", "parameters": WEATHER["parameters"]}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_responses_request_is_served_by_an_anthropic_model(
+    gateway: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    upstream.script("claude-up", Reply("Bonjour from Claude"))
+    client = gateway.openai("wire")
+    kwargs: dict[str, object] = {
+        "model": "claude-test",
+        "instructions": "Be brief.",
+        "input": [{"role": "user", "content": "say hi to ann@example.com"}],
+        "max_output_tokens": 50,
+    }
+    if stream:
+        with client.responses.stream(**kwargs) as events:  # type: ignore[arg-type]
+            types = [e.type for e in events]
+            response = events.get_final_response()
+        assert types[0] == "response.created" and types[-1] == "response.completed"
+    else:
+        response = client.responses.create(**kwargs)  # type: ignore[arg-type]
+    assert response.output_text == "Bonjour from Claude"
+    assert response.usage is not None and response.usage.output_tokens > 0
+    (sent,) = upstream.received
+    assert sent.path == "/v1/messages"
+    assert sent.body["system"] == [{"type": "text", "text": "Be brief."}]
+    assert sent.body["max_tokens"] == 50
+    assert "ann@example.com" not in str(sent.body)
+
+
+def test_a_tool_call_from_an_anthropic_model_comes_back_as_a_function_call(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    from tests.fakes.upstream import ToolCall
+
+    upstream.script("claude-up", ToolCall("get_weather", ('{"city": ', '"Paris"}')))
+    with gateway.openai("wire").responses.stream(
+        model="claude-test",
+        input="weather?",
+        tools=[WEATHER_CHAT],  # type: ignore[list-item]
+    ) as events:
+        response = events.get_final_response()
+    (call,) = response.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert call.arguments == '{"city": "Paris"}'
+    (sent,) = upstream.received
+    assert sent.body["tools"][0]["name"] == "get_weather"
+
+
+def test_what_anthropic_cannot_take_is_refused_translate_unsupported(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        gateway.openai("wire").responses.create(
+            model="claude-test",
+            input="look it up",
+            tools=[{"type": "web_search"}],  # type: ignore[list-item]
+        )
+    assert caught.value.code == "translate.unsupported"
+    assert upstream.received == []
+
+
+def test_fallback_model_and_message_answer_in_the_responses_shape(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    from tests.fakes.upstream import Status
+
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", Reply("from the fallback model"))
+    raw = gateway.openai("wire_fallback").responses.with_raw_response.create(
+        model="gpt-test", input="hi"
+    )
+    assert raw.parse().output_text == "from the fallback model"
+    assert [r.path for r in upstream.received] == ["/v1/responses", "/v1/messages"]
+    client = gateway.openai("wire_fallback")
+    blocked = client.responses.create(model="gpt-test", input="card 4111 1111 1111 1111")
+    assert blocked.output_text == "Sorry, not now."
+    with client.responses.stream(model="gpt-test", input="card 4111 1111 1111 1111") as events:
+        assert events.get_final_response().output_text == "Sorry, not now."
+    # No text stands in for vectors: embeddings are refused, not answered with the message.
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.embeddings.create(model="mock-embed", input="card 4111 1111 1111 1111")
+    assert caught.value.code == "boundary.blocked_entity"
