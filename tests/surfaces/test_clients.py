@@ -100,8 +100,7 @@ def test_langchain_anthropic(gateway: Gateway) -> None:
 
 def test_openai_agents_sdk_runs_a_tool_loop(gateway: Gateway) -> None:
     import openai
-    from agents import Agent, Runner, function_tool, set_default_openai_client
-    from agents import set_tracing_disabled
+    from agents import Agent, Runner, function_tool, set_default_openai_client, set_tracing_disabled
 
     set_tracing_disabled(True)  # its exporter would post traces (and the key) past the gateway
     client = openai.AsyncOpenAI(
@@ -126,7 +125,9 @@ def test_openai_agents_sdk_runs_a_tool_loop(gateway: Gateway) -> None:
     assert Runner.run_sync(typed, "a city").final_output == City(name="mock", population=0)
 
 
-def test_litellm_sdk_as_a_client(gateway: Gateway) -> None:
+def test_litellm_sdk_as_a_client(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its own price list, not one fetched from GitHub on import (tests stay offline).
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     common = {"api_base": gateway.openai_url("wire"), "api_key": gateway.analyst_key}
