@@ -1,16 +1,23 @@
 """The wire APIs clients speak, one module each, registered in ``SURFACES``.
 
 A surface (``base.Surface``) owns everything about its API's wire: it parses a body into the
-NormalizedRequest, renders errors (its one status -> error type table serves the gateway's
-errors and translated upstream ones), lists models, reads each answer once (text, usage,
-logprobs, tool calls; whole or streamed), writes answers (the fallback message, the mock),
-and turns the knobs the steps ask for (output ceiling, usage in streams, logprobs, no-store).
-No step knows an API's name: it asks ``surface_of(request)``.
+NormalizedRequest (every text slot it knows named, every other string leaf handed to
+``normalized.json_leaves``), renders errors (its one status -> error type table serves the
+gateway's errors and translated upstream ones), lists models, reads each answer once (text,
+usage, logprobs, tool calls; whole or streamed), writes answers (the fallback message, the
+mock), and turns the knobs the steps ask for (output ceiling, usage in streams, logprobs,
+no-store). ``answers_text`` says whether its answers are text (False for vectors and counts:
+no fallback message stands in for them). No step knows an API's name: it asks
+``surface_of(request)``.
 
-Adding a wire API: write one module here (a package like ``openai_chat/``) whose ``SURFACE``
-implements ``Surface``, and add it to ``SURFACES`` below; the app routes ``/v1{path}`` (and
-``/w/{workflow}/v1{path}``) to it. Only the provider edge (``gateway/upstream``,
-``gateway/translate``) then learns whether and how each provider speaks it.
+Adding a wire API: write one module here (a package like ``openai_responses/``) whose
+``SURFACE`` implements ``Surface``, and add it to ``SURFACES`` below; the app routes
+``POST /v1{path}`` (and ``/w/{workflow}/v1{path}``) to it, and its ``endpoint`` becomes a value
+of the policies' ``access.endpoints`` and of the models' ``endpoints`` in ``gateway.yaml``. Only
+the provider edge (``gateway/upstream``, ``gateway/translate``) then learns whether and how each
+provider speaks it (a path in the provider's table, a translator, the mock's answers). Routes
+that are not a POST of a request body (``GET /v1/models/{id}``, ``/v1/responses/{id}``) are the
+app's own.
 """
 
 from __future__ import annotations
