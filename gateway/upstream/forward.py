@@ -17,7 +17,8 @@ from gateway.fallback.triggers import trigger_of
 from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
-from gateway.surfaces import surface_of
+from gateway.surfaces import OPENAI, RESPONSES, surface_of
+from gateway.translate.chat_responses import ViaResponses
 from gateway.upstream.breaker import Breaker
 from gateway.upstream.provider import (
     Provider,
@@ -55,10 +56,18 @@ class Forwarder:
         return self._providers[self._models[model].provider]
 
     def serves(self, model: str, api: Api) -> bool:
-        """Whether ``model`` serves ``api``'s endpoint and its provider takes its wire format."""
-        return self._models[model].serves(surface_of(api).endpoint) and self.provider_of(
-            model
-        ).speaks(api)
+        """Whether ``model`` serves ``api``'s endpoint and its provider takes its wire format,
+        or ``api`` is chat and the model serves the Responses API (translated on the way)."""
+        return self._route(model, api) is not None
+
+    def _route(self, model: str, api: Api) -> Provider | None:
+        """The provider to send ``api``'s requests for ``model`` to, None if none can."""
+        config, provider = self._models[model], self.provider_of(model)
+        if config.serves(surface_of(api).endpoint) and provider.speaks(api):
+            return provider
+        if api == OPENAI.api and config.serves(RESPONSES.endpoint):
+            return ViaResponses(provider) if provider.speaks(RESPONSES.api) else None
+        return None
 
     async def stored(
         self, policy: CompiledPolicy, api: Api, method: str, path: str
@@ -117,9 +126,9 @@ class Forwarder:
         on = policy.source.fallback.on
         failure: GatewayError | None = None
         for model in chain:
-            if not self.serves(model, request.api):
+            provider = self._route(model, request.api)
+            if provider is None:
                 continue
-            provider = self.provider_of(model)
             if failure is not None:  # the next model answers for the one that failed
                 note_fallback(ctx, failure.reason.code)
             route = self._models[model]

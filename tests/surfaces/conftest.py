@@ -19,6 +19,9 @@ MODELS = {
         "usd_per_mtok_in": 0.02,
     },
     "embed-test": {"provider": "openai", "upstream_model": "embed-up", "endpoints": ["embeddings"]},
+    # Models that serve only the Responses API: a chat request reaches them translated.
+    "resp-test": {"provider": "openai", "upstream_model": "resp-up", "endpoints": ["responses"]},
+    "mock-resp": {"provider": "demo", "upstream_model": "mock-1", "endpoints": ["responses"]},
 }
 WIRE_POLICIES: dict[str, dict[str, object]] = {
     "wire": {
@@ -26,7 +29,15 @@ WIRE_POLICIES: dict[str, dict[str, object]] = {
         "owner": "tests@example.com",
         "access": {
             "roles": ["analyst"],
-            "models": ["mock-model", "mock-embed", "gpt-test", "claude-test", "embed-test"],
+            "models": [
+                "mock-model",
+                "mock-embed",
+                "gpt-test",
+                "claude-test",
+                "embed-test",
+                "resp-test",
+                "mock-resp",
+            ],
             "max_output_tokens": 1024,
             "on_exceed": "clamp",
         },
