@@ -10,11 +10,12 @@ import asyncio
 import gc
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
@@ -54,7 +55,8 @@ from gateway.review.routes import app_review_route, review_router
 from gateway.review.service import Reviews
 from gateway.review.store import open_review_store
 from gateway.stores.shared import SharedRedis, shared_redis
-from gateway.surfaces import SURFACES, Surface, surface_for
+from gateway.surfaces import RESPONSES, SURFACES, Surface, surface_for
+from gateway.surfaces.openai_responses.answer import read_items
 from gateway.upstream import Forwarder, Provider, build_providers
 from gateway.upstream.breaker import build_breaker
 from gateway.workers import FIX, shared_state_problems
@@ -65,6 +67,8 @@ __all__ = ["build_pipeline", "create_app"]
 log = logging.getLogger("gateway")
 
 HttpRequest = Request[Any, Any, State]
+# An id the provider issued: letters, digits, '_' and '-' only, so it is never a path of ours.
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def create_app(
@@ -144,6 +148,41 @@ def create_app(
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.models(ctx, call))
 
+    @get(["/v1/models/{model_id:str}", "/w/{workflow:str}/v1/models/{model_id:str}"])
+    async def model(request: HttpRequest) -> Response[Any]:
+        surface = _surface_for(request)
+        ctx = request.state.ctx = RequestContext("models", _workflow(request))
+        call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        return _respond(await pipeline.models(ctx, call, str(request.path_params["model_id"])))
+
+    async def stored(request: HttpRequest, tail: str = "") -> Response[Any]:
+        """A response the provider kept: read, listed or deleted where the workflow allows."""
+        response_id = str(request.path_params["response_id"])
+        ctx = request.state.ctx = RequestContext(RESPONSES.endpoint, _workflow(request))
+        call = Call(RESPONSES, ctx.workflow, request.headers, lambda: _read_body(request, limit))
+        if not _PROVIDER_ID.fullmatch(response_id):
+            return _respond(pipeline.refuse(ctx, RESPONSES, GatewayError(errors.REQUEST_INVALID)))
+        read = read_items if tail else RESPONSES.read_answer
+        path = f"/responses/{response_id}{tail}"
+        return _respond(await pipeline.stored(ctx, call, request.method, path, read))
+
+    stored_paths = [
+        "/v1/responses/{response_id:str}",
+        "/w/{workflow:str}/v1/responses/{response_id:str}",
+    ]
+
+    @get(stored_paths, name="responses_get")
+    async def stored_get(request: HttpRequest) -> Response[Any]:
+        return await stored(request)
+
+    @delete(stored_paths, name="responses_delete", status_code=200)
+    async def stored_delete(request: HttpRequest) -> Response[Any]:
+        return await stored(request)
+
+    @get([p + "/input_items" for p in stored_paths], name="responses_items")
+    async def stored_items(request: HttpRequest) -> Response[Any]:
+        return await stored(request, "/input_items")
+
     @get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -208,6 +247,10 @@ def create_app(
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
+            model,
+            stored_get,
+            stored_delete,
+            stored_items,
             app_review_route(authenticator, reviews),
             review_router(authenticator, reviews, frozenset({roles.admin, roles.reviewer})),
             *(

@@ -22,6 +22,7 @@ from pydantic import (
 
 from gateway.console.settings import ConsoleConfig
 from gateway.review.spec import ReviewConfig
+from gateway.surfaces import CHAT_ENDPOINTS, SURFACES
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -80,6 +81,21 @@ class ModelConfig(_Strict):
     upstream_model: str
     usd_per_mtok_in: Annotated[float, Field(ge=0)] | None = None
     usd_per_mtok_out: Annotated[float, Field(ge=0)] | None = None
+    # The endpoints (gateway.surfaces) this model serves; unset: the chat-style ones
+    # (chat, messages, responses, count_tokens). An embedding model says [embeddings].
+    endpoints: Annotated[list[str], Field(min_length=1)] | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def _known_endpoints(cls, endpoints: list[str] | None) -> list[str] | None:
+        known = {s.endpoint for s in SURFACES.values()}
+        for endpoint in endpoints or ():
+            if endpoint not in known:
+                raise ValueError(f"unknown endpoint '{endpoint}' (known: {sorted(known)})")
+        return endpoints
+
+    def serves(self, endpoint: str) -> bool:
+        return endpoint in (self.endpoints if self.endpoints is not None else CHAT_ENDPOINTS)
 
 
 # ``none`` is not in the list, so no configuration can accept an unsigned token.

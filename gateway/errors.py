@@ -129,6 +129,8 @@ REQUEST_BODY_TIMEOUT = _reason(
 )
 REQUEST_UNKNOWN_ROUTE = _reason("request.unknown_route", 404, "Unknown route.")
 REQUEST_METHOD_NOT_ALLOWED = _reason("request.method_not_allowed", 405, "Method not allowed.")
+# GET /v1/models/{id} for a model this caller may not use (or that does not exist).
+REQUEST_UNKNOWN_MODEL = _reason("request.unknown_model", 404, "No such model for this caller.")
 REQUEST_WRONG_API = _reason(
     "request.model_api_mismatch",
     400,
@@ -232,6 +234,20 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     502,
     "The model provider's answer has a shape the gateway cannot inspect.",
     trigger="upstream_error",
+)
+# The request asks the provider for state it kept (previous_response_id), which the
+# workflow's ``retention.upstream_store: false`` forbids it to keep.
+RETENTION_PROVIDER_STATE = _reason(
+    "retention.provider_state",
+    400,
+    "This workflow forbids provider storage: send the conversation history in the request.",
+)
+# Content the gateway cannot read as text (token-id arrays): refused, never sent uninspected.
+BOUNDARY_UNINSPECTABLE = _reason(
+    "boundary.uninspectable",
+    403,
+    "The request holds content the gateway cannot inspect (token ids).",
+    trigger="blocked",
 )
 LIMITS_RATE_EXCEEDED = _reason(
     "limits.rate_exceeded",

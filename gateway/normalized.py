@@ -87,6 +87,9 @@ class NormalizedRequest:
     media: list[str] = field(default_factory=list)
     json_texts: list[JsonText] = field(default_factory=list)
     tools: bool = False  # the request declares tools the model may call
+    # Fields asking the provider for state it kept (``previous_response_id``): refused when
+    # the workflow forbids provider storage (``retention.upstream_store: false``).
+    provider_state: list[str] = field(default_factory=list)
     # The client's headers, for the few that change the wire format (anthropic-version).
     headers: Mapping[str, str] = field(default_factory=dict)
 

@@ -19,6 +19,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from gateway import errors
 from gateway.access import allowed_models, check_caller, check_request
 from gateway.audit.retention import ask_no_store
@@ -33,12 +35,13 @@ from gateway.errors import GatewayError
 from gateway.fallback.chain import AnswerChain
 from gateway.fallback.message import fallback_message
 from gateway.limits.step import Limits
+from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.review.service import Reviews
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
-from gateway.surfaces import Surface
+from gateway.surfaces import Answer, Surface
 from gateway.surfaces.base import SHAPE_ERRORS, shape_error
 from gateway.surfaces.bounds import read_request
 from gateway.upstream.forward import Forwarder
@@ -46,7 +49,9 @@ from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import replay
 from gateway.upstream.usage import note_usage
 
-__all__ = ["Call", "Pipeline", "Reply"]
+__all__ = ["Call", "Pipeline", "Reader", "Reply"]
+
+Reader = Callable[[bytes], Answer]  # reads a body as an answer, for the boundary
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -206,8 +211,9 @@ class Pipeline:
             events=self._relay(ctx, call.surface, response, inspection),
         )
 
-    async def models(self, ctx: RequestContext, call: Call) -> Reply:
-        """The models this caller may use in this workflow, in the surface's list shape."""
+    async def models(self, ctx: RequestContext, call: Call, model_id: str | None = None) -> Reply:
+        """The models this caller may use in this workflow, in the surface's list shape; with
+        ``model_id`` that one model, or 404 ``request.unknown_model`` (as for one not listed)."""
         ctx.observer = self._observer
         ctx.enter(Step.AUTHENTICATE)
         try:
@@ -216,18 +222,58 @@ class Pipeline:
             policy = ctx.policy = self._resolve(call, self._policies.current)
             ctx.enter(Step.ACCESS)
             check_caller(policy.access, principal, "models")
+            # Only what this caller could call through the API it speaks.
+            usable = allowed_models(policy.access, call.surface.endpoint)
+            listed = [
+                (m, provider.name)
+                for m in usable
+                if (provider := self._forwarder.provider_of(m)).speaks(call.surface.api)
+            ]
+            body = call.surface.models_body(listed)
+            if model_id is not None:
+                body = _one_model(body, model_id)
         except GatewayError as exc:
             reply = self._refuse(ctx, call.surface, exc, ctx.step)
             ctx.enter(Step.RELAY)
             return reply
-        # Only what this caller could call through the API it speaks.
-        usable = allowed_models(policy.access, call.surface.endpoint)
-        listed = [
-            (m, provider.name)
-            for m in usable
-            if (provider := self._forwarder.provider_of(m)).speaks(call.surface.api)
-        ]
-        reply = Reply(200, "application/json", ctx.headers(), call.surface.models_body(listed))
+        reply = Reply(200, "application/json", ctx.headers(), body)
+        ctx.enter(Step.RELAY)
+        return reply
+
+    async def stored(
+        self, ctx: RequestContext, call: Call, method: str, path: str, read: Reader
+    ) -> Reply:
+        """``method`` on a response the provider kept (``GET``/``DELETE /v1/responses/{id}``),
+        only where the workflow lets the provider keep any; what comes back was the model's
+        raw answer, so it is inspected (``read`` reads it) as an answer would be."""
+        ctx.observer = self._observer
+        ctx.enter(Step.AUTHENTICATE)
+        try:
+            principal = ctx.principal = await self._auth.authenticate(call.headers)
+            ctx.enter(Step.RESOLVE_POLICY)
+            policy = ctx.policy = self._resolve(call, self._policies.current)
+            ctx.enter(Step.ACCESS)
+            check_caller(policy.access, principal, call.surface.endpoint)
+            if not policy.source.retention.upstream_store:
+                raise GatewayError(
+                    errors.RETENTION_PROVIDER_STATE,
+                    "This workflow forbids provider storage, so no response is kept to read or"
+                    " delete: send the whole conversation in 'input' instead.",
+                )
+            ctx.enter(Step.FORWARD)
+            response = await self._forwarder.stored(policy, call.surface.api, method, path)
+            body = response.body or b""
+            if method == "GET":
+                none = NormalizedRequest(call.surface.api, {}, "", False, None)
+                inspection = await self._boundary.inspect(ctx, none, policy)
+                if inspection is not None:
+                    ctx.enter(Step.INSPECT_ANSWER)
+                    body = await inspect_read(inspection, read(body))
+        except GatewayError as exc:
+            reply = self._refuse(ctx, call.surface, exc, ctx.step)
+            ctx.enter(Step.RELAY)
+            return reply
+        reply = Reply(response.status, "application/json", ctx.headers(), body)
         ctx.enter(Step.RELAY)
         return reply
 
@@ -350,6 +396,17 @@ class Pipeline:
 def _unreadable(ctx: RequestContext, exc: Exception) -> GatewayError:
     log.warning("request %s: unreadable answer: %r", ctx.request_id, exc)
     return shape_error(f"a shape its reader did not expect ({type(exc).__name__})")
+
+
+def _one_model(listed: bytes, model_id: str) -> bytes:
+    """One model of a list body, in the same API's shape (its list's ``data`` entry)."""
+    for entry in orjson.loads(listed)["data"]:
+        if entry["id"] == model_id:
+            return orjson.dumps(entry)
+    raise GatewayError(
+        errors.REQUEST_UNKNOWN_MODEL,
+        f"The model '{model_id[:64]}' does not exist or is not available to this caller.",
+    )
 
 
 async def _inspect_held(

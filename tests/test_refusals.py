@@ -195,7 +195,7 @@ def test_no_workflow_named(gateway: Gateway) -> None:
 
 
 def test_unknown_route_and_method(gateway: Gateway) -> None:
-    response = httpx2.get(f"{gateway.url}/w/chat_app/v1/embeddings")
+    response = httpx2.get(f"{gateway.url}/w/chat_app/v1/audio/speech")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "request.unknown_route"
     response = httpx2.get(f"{gateway.url}/w/chat_app/v1/chat/completions")

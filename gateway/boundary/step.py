@@ -185,6 +185,8 @@ class Boundary:
             if not rules.source.scan_output:
                 return None
             return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+        if not blocked and _exact(ctx, policy):  # a changed text would embed as another text
+            blocked = {e: n for (action, e), n in rewriter.counts.items() if action != "allow"}
         if blocked:
             raise GatewayError(
                 errors.BOUNDARY_BLOCKED,
@@ -211,6 +213,11 @@ class Boundary:
 
     async def aclose(self) -> None:
         await self._vault.aclose()
+
+
+def _exact(ctx: RequestContext, policy: CompiledPolicy) -> bool:
+    """``embeddings.on_pii: block``: the embeddings endpoint takes its texts as written."""
+    return ctx.endpoint == "embeddings" and policy.source.embeddings.on_pii == "block"
 
 
 def _media_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:

@@ -8,6 +8,7 @@ from gateway.errors import GatewayError
 from gateway.fallback.answer import message_body, message_events
 from gateway.fallback.triggers import trigger_of
 from gateway.steps import Step
+from gateway.surfaces import surface_of
 
 __all__ = ["fallback_message"]
 
@@ -20,6 +21,8 @@ def fallback_message(ctx: RequestContext, exc: GatewayError) -> bytes | list[byt
         return None
     fallback = policy.source.fallback
     if fallback.message is None or trigger_of(exc.reason.code) not in fallback.on:
+        return None
+    if not surface_of(request).answers_text:  # no text stands in for vectors or a count
         return None
     code = exc.reason.code
     ctx.decisions.append(Decision(Step.FALLBACK, "transform", code))

@@ -94,7 +94,11 @@ def budget_problems(
         m
         for m in reachable
         if (c := catalogue.get(m)) is not None
-        and (c.usd_per_mtok_in is None or c.usd_per_mtok_out is None)
+        # an embedding model writes no output: its input price is its whole price
+        and (
+            c.usd_per_mtok_in is None
+            or (c.usd_per_mtok_out is None and c.endpoints != ["embeddings"])
+        )
     ]
     if unpriced:
         problems.append(

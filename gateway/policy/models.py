@@ -30,6 +30,7 @@ __all__ = [
     "CustomRecognizerPolicy",
     "DataAction",
     "DataPolicy",
+    "EmbeddingsPolicy",
     "Endpoint",
     "Policy",
     "RetentionPolicy",
@@ -129,6 +130,13 @@ class DataPolicy(_Strict):
     stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
 
 
+class EmbeddingsPolicy(_Strict):
+    """``on_pii: block`` refuses an embeddings request the data policy would change (a masked
+    text embeds as another text); ``mask`` (the default) embeds it as the data actions left it."""
+
+    on_pii: Literal["block", "mask"] = "mask"
+
+
 class RetentionPolicy(_Strict):
     """What the audit trail keeps of this workflow, and for how long.
 
@@ -151,6 +159,7 @@ class Policy(_Strict):
     upstream: UpstreamPolicy = UpstreamPolicy()
     data: DataPolicy | None = None
     retention: RetentionPolicy = RetentionPolicy()
+    embeddings: EmbeddingsPolicy = EmbeddingsPolicy()
     quality: QualityPolicy | None = None
     fallback: FallbackPolicy = FallbackPolicy()
     limits: LimitsPolicy | None = None

@@ -161,6 +161,9 @@ class Surface(Protocol):
     sdk_header: str | None
     # How the last event of a complete answer stream starts (held until audited).
     final_event: bytes
+    # Answers are text a model wrote (a fallback message may stand in for one, a model
+    # serves the API unless its configuration lists other endpoints); False: vectors, counts.
+    answers_text: bool
 
     def parse(self, raw: bytes) -> NormalizedRequest: ...
 

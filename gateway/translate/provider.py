@@ -15,24 +15,38 @@ import orjson
 from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import ANTHROPIC, OPENAI, openai_chat, surface_of
+from gateway.surfaces import ANTHROPIC, OPENAI, RESPONSES, openai_chat, surface_of
 from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
 from gateway.translate.errors import upstream_error
 from gateway.translate.request import anthropic_request, openai_request
+from gateway.translate.responses import ResponsesEvents, chat_request, responses_answer
 from gateway.translate.stream import AnthropicEvents, OpenAIChunks
-from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
+from gateway.upstream.provider import (
+    Provider,
+    StoredState,
+    Timeouts,
+    UpstreamFailure,
+    UpstreamResponse,
+)
 
 __all__ = ["Translating", "translate_request"]
 
-# One translator per API pair: these two APIs, each into the other.
-_OTHER: dict[Api, Api] = {OPENAI.api: ANTHROPIC.api, ANTHROPIC.api: OPENAI.api}
+# One translator per API pair: chat and messages each into the other; Responses into
+# messages through chat (translate/responses.py).
+_OTHER: dict[Api, Api] = {
+    OPENAI.api: ANTHROPIC.api,
+    ANTHROPIC.api: OPENAI.api,
+    RESPONSES.api: ANTHROPIC.api,
+}
 
 
 def translate_request(request: NormalizedRequest) -> NormalizedRequest:
     """``request`` in the other API; raises GatewayError (400) for what it cannot express."""
     target = _OTHER[request.api]
     try:
-        if target == ANTHROPIC.api:
+        if request.api == RESPONSES.api:
+            body = anthropic_request(chat_request(request.body))
+        elif target == ANTHROPIC.api:
             body = anthropic_request(request.body)
         else:
             body = openai_request(request.body)
@@ -52,7 +66,7 @@ class Translating:
         self._inner = inner
 
     def speaks(self, api: Api) -> bool:
-        return True
+        return self._inner.speaks(api) or api in _OTHER
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
@@ -65,8 +79,11 @@ class Translating:
         except UpstreamFailure as exc:
             raise _failure(exc, request.api) from exc
         if response.events is not None:
-            translator: OpenAIChunks | AnthropicEvents
-            if request.api == OPENAI.api:
+            translator: OpenAIChunks | AnthropicEvents | _Chained
+            if request.api == RESPONSES.api:
+                chunks = OpenAIChunks(int(time.time()), include_usage=True)
+                translator = _Chained(chunks, ResponsesEvents(request.model))
+            elif request.api == OPENAI.api:
                 translator = OpenAIChunks(int(time.time()), openai_chat.include_usage(request.body))
             else:
                 translator = AnthropicEvents()
@@ -74,13 +91,22 @@ class Translating:
             return UpstreamResponse(response.status, "text/event-stream", events=events)
         try:
             data = orjson.loads(response.body or b"")
-            if request.api == OPENAI.api:
+            if request.api == RESPONSES.api:
+                chat = openai_answer(data, int(time.time()))
+                answer = responses_answer(chat, str(chat.get("model", request.model)))
+            elif request.api == OPENAI.api:
                 answer = openai_answer(data, int(time.time()))
             else:
                 answer = anthropic_answer(data)
-        except (Untranslatable, orjson.JSONDecodeError) as exc:
-            raise UpstreamFailure("broken", f"untranslatable answer: {exc}") from None
+        except (Untranslatable, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UpstreamFailure("broken", f"untranslatable answer: {exc!r}") from None
         return UpstreamResponse(response.status, "application/json", body=orjson.dumps(answer))
+
+    async def stored(self, method: str, path: str, timeouts: Timeouts) -> UpstreamResponse:
+        """State the provider kept, where it keeps any (OpenAI); elsewhere there is none."""
+        if not isinstance(self._inner, StoredState):
+            raise UpstreamFailure("status", "no stored state", status=404)
+        return await self._inner.stored(method, path, timeouts)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -101,8 +127,18 @@ def _failure(exc: UpstreamFailure, client: Api) -> UpstreamFailure:
     )
 
 
+class _Chained:
+    """Two translators one after the other (Anthropic -> chat -> Responses)."""
+
+    def __init__(self, first: OpenAIChunks, second: ResponsesEvents) -> None:
+        self._first, self._second = first, second
+
+    def feed(self, event: bytes) -> list[bytes]:
+        return [out for mid in self._first.feed(event) for out in self._second.feed(mid)]
+
+
 async def _translate_events(
-    events: AsyncIterator[bytes], translator: OpenAIChunks | AnthropicEvents
+    events: AsyncIterator[bytes], translator: OpenAIChunks | AnthropicEvents | _Chained
 ) -> AsyncIterator[bytes]:
     try:
         async for event in events:

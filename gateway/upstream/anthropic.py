@@ -1,4 +1,4 @@
-"""The Anthropic Messages API."""
+"""The Anthropic Messages API, and its token counting."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import orjson
 
 from gateway.config import UpstreamConfig
 from gateway.normalized import Api, NormalizedRequest
-from gateway.surfaces import ANTHROPIC
+from gateway.surfaces import ANTHROPIC, COUNT_TOKENS
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 
 __all__ = ["AnthropicProvider"]
 
 _VERSION = "2023-06-01"
+_PATHS = {ANTHROPIC.api: "/v1/messages", COUNT_TOKENS.api: "/v1/messages/count_tokens"}
 
 
 class AnthropicProvider:
@@ -34,7 +35,7 @@ class AnthropicProvider:
         self._http = HttpUpstream(base_url, headers, max_connections, bounds)
 
     def speaks(self, api: Api) -> bool:
-        return api == ANTHROPIC.api
+        return api in _PATHS
 
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
@@ -43,7 +44,7 @@ class AnthropicProvider:
             raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
         body = orjson.dumps({**request.body, "model": upstream_model})
         return await self._http.post(
-            "/v1/messages", body, request.stream, timeouts, _version_headers(request.headers)
+            _PATHS[request.api], body, request.stream, timeouts, _version_headers(request.headers)
         )
 
     async def aclose(self) -> None:

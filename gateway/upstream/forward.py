@@ -17,8 +17,16 @@ from gateway.fallback.triggers import trigger_of
 from gateway.normalized import Api, NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
+from gateway.surfaces import OPENAI, RESPONSES, surface_of
+from gateway.translate.chat_responses import ViaResponses
 from gateway.upstream.breaker import Breaker
-from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
+from gateway.upstream.provider import (
+    Provider,
+    StoredState,
+    Timeouts,
+    UpstreamFailure,
+    UpstreamResponse,
+)
 from gateway.upstream.retry import with_retries
 
 __all__ = ["Forwarder", "note_fallback"]
@@ -48,8 +56,37 @@ class Forwarder:
         return self._providers[self._models[model].provider]
 
     def serves(self, model: str, api: Api) -> bool:
-        """Whether ``model`` can answer a request in ``api``'s wire format."""
-        return self.provider_of(model).speaks(api)
+        """Whether ``model`` serves ``api``'s endpoint and its provider takes its wire format,
+        or ``api`` is chat and the model serves the Responses API (translated on the way)."""
+        return self._route(model, api) is not None
+
+    def _route(self, model: str, api: Api) -> Provider | None:
+        """The provider to send ``api``'s requests for ``model`` to, None if none can."""
+        config, provider = self._models[model], self.provider_of(model)
+        if config.serves(surface_of(api).endpoint) and provider.speaks(api):
+            return provider
+        if api == OPENAI.api and config.serves(RESPONSES.endpoint):
+            return ViaResponses(provider) if provider.speaks(RESPONSES.api) else None
+        return None
+
+    async def stored(
+        self, policy: CompiledPolicy, api: Api, method: str, path: str
+    ) -> UpstreamResponse:
+        """``method`` on a response the provider kept, asked of the first of the workflow's
+        models that serves ``api`` from a provider keeping state (OpenAI's)."""
+        upstream = policy.source.upstream
+        deadline = asyncio.get_running_loop().time() + upstream.timeout_s
+        timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
+        for model in policy.access.models:
+            provider = self.provider_of(model)
+            if self.serves(model, api) and isinstance(provider, StoredState):
+                try:
+                    return await provider.stored(method, path, timeouts)
+                except UpstreamFailure as exc:
+                    raise _as_gateway_error(exc) from None
+        raise GatewayError(
+            errors.REQUEST_WRONG_API, "No model of this workflow keeps responses at its provider."
+        )
 
     async def send(
         self,
@@ -89,9 +126,9 @@ class Forwarder:
         on = policy.source.fallback.on
         failure: GatewayError | None = None
         for model in chain:
-            if not self.serves(model, request.api):
+            provider = self._route(model, request.api)
+            if provider is None:
                 continue
-            provider = self.provider_of(model)
             if failure is not None:  # the next model answers for the one that failed
                 note_fallback(ctx, failure.reason.code)
             route = self._models[model]

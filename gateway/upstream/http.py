@@ -45,7 +45,13 @@ class HttpUpstream:
         )
 
     async def post(
-        self, path: str, body: bytes, stream: bool, timeouts: Timeouts, headers: dict[str, str]
+        self,
+        path: str,
+        body: bytes | None,
+        stream: bool,
+        timeouts: Timeouts,
+        headers: dict[str, str],
+        method: str = "POST",
     ) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
         remaining = timeouts.deadline - loop.time()
@@ -54,7 +60,8 @@ class HttpUpstream:
         timeout = _client_timeout(timeouts.connect, timeouts.read)
         try:
             async with asyncio.timeout_at(timeouts.deadline):
-                response = await self._session.post(
+                response = await self._session.request(
+                    method,
                     self._base + path,
                     data=body,
                     headers={**self._headers, **headers} if headers else self._headers,

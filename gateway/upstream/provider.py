@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from gateway.normalized import Api, NormalizedRequest
 
-__all__ = ["Provider", "Timeouts", "UpstreamFailure", "UpstreamResponse"]
+__all__ = ["Provider", "StoredState", "Timeouts", "UpstreamFailure", "UpstreamResponse"]
 
 # ``too_large``: an answer or one event over gateway.yaml ``upstream`` bounds.
 FailureKind = Literal["connect", "timeout", "status", "broken", "too_large", "config", "circuit"]
@@ -101,3 +101,12 @@ class Provider(Protocol):
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StoredState(Protocol):
+    """A provider that keeps responses for the client (OpenAI's ``/responses/{id}``)."""
+
+    async def stored(self, method: str, path: str, timeouts: Timeouts) -> UpstreamResponse:
+        """``method`` on ``path`` (under the provider's base URL), relayed as it answers."""
+        ...

@@ -88,7 +88,7 @@ POLICY = "workflow: w\nowner: o\naccess:\n  roles: [r]\n  models: [m]\n"
     ("extra", "expected"),
     [
         ("  on_exceed: truncate\n", "w.yaml:6: access.on_exceed: Input should be 'clamp' or 'reject'"),
-        ("  endpoints: [chat, embeddings]\n", "w.yaml:6: access.endpoints.1: Input should be"),
+        ("  endpoints: [chat, audio_speech]\n", "w.yaml:6: access.endpoints.1: Input should be"),
         ("  allowtools: false\n", "w.yaml:6: access.allowtools: unknown key; did you mean 'allow_tools'?"),
         ("  subjects: []\n", "w.yaml:6: access.subjects: List should have at least 1 item"),
     ],

@@ -355,6 +355,25 @@ class FakeUpstream:
         if request.method == "GET" and path.endswith("/v1/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]
             return _json({"object": "list", "data": data})
+        if "/v1/responses/" in path and request.method in ("GET", "DELETE"):
+            return _kept(path, request.method)
+        if post and path.endswith("/v1/responses"):
+            with self._cond:
+                queue = self._queues.get(str(body.get("model")))
+                scripted = queue.popleft() if queue else Reply()
+            if isinstance(scripted, Status):
+                return _json(_Exchange(False, body).error(scripted.status), scripted.status)
+            return await _responses(request, body, scripted)
+        if post and path.endswith("/v1/embeddings"):
+            texts = body.get("input")
+            count = len(texts) if isinstance(texts, list) else 1
+            data = [
+                {"object": "embedding", "index": i, "embedding": [0.5, -0.5]} for i in range(count)
+            ]
+            usage = {"prompt_tokens": 3 * count, "total_tokens": 3 * count}
+            return _json(
+                {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+            )
         if not post or not path.endswith(("/v1/chat/completions", "/v1/messages")):
             return _json(_Exchange(False, body).error(404), 404)
         ex = _Exchange(path.endswith("/v1/messages"), body)
@@ -528,4 +547,100 @@ def _hang_up(request: web.Request, resp: web.StreamResponse) -> web.StreamRespon
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=orjson.dumps(obj), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _last_input(body: dict[str, Any]) -> str:
+    items = body.get("input")
+    if isinstance(items, str):
+        return items
+    for item in reversed(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+async def _responses(
+    request: web.Request, body: dict[str, Any], action: Action
+) -> web.StreamResponse:
+    """A Responses API answer (a scripted ``Reply``'s text, else an echo of the last user
+    input), written out by hand: whole, or as OpenAI's event sequence."""
+    text = f"echo: {_last_input(body)}"
+    if isinstance(action, Reply) and action.text is not None:
+        text = action.text
+    item = {
+        "id": "msg_fake",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    usage = {"input_tokens": 5, "output_tokens": _words(text), "total_tokens": 5 + _words(text)}
+    whole = {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 0,
+        "status": "completed",
+        "model": body.get("model"),
+        "output": [item],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": usage,
+    }
+    if body.get("stream") is not True:
+        return _json(whole)
+    start = {**whole, "status": "in_progress", "output": [], "usage": None}
+    at = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    events = [
+        {"type": "response.created", "response": start},
+        {"type": "response.in_progress", "response": start},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}},
+        {"type": "response.content_part.added", **at, "part": part},
+        *({"type": "response.output_text.delta", **at, "delta": p} for p in _pieces(text)),
+        {"type": "response.output_text.done", **at, "text": text},
+        {"type": "response.content_part.done", **at, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": whole},
+    ]
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await resp.prepare(request)
+    for n, event in enumerate(events):
+        await resp.write(_sse({**event, "sequence_number": n}, event["type"]))
+    await resp.write_eof()
+    return resp
+
+
+def _kept(path: str, method: str) -> web.Response:
+    """A response "kept" by the provider, whose answer holds an e-mail address."""
+    response_id = path.split("/v1/responses/")[1].split("/")[0]
+    if method == "DELETE":
+        return _json({"id": response_id, "object": "response", "deleted": True})
+    item = {
+        "id": "msg_kept",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "mail kim@example.com", "annotations": []}],
+    }
+    if path.endswith("/input_items"):
+        user = {"id": "msg_in", "type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "who is kim@example.com"}]}  # fmt: skip
+        return _json({"object": "list", "data": [user, item], "has_more": False})
+    return _json(
+        {
+            "id": response_id,
+            "object": "response",
+            "created_at": 0,
+            "status": "completed",
+            "model": "gpt-up",
+            "output": [item],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
     )

@@ -118,7 +118,12 @@ def test_clean_folder_and_the_samples(tmp_path: Path) -> None:
     assert list(report["policies"]) == ["triage"]
     code, report = validate(REPO / "gateway.yaml", "--strict")
     assert code == 0, report["issues"]
-    assert sorted(report["policies"]) == ["code_review", "lead_triage", "support_reply"]
+    assert sorted(report["policies"]) == [
+        "code_review",
+        "coding_agent",
+        "lead_triage",
+        "support_reply",
+    ]
 
 
 def test_roles_without_auth_roles_are_checked_against_keys_and_only_warned(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ class AnthropicMessages:
     path = "/messages"
     sdk_header: str | None = "anthropic-version"
     final_event = b"event: message_stop"
+    answers_text = True
 
     parse = staticmethod(parse)
     error_body = staticmethod(error_body)

@@ -78,6 +78,7 @@ class OpenAIChat:
     path = "/chat/completions"
     sdk_header: str | None = None
     final_event = b"data: [DONE]"
+    answers_text = True
 
     parse = staticmethod(parse)
     error_body = staticmethod(error_body)

@@ -1,0 +1,123 @@
+"""Anthropic token counting (``POST /v1/messages/count_tokens``): the body is the messages
+request it counts, and its text leaves the gateway, so it is parsed, inspected, masked or
+refused exactly as that request would be. The answer is a count: no text, no stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gateway.errors import GatewayError
+from gateway.normalized import NormalizedRequest
+from gateway.surfaces import anthropic_messages
+from gateway.surfaces.anthropic_messages import request as messages
+from gateway.surfaces.base import Answer, Channels, StreamReader, shape_error
+from gateway.surfaces.fields import parse_object
+
+__all__ = ["API", "SURFACE", "count_body"]
+
+API = "anthropic_count_tokens"
+_MESSAGES = anthropic_messages.SURFACE
+
+
+def parse(raw: bytes) -> NormalizedRequest:
+    """The messages request's own parsing (it requires ``max_tokens``, which a count has
+    none of: one is lent for the parse and taken back)."""
+    body = parse_object(raw)
+    lent = "max_tokens" not in body
+    if lent:
+        raw = orjson.dumps({**body, "max_tokens": 1})
+    request = messages.parse(raw)
+    if lent:
+        del request.body["max_tokens"]
+    request.api, request.stream, request.max_tokens = API, False, None
+    request.body.pop("stream", None)
+    return request
+
+
+def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+    """``{"input_tokens": n}``: nothing to inspect, nothing billed."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    return Answer(raw, data, lambda _: None)
+
+
+def count_body(tokens: int) -> bytes:
+    return orjson.dumps({"input_tokens": tokens})
+
+
+class AnthropicCountTokens:
+    api = API
+    endpoint = "count_tokens"
+    path = "/messages/count_tokens"
+    sdk_header: str | None = "anthropic-version"
+    final_event = b"event: message_stop"  # never streamed
+    answers_text = False
+
+    parse = staticmethod(parse)
+    read_answer = staticmethod(read_answer)
+
+    def error_type(self, status: int) -> str:
+        return _MESSAGES.error_type(status)
+
+    def error_body(self, err: GatewayError, request_id: str) -> bytes:
+        return _MESSAGES.error_body(err, request_id)
+
+    def stream_error(self, err: GatewayError, request_id: str) -> bytes:
+        return _MESSAGES.stream_error(err, request_id)
+
+    def upstream_error(self, message: str, status: int) -> bytes:
+        return _MESSAGES.upstream_error(message, status)
+
+    def models_body(self, models: list[tuple[str, str]]) -> bytes:
+        return _MESSAGES.models_body(models)
+
+    def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader:
+        return _MESSAGES.stream_reader(texts, strip_logprobs)
+
+    def rewrite_stream(
+        self, channels: Channels, events: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        raise shape_error("a token count stream")
+
+    def answer_body(
+        self, answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int
+    ) -> bytes:
+        raise AssertionError("no text answer stands in for a count (answers_text)")
+
+    def answer_events(
+        self,
+        request: NormalizedRequest,
+        answer_id: str,
+        model: str,
+        pieces: list[str],
+        tokens_in: int,
+        tokens_out: int,
+    ) -> list[bytes]:
+        raise AssertionError("counts are never streamed")
+
+    def answer_id(self, suffix: str) -> str:
+        return "count_" + suffix
+
+    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
+        return []
+
+    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
+        return False  # a count has no output
+
+    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_logprobs(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_no_store(self, request: NormalizedRequest) -> None:
+        return None
+
+
+SURFACE = AnthropicCountTokens()

@@ -1,0 +1,155 @@
+"""OpenAI embeddings (``POST /v1/embeddings``): the texts to embed are text slots, so the data
+policy changes what is embedded (or refuses); token-id inputs cannot be read and are refused.
+
+The answer is vectors, not text: there is nothing in it to inspect, no stream, and no fallback
+message can stand in for it (``answers_text`` is False).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from gateway import errors
+from gateway.errors import GatewayError
+from gateway.normalized import NormalizedRequest, TextSlot, json_leaves
+from gateway.surfaces import openai_chat
+from gateway.surfaces.base import Answer, Channels, note_usage, shape_error
+from gateway.surfaces.fields import invalid, parse_object, require_str
+from gateway.surfaces.openai_chat.answer import Reader
+
+__all__ = ["API", "SURFACE", "embeddings_body"]
+
+API = "openai_embeddings"
+UNKNOWN = "unknown"
+# Not text sent to a model: the model id and the output knobs.
+_NOT_TEXT = frozenset({"model", "encoding_format", "dimensions"})
+
+
+def _tokens(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    )
+
+
+def parse(raw: bytes) -> NormalizedRequest:
+    body = parse_object(raw)
+    model = require_str(body, "model")
+    request = NormalizedRequest(api=API, body=body, model=model, stream=False, max_tokens=None)
+    texts = body.get("input")
+    if isinstance(texts, str):
+        request.texts.append(TextSlot("user", body, "input", "content"))
+    elif isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts):
+        request.texts += [TextSlot("user", texts, i, "content") for i in range(len(texts))]
+    elif isinstance(texts, list) and texts and (_tokens(texts) or all(map(_tokens, texts))):
+        # Token ids are text the gateway cannot read without the model's tokenizer.
+        raise GatewayError(
+            errors.BOUNDARY_UNINSPECTABLE,
+            "The request holds token ids, which the gateway cannot inspect: send the text.",
+        )
+    else:
+        raise invalid("'input' must be a string or a non-empty array of strings")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise invalid("'dimensions' must be a positive integer")
+    for key, value in body.items():  # ``user`` and fields the gateway does not model
+        if key in _NOT_TEXT or key == "input":
+            continue
+        if isinstance(value, str):
+            request.texts.append(TextSlot(UNKNOWN, body, key, "content"))
+        elif isinstance(value, dict | list):
+            json_leaves(value, UNKNOWN, "content", request.texts)
+    return request
+
+
+def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+    """A list of vectors: only its usage is read (there is no text in it)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    answer = Answer(raw, data, lambda _: None)
+    if isinstance(data, dict):
+        note_usage(answer, data.get("usage"))
+        if answer.tokens_in is not None and answer.tokens_out is None:
+            answer.tokens_out = 0
+    return answer
+
+
+def embeddings_body(model: str, vectors: list[Any], tokens_in: int) -> bytes:
+    """A list of embeddings (floats, or base64 strings), as OpenAI sends it."""
+    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    usage = {"prompt_tokens": tokens_in, "total_tokens": tokens_in}
+    return orjson.dumps({"object": "list", "data": data, "model": model, "usage": usage})
+
+
+class OpenAIEmbeddings:
+    api = API
+    endpoint = "embeddings"
+    path = "/embeddings"
+    sdk_header: str | None = None
+    final_event = b"data: [DONE]"  # never streamed
+    answers_text = False
+
+    parse = staticmethod(parse)
+    error_body = staticmethod(openai_chat.error_body)
+    stream_error = staticmethod(openai_chat.stream_error)
+    models_body = staticmethod(openai_chat.models_body)
+    error_type = staticmethod(openai_chat.error_type)
+
+    def upstream_error(self, message: str, status: int) -> bytes:
+        return openai_chat.SURFACE.upstream_error(message, status)
+
+    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
+        return read_answer(body, strip_logprobs)
+
+    def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> Reader:
+        return Reader(texts, strip_logprobs)
+
+    def rewrite_stream(
+        self, channels: Channels, events: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        raise shape_error("an embeddings stream")
+
+    def answer_body(
+        self, answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int
+    ) -> bytes:
+        raise AssertionError("no text answer stands in for embeddings (answers_text)")
+
+    def answer_events(
+        self,
+        request: NormalizedRequest,
+        answer_id: str,
+        model: str,
+        pieces: list[str],
+        tokens_in: int,
+        tokens_out: int,
+    ) -> list[bytes]:
+        raise AssertionError("embeddings are never streamed")
+
+    def answer_id(self, suffix: str) -> str:
+        return "emb-" + suffix
+
+    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
+        return []
+
+    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
+        return False  # an embedding has no output tokens
+
+    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_logprobs(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_no_store(self, request: NormalizedRequest) -> None:
+        return None  # embeddings are not stored by the provider
+
+
+SURFACE = OpenAIEmbeddings()
