@@ -104,6 +104,11 @@ ACCESS_TOKENS_CLAMPED = _reason(
 )
 REQUEST_INVALID_JSON = _reason("request.invalid_json", 400, "The request body is not valid JSON.")
 REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid.")
+REQUEST_INVALID_ENCODING = _reason(
+    "request.invalid_encoding",
+    400,
+    "The request body must be JSON in UTF-8, without a byte order mark.",
+)
 REQUEST_TOO_LARGE = _reason("request.too_large", 413, "The request body is too large.")
 REQUEST_UNKNOWN_ROUTE = _reason("request.unknown_route", 404, "Unknown route.")
 REQUEST_METHOD_NOT_ALLOWED = _reason("request.method_not_allowed", 405, "Method not allowed.")
@@ -184,6 +189,28 @@ BOUNDARY_UNREADABLE = _reason(
     "boundary.unreadable_content",
     403,
     "The request contains content the gateway cannot inspect (files, audio, documents).",
+    trigger="blocked",
+)
+# ``data.on_uninspectable: block``: token ids, base64 of an unknown type, a block with no text.
+BOUNDARY_UNINSPECTABLE = _reason(
+    "boundary.uninspectable",
+    403,
+    "The request contains data the gateway cannot inspect.",
+    trigger="blocked",
+)
+# A JSON document held in a string (tool-call arguments) that names a key twice: parsers
+# disagree on which copy counts, so the one inspected might not be the one the model reads.
+BOUNDARY_AMBIGUOUS_JSON = _reason(
+    "boundary.ambiguous_json",
+    400,
+    "The request holds a JSON document with a duplicate key (tool-call arguments).",
+)
+# Thinking blocks are signed by the provider: they cannot be masked, only refused.
+BOUNDARY_THINKING = _reason(
+    "boundary.thinking_refused",
+    403,
+    "The request's thinking blocks hold data this workflow may not send, and a signed block"
+    " cannot be changed.",
     trigger="blocked",
 )
 BOUNDARY_DETECTOR = _reason(

@@ -22,6 +22,7 @@ from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
 from gateway.stores import StoreError
+from gateway.surfaces.total import every_leaf, nontext
 
 __all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
 
@@ -160,9 +161,12 @@ class Boundary:
         if rules is None:
             return None
         record = ctx.boundary = BoundaryRecord(shadow=rules.shadow)
-        refusal = _media_refusal(request, rules)
+        if not request.complete:  # a surface that did not list its non-text: inspect it all
+            every_leaf(request, nontext())
+        refusal = _media_refusal(request, rules) or _thinking_refusal(request, rules)
         if refusal is not None and not rules.shadow:
             raise refusal
+        _uninspectable(ctx, request, rules, record)
         texts = [slot.text for slot in request.texts]
         found = await _find(ctx, rules, texts, Step.BOUNDARY)
         rewriter = Rewriter(rules.actions, policy.name, self._minter)
@@ -192,6 +196,8 @@ class Boundary:
             )
         changed = False
         for slot, old, new in zip(request.texts, texts, rewritten, strict=True):
+            if new != old and slot.signed:
+                raise GatewayError(errors.BOUNDARY_THINKING)
             if new != old:
                 slot.replace(new)
                 changed = True
@@ -211,6 +217,32 @@ class Boundary:
 
     async def aclose(self) -> None:
         await self._vault.aclose()
+
+
+def _thinking_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:
+    if rules.source.thinking == "refuse" and any(slot.signed for slot in request.texts):
+        return GatewayError(errors.BOUNDARY_THINKING, "This workflow does not relay thinking.")
+    return None
+
+
+def _uninspectable(
+    ctx: RequestContext, request: NormalizedRequest, rules: BoundaryPolicy, record: BoundaryRecord
+) -> None:
+    """Refuse what cannot be read as text (``on_uninspectable: block``), or note it."""
+    if not request.uninspectable:
+        return
+    record.uninspectable = len(request.uninspectable)
+    if rules.source.on_uninspectable == "block" and not rules.shadow:
+        raise GatewayError(
+            errors.BOUNDARY_UNINSPECTABLE,
+            "The request contains data the gateway cannot inspect: "
+            + ", ".join(sorted(set(request.uninspectable)))
+            + ".",
+        )
+    code = errors.BOUNDARY_UNINSPECTABLE.code
+    if rules.shadow and rules.source.on_uninspectable == "block":
+        code = errors.BOUNDARY_WOULD_BLOCK.code
+    ctx.decisions.append(Decision(Step.BOUNDARY, "allow", code))
 
 
 def _media_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:

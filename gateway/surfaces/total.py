@@ -1,0 +1,197 @@
+"""Total inspection: every string, object key and number of a request body is a text slot,
+unless its surface lists it as non-text (with the reason), deny by default.
+
+A surface's parser names the slots it models (message content, tool descriptions, ...) and
+then calls ``every_leaf``: whatever else the client sent (unknown top-level fields,
+``metadata``, schema ``enum``/``title``/property names, ``stop``, ``user``, keys, numbers)
+becomes a ``field`` slot. What cannot be read as text (base64 of a type that is not an image,
+a long run of integers such as token ids, a block with no text to find) is noted in
+``request.uninspectable``; the data policy's ``on_uninspectable`` decides (default block).
+
+A path is dotted: ``messages.*.role``; ``*`` is any key or index, ``*[type=image]`` any whose
+value is an object of that ``type``. A listed path covers its whole value (the key naming it
+is still inspected unless it is a wire-format field name, ``FIELD_NAMES``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.normalized import NormalizedRequest, TextSlot
+
+__all__ = ["FIELD_NAMES", "NonText", "every_leaf", "nontext", "unknown_block"]
+
+# Object keys that are the wire formats' own field names: constants, not client data.
+FIELD_NAMES = frozenset(
+    """model messages role content type text name tools tool_choice function functions
+    parameters description arguments tool_calls tool_call_id id system max_tokens
+    max_completion_tokens temperature top_p top_k n stream stream_options include_usage stop
+    stop_sequences user metadata user_id seed logprobs top_logprobs logit_bias
+    presence_penalty frequency_penalty response_format json_schema schema strict
+    parallel_tool_calls store service_tier reasoning_effort modalities prediction audio
+    image_url url detail input_audio data format file file_id file_data filename refusal
+    input_schema tool_use tool_result tool_use_id input is_error source media_type
+    cache_control ttl thinking budget_tokens signature redacted_thinking document title
+    context citations enabled properties items required enum const default examples
+    additionalProperties anyOf oneOf allOf not minimum maximum minLength maxLength pattern
+    minItems maxItems uniqueItems $ref $defs definitions nullable additional_properties
+    mcp_servers authorization_token tool_configuration allowed_tools container
+    disable_parallel_tool_use web_search_options verbosity""".split()  # noqa: SIM905 - a word list reads better
+)
+
+_FILTER = re.compile(r"^\*\[type=([A-Za-z0-9_.-]+)\]$")
+# Base64 longer than this, outside a listed path, is data the detector cannot read.
+_BASE64_MIN = 256
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?[^,]*;base64,", re.ASCII)
+# An array of this many integers or more is token ids (or bytes): not text to inspect.
+# (A tool schema's ``enum`` of numbers is shorter; an embeddings surface checks its own.)
+_INT_RUN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class NonText:
+    """A path whose value is not text sent to a model, and why (docs/data-boundary.md)."""
+
+    path: str
+    reason: str
+
+
+Segment = tuple[str, str | None]  # (key or "*", the ``type`` a filter asks for)
+
+
+@dataclass(frozen=True, slots=True)
+class NonTextPaths:
+    """A surface's non-text paths, compiled once."""
+
+    entries: tuple[NonText, ...]
+    patterns: tuple[tuple[Segment, ...], ...]
+
+
+def nontext(*entries: NonText) -> NonTextPaths:
+    """The one list of a surface's non-text paths."""
+    patterns = []
+    for entry in entries:
+        segments: list[Segment] = []
+        for part in entry.path.split("."):
+            match = _FILTER.match(part)
+            if match is None and "[" in part:
+                raise ValueError(f"bad segment {part!r} in non-text path {entry.path!r}")
+            segments.append(("*", match.group(1)) if match else (part, None))
+        patterns.append(tuple(segments))
+    return NonTextPaths(entries, tuple(patterns))
+
+
+State = tuple[int, int]  # (pattern, segments matched)
+
+
+def _advance(
+    paths: NonTextPaths, states: Iterable[State], key: str | int, value: Any
+) -> list[State] | None:
+    """The states after stepping into ``key``; None when a listed path ends there."""
+    out: list[State] = []
+    for p, at in states:
+        name, kind = paths.patterns[p][at]
+        if name != "*" and name != key:
+            continue
+        if kind is not None and not (isinstance(value, dict) and value.get("type") == kind):
+            continue
+        if at + 1 == len(paths.patterns[p]):
+            return None
+        out.append((p, at + 1))
+    return out
+
+
+class _Walk:
+    def __init__(self, request: NormalizedRequest, paths: NonTextPaths) -> None:
+        self.request = request
+        self.paths = paths
+        self.covered: set[tuple[int, str | int, str]] = set()
+        for slot in request.texts:
+            self.covered.add((id(slot.holder), slot.key, slot.form))
+        for owner in request.json_texts:
+            self.covered.add((id(owner.holder), owner.key, "string"))
+        self.values: list[TextSlot] = []
+        self.keys: list[TextSlot] = []
+
+    def node(self, node: dict[str, Any] | list[Any], states: list[State]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        if isinstance(node, list) and len(node) >= _INT_RUN and all(_is_int(v) for v in node):
+            self.request.uninspectable.append("an array of integers (token ids?)")
+            return
+        ident = id(node)
+        for key, value in items:
+            named = isinstance(key, str) and key not in FIELD_NAMES
+            if named and (ident, key, "key") not in self.covered:
+                self.keys.append(TextSlot("request", node, key, "field", None, "key"))
+            after = _advance(self.paths, states, key, value) if states else states
+            if after is None:
+                continue
+            if isinstance(value, str):
+                if (ident, key, "string") not in self.covered and self._readable(value):
+                    self.values.append(TextSlot("request", node, key, "field"))
+            elif isinstance(value, dict | list):
+                self.node(value, after)
+            elif _is_number(value) and (ident, key, "number") not in self.covered:
+                self.values.append(TextSlot("request", node, key, "field", None, "number"))
+
+    def _readable(self, value: str) -> bool:
+        """False for base64 the detector cannot read (an image's is left to ``data.images``,
+        anything else is noted as uninspectable)."""
+        if len(value) < _BASE64_MIN:
+            return True
+        head = _DATA_URL.match(value)
+        if head is not None:
+            media = head.group(1) or ""
+            if not media.startswith("image/"):
+                self.request.uninspectable.append("base64 data that is not an image")
+            elif "image" not in self.request.media:
+                self.request.media.append("image")
+            return False
+        if _BASE64.match(value):
+            self.request.uninspectable.append("base64 data of an unknown type")
+            return False
+        return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def every_leaf(request: NormalizedRequest, paths: NonTextPaths) -> None:
+    """Slots for every string, key and number of ``request.body`` no slot covers and
+    ``paths`` does not list. Every surface's ``parse`` calls it last; the boundary step
+    calls it with no list for a request whose surface did not (fail closed)."""
+    walk = _Walk(request, paths)
+    states: list[State] = [(p, 0) for p in range(len(paths.patterns))]
+    walk.node(request.body, states)
+    request.texts.extend(walk.values)
+    request.texts.extend(walk.keys)  # after the values they name (see ``TextSlot``)
+    request.complete = True
+
+
+def unknown_block(request: NormalizedRequest, block: dict[str, Any], where: str) -> None:
+    """A content block or part of a type the surface does not model: its strings are
+    inspected by ``every_leaf``; one with no string to read is uninspectable."""
+    if not _has_text(block):  # the client's type name is not repeated: it could be anything
+        request.uninspectable.append(f"a block of an unknown type with no text ({where})")
+
+
+def _has_text(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, str) and key != "type":
+                return True
+            if isinstance(child, dict | list):
+                stack.append(child)
+    return False
