@@ -33,6 +33,6 @@ def build_providers(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, 
         else:
             assert p.base_url is not None
             providers[name] = Translating(
-                AnthropicProvider(name, p.base_url, key, p.max_connections)
+                AnthropicProvider(name, p.base_url, key, p.max_connections, p.betas)
             )
     return providers

@@ -20,14 +20,18 @@ CARD = "4111 1111 1111 1111"
 MODEL = {"openai_chat": "gpt-test", "anthropic_messages": "claude-test"}
 
 
-def _post(gw: Gateway, workflow: str, api: str, body: Any, **headers: str) -> httpx2.Response:
+def _post(
+    gw: Gateway, workflow: str, api: str, body: Any, query: str = "", **headers: str
+) -> httpx2.Response:
     surface = SURFACES[api]
     hdrs = {"authorization": f"Bearer {gw.analyst_key}", "content-type": "application/json"}
     if surface.sdk_header is not None:
         hdrs[surface.sdk_header] = "2023-06-01"
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return httpx2.post(
-        f"{gw.url}/w/{workflow}/v1{surface.path}", content=content, headers={**hdrs, **headers}
+        f"{gw.url}/w/{workflow}/v1{surface.path}{query}",
+        content=content,
+        headers={**hdrs, **headers},
     )
 
 
@@ -109,9 +113,11 @@ def _conversation(thinking: str) -> dict[str, Any]:
 
 def test_claude_code_shapes_pass_inspected(guarded: Gateway, upstream: FakeUpstream) -> None:
     body = _conversation("Let me think about the greeting.")
-    response = _post(guarded, "act_mask", "anthropic_messages", body, **{"anthropic-beta": "x"})
+    betas = {"anthropic-beta": "interleaved-thinking-2025-05-14,context-1m-2025-08-07"}
+    response = _post(guarded, "act_mask", "anthropic_messages", body, "?beta=true", **betas)
     assert response.status_code == 200, response.text
     (sent,) = upstream.received
+    assert sent.headers["anthropic-beta"] == betas["anthropic-beta"]
     messages = sent.body["messages"]
     assert messages[1]["content"][0] == body["messages"][1]["content"][0]  # signed: as sent
     assert messages[2] == {"role": "system", "content": "The user's mail is <EMAIL_ADDRESS_1>."}
@@ -210,3 +216,12 @@ def test_no_sensitive_value_reaches_the_upstream_verbatim(
         sent = _sent(upstream)
         for value in [*SENSITIVE, "4111111111111111"]:
             assert value not in sent
+
+
+def test_a_providers_beta_list_drops_the_others() -> None:
+    from gateway.upstream.anthropic import _version_headers
+
+    client = {"anthropic-version": "2023-06-01", "anthropic-beta": "a-1, b-2,c-3"}
+    assert _version_headers(client, None)["anthropic-beta"] == "a-1,b-2,c-3"
+    assert _version_headers(client, frozenset({"b-2"}))["anthropic-beta"] == "b-2"
+    assert "anthropic-beta" not in _version_headers(client, frozenset())
