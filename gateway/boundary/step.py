@@ -22,7 +22,7 @@ from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
 from gateway.stores import StoreError
-from gateway.surfaces.total import every_leaf, nontext
+from gateway.surfaces.total import every_leaf, nontext, prompt_order
 
 __all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
 
@@ -173,9 +173,10 @@ class Boundary:
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
             return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
-        rewritten = [
-            rewriter.request_text(t, f) if f else t for t, f in zip(texts, found, strict=True)
-        ]
+        rewritten = list(texts)
+        for i in prompt_order(request):  # numbered as the provider reads the prompt
+            if found[i]:
+                rewritten[i] = rewriter.request_text(texts[i], found[i])
         record.request = by_action(rewriter.counts)
         record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()

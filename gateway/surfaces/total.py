@@ -16,13 +16,13 @@ is still inspected unless it is a wire-format field name, ``FIELD_NAMES``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.normalized import NormalizedRequest, TextSlot
 
-__all__ = ["FIELD_NAMES", "NonText", "every_leaf", "nontext", "unknown_block"]
+__all__ = ["FIELD_NAMES", "NonText", "every_leaf", "nontext", "prompt_order", "unknown_block"]
 
 # Object keys that are the wire formats' own field names: constants, not client data.
 FIELD_NAMES = frozenset(
@@ -175,6 +175,47 @@ def every_leaf(request: NormalizedRequest, paths: NonTextPaths) -> None:
     request.texts.extend(walk.values)
     request.texts.extend(walk.keys)  # after the values they name (see ``TextSlot``)
     request.complete = True
+
+
+# The order providers read a prompt in (and cache its prefix by): tools, system, messages.
+_PROMPT_FIRST = ("tools", "system", "instructions", "messages", "input")
+_END = object()
+
+
+def prompt_order(request: NormalizedRequest) -> list[int]:
+    """The indices of ``request.texts`` in the order the provider reads them.
+
+    Placeholders are numbered in this order (``<EMAIL_ADDRESS_1>`` is the first e-mail the
+    prompt holds), so in a conversation that grows by appending turns a value keeps its
+    number in every later request, and the provider's prompt cache keeps hitting: a new value
+    only renumbers values that come after it, where the prompt changed anyway.
+    """
+    position: dict[tuple[int, Any], int] = {}
+    body = request.body
+    keys = [k for k in _PROMPT_FIRST if k in body] + [k for k in body if k not in _PROMPT_FIRST]
+    stack: list[tuple[Any, Iterator[Any]]] = [(body, iter(keys))]
+    while stack:  # depth first, in document order
+        node, pending = stack[-1]
+        key = next(pending, _END)
+        if key is _END:
+            stack.pop()
+            continue
+        position[(id(node), key)] = len(position)
+        child = node[key]
+        if isinstance(child, dict):
+            stack.append((child, iter(list(child))))
+        elif isinstance(child, list):
+            stack.append((child, iter(range(len(child)))))
+    unplaced = len(position)
+
+    def place(i: int) -> int:
+        slot = request.texts[i]
+        at = position.get((id(slot.holder), slot.key))
+        if at is None and slot.owner is not None:  # inside a JSON string: where that is
+            at = position.get((id(slot.owner.holder), slot.owner.key))
+        return unplaced if at is None else at
+
+    return sorted(range(len(request.texts)), key=place)
 
 
 def unknown_block(request: NormalizedRequest, block: dict[str, Any], where: str) -> None:

@@ -225,3 +225,30 @@ def test_a_providers_beta_list_drops_the_others() -> None:
     assert _version_headers(client, None)["anthropic-beta"] == "a-1,b-2,c-3"
     assert _version_headers(client, frozenset({"b-2"}))["anthropic-beta"] == "b-2"
     assert "anthropic-beta" not in _version_headers(client, frozenset())
+
+
+def test_placeholders_are_numbered_in_prompt_order_so_turns_keep_them(
+    guarded: Gateway, upstream: FakeUpstream
+) -> None:
+    """Tools, system, then messages: a value keeps its placeholder in every later request
+    of a conversation that grows by turns, so the provider's prompt cache keeps hitting."""
+    tool = {"name": "send", "description": "mail a.one@acme-corp.com", "input_schema": {}}
+    turns = [{"role": "user", "content": "cc b.two@acme-corp.com"}]
+    body: dict[str, Any] = {"model": "claude-test", "max_tokens": 9, "tools": [tool]}
+    body["system"] = "x"
+    for _ in range(2):
+        assert (
+            _post(
+                guarded, "act_mask", "anthropic_messages", {**body, "messages": turns}
+            ).status_code
+            == 200
+        )
+        turns += [
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "c.3@acme-corp.com"},
+        ]
+    first, second = upstream.received
+    for sent in (first, second):
+        assert sent.body["tools"][0]["description"] == "mail <EMAIL_ADDRESS_1>"
+        assert sent.body["messages"][0]["content"] == "cc <EMAIL_ADDRESS_2>"
+    assert second.body["messages"][2]["content"] == "<EMAIL_ADDRESS_3>"
