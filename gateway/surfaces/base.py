@@ -64,6 +64,7 @@ class Answer:
         "changed",
         "data",
         "raw",
+        "restated",
         "tokens_in",
         "tokens_out",
     )
@@ -79,6 +80,9 @@ class Answer:
         self._texts: list[TextSlot] = []
         self._owners: list[JsonText] = []
         self._unreadable: str | None = None
+        # Fields that restate the text token by token (OpenAI logprobs): dropped when the
+        # boundary changed the text, so they never spell what was masked.
+        self.restated: list[tuple[dict[str, Any], str]] = []
 
     def _walked(self) -> None:
         walk, self._walk = self._walk, None

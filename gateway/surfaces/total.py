@@ -20,9 +20,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.normalized import NormalizedRequest, TextSlot
+from gateway.normalized import JsonText, NormalizedRequest, TextSlot
+from gateway.surfaces.base import Answer
 
-__all__ = ["FIELD_NAMES", "NonText", "every_leaf", "nontext", "prompt_order", "unknown_block"]
+__all__ = [
+    "FIELD_NAMES",
+    "NonText",
+    "answer_leaves",
+    "every_leaf",
+    "nontext",
+    "prompt_order",
+    "unknown_block",
+]
 
 # Object keys that are the wire formats' own field names: constants, not client data.
 FIELD_NAMES = frozenset(
@@ -39,7 +48,16 @@ FIELD_NAMES = frozenset(
     additionalProperties anyOf oneOf allOf not minimum maximum minLength maxLength pattern
     minItems maxItems uniqueItems $ref $defs definitions nullable additional_properties
     mcp_servers authorization_token tool_configuration allowed_tools container
-    disable_parallel_tool_use web_search_options verbosity""".split()  # noqa: SIM905 - a word list reads better
+    disable_parallel_tool_use web_search_options verbosity choices index message finish_reason
+    usage prompt_tokens completion_tokens total_tokens object created system_fingerprint
+    annotations url_citation start_index end_index stop_reason stop_sequence input_tokens
+    output_tokens cache_creation_input_tokens cache_read_input_tokens delta error code param
+    prompt_tokens_details completion_tokens_details cached_tokens reasoning_tokens
+    audio_tokens accepted_prediction_tokens rejected_prediction_tokens server_tool_use
+    web_search_requests cache_creation ephemeral_5m_input_tokens ephemeral_1h_input_tokens
+    cited_text document_index document_title start_char_index end_char_index
+    start_page_number end_page_number start_block_index end_block_index partial_json
+    content_block""".split()  # noqa: SIM905 - a word list reads better
 )
 
 _FILTER = re.compile(r"^\*\[type=([A-Za-z0-9_.-]+)\]$")
@@ -106,13 +124,23 @@ def _advance(
 
 
 class _Walk:
-    def __init__(self, request: NormalizedRequest, paths: NonTextPaths) -> None:
-        self.request = request
+    def __init__(
+        self,
+        paths: NonTextPaths,
+        texts: list[TextSlot],
+        owners: list[JsonText],
+        role: str,
+        uninspectable: list[str],
+        media: list[str],
+    ) -> None:
         self.paths = paths
+        self.role = role
+        self.uninspectable = uninspectable
+        self.media = media
         self.covered: set[tuple[int, str | int, str]] = set()
-        for slot in request.texts:
+        for slot in texts:
             self.covered.add((id(slot.holder), slot.key, slot.form))
-        for owner in request.json_texts:
+        for owner in owners:
             self.covered.add((id(owner.holder), owner.key, "string"))
         self.values: list[TextSlot] = []
         self.keys: list[TextSlot] = []
@@ -120,23 +148,23 @@ class _Walk:
     def node(self, node: dict[str, Any] | list[Any], states: list[State]) -> None:
         items = node.items() if isinstance(node, dict) else enumerate(node)
         if isinstance(node, list) and len(node) >= _INT_RUN and all(_is_int(v) for v in node):
-            self.request.uninspectable.append("an array of integers (token ids?)")
+            self.uninspectable.append("an array of integers (token ids?)")
             return
         ident = id(node)
         for key, value in items:
             named = isinstance(key, str) and key not in FIELD_NAMES
             if named and (ident, key, "key") not in self.covered:
-                self.keys.append(TextSlot("request", node, key, "field", None, "key"))
+                self.keys.append(TextSlot(self.role, node, key, "field", None, "key"))
             after = _advance(self.paths, states, key, value) if states else states
             if after is None:
                 continue
             if isinstance(value, str):
                 if (ident, key, "string") not in self.covered and self._readable(value):
-                    self.values.append(TextSlot("request", node, key, "field"))
+                    self.values.append(TextSlot(self.role, node, key, "field"))
             elif isinstance(value, dict | list):
                 self.node(value, after)
             elif _is_number(value) and (ident, key, "number") not in self.covered:
-                self.values.append(TextSlot("request", node, key, "field", None, "number"))
+                self.values.append(TextSlot(self.role, node, key, "field", None, "number"))
 
     def _readable(self, value: str) -> bool:
         """False for base64 the detector cannot read (an image's is left to ``data.images``,
@@ -147,12 +175,12 @@ class _Walk:
         if head is not None:
             media = head.group(1) or ""
             if not media.startswith("image/"):
-                self.request.uninspectable.append("base64 data that is not an image")
-            elif "image" not in self.request.media:
-                self.request.media.append("image")
+                self.uninspectable.append("base64 data that is not an image")
+            elif "image" not in self.media:
+                self.media.append("image")
             return False
         if _BASE64.match(value):
-            self.request.uninspectable.append("base64 data of an unknown type")
+            self.uninspectable.append("base64 data of an unknown type")
             return False
         return True
 
@@ -169,12 +197,28 @@ def every_leaf(request: NormalizedRequest, paths: NonTextPaths) -> None:
     """Slots for every string, key and number of ``request.body`` no slot covers and
     ``paths`` does not list. Every surface's ``parse`` calls it last; the boundary step
     calls it with no list for a request whose surface did not (fail closed)."""
-    walk = _Walk(request, paths)
-    states: list[State] = [(p, 0) for p in range(len(paths.patterns))]
-    walk.node(request.body, states)
+    walk = _Walk(
+        paths, request.texts, request.json_texts, "request", request.uninspectable, request.media
+    )
+    walk.node(request.body, [(p, 0) for p in range(len(paths.patterns))])
     request.texts.extend(walk.values)
     request.texts.extend(walk.keys)  # after the values they name (see ``TextSlot``)
     request.complete = True
+
+
+def answer_leaves(answer: Answer, paths: NonTextPaths) -> None:
+    """``every_leaf`` for a whole answer: every string, key and number the model (or the
+    provider) sent back that no slot covers and ``paths`` does not list is a slot; what
+    cannot be read makes the answer unreadable (the boundary refuses it)."""
+    if not isinstance(answer.data, dict | list):
+        return
+    unreadable: list[str] = []
+    walk = _Walk(paths, answer.texts, answer.owners, "assistant", unreadable, unreadable)
+    walk.node(answer.data, [(p, 0) for p in range(len(paths.patterns))])
+    answer.texts.extend(walk.values)
+    answer.texts.extend(walk.keys)
+    if unreadable:
+        answer.unreadable = unreadable[0]
 
 
 # The order providers read a prompt in (and cache its prefix by): tools, system, messages.
