@@ -24,6 +24,7 @@ __all__ = [
     "StreamReader",
     "Surface",
     "broken_stream",
+    "clean_event",
     "event_parts",
     "frame",
     "json_event",
@@ -152,6 +153,12 @@ class Channels(Protocol):
 
     def pending(self) -> list[int]: ...
 
+    def signed(self, text: str | None) -> Awaitable[None]:
+        """Thinking, which a signature protects and nobody may change: raises GatewayError
+        under ``data.thinking: refuse`` (``text`` None: a thinking block starts) or when
+        ``text`` holds a finding the policy would change."""
+        ...
+
 
 class Surface(Protocol):
     """One client wire API. ``api`` names it in the request and the audit trail, ``endpoint``
@@ -239,6 +246,15 @@ def event_parts(event: bytes) -> tuple[str | None, bytes | None]:
         elif line.startswith(b"data:"):
             data.append(line[5:].removeprefix(b" "))
     return name, b"\n".join(data) if data else None
+
+
+def clean_event(event: bytes) -> bytes | None:
+    """An SSE event with only its ``event:`` and ``data:`` lines: comments, ``id:`` and
+    ``retry:`` lines are not relayed (they carry text nobody inspects). None: no data."""
+    lines = [line for line in event.split(b"\n") if line.startswith((b"event:", b"data:"))]
+    if not any(line.startswith(b"data:") for line in lines):
+        return None
+    return b"\n".join(lines) + b"\n\n"
 
 
 def broken_stream(detail: str) -> GatewayError:

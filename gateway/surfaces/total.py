@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.normalized import JsonText, NormalizedRequest, TextSlot
-from gateway.surfaces.base import Answer
+from gateway.surfaces.base import Answer, Channels, shape_error
 
 __all__ = [
     "FIELD_NAMES",
     "NonText",
+    "NonTextPaths",
     "answer_leaves",
     "every_leaf",
+    "inspect_leaves",
     "nontext",
     "prompt_order",
     "unknown_block",
@@ -260,6 +262,34 @@ def prompt_order(request: NormalizedRequest) -> list[int]:
         return unplaced if at is None else at
 
     return sorted(range(len(request.texts)), key=place)
+
+
+async def inspect_leaves(channels: Channels, obj: Any, paths: NonTextPaths) -> bool:
+    """Every string, key and number of a streamed event's ``obj`` that ``paths`` does not
+    list, inspected whole and rewritten in place (an error event's message, a tool's name,
+    a citation, a field nobody models). What cannot be read ends the stream. True if
+    anything changed."""
+    if not isinstance(obj, dict | list):
+        return False
+    unreadable: list[str] = []
+    walk = _Walk(paths, [], [], "assistant", unreadable, unreadable)
+    walk.node(obj, [(p, 0) for p in range(len(paths.patterns))])
+    if unreadable:
+        raise shape_error(unreadable[0])
+    changed = False
+    for slot in walk.values + walk.keys:
+        text = slot.text
+        out = await channels.feed((_WHOLE, "whole", 0), text)
+        for _, rest in await channels.finish(_WHOLE):
+            out += rest
+        if out != text:
+            slot.replace(out)
+            changed = True
+    return changed
+
+
+# The channel index of one-off inspections: no choice or block has it.
+_WHOLE = -1
 
 
 def unknown_block(request: NormalizedRequest, block: dict[str, Any], where: str) -> None:
