@@ -105,6 +105,7 @@ class Pipeline:
         return reply
 
     async def _complete(self, ctx: RequestContext, call: Call) -> Reply:
+        ctx.workflow_known = call.workflow in self._policies.current.policies
         ctx.enter(Step.AUTHENTICATE)
         response: UpstreamResponse | None = None
         try:
@@ -120,6 +121,7 @@ class Pipeline:
             ctx.enter(Step.READ_REQUEST)
             request = ctx.request = call.surface.parse(await call.read_body())
             request.headers = call.headers
+            ctx.model_known = self._forwarder.catalogued(request.model)
             if candidate is not None and judged is not None:  # before anything changes it
                 await judge_request(judged, candidate, request, policy)
             ctx.enter(Step.ACCESS)
@@ -155,7 +157,11 @@ class Pipeline:
             if fallback is None:
                 await self._settle(ctx)
                 return self._refuse(ctx, call.surface, exc, refused_in)
-            log.info("request %s answered by the fallback message: %s", ctx.request_id, exc)
+            log.info(
+                "request %s answered by the fallback message: %s",
+                ctx.request_id,
+                exc.reason.code + _detail(exc),
+            )
             if isinstance(fallback, bytes):
                 ctx.tokens_in = ctx.tokens_out = 0  # no model answered
                 await self._settle(ctx)
@@ -176,6 +182,7 @@ class Pipeline:
     async def models(self, ctx: RequestContext, call: Call) -> Reply:
         """The models this caller may use in this workflow, in the surface's list shape."""
         ctx.observer = self._observer
+        ctx.workflow_known = call.workflow in self._policies.current.policies
         ctx.enter(Step.AUTHENTICATE)
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
@@ -218,7 +225,8 @@ class Pipeline:
         upstream = exc.reason.code.startswith("upstream.")
         outcome: Outcome = "error" if exc.status >= 500 or upstream else "deny"
         ctx.decisions.append(Decision(step, outcome, exc.reason.code))
-        log.info("request %s refused: %s", ctx.request_id, exc)
+        # The code and detail, not the message: a message may quote the client's values.
+        log.info("request %s refused: %s", ctx.request_id, exc.reason.code + _detail(exc))
         headers = {**ctx.headers(), **exc.headers}
         if exc.status >= 500:
             headers["x-should-retry"] = "false"  # the gateway already retried upstream
@@ -310,3 +318,7 @@ async def _inspect_held(
     if inspection is not None:
         held = [event async for event in inspect_stream(inspection, surface, replay(held))]
     return UpstreamResponse(response.status, response.content_type, events=replay(held))
+
+
+def _detail(exc: GatewayError) -> str:
+    return f" ({exc.detail})" if exc.detail else ""

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway.audit.names import shown_name
 from gateway.context import RequestContext
 from gateway.steps import Step, decide
 
@@ -64,6 +65,8 @@ class AuditRecord:
     # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
+    # An unknown route's path, its unconfigured segments replaced (gateway/audit/names.py).
+    path: str | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -94,7 +97,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         request_id=ctx.request_id,
         time=round(time.time() - (now - ctx.started), 6),
         endpoint=ctx.endpoint,
-        workflow=ctx.workflow[:64] if ctx.workflow else None,
+        workflow=shown_name(ctx.workflow, ctx.workflow_known),
         policy_version=policy.version if policy else None,
         mode=policy.source.mode if policy else None,
         subject=principal.subject if principal else None,
@@ -102,7 +105,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         team=principal.team if principal else None,
         key_id=principal.key_id if principal else None,
         auth_method=principal.method if principal else None,
-        model_requested=model_requested,
+        model_requested=shown_name(model_requested, ctx.model_known),
         model_used=ctx.model_used,
         fallback_used=ctx.fallback is not None
         or (ctx.model_used is not None and ctx.model_used != model_requested),
@@ -130,6 +133,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         fallback_reason=ctx.fallback_reason,
         review=ctx.review,
         candidate=_candidate(ctx),
+        path=ctx.path,
     )
 
 
