@@ -97,6 +97,6 @@ def _has_duplicates(raw: str) -> bool:
         return False
     try:
         json.loads(raw, object_pairs_hook=_unique)
-    except _Duplicate:
+    except (_Duplicate, RecursionError):  # too deep to check is as ambiguous as a duplicate
         return True
     return False

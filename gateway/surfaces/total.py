@@ -147,7 +147,18 @@ class _Walk:
         self.values: list[TextSlot] = []
         self.keys: list[TextSlot] = []
 
-    def node(self, node: dict[str, Any] | list[Any], states: list[State]) -> None:
+    def node(self, root: dict[str, Any] | list[Any], states: list[State]) -> None:
+        """Walks ``root`` without recursing (a body may nest as deep as the parser allows)."""
+        stack: list[tuple[dict[str, Any] | list[Any], list[State]]] = [(root, states)]
+        while stack:
+            self._members(*stack.pop(), stack)
+
+    def _members(
+        self,
+        node: dict[str, Any] | list[Any],
+        states: list[State],
+        stack: list[tuple[dict[str, Any] | list[Any], list[State]]],
+    ) -> None:
         items = node.items() if isinstance(node, dict) else enumerate(node)
         if isinstance(node, list) and len(node) >= _INT_RUN and all(_is_int(v) for v in node):
             self.uninspectable.append("an array of integers (token ids?)")
@@ -164,7 +175,7 @@ class _Walk:
                 if (ident, key, "string") not in self.covered and self._readable(value):
                     self.values.append(TextSlot(self.role, node, key, "field"))
             elif isinstance(value, dict | list):
-                self.node(value, after)
+                stack.append((value, after))
             elif _is_number(value) and (ident, key, "number") not in self.covered:
                 self.values.append(TextSlot(self.role, node, key, "field", None, "number"))
 

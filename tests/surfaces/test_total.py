@@ -237,3 +237,15 @@ def test_every_surface_has_a_body_for_the_property_test_and_lists_its_non_text(a
         return
     body, _ = builder("some-model")
     assert SURFACES[api].parse(orjson.dumps(body)).complete
+
+
+def test_deep_nesting_is_walked_without_recursion() -> None:
+    deep = "[" * 1000 + '"ann@example.com"' + "]" * 1000
+    raw = orjson.dumps(_chat()).decode()[:-1] + f', "x": {deep}}}'
+    assert "ann@example.com" in _texts(OPENAI.parse(raw.encode()))
+    nested = '{"a": ' * 1000 + "1" + "}" * 1000  # too deep for a second parser to check
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": nested}}
+    message = {"role": "assistant", "tool_calls": [call]}
+    with pytest.raises(GatewayError) as caught:
+        OPENAI.parse(orjson.dumps(_chat(messages=[message])))
+    assert caught.value.reason.code == "boundary.ambiguous_json"
