@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from gateway import errors
 from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
+from gateway.boundary.batch import find_many
 from gateway.boundary.findings import Finding
 from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.record import BoundaryRecord, by_action
-from gateway.boundary.scan import find_all
 from gateway.boundary.vault import Vault
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
@@ -123,7 +123,7 @@ async def _find(
     ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: Step
 ) -> list[list[Finding]] | None:
     try:
-        return await find_all(rules.detector, texts)
+        return await find_many(rules.detector, texts)
     # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
     # there, the data must not leave uninspected unless the policy says so.
     except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
@@ -174,7 +174,9 @@ class Boundary:
         if found is None:
             return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
         rewritten = list(texts)
-        for i in prompt_order(request):  # numbered as the provider reads the prompt
+        hits = [i for i, f in enumerate(found) if f]
+        # Numbered as the provider reads the prompt (one text needs no order).
+        for i in prompt_order(request) if len(hits) > 1 else hits:
             if found[i]:
                 rewritten[i] = rewriter.request_text(texts[i], found[i])
         record.request = by_action(rewriter.counts)

@@ -24,6 +24,7 @@ from gateway.normalized import JsonText, NormalizedRequest, TextSlot
 from gateway.surfaces.base import Answer, Channels, shape_error
 
 __all__ = [
+    "CONSTANTS",
     "FIELD_NAMES",
     "NonText",
     "NonTextPaths",
@@ -60,6 +61,14 @@ FIELD_NAMES = frozenset(
     cited_text document_index document_title start_char_index end_char_index
     start_page_number end_page_number start_block_index end_block_index partial_json
     content_block""".split()  # noqa: SIM905 - a word list reads better
+)
+
+# String values that are the wire formats' and JSON Schema's constants (types, roles, tool
+# choices): nobody's data, however often a large tool schema repeats them.
+CONSTANTS = frozenset(
+    """string object integer number boolean array null function auto none required any
+    text user assistant system tool developer json_schema json_object image_url ephemeral
+    enabled disabled""".split()  # noqa: SIM905 - a word list reads better
 )
 
 _FILTER = re.compile(r"^\*\[type=([A-Za-z0-9_.-]+)\]$")
@@ -144,6 +153,7 @@ class _Walk:
             self.covered.add((id(slot.holder), slot.key, slot.form))
         for owner in owners:
             self.covered.add((id(owner.holder), owner.key, "string"))
+        self.holders = {c[0] for c in self.covered}  # most objects hold no slot: one test
         self.values: list[TextSlot] = []
         self.keys: list[TextSlot] = []
 
@@ -164,20 +174,27 @@ class _Walk:
             self.uninspectable.append("an array of integers (token ids?)")
             return
         ident = id(node)
+        held = ident in self.holders
+        role, values, keys = self.role, self.values, self.keys
         for key, value in items:
-            named = isinstance(key, str) and key not in FIELD_NAMES
-            if named and (ident, key, "key") not in self.covered:
-                self.keys.append(TextSlot(self.role, node, key, "field", None, "key"))
+            named = key.__class__ is str and key not in FIELD_NAMES
+            if named and not (held and (ident, key, "key") in self.covered):
+                keys.append(TextSlot(role, node, key, "field", None, "key"))
             after = _advance(self.paths, states, key, value) if states else states
             if after is None:
                 continue
-            if isinstance(value, str):
-                if (ident, key, "string") not in self.covered and self._readable(value):
-                    self.values.append(TextSlot(self.role, node, key, "field"))
-            elif isinstance(value, dict | list):
+            kind = value.__class__
+            if kind is str:
+                if value in CONSTANTS or (held and (ident, key, "string") in self.covered):
+                    continue
+                if len(value) < _BASE64_MIN or self._readable(value):
+                    values.append(TextSlot(role, node, key, "field"))
+            elif kind is dict or kind is list:
                 stack.append((value, after))
-            elif _is_number(value) and (ident, key, "number") not in self.covered:
-                self.values.append(TextSlot(self.role, node, key, "field", None, "number"))
+            elif (kind is int or kind is float) and not (
+                held and (ident, key, "number") in self.covered
+            ):
+                values.append(TextSlot(role, node, key, "field", None, "number"))
 
     def _readable(self, value: str) -> bool:
         """False for base64 the detector cannot read (an image's is left to ``data.images``,
