@@ -3,6 +3,7 @@ value, it does not reach the upstream verbatim under a masking or blocking polic
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -252,3 +253,24 @@ def test_placeholders_are_numbered_in_prompt_order_so_turns_keep_them(
         assert sent.body["tools"][0]["description"] == "mail <EMAIL_ADDRESS_1>"
         assert sent.body["messages"][0]["content"] == "cc <EMAIL_ADDRESS_2>"
     assert second.body["messages"][2]["content"] == "<EMAIL_ADDRESS_3>"
+
+
+def test_a_claude_code_turn_replayed(guarded: Gateway, upstream: FakeUpstream) -> None:
+    """Claude Code's request shape (hand-written from Anthropic's documented wire format):
+    betas, ``?beta=true``, thinking with signatures, tools with cache_control, a
+    mid-conversation system message, large ``max_tokens``: all pass, and only the e-mail
+    address changes on the way out."""
+    path = Path(__file__).parents[2] / "data" / "claude_code" / "turn.json"
+    body = orjson.loads(path.read_bytes())
+    betas = "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+    response = _post(
+        guarded, "act_mask", "anthropic_messages", body, "?beta=true", **{"anthropic-beta": betas}
+    )
+    assert response.status_code == 200, response.text
+    assert "event: message_stop" in response.text
+    (sent,) = upstream.received
+    assert sent.headers["anthropic-beta"] == betas
+    expected = orjson.loads(
+        path.read_bytes().replace(b"jane.doe@acme-corp.com", b"<EMAIL_ADDRESS_1>")
+    )
+    assert sent.body == {**expected, "model": sent.body["model"]}
