@@ -8,7 +8,11 @@ and turns the knobs the steps ask for (output ceiling, usage in streams, logprob
 No step knows an API's name: it asks ``surface_of(request)``.
 
 Adding a wire API: write one module here (a package like ``openai_chat/``) whose ``SURFACE``
-implements ``Surface``, and add it to ``SURFACES`` below; the app routes ``/v1{path}`` (and
+implements ``Surface``, and add it to ``SURFACES`` below. Inspection is total
+(``surfaces.total``): its ``parse`` ends with ``every_leaf(request, NONTEXT)`` (its own list
+of non-text paths, each with its reason), its answer walk with ``answer_leaves(answer,
+ANSWER_NONTEXT)``, and its stream rewrite passes every event's non-delta fields through
+``inspect_leaves``; the app routes ``/v1{path}`` (and
 ``/w/{workflow}/v1{path}``) to it. Only the provider edge (``gateway/upstream``,
 ``gateway/translate``) then learns whether and how each provider speaks it.
 """
