@@ -26,6 +26,7 @@ _CHUNK = nontext(
         for path in ("id", "object", "created", "model", "system_fingerprint", "service_tier")
     ),
     NonText("choices", "each choice is read below"),
+    NonText("obfuscation", "random padding the provider adds against length side channels"),
     NonText("usage", "token counts"),
     NonText("error.type", _META),
     NonText("error.code", _META),
