@@ -179,21 +179,23 @@ _carrier = st.one_of(
     st.builds(lambda s, v: {s: v}, st.sampled_from(SENSITIVE), _leaf),
     st.just(4111111111111111),
 )
-_nested = st.recursive(
-    _carrier,
-    lambda inner: st.one_of(
-        st.builds(
-            lambda c, xs, i: [*xs[:i], c, *xs[i:]],
-            inner,
-            st.lists(_leaf, max_size=3),
-            st.integers(0, 3),
-        ),
-        st.builds(
-            lambda c, k, d: {**d, k: c}, inner, _names, st.dictionaries(_names, _leaf, max_size=3)
-        ),
-    ),
-    max_leaves=6,
-)
+
+
+def _wrap(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``inner`` placed in a list or an object among plain leaves."""
+    in_list = st.builds(
+        lambda c, xs, i: [*xs[:i], c, *xs[i:]],
+        inner,
+        st.lists(_leaf, max_size=3),
+        st.integers(0, 3),
+    )
+    in_object = st.builds(
+        lambda c, k, d: {**d, k: c}, inner, _names, st.dictionaries(_names, _leaf, max_size=3)
+    )
+    return st.one_of(in_list, in_object)
+
+
+_nested = st.recursive(_carrier, _wrap, max_leaves=6)
 
 
 @pytest.mark.parametrize(
