@@ -32,6 +32,7 @@ from gateway import errors
 from gateway.admin import admin_router
 from gateway.audit import AuditStore, AuditTrail, open_store
 from gateway.audit.admin import audit_route
+from gateway.audit.names import route_path
 from gateway.audit.retention import purge_forever
 from gateway.audit.spool import Spool
 from gateway.audit.writer import AuditWriter
@@ -206,6 +207,7 @@ def create_app(
             err = exc
         elif isinstance(exc, NotFoundException):
             err = GatewayError(errors.REQUEST_UNKNOWN_ROUTE)
+            ctx.path = route_path(request.url.path, ROUTE_WORDS, registry.all())
         elif isinstance(exc, MethodNotAllowedException):
             err = GatewayError(errors.REQUEST_METHOD_NOT_ALLOWED)
         elif isinstance(exc, HTTPException) and exc.status_code < 500:
@@ -367,6 +369,13 @@ def _authenticator(config: GatewayConfig, env: Mapping[str, str]) -> Authenticat
     except UnusableKey as exc:
         raise ConfigError([Problem("auth.jwt", 0, str(exc))]) from None
     return Authenticator(keys, JwtVerifier(jwt, static))
+
+
+# Path segments of the gateway's own routes: shown as they are in an unknown route's record.
+ROUTE_WORDS = frozenset(
+    {"v1", "w", "models", "healthz", "readyz", "admin", "audit", "limits", "reload"}
+    | {word for s in SURFACES.values() for word in s.path.split("/") if word}
+)
 
 
 def _workflow(request: HttpRequest) -> str | None:

@@ -66,6 +66,9 @@ class ProviderConfig(_Strict):
     base_url: str | None = None
     api_key_env: str | None = None
     max_connections: Annotated[int, Field(ge=1)] = 256
+    # Anthropic beta flags (``anthropic-beta``) forwarded to this provider: None forwards the
+    # client's as sent; a list keeps only those (an upstream that rejects a beta it lacks).
+    betas: list[Annotated[str, Field(min_length=1)]] | None = None
 
     @model_validator(mode="after")
     def _url_for_http_providers(self) -> ProviderConfig:

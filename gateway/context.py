@@ -78,6 +78,11 @@ class RequestContext:
     step_since: float = 0.0  # 0: no step is running
     timings: list[tuple[Step, float]] = field(default_factory=list)
     observer: StepObserver | None = None
+    # Whether the client's routing values are configured names: only then are they shown
+    # verbatim in logs and records (gateway/audit/names.py). ``path``: an unknown route's.
+    workflow_known: bool = False
+    model_known: bool = False
+    path: str | None = None
 
     def __post_init__(self) -> None:
         self.step_since = self.started

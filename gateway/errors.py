@@ -45,6 +45,8 @@ REASONS: dict[str, Reason] = {}
 
 
 def _reason(code: str, status: int, message: str, trigger: Trigger | None = None) -> Reason:
+    if code in REASONS:  # one code, one meaning: a second definition is a mistake
+        raise ValueError(f"reason code {code} is defined twice")
     reason = Reason(code, status, message, trigger)
     REASONS[code] = reason
     return reason
@@ -104,6 +106,11 @@ ACCESS_TOKENS_CLAMPED = _reason(
 )
 REQUEST_INVALID_JSON = _reason("request.invalid_json", 400, "The request body is not valid JSON.")
 REQUEST_INVALID = _reason("request.invalid", 400, "The request body is invalid.")
+REQUEST_INVALID_ENCODING = _reason(
+    "request.invalid_encoding",
+    400,
+    "The request body must be JSON in UTF-8, without a byte order mark.",
+)
 REQUEST_TOO_LARGE = _reason("request.too_large", 413, "The request body is too large.")
 # Bounds on what one client may send (gateway.yaml ``server``, docs/configuration.md#server).
 REQUEST_TOO_DEEP = _reason("request.too_deep", 400, "The request body is nested too deeply.")
@@ -223,6 +230,28 @@ BOUNDARY_UNREADABLE = _reason(
     "The request contains content the gateway cannot inspect (files, audio, documents).",
     trigger="blocked",
 )
+# ``data.on_uninspectable: block``: token ids, base64 of an unknown type, a block with no text.
+BOUNDARY_UNINSPECTABLE = _reason(
+    "boundary.uninspectable",
+    403,
+    "The request contains data the gateway cannot inspect.",
+    trigger="blocked",
+)
+# A JSON document held in a string (tool-call arguments) that names a key twice: parsers
+# disagree on which copy counts, so the one inspected might not be the one the model reads.
+BOUNDARY_AMBIGUOUS_JSON = _reason(
+    "boundary.ambiguous_json",
+    400,
+    "The request holds a JSON document with a duplicate key (tool-call arguments).",
+)
+# Thinking blocks are signed by the provider: they cannot be masked, only refused.
+BOUNDARY_THINKING = _reason(
+    "boundary.thinking_refused",
+    403,
+    "The request's thinking blocks hold data this workflow may not send, and a signed block"
+    " cannot be changed.",
+    trigger="blocked",
+)
 BOUNDARY_DETECTOR = _reason(
     "boundary.detector_error", 503, "The gateway could not inspect the data in this request."
 )
@@ -241,13 +270,6 @@ RETENTION_PROVIDER_STATE = _reason(
     "retention.provider_state",
     400,
     "This workflow forbids provider storage: send the conversation history in the request.",
-)
-# Content the gateway cannot read as text (token-id arrays): refused, never sent uninspected.
-BOUNDARY_UNINSPECTABLE = _reason(
-    "boundary.uninspectable",
-    403,
-    "The request holds content the gateway cannot inspect (token ids).",
-    trigger="blocked",
 )
 LIMITS_RATE_EXCEEDED = _reason(
     "limits.rate_exceeded",

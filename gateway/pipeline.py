@@ -127,6 +127,7 @@ class Pipeline:
         return reply
 
     async def _complete(self, ctx: RequestContext, call: Call) -> Reply:
+        ctx.workflow_known = call.workflow in self._policies.current.policies
         ctx.enter(Step.AUTHENTICATE)
         response: UpstreamResponse | None = None
         review: dict[str, str] = {}  # a held answer's headers
@@ -145,6 +146,7 @@ class Pipeline:
             raw = await call.read_body()
             request = ctx.request = await read_request(call.surface, raw, self._bounds)
             request.headers = call.headers
+            ctx.model_known = self._forwarder.catalogued(request.model)
             if candidate is not None and judged is not None:  # before anything changes it
                 await judge_request(judged, candidate, request, policy)
             ctx.enter(Step.ACCESS)
@@ -193,7 +195,11 @@ class Pipeline:
             if fallback is None:
                 await self._settle(ctx)
                 return self._refuse(ctx, call.surface, exc, refused_in)
-            log.info("request %s answered by the fallback message: %s", ctx.request_id, exc)
+            log.info(
+                "request %s answered by the fallback message: %s",
+                ctx.request_id,
+                exc.reason.code + _detail(exc),
+            )
             if isinstance(fallback, bytes):
                 ctx.tokens_in = ctx.tokens_out = 0  # no model answered
                 await self._settle(ctx)
@@ -215,6 +221,7 @@ class Pipeline:
         """The models this caller may use in this workflow, in the surface's list shape; with
         ``model_id`` that one model, or 404 ``request.unknown_model`` (as for one not listed)."""
         ctx.observer = self._observer
+        ctx.workflow_known = call.workflow in self._policies.current.policies
         ctx.enter(Step.AUTHENTICATE)
         try:
             principal = ctx.principal = await self._auth.authenticate(call.headers)
@@ -297,7 +304,8 @@ class Pipeline:
         upstream = exc.reason.code.startswith("upstream.")
         outcome: Outcome = "error" if exc.status >= 500 or upstream else "deny"
         ctx.decisions.append(Decision(step, outcome, exc.reason.code))
-        log.info("request %s refused: %s", ctx.request_id, exc)
+        # The code and detail, not the message: a message may quote the client's values.
+        log.info("request %s refused: %s", ctx.request_id, exc.reason.code + _detail(exc))
         headers = {**ctx.headers(), **exc.headers}
         if exc.status >= 500:
             headers["x-should-retry"] = "false"  # the gateway already retried upstream
@@ -419,3 +427,7 @@ async def _inspect_held(
     if inspection is not None:
         held = [event async for event in inspect_stream(inspection, surface, replay(held))]
     return UpstreamResponse(response.status, response.content_type, events=replay(held))
+
+
+def _detail(exc: GatewayError) -> str:
+    return f" ({exc.detail})" if exc.detail else ""

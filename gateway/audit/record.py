@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway.audit.names import shown_name
 from gateway.context import RequestContext
 from gateway.steps import Step, decide
 
@@ -67,6 +68,8 @@ class AuditRecord:
     # A review action's record (endpoint "review": claim, decide, deliver; the subject is the
     # reviewer), or the review a request opened; None on older records (gateway/review/).
     review_action: dict[str, Any] | None = None
+    # An unknown route's path, its unconfigured segments replaced (gateway/audit/names.py).
+    path: str | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -97,7 +100,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         request_id=ctx.request_id,
         time=round(time.time() - (now - ctx.started), 6),
         endpoint=ctx.endpoint,
-        workflow=ctx.workflow[:64] if ctx.workflow else None,
+        workflow=shown_name(ctx.workflow, ctx.workflow_known),
         policy_version=policy.version if policy else None,
         mode=policy.source.mode if policy else None,
         subject=principal.subject if principal else None,
@@ -105,7 +108,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         team=principal.team if principal else None,
         key_id=principal.key_id if principal else None,
         auth_method=principal.method if principal else None,
-        model_requested=model_requested,
+        model_requested=shown_name(model_requested, ctx.model_known),
         model_used=ctx.model_used,
         fallback_used=ctx.fallback is not None
         or (ctx.model_used is not None and ctx.model_used != model_requested),
@@ -134,6 +137,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         review=ctx.review,
         candidate=_candidate(ctx),
         review_action={"action": "opened", "review_id": ctx.review_id} if ctx.review_id else None,
+        path=ctx.path,
     )
 
 

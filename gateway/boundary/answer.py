@@ -6,7 +6,9 @@ inspects and rewrites them.
 
 from __future__ import annotations
 
+from gateway import errors
 from gateway.boundary.step import Inspection
+from gateway.errors import GatewayError
 from gateway.normalized import Api
 from gateway.surfaces import Answer, surface_of
 from gateway.surfaces.base import shape_error
@@ -28,11 +30,21 @@ async def inspect_read(inspection: Inspection, answer: Answer) -> bytes:
     ]
     inspection.check_answer()
     inspection.finish_answer()
+    signed = [slot for slot in texts if slot.signed]
+    if signed and inspection.rules.source.thinking == "refuse" and not inspection.rules.shadow:
+        raise GatewayError(errors.BOUNDARY_THINKING, "This workflow does not relay thinking.")
     for slot, old, new in zip(texts, originals, rewritten, strict=True):
+        if slot.signed:  # a signed block goes back as written (tokens in it stay tokens)
+            if new != old:
+                raise GatewayError(errors.BOUNDARY_BLOCKED_OUTPUT, detail="in a thinking block")
+            continue
         new = await inspection.restore(new)
         if new != old:
             slot.replace(new)
             answer.changed = True
+    if answer.changed:  # what restates the text token by token would spell the old one
+        for holder, key in answer.restated:
+            holder[key] = None
     return answer.body()
 
 

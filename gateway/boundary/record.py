@@ -28,3 +28,4 @@ class BoundaryRecord:
     answer: dict[str, dict[str, int]] = field(default_factory=dict)
     rules: set[str] = field(default_factory=set)
     detector_error: bool = False
+    uninspectable: int = 0  # parts that could not be read as text (``on_uninspectable``)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from gateway import errors
 from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
+from gateway.boundary.batch import find_many
 from gateway.boundary.findings import Finding
 from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.record import BoundaryRecord, by_action
-from gateway.boundary.scan import find_all
 from gateway.boundary.vault import Vault
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError
@@ -22,6 +22,7 @@ from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
 from gateway.stores import StoreError
+from gateway.surfaces.total import every_leaf, nontext, prompt_order
 
 __all__ = ["Boundary", "Inspection", "counted", "detection_failed"]
 
@@ -122,7 +123,7 @@ async def _find(
     ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: Step
 ) -> list[list[Finding]] | None:
     try:
-        return await find_all(rules.detector, texts)
+        return await find_many(rules.detector, texts)
     # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
     # there, the data must not leave uninspected unless the policy says so.
     except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
@@ -160,18 +161,24 @@ class Boundary:
         if rules is None:
             return None
         record = ctx.boundary = BoundaryRecord(shadow=rules.shadow)
-        refusal = _media_refusal(request, rules)
+        if not request.complete:  # a surface that did not list its non-text: inspect it all
+            every_leaf(request, nontext())
+        refusal = _media_refusal(request, rules) or _thinking_refusal(request, rules)
         if refusal is not None and not rules.shadow:
             raise refusal
+        _uninspectable(ctx, request, rules, record)
         texts = [slot.text for slot in request.texts]
         found = await _find(ctx, rules, texts, Step.BOUNDARY)
         rewriter = Rewriter(rules.actions, policy.name, self._minter)
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
             return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
-        rewritten = [
-            rewriter.request_text(t, f) if f else t for t, f in zip(texts, found, strict=True)
-        ]
+        rewritten = list(texts)
+        hits = [i for i, f in enumerate(found) if f]
+        # Numbered as the provider reads the prompt (one text needs no order).
+        for i in prompt_order(request) if len(hits) > 1 else hits:
+            if found[i]:
+                rewritten[i] = rewriter.request_text(texts[i], found[i])
         record.request = by_action(rewriter.counts)
         record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()
@@ -194,6 +201,8 @@ class Boundary:
             )
         changed = False
         for slot, old, new in zip(request.texts, texts, rewritten, strict=True):
+            if new != old and slot.signed:
+                raise GatewayError(errors.BOUNDARY_THINKING)
             if new != old:
                 slot.replace(new)
                 changed = True
@@ -218,6 +227,32 @@ class Boundary:
 def _exact(ctx: RequestContext, policy: CompiledPolicy) -> bool:
     """``embeddings.on_pii: block``: the embeddings endpoint takes its texts as written."""
     return ctx.endpoint == "embeddings" and policy.source.embeddings.on_pii == "block"
+
+
+def _thinking_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:
+    if rules.source.thinking == "refuse" and any(slot.signed for slot in request.texts):
+        return GatewayError(errors.BOUNDARY_THINKING, "This workflow does not relay thinking.")
+    return None
+
+
+def _uninspectable(
+    ctx: RequestContext, request: NormalizedRequest, rules: BoundaryPolicy, record: BoundaryRecord
+) -> None:
+    """Refuse what cannot be read as text (``on_uninspectable: block``), or note it."""
+    if not request.uninspectable:
+        return
+    record.uninspectable = len(request.uninspectable)
+    if rules.source.on_uninspectable == "block" and not rules.shadow:
+        raise GatewayError(
+            errors.BOUNDARY_UNINSPECTABLE,
+            "The request contains data the gateway cannot inspect: "
+            + ", ".join(sorted(set(request.uninspectable)))
+            + ".",
+        )
+    code = errors.BOUNDARY_UNINSPECTABLE.code
+    if rules.shadow and rules.source.on_uninspectable == "block":
+        code = errors.BOUNDARY_WOULD_BLOCK.code
+    ctx.decisions.append(Decision(Step.BOUNDARY, "allow", code))
 
 
 def _media_refusal(request: NormalizedRequest, rules: BoundaryPolicy) -> GatewayError | None:

@@ -8,11 +8,14 @@ the event shapes it knows: anything else ends the stream (fail closed).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 
+from gateway import errors
 from gateway.boundary.findings import Finding
 from gateway.boundary.holdback import HoldBack
-from gateway.boundary.step import Inspection, detection_failed
+from gateway.boundary.step import Inspection, counted, detection_failed
+from gateway.errors import GatewayError
 from gateway.steps import Step
 from gateway.surfaces import Surface
 
@@ -86,7 +89,30 @@ class _Channels:
         return out
 
     def pending(self) -> list[int]:
-        return sorted({c[0] for c in self._open})
+        return sorted({c[0] for c in self._open if c[0] >= 0})
+
+    async def signed(self, text: str | None) -> None:
+        rules = self._inspection.rules
+        if rules.shadow:
+            return
+        if text is None:
+            if rules.source.thinking == "refuse":
+                raise GatewayError(
+                    errors.BOUNDARY_THINKING, "This workflow does not relay thinking."
+                )
+            return
+        changing = [
+            f
+            for f in self._guarded.find(text)
+            if rules.action(f.entity) in ("mask", "redact", "block")
+        ]
+        if changing:
+            entities = Counter(f.entity for f in changing)
+            raise GatewayError(
+                errors.BOUNDARY_BLOCKED_OUTPUT,
+                "The answer's thinking contained data this workflow may not return: "
+                f"{counted(entities)}.",
+            )
 
 
 async def inspect_stream(

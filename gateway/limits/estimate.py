@@ -21,8 +21,11 @@ _BASE = 16
 
 def estimate_input_tokens(request: NormalizedRequest) -> int:
     """An upper estimate of the prompt's tokens: text, tool schemas and media parts."""
-    size = sum(len(slot.text.encode()) for slot in request.texts)
+    # The texts the surface models: total inspection's other slots (keys, enum values, the
+    # tool schemas counted whole below) would count what is already counted.
+    texts = [slot for slot in request.texts if slot.kind != "field" and slot.form == "string"]
+    size = sum(len(slot.text.encode()) for slot in texts)
     tools = request.body.get("tools") or request.body.get("functions")
     if tools:
         size += len(orjson.dumps(tools))
-    return _BASE + -(-size // 3) + _PER_TEXT * len(request.texts) + _PER_MEDIA * len(request.media)
+    return _BASE + -(-size // 3) + _PER_TEXT * len(texts) + _PER_MEDIA * len(request.media)

@@ -126,6 +126,11 @@ class DataPolicy(_Strict):
     scan_output: bool = True
     images: Literal["allow", "block"] = "block"
     on_detector_error: Literal["block", "allow"] = "block"
+    # What the gateway cannot read as text (token ids, base64 of an unknown type).
+    on_uninspectable: Literal["block", "allow"] = "block"
+    # Thinking (reasoning) text: inspected (a finding in a signed block refuses, as such a
+    # block cannot be masked), or refused outright.
+    thinking: Literal["inspect", "refuse"] = "inspect"
     token_ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
 

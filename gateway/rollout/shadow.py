@@ -17,8 +17,8 @@ from typing import Any
 from gateway import errors
 from gateway.access import check_caller, check_request
 from gateway.auth.principal import Principal
+from gateway.boundary.batch import find_many
 from gateway.boundary.record import by_action
-from gateway.boundary.scan import find_all
 from gateway.boundary.step import _media_refusal
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -118,7 +118,7 @@ async def judge_request(
         verdict.pending = candidate
         return
     try:
-        found = await find_all(rules.detector, [slot.text for slot in request.texts])
+        found = await find_many(rules.detector, [slot.text for slot in request.texts])
     # The candidate's detector failing says something about the candidate, never about
     # whether live traffic may pass.
     except Exception:  # noqa: BLE001

@@ -25,6 +25,7 @@ __all__ = [
     "StreamReader",
     "Surface",
     "broken_stream",
+    "clean_event",
     "event_parts",
     "frame",
     "json_event",
@@ -65,6 +66,7 @@ class Answer:
         "changed",
         "data",
         "raw",
+        "restated",
         "tokens_in",
         "tokens_out",
     )
@@ -80,6 +82,9 @@ class Answer:
         self._texts: list[TextSlot] = []
         self._owners: list[JsonText] = []
         self._unreadable: str | None = None
+        # Fields that restate the text token by token (OpenAI logprobs): dropped when the
+        # boundary changed the text, so they never spell what was masked.
+        self.restated: list[tuple[dict[str, Any], str]] = []
 
     def _walked(self) -> None:
         walk, self._walk = self._walk, None
@@ -148,6 +153,12 @@ class Channels(Protocol):
     def finish(self, index: int) -> Awaitable[list[tuple[tuple[int, str, int], str]]]: ...
 
     def pending(self) -> list[int]: ...
+
+    def signed(self, text: str | None) -> Awaitable[None]:
+        """Thinking, which a signature protects and nobody may change: raises GatewayError
+        under ``data.thinking: refuse`` (``text`` None: a thinking block starts) or when
+        ``text`` holds a finding the policy would change."""
+        ...
 
 
 class Surface(Protocol):
@@ -239,6 +250,15 @@ def event_parts(event: bytes) -> tuple[str | None, bytes | None]:
         elif line.startswith(b"data:"):
             data.append(line[5:].removeprefix(b" "))
     return name, b"\n".join(data) if data else None
+
+
+def clean_event(event: bytes) -> bytes | None:
+    """An SSE event with only its ``event:`` and ``data:`` lines: comments, ``id:`` and
+    ``retry:`` lines are not relayed (they carry text nobody inspects). None: no data."""
+    lines = [line for line in event.split(b"\n") if line.startswith((b"event:", b"data:"))]
+    if not any(line.startswith(b"data:") for line in lines):
+        return None
+    return b"\n".join(lines) + b"\n\n"
 
 
 def broken_stream(detail: str) -> GatewayError:

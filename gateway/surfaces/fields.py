@@ -13,13 +13,26 @@ __all__ = ["invalid", "optional_int", "parse_object", "require_list", "require_s
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
+    """The body as one JSON object. A byte order mark or bytes that are not UTF-8 are
+    refused as such (never decoded by guess: another parser could read other text); a key
+    named twice keeps its last value, the one inspected and the one forwarded."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if raw.startswith(b"\xef\xbb\xbf") or not _utf8(raw):
+            raise GatewayError(errors.REQUEST_INVALID_ENCODING, detail=str(exc)) from None
         raise GatewayError(errors.REQUEST_INVALID_JSON, detail=str(exc)) from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
     return body
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def invalid(message: str) -> GatewayError:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Any, Literal
 
 import orjson
 
+from gateway import errors
+from gateway.errors import GatewayError
 from gateway.normalized import JsonText, SlotKind, TextSlot, json_leaves
 from gateway.surfaces.fields import invalid
 
@@ -44,8 +48,15 @@ def json_string(
     kind: SlotKind,
     texts: list[TextSlot],
     owners: list[JsonText],
+    duplicates: Literal["refuse", "normalize"] = "refuse",
 ) -> None:
-    """Slots for a string holding JSON: its string leaves, or the whole string if not JSON."""
+    """Slots for a string holding JSON: its strings, keys and numbers, or the whole string
+    if it is not a JSON document.
+
+    A document with a key twice reads differently to different parsers (ours keeps the last
+    copy): a request's is refused (``boundary.ambiguous_json``); an answer's goes on as it
+    was inspected, written again from the parsed value (``duplicates="normalize"``).
+    """
     raw = holder.get(key)
     if not isinstance(raw, str):
         return
@@ -57,6 +68,10 @@ def json_string(
         value = None  # deeper than the encoder writes: inspected as one text instead
     if isinstance(value, dict | list):
         owner = JsonText(holder, key, value)
+        if _has_duplicates(raw):
+            if duplicates == "refuse":
+                raise GatewayError(errors.BOUNDARY_AMBIGUOUS_JSON)
+            owner.changed = True
         owners.append(owner)
         json_leaves(value, role, kind, texts, owner)
     else:
@@ -73,3 +88,29 @@ def _writable(raw: str, value: dict[str, Any] | list[Any]) -> bool:
     except orjson.JSONEncodeError:
         return False
     return True
+
+
+_KEY = re.compile(r'"\s*:')
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate
+    return out
+
+
+def _has_duplicates(raw: str) -> bool:
+    """Whether an object in ``raw`` (valid JSON) names a key twice. Only documents with
+    more than one key can; the common one-argument call skips the second parse."""
+    if len(_KEY.findall(raw, 0, 4096)) < 2 and len(raw) < 4096:
+        return False
+    try:
+        json.loads(raw, object_pairs_hook=_unique)
+    except (_Duplicate, RecursionError):  # too deep to check is as ambiguous as a duplicate
+        return True
+    return False

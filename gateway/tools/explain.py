@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gateway.boundary.actions import TOKEN_PATTERN
+from gateway.boundary.batch import find_many
 from gateway.boundary.findings import Finding
 from gateway.boundary.policy import BoundaryPolicy
-from gateway.boundary.scan import find_all
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import REASONS, GatewayError
@@ -210,7 +210,7 @@ async def _findings(
         texts = [slot.text for slot in surface.parse(request_body(request, policy)).texts]
     except GatewayError:
         return []
-    found = await find_all(data.detector, texts)
+    found = await find_many(data.detector, texts)
     return [
         EntityFinding(
             i, f.start, f.end, f.entity, f.rule, round(f.score, 2), data.action(f.entity),
@@ -226,7 +226,7 @@ async def _masked(data: BoundaryPolicy | None, text: str) -> str:
     (the gateway's own tokens and placeholders are kept: they are what left)."""
     if data is None or not text:
         return text
-    [found] = await find_all(data.detector, [text])
+    [found] = await find_many(data.detector, [text])
     tokens = [(m.start(), m.end()) for m in TOKEN_PATTERN.finditer(text)]
     out, at = [], 0
     for f in sorted(found, key=lambda f: f.start):

@@ -286,6 +286,10 @@ def openai_request(body: dict[str, Any]) -> dict[str, Any]:
         _check_keys(message, {"role", "content"}, f"messages[{i}].", _O)
         if message["role"] == "user":
             messages += _openai_user(message["content"], f"messages[{i}].content")
+        elif message["role"] == "system":  # mid-conversation (Claude Code sends these)
+            content, where = message["content"], f"messages[{i}].content"
+            text = content if isinstance(content, str) else _openai_text(content, where, False)
+            messages.append({"role": "system", "content": text})
         else:
             messages.append(_openai_assistant(message["content"], f"messages[{i}].content"))
     out: dict[str, Any] = {

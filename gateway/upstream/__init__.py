@@ -35,6 +35,8 @@ def build_providers(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, 
         else:
             assert p.base_url is not None
             providers[name] = Translating(
-                AnthropicProvider(name, p.base_url, key, p.max_connections, config.upstream)
+                AnthropicProvider(
+                    name, p.base_url, key, p.max_connections, config.upstream, p.betas
+                )
             )
     return providers

@@ -26,8 +26,10 @@ class AnthropicProvider:
         api_key: str | None,
         max_connections: int,
         bounds: UpstreamConfig | None = None,
+        betas: list[str] | None = None,
     ) -> None:
         self.name = name
+        self._betas = None if betas is None else frozenset(betas)
         self._api_key = api_key
         headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
@@ -44,16 +46,24 @@ class AnthropicProvider:
             raise UpstreamFailure("config", f"provider '{self.name}' has no API key set")
         body = orjson.dumps({**request.body, "model": upstream_model})
         return await self._http.post(
-            _PATHS[request.api], body, request.stream, timeouts, _version_headers(request.headers)
+            _PATHS[request.api],
+            body,
+            request.stream,
+            timeouts,
+            _version_headers(request.headers, self._betas),
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-def _version_headers(client: Mapping[str, str]) -> dict[str, str]:
-    """The API version and beta flags the client's SDK asked for: they change the wire format."""
+def _version_headers(client: Mapping[str, str], allowed: frozenset[str] | None) -> dict[str, str]:
+    """The API version and beta flags the client's SDK asked for: they change the wire format.
+    With a provider's ``betas`` list, a flag not on it is dropped (that upstream rejects it)."""
     headers = {"anthropic-version": client.get("anthropic-version", _VERSION)}
-    if "anthropic-beta" in client:
-        headers["anthropic-beta"] = client["anthropic-beta"]
+    betas = [b.strip() for b in client.get("anthropic-beta", "").split(",") if b.strip()]
+    if allowed is not None:
+        betas = [b for b in betas if b in allowed]
+    if betas:
+        headers["anthropic-beta"] = ",".join(betas)
     return headers

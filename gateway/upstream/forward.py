@@ -52,6 +52,10 @@ class Forwarder:
         if self._breaker is not None:
             await self._breaker.aclose()
 
+    def catalogued(self, model: str) -> bool:
+        """Whether ``model`` is a name in the gateway's catalogue."""
+        return model in self._models
+
     def provider_of(self, model: str) -> Provider:
         return self._providers[self._models[model].provider]
 

@@ -62,3 +62,19 @@ async def test_block_is_refused_without_the_value() -> None:
         await _inspect("enforce", "card 4111 1111 1111 1111")
     assert caught.value.reason.code == "boundary.blocked_entity"
     assert "4111" not in caught.value.message
+
+
+async def test_a_surface_that_skipped_the_total_walk_is_inspected_whole() -> None:
+    """Fail closed: a request whose surface never called ``every_leaf`` is walked whole by
+    the boundary step, with nothing listed as non-text."""
+    from gateway.normalized import NormalizedRequest
+
+    body = {"model": "m", "input": {"note": "card 4111 1111 1111 1111"}}
+    request = NormalizedRequest("future_api", body, "m", False, None)
+    ctx = RequestContext("chat", "w")
+    with pytest.raises(GatewayError) as caught:
+        await Boundary(MemoryVault(), TokenMinter(b"k" * 32)).inspect(
+            ctx, request, _policy("enforce")
+        )
+    assert caught.value.reason.code == "boundary.blocked_entity"
+    assert request.complete

@@ -77,6 +77,8 @@ def test_openai_answer_read_once() -> None:
     assert [(c.text, c.logprobs) for c in answer.choices] == [("hello", [-0.5, -1.5])]
     assert sorted((s.kind, s.text) for s in answer.texts) == [
         ("content", "hello"),
+        ("field", "f"),  # the tool's name: text the model wrote
+        ("tool_arguments", "a"),  # a key is text too (after its value)
         ("tool_arguments", "x"),
     ]
     next(s for s in answer.texts if s.kind == "tool_arguments").replace("y")

@@ -415,3 +415,25 @@ def test_malformed_parts_the_surface_did_not_read_are_invalid_not_a_crash() -> N
     with pytest.raises(GatewayError) as caught:
         translate_request(parsed)
     assert caught.value.reason.code == "request.invalid"
+
+
+def test_a_mid_conversation_system_message_stays_a_system_message() -> None:
+    """Claude Code sends ``{"role": "system"}`` inside ``messages``; served by OpenAI it is
+    a system message there too, never an assistant turn."""
+    from gateway.translate.request import openai_request
+
+    for content in ("be brief", [{"type": "text", "text": "be brief"}]):
+        body = {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": content},
+                {"role": "user", "content": "go"},
+            ],
+        }
+        assert openai_request(body)["messages"] == [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "go"},
+        ]

@@ -16,11 +16,24 @@ from gateway.surfaces.base import (
     json_event,
     note_usage,
 )
+from gateway.surfaces.total import NonText, answer_leaves, nontext
 
 __all__ = ["SIGNED", "Reader", "answer_body", "answer_events", "read_answer"]
 
 # Blocks a signature protects, relayed as the model wrote them.
 SIGNED = frozenset({"thinking", "redacted_thinking"})
+_META = "the provider's bookkeeping: ids, names, constants and counts"
+# What a message carries that is not text the model wrote; everything else (tool names,
+# citations, fields nobody models) is inspected. Thinking is inspected, never changed.
+ANSWER_NONTEXT = nontext(
+    *(
+        NonText(path, _META)
+        for path in ("id", "type", "role", "model", "stop_reason", "usage", "content.*.type")
+    ),
+    NonText("content.*[type=tool_use].id", "an id the provider issued"),
+    NonText("content.*[type=thinking].signature", "the provider's signature of the block"),
+    NonText("content.*[type=redacted_thinking]", "encrypted by the provider, opaque to all"),
+)
 
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
@@ -54,9 +67,13 @@ def _walk(answer: Answer) -> None:
             answer.texts.append(TextSlot("assistant", block, "text"))
         elif kind == "tool_use" and isinstance(block.get("input"), dict):
             json_leaves(block["input"], "assistant", "tool_arguments", answer.texts)
-        elif kind not in SIGNED:
+        elif kind == "thinking" and isinstance(block.get("thinking"), str):
+            answer.texts.append(TextSlot("assistant", block, "thinking", signed=True))
+        elif kind != "redacted_thinking":
             answer.unreadable = f"content block {str(kind)[:32]}"
     answer.choices.append(Choice("".join(texts) if texts else None))
+    if answer.unreadable is None:
+        answer_leaves(answer, ANSWER_NONTEXT)
 
 
 class Reader:

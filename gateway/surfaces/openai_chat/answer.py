@@ -17,11 +17,36 @@ from gateway.surfaces.base import (
     note_usage,
 )
 from gateway.surfaces.slots import json_string
+from gateway.surfaces.total import NonText, answer_leaves, nontext
 
 __all__ = ["Reader", "answer_body", "answer_events", "read_answer"]
 
 # Message fields that carry text (some compatible servers send their reasoning).
 _TEXTS = ("content", "refusal", "reasoning_content", "reasoning")
+_META = "the provider's bookkeeping: ids, names, constants and counts"
+# What an answer carries that is not text the model wrote; everything else (annotations,
+# tool names, fields nobody models) is inspected. Logprobs restate the content token by
+# token: they go when the boundary changed the text (``Answer.restated``).
+ANSWER_NONTEXT = nontext(
+    *(
+        NonText(path, _META)
+        for path in (
+            "id",
+            "object",
+            "created",
+            "model",
+            "system_fingerprint",
+            "service_tier",
+            "usage",
+            "choices.*.index",
+            "choices.*.finish_reason",
+            "choices.*.message.role",
+            "choices.*.message.tool_calls.*.id",
+            "choices.*.message.tool_calls.*.type",
+        )
+    ),
+    NonText("choices.*.logprobs", "restates the content; dropped when the content changed"),
+)
 
 
 def _logprobs(choice: dict[str, Any]) -> list[float]:
@@ -70,12 +95,16 @@ def _walk(answer: Answer, strip: bool = False) -> None:
         if strip and choice.get("logprobs") is not None:
             choice["logprobs"] = None
             answer.changed = True
+        elif choice.get("logprobs") is not None:
+            answer.restated.append((choice, "logprobs"))
         if not isinstance(message, dict):
             answer.unreadable = "a choice without a message"
         elif message.get("audio") is not None:  # a transcript cannot be changed with its audio
             answer.unreadable = "an audio answer"
         elif answer.unreadable is None:
             _slots(message, answer)
+    if answer.unreadable is None:
+        answer_leaves(answer, ANSWER_NONTEXT)
 
 
 def _slots(message: dict[str, Any], answer: Answer) -> None:
@@ -88,7 +117,13 @@ def _slots(message: dict[str, Any], answer: Answer) -> None:
     for function in functions:
         if isinstance(function, dict):
             json_string(
-                function, "arguments", "assistant", "tool_arguments", answer.texts, answer.owners
+                function,
+                "arguments",
+                "assistant",
+                "tool_arguments",
+                answer.texts,
+                answer.owners,
+                duplicates="normalize",
             )
 
 

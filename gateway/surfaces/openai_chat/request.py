@@ -15,9 +15,11 @@ from gateway.surfaces.fields import (
     require_str,
 )
 from gateway.surfaces.slots import json_string, tool_slots
+from gateway.surfaces.total import NonText, every_leaf, nontext, unknown_block
 
 __all__ = [
     "API",
+    "NONTEXT",
     "ask_logprobs",
     "ask_no_store",
     "ask_usage_in_stream",
@@ -37,6 +39,48 @@ _KINDS: dict[str, SlotKind] = {
     "tool": "tool_result",
     "function": "tool_result",
 }
+_ROUTING = "the gateway reads it to route; the upstream's own name replaces it"
+_KNOB = "a sampling or output knob: a number or a constant, no text for the model"
+_ID = "an id the provider issued, which pairs a call with its result"
+# Everything in a chat request that is not text sent to a model; every other string, key
+# and number is inspected (``every_leaf``). docs/data-boundary.md lists these with reasons.
+NONTEXT = nontext(
+    NonText("model", _ROUTING),
+    NonText("messages.*.role", "the message's role: a constant the gateway checks"),
+    NonText("messages.*.content.*.type", "the part's type: a constant the gateway checks"),
+    NonText("messages.*.tool_calls.*.id", _ID),
+    NonText("messages.*.tool_calls.*.type", "a constant ('function')"),
+    NonText("messages.*.tool_call_id", _ID),
+    NonText("messages.*.content.*[type=image_url].image_url.detail", _KNOB),
+    NonText("messages.*.content.*[type=input_audio].input_audio", "audio: refused as unreadable"),
+    NonText("messages.*.content.*[type=file].file", "a file: refused as unreadable"),
+    NonText("tools.*.type", "a constant ('function')"),
+    *(
+        NonText(knob, _KNOB)
+        for knob in (
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "n",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "logprobs",
+            "top_logprobs",
+            "stream",
+            "stream_options",
+            "parallel_tool_calls",
+            "store",
+            "service_tier",
+            "reasoning_effort",
+            "verbosity",
+            "modalities",
+            "logit_bias.*",
+            "response_format.type",
+        )
+    ),
+)
 # The output ceiling: either field is taken (the newer one is written when neither is set).
 _CEILINGS = ("max_completion_tokens", "max_tokens")
 
@@ -54,8 +98,10 @@ def _content(message: dict[str, Any], i: int, kind: SlotKind, request: Normalize
                 if not isinstance(part.get(ptype), str):
                     raise invalid(f"'messages[{i}].content[{j}].{ptype}' must be a string")
                 request.texts.append(TextSlot(role, part, ptype, kind))
-            else:
-                request.media.append(_MEDIA.get(ptype, f"unknown part '{ptype[:32]}'"))
+            elif ptype in _MEDIA:
+                request.media.append(_MEDIA[ptype])
+            else:  # a part type this gateway does not know: its strings are inspected
+                unknown_block(request, part, f"messages[{i}].content[{j}]")
     elif content is not None:
         raise invalid(f"'messages[{i}].content' must be a string or an array of parts")
 
@@ -113,6 +159,7 @@ def parse(raw: bytes) -> NormalizedRequest:
             if not isinstance(function, dict):
                 raise invalid(f"'{key}[{j}]' must be an object")
             tool_slots(function, "parameters", f"{key}[{j}]", request.texts)
+    every_leaf(request, NONTEXT)
     return request
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from gateway.surfaces.base import Channels, frame, shape_error, text_event
+from gateway.surfaces.base import Channels, clean_event, frame, shape_error, text_event
+from gateway.surfaces.total import NonText, inspect_leaves, nontext
 
 __all__ = ["rewrite_stream"]
 
@@ -16,29 +17,56 @@ Channel = tuple[int, str, int]
 
 # Delta fields that carry text (some compatible servers stream their reasoning).
 _TEXT = frozenset({"content", "refusal", "reasoning_content", "reasoning"})
+_META = "the provider's bookkeeping: ids, names, constants and counts"
+# A chunk's fields besides its deltas: what is not listed (an error's message, a field
+# nobody models) is inspected whole.
+_CHUNK = nontext(
+    *(
+        NonText(path, _META)
+        for path in ("id", "object", "created", "model", "system_fingerprint", "service_tier")
+    ),
+    NonText("choices", "each choice is read below"),
+    NonText("obfuscation", "random padding the provider adds against length side channels"),
+    NonText("usage", "token counts"),
+    NonText("error.type", _META),
+    NonText("error.code", _META),
+)
+_CHOICE = nontext(
+    NonText("index", _META),
+    NonText("finish_reason", _META),
+    NonText("delta", "read channel by channel"),
+    NonText("logprobs", "restates the text: removed (it cannot be held back with the text)"),
+)
+_CALL = nontext(
+    NonText("index", _META),
+    NonText("id", "an id the provider issued"),
+    NonText("type", _META),
+    NonText("function.arguments", "a channel of its own"),
+)
 
 
 async def rewrite_stream(channels: Channels, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     template: dict[str, Any] = {}
     async for event in events:
-        _, data = text_event(event)
-        if data is None:
-            yield event
+        if clean_event(event) is None:  # comments, ids, retry hints: not relayed
             continue
+        _, data = text_event(event)
+        assert data is not None
         if data.strip() == "[DONE]":
             for index in channels.pending():  # a stream that never said finish_reason
                 yield frame(None, await _flush(channels, index, template, {}))
-            yield event
+            yield b"data: [DONE]\n\n"
             continue
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise shape_error("a data line that is not JSON") from None
-        if not isinstance(chunk, dict) or "error" in chunk:
-            if isinstance(chunk, dict):
-                yield event
-                continue
+        if not isinstance(chunk, dict):
             raise shape_error("a chunk that is not an object")
+        await inspect_leaves(channels, chunk, _CHUNK)
+        if "error" in chunk:
+            yield frame(None, chunk)
+            continue
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             raise shape_error("a chunk without choices")
@@ -46,6 +74,9 @@ async def rewrite_stream(channels: Channels, events: AsyncIterator[bytes]) -> As
         for choice in choices:
             if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
                 raise shape_error("a choice without a delta")
+            await inspect_leaves(channels, choice, _CHOICE)
+            if choice.get("logprobs") is not None:  # would spell held-back or masked text
+                choice["logprobs"] = None
             index = choice.get("index", 0)
             delta = choice["delta"]
             for key, value in list(delta.items()):
@@ -57,6 +88,7 @@ async def rewrite_stream(channels: Channels, events: AsyncIterator[bytes]) -> As
                     for call in value:
                         if not isinstance(call, dict):
                             raise shape_error("a tool call that is not an object")
+                        await inspect_leaves(channels, call, _CALL)  # the tool's name
                         await _feed_function(channels, (index, "tool", call.get("index", 0)), call)
                 elif key == "function_call":  # the deprecated single-call form
                     await _feed_function(channels, (index, "function", 0), delta)

@@ -63,6 +63,12 @@ POLICIES = {
     "images_ok": _policy("images_ok", {"entities": {"EMAIL_ADDRESS": "mask"}, "images": "allow"}),
     "tokens_a": _policy("tokens_a", {"entities": {"EMAIL_ADDRESS": "tokenize"}}),
     "tokens_b": _policy("tokens_b", {"entities": {"EMAIL_ADDRESS": "tokenize"}}),
+    "opaque_ok": _policy(
+        "opaque_ok", {"entities": {"EMAIL_ADDRESS": "mask"}, "on_uninspectable": "allow"}
+    ),
+    "no_thinking": _policy(
+        "no_thinking", {"entities": {"EMAIL_ADDRESS": "mask"}, "thinking": "refuse"}
+    ),
     "ner_block": _policy("ner_block", {"entities": {"PERSON": "mask"}}),
     "ner_allow": _policy(
         "ner_allow", {"entities": {"PERSON": "mask"}, "on_detector_error": "allow"}

@@ -1,0 +1,70 @@
+"""Many short texts scanned as one: total inspection makes a slot of every key, enum value
+and title of a tool schema, and a detector call costs about 25 µs however short its text.
+
+Short texts (at most ``SHORT`` characters) are deduplicated and joined with a separator
+longer than any rule's context window (rules.py reads 48 characters before a match and 24
+after) and made only of blanks, so no context word, look-behind or neighbouring digit reaches
+from one text into the next: each text's findings are those it has alone. A finding that
+spans a separator (a blank-tolerant pattern) sends every text it touches back to a scan of
+its own. Only detectors whose findings are local (``PatternDetector.chunkable``, the same
+condition windowed scanning relies on) are batched; others scan text by text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from gateway.boundary.detector import PatternDetector
+from gateway.boundary.findings import Detector, Finding
+from gateway.boundary.scan import find_all
+
+__all__ = ["SEPARATOR", "SHORT", "find_many"]
+
+SHORT = 512
+SEPARATOR = "\n" + " " * 62 + "\n"  # 64 characters: past any context window
+_BATCH = 4 * 1024  # about a millisecond of scanning: the loop is yielded between batches
+
+
+async def find_many(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
+    """``detector.find`` for each text, in order (the same findings), fewer calls."""
+    if not (isinstance(detector, PatternDetector) and detector.chunkable) or len(texts) < 2:
+        return await find_all(detector, texts)
+    unique = list(dict.fromkeys(texts))
+    short = [t for t in unique if len(t) <= SHORT]
+    long = [t for t in unique if len(t) > SHORT]
+    found = dict(zip(long, await find_all(detector, long), strict=True))
+    batch: list[str] = []
+    size = 0
+    for text in short:
+        if batch and size + len(text) > _BATCH:
+            found.update(_scan(detector, batch))
+            await asyncio.sleep(0)
+            batch, size = [], 0
+        batch.append(text)
+        size += len(text) + len(SEPARATOR)
+    if batch:
+        found.update(_scan(detector, batch))
+    return [found[t] for t in texts]
+
+
+def _scan(detector: Detector, batch: list[str]) -> dict[str, list[Finding]]:
+    if len(batch) == 1:
+        return {batch[0]: detector.find(batch[0])}
+    starts = []
+    at = 0
+    for text in batch:
+        starts.append(at)
+        at += len(text) + len(SEPARATOR)
+    per: list[list[Finding]] = [[] for _ in batch]
+    alone: set[int] = set()
+    for f in detector.find(SEPARATOR.join(batch)):
+        i = bisect_right(starts, f.start) - 1
+        if f.end > starts[i] + len(batch[i]):  # across a separator: scan the texts it spans
+            alone.update(range(i, bisect_right(starts, f.end - 1)))
+            continue
+        per[i].append(Finding(f.start - starts[i], f.end - starts[i], f.entity, f.score, f.rule))
+    for i in alone:
+        per[i] = detector.find(batch[i])
+    return dict(zip(batch, per, strict=True))
