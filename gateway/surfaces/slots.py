@@ -64,14 +64,14 @@ def json_string(
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = None
+    ambiguous = isinstance(value, dict | list) and _has_duplicates(raw)
+    if ambiguous and duplicates == "refuse":
+        raise GatewayError(errors.BOUNDARY_AMBIGUOUS_JSON)
     if isinstance(value, dict | list) and not _writable(raw, value):
         value = None  # deeper than the encoder writes: inspected as one text instead
     if isinstance(value, dict | list):
         owner = JsonText(holder, key, value)
-        if _has_duplicates(raw):
-            if duplicates == "refuse":
-                raise GatewayError(errors.BOUNDARY_AMBIGUOUS_JSON)
-            owner.changed = True
+        owner.changed = ambiguous  # normalized: written again from the value inspected
         owners.append(owner)
         json_leaves(value, role, kind, texts, owner)
     else:

@@ -35,8 +35,23 @@ def _messages(model: str) -> Body:
     return body, [body, message, block, tool["input_schema"]["properties"]]
 
 
+def _responses(model: str) -> Body:
+    tool = {"type": "function", "name": "lookup", "parameters": _schema()}
+    item = {"role": "user", "content": [{"type": "input_text", "text": "hello"}]}
+    body = {"model": model, "input": [item], "tools": [tool], "metadata": {}}
+    return body, [body, item, body["metadata"], tool["parameters"]["properties"]]
+
+
+def _embeddings(model: str) -> Body:
+    body = {"model": model, "input": ["hello"]}
+    return body, [body]
+
+
 # By surface ``api``: a builder taking the model name, or None for a route with no body.
 BODIES: dict[str, Callable[[str], Body] | None] = {
     "openai_chat": _chat,
     "anthropic_messages": _messages,
+    "openai_responses": _responses,
+    "openai_embeddings": _embeddings,
+    "anthropic_count_tokens": _messages,
 }

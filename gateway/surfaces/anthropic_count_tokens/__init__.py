@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces import anthropic_messages
@@ -27,7 +28,10 @@ def parse(raw: bytes) -> NormalizedRequest:
     body = parse_object(raw)
     lent = "max_tokens" not in body
     if lent:
-        raw = orjson.dumps({**body, "max_tokens": 1})
+        try:
+            raw = orjson.dumps({**body, "max_tokens": 1})
+        except orjson.JSONEncodeError as exc:  # nested deeper than the encoder writes
+            raise GatewayError(errors.REQUEST_TOO_DEEP) from exc
     request = messages.parse(raw)
     if lent:
         del request.body["max_tokens"]

@@ -146,7 +146,8 @@ def parse(raw: bytes) -> NormalizedRequest:
     if body.get("system") is not None:
         _blocks("system", body, "system", "system", "system", request)
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or role not in _ROLES:
             raise invalid(
                 f"'messages[{i}]' must be an object with role 'user', 'assistant' or 'system'"
             )

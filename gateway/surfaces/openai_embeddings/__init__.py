@@ -19,6 +19,7 @@ from gateway.surfaces import openai_chat
 from gateway.surfaces.base import Answer, Channels, note_usage, shape_error
 from gateway.surfaces.fields import invalid, parse_object, require_str
 from gateway.surfaces.openai_chat.answer import Reader
+from gateway.surfaces.total import NonText, every_leaf, nontext
 
 __all__ = ["API", "SURFACE", "embeddings_body"]
 
@@ -26,6 +27,7 @@ API = "openai_embeddings"
 UNKNOWN = "unknown"
 # Not text sent to a model: the model id and the output knobs.
 _NOT_TEXT = frozenset({"model", "encoding_format", "dimensions"})
+NONTEXT = nontext(*(NonText(name, "a routing name or a knob") for name in _NOT_TEXT))
 
 
 def _tokens(value: Any) -> bool:
@@ -63,6 +65,7 @@ def parse(raw: bytes) -> NormalizedRequest:
             request.texts.append(TextSlot(UNKNOWN, body, key, "content"))
         elif isinstance(value, dict | list):
             json_leaves(value, UNKNOWN, "content", request.texts)
+    every_leaf(request, NONTEXT)  # keys, numbers and whatever the loop above did not name
     return request
 
 

@@ -17,6 +17,7 @@ from gateway.surfaces.fields import (
     require_str,
 )
 from gateway.surfaces.slots import json_string, tool_slots
+from gateway.surfaces.total import NonText, every_leaf, nontext
 
 __all__ = [
     "API",
@@ -42,6 +43,23 @@ _NOT_TEXT = frozenset(
         "conversation", "prompt_cache_key", "stream_options",
     }
 )  # fmt: skip
+# The same, as total inspection's list (surfaces/total.py), with the constants and ids inside
+# the items: what is not listed here and no slot names is inspected (numbers and keys too).
+NONTEXT = nontext(
+    *(NonText(name, "a routing name, knob, or id the provider issued") for name in _NOT_TEXT),
+    NonText("input.*.role", "the item's role: a constant the gateway checks"),
+    NonText("input.*.type", "the item's type: a constant the gateway checks"),
+    NonText("input.*.status", "a constant the provider set"),
+    NonText("input.*.id", "an id the provider issued"),
+    NonText("input.*.call_id", "an id the provider issued, which pairs a call with its output"),
+    NonText("input.*.content.*.type", "the part's type: a constant"),
+    NonText("input.*[type=reasoning].encrypted_content", "reasoning only the provider can read"),
+    NonText("tools.*.type", "the tool's type: a constant"),
+    NonText("tools.*.strict", "a knob"),
+    NonText("text.format.type", "a constant"),
+    NonText("text.format.strict", "a knob"),
+    NonText("text.verbosity", "a knob"),
+)
 # Fields read below as text slots.
 _TEXT = frozenset({"input", "instructions", "tools", "text"})
 # Content parts that carry no text the gateway can read, by the name the data policy knows.
@@ -149,6 +167,7 @@ def parse(raw: bytes) -> NormalizedRequest:
             request.texts.append(TextSlot(UNKNOWN, body, key, "content"))
         elif isinstance(value, dict | list):
             json_leaves(value, UNKNOWN, "content", request.texts)
+    every_leaf(request, NONTEXT)  # keys, numbers and whatever the walks above did not name
     return request
 
 
