@@ -374,6 +374,8 @@ class FakeUpstream:
             return _json(
                 {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
             )
+        if post and path.endswith("/v1/messages/count_tokens"):  # Anthropic's count
+            return _json({"input_tokens": 3 * len(body.get("messages") or ())})
         if not post or not path.endswith(("/v1/chat/completions", "/v1/messages")):
             return _json(_Exchange(False, body).error(404), 404)
         ex = _Exchange(path.endswith("/v1/messages"), body)

@@ -55,7 +55,11 @@ GUARDED = {
 
 POLICIES = {
     **{
-        f"act_{action}": _policy(f"act_{action}", {"entities": dict.fromkeys(MAIN, action)})
+        f"act_{action}": _policy(
+            f"act_{action}",
+            {"entities": dict.fromkeys(MAIN, action)},
+            access={"roles": ["analyst"], "models": [*MODELS, "embed-test"]},  # every endpoint
+        )
         for action in ("mask", "redact", "tokenize", "block")
     },
     "guarded": _policy("guarded", GUARDED),
@@ -91,6 +95,8 @@ def guarded(
 ) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("boundary-gateway")
     config = {**gateway_config(upstream), "nlp": {"engine": "spacy", "model": str(broken_ner)}}
+    embed = {"provider": "openai", "upstream_model": "embed-up", "endpoints": ["embeddings"]}
+    config["models"] = {**config["models"], "embed-test": embed}  # type: ignore[dict-item]
     path = write_yaml(root / "gateway.yaml", config)
     for name, policy in POLICIES.items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)

@@ -18,7 +18,12 @@ from tests.fakes.upstream import FakeUpstream
 from tests.support.bodies import BODIES
 
 CARD = "4111 1111 1111 1111"
-MODEL = {"openai_chat": "gpt-test", "anthropic_messages": "claude-test"}
+MODEL = {
+    "openai_chat": "gpt-test",
+    "anthropic_messages": "claude-test",
+    "anthropic_count_tokens": "claude-test",
+    "openai_embeddings": "embed-test",
+}
 
 
 def _post(
