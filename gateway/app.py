@@ -43,6 +43,7 @@ from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
+from gateway.observe.service import Observe, build_observe
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
@@ -70,14 +71,16 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
+    observe = build_observe(config, registry, authenticator, environ)
     store = open_store(config, environ) if config.audit.enabled else None
-    writer = _writer(config, store) if store is not None else None
+    writer = _writer(config, store, observe) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None)
     pipeline = build_pipeline(
-        config, environ, registry, authenticator, providers, trail, limits, redis
+        config, environ, registry, authenticator, providers, trail, limits, redis, observe
     )
+    observe.watch(writer=writer)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -89,6 +92,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             await writer.start()  # replays a spool left by the last run first
         purging = _purging(config, store, registry)
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
+        await observe.start()
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -97,6 +101,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             yield
         finally:
             watching.cancel()
+            await observe.stop()
             if purging is not None:
                 purging.cancel()
             await authenticator.aclose()
@@ -107,7 +112,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
                 await writer.close()
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
-        ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))
+        ctx = request.state.ctx = _begin(request, surface.endpoint)
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.complete(ctx, call))
 
@@ -123,7 +128,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     @get(["/v1/models", "/w/{workflow:str}/v1/models"])
     async def models(request: HttpRequest) -> Response[Any]:
         surface = _surface_for(request)
-        ctx = request.state.ctx = RequestContext("models", _workflow(request))
+        ctx = request.state.ctx = _begin(request, "models")
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.models(ctx, call))
 
@@ -135,10 +140,15 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     async def readyz() -> dict[str, object]:
         return {"status": "ready", **readiness(registry)}
 
+    def _begin(request: HttpRequest, endpoint: str, workflow: str | None = "") -> RequestContext:
+        """The context of a request that reached a handler (or the error handler)."""
+        ctx = RequestContext(endpoint, _workflow(request) if workflow == "" else workflow)
+        return observe.begin(ctx, request.method, _route(request))
+
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
         surface = _surface_for(request)
-        ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
+        ctx = getattr(request.state, "ctx", None) or _begin(request, "unknown", None)
         request.state.ctx = ctx  # so the audit hook records it
         if isinstance(exc, GatewayError):  # raised by a guard (the admin routes)
             err = exc
@@ -187,6 +197,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
             models,
             healthz,
             readyz,
+            *observe.routes,
             admin_router(
                 authenticator,
                 config.auth.admin_role,
@@ -215,6 +226,7 @@ def build_pipeline(
     trail: AuditTrail,
     limits: Limits | None = None,
     redis: SharedRedis | None = None,
+    observe: Observe | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
@@ -223,10 +235,16 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
-    return Pipeline(authenticator, registry, forwarder, boundary, trail=trail, limits=limits)
+    observer = None
+    if observe is not None:
+        observe.watch(breaker=breaker)
+        observer = observe.observer
+    return Pipeline(
+        authenticator, registry, forwarder, boundary, trail=trail, limits=limits, observer=observer
+    )
 
 
-def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
+def _writer(config: GatewayConfig, store: AuditStore, observe: Observe) -> AuditWriter:
     audit = config.audit
     return AuditWriter(
         store,
@@ -236,6 +254,7 @@ def _writer(config: GatewayConfig, store: AuditStore) -> AuditWriter:
         batch_max=audit.batch_max,
         max_delay_s=audit.max_delay_ms / 1000,
         queue_max=audit.queue_max,
+        on_commit=observe.committed if observe.metrics is not None else None,
     )
 
 
@@ -265,6 +284,12 @@ def _authenticator(config: GatewayConfig, env: Mapping[str, str]) -> Authenticat
 def _workflow(request: HttpRequest) -> str | None:
     workflow = request.path_params.get("workflow") or request.headers.get("x-workflow")
     return str(workflow) if workflow else None
+
+
+def _route(request: HttpRequest) -> str:
+    """The route template; a path no route matched, truncated (the query string never)."""
+    template = request.scope.get("path_template")
+    return str(template) if template else request.url.path[:64]
 
 
 def _surface_for(request: HttpRequest) -> Surface:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.observe.config import ObserveConfig
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
@@ -247,6 +248,7 @@ class GatewayConfig(_Strict):
     audit: AuditConfig = AuditConfig()
     breaker: BreakerConfig = BreakerConfig()
     limits: LimitsConfig = LimitsConfig()
+    observe: ObserveConfig = ObserveConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")
