@@ -214,6 +214,7 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
         exception_handlers={Exception: on_error},
         request_max_body_size=limit,
         openapi_config=None,
+        logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
 
 
