@@ -143,7 +143,9 @@ def create_app(config: GatewayConfig, env: Mapping[str, str] | None = None) -> L
     def _begin(request: HttpRequest, endpoint: str, workflow: str | None = "") -> RequestContext:
         """The context of a request that reached a handler (or the error handler)."""
         ctx = RequestContext(endpoint, _workflow(request) if workflow == "" else workflow)
-        return observe.begin(ctx, request.method, _route(request))
+        return observe.begin(
+            ctx, request.method, _route(request), request.headers.get("traceparent")
+        )
 
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""

@@ -81,6 +81,9 @@ class RequestContext:
     first_event: float = 0.0
     trace_id: str | None = None
     fingerprints: dict[str, str] | None = None
+    # Each upstream attempt: model, start and end (perf_counter), failure kind (None: answered).
+    attempt_log: list[tuple[str, float, float, str | None]] = field(default_factory=list)
+    trace: object | None = None  # the tracer's state of this request, when traced
     # The step running now (a refusal is recorded under it), since when, and every step left
     # with its duration in seconds, in order (a step entered twice is listed twice).
     step: Step = Step.GATEWAY

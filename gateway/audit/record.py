@@ -64,6 +64,11 @@ class AuditRecord:
     # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
+    # Added later the same way (old records read as None): the W3C trace id of the request,
+    # and keyed fingerprints of its instructions and tool definitions as they left
+    # ({"instructions"|"tools": hex}, gateway/observe/fingerprints.py), never the text.
+    trace_id: str | None = None
+    fingerprints: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -130,6 +135,8 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         fallback_reason=ctx.fallback_reason,
         review=ctx.review,
         candidate=_candidate(ctx),
+        trace_id=ctx.trace_id,
+        fingerprints=ctx.fingerprints,
     )
 
 

@@ -3,6 +3,7 @@ pipeline is given, the metrics and their route, the sampler; app.py only wires t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,8 +19,10 @@ from gateway.observe.metrics import Metrics
 from gateway.observe.observer import Finisher, Observer
 from gateway.observe.routes import metrics_route, serve_metrics_port
 from gateway.observe.sampler import Sampler
+from gateway.observe.traces import Tracing, parse_traceparent
 from gateway.policy.registry import PolicyRegistry
 from gateway.upstream.breaker import Breaker
+from gateway.upstream.http import OUTBOUND_TRACEPARENT
 
 __all__ = ["Observe", "build_observe"]
 
@@ -33,12 +36,23 @@ class Observe:
     sampler: Sampler | None
     routes: list[HTTPRouteHandler] = field(default_factory=list)
     port: bool = False  # metrics served on a port of their own
+    tracing: Tracing | None = None
 
-    def begin(self, ctx: RequestContext, method: str, route: str) -> RequestContext:
-        """A request arrived: what the observers read of it that the steps do not record."""
+    def begin(
+        self, ctx: RequestContext, method: str, route: str, traceparent: str | None
+    ) -> RequestContext:
+        """A request arrived: what the observers read of it that the steps do not record.
+
+        Its trace: with tracing on, the client's ``traceparent`` or a new trace; with tracing
+        off, the client's trace id is still recorded and its ``traceparent`` sent upstream."""
         ctx.observer = self.observer
         ctx.method = method
         ctx.route = route
+        if self.tracing is not None:
+            self.tracing.begin(ctx, traceparent)
+        elif traceparent is not None and (parent := parse_traceparent(traceparent)) is not None:
+            ctx.trace_id = f"{parent[0]:032x}"
+            OUTBOUND_TRACEPARENT.set(traceparent.strip().lower())
         return ctx
 
     def watch(self, breaker: Breaker | None = None, writer: AuditWriter | None = None) -> None:
@@ -58,6 +72,8 @@ class Observe:
             self.sampler.start()
 
     async def stop(self) -> None:
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.close)
         if self.sampler is not None:
             await self.sampler.stop()
         if self.metrics is not None:
@@ -75,13 +91,18 @@ def build_observe(
     metrics = Metrics() if observe.metrics.enabled else None
     access = AccessLog(labels, observe.access_log.level) if observe.access_log.enabled else None
     finishers: list[Finisher] = []
+    tracing = None
+    if observe.tracing.enabled:
+        providers = {n: config.providers[m.provider].type for n, m in config.models.items()}
+        tracing = Tracing(observe.tracing, labels, metrics, providers)
+        finishers.append(tracing.finish)
     observer = None
     if metrics is not None or access is not None or finishers:
         observer = Observer(labels, metrics, access, config.models, finishers)
     if metrics is None:
-        return Observe(observer, None, None)
+        return Observe(observer, None, None, tracing=tracing)
     sampler = Sampler(metrics, registry, config.models)
-    out = Observe(observer, metrics, sampler)
+    out = Observe(observer, metrics, sampler, tracing=tracing)
     if observe.metrics.expose == "port":
         out.port = serve_metrics_port(metrics, observe.metrics)
     else:
