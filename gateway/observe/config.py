@@ -82,6 +82,6 @@ class ObserveConfig(_Strict):
     access_log: AccessLogConfig = AccessLogConfig()
     tracing: TracingConfig = TracingConfig()
     drift: DriftConfig = DriftConfig()
-    # HMAC key of the prompt and tool fingerprints (at least 32 characters); unset, a key is
-    # derived from the audit chain's key env, else fingerprints are plain SHA-256.
+    # The environment variable holding the HMAC key of the prompt and tool fingerprints;
+    # unset, fingerprints are plain SHA-256 (gateway/observe/fingerprints.py).
     fingerprint_key_env: str = "GATEWAY_FINGERPRINT_KEY"

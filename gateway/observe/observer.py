@@ -3,8 +3,8 @@
 The pipeline tells it of each step a request leaves (``RequestContext.enter``, the one hook).
 When the audit step is left the request is finished, its context complete: metrics, the
 access log line, drift signals and spans are all read from it there, in one place, never
-from code inside the steps. Leaving the boundary step is when the request as it leaves is
-known: the prompt and tool fingerprints are taken then.
+from code inside the steps. Leaving the forward step (an attempt made) is when the request
+as it left is known: the prompt and tool fingerprints are taken then, before the record.
 """
 
 from __future__ import annotations
@@ -51,21 +51,21 @@ class Observer:
         access: AccessLog | None,
         models: Mapping[str, ModelConfig] | None = None,
         finishers: list[Finisher] | None = None,
-        on_boundary: Callable[[RequestContext], None] | None = None,
+        on_forward: Callable[[RequestContext], None] | None = None,
     ) -> None:
         self.labels = labels
         self.metrics = metrics
         self._access = access
         self._models = models or {}
         self._finishers = finishers or []
-        self._on_boundary = on_boundary
+        self._on_forward = on_forward
         self._failed = False
 
     def left(self, ctx: RequestContext, step: Step, seconds: float) -> None:
         if step is Step.AUDIT:
             self.finished(ctx)
-        elif step is Step.BOUNDARY and self._on_boundary is not None:
-            self._on_boundary(ctx)
+        elif step is Step.FORWARD and self._on_forward is not None:
+            self._on_forward(ctx)
 
     def finished(self, ctx: RequestContext) -> None:
         """Observe a finished request; a fault here is logged, never the request's."""

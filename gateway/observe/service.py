@@ -13,6 +13,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
+from gateway.observe.fingerprints import Fingerprints, fingerprint_key
 from gateway.observe.labels import Labels
 from gateway.observe.logs import AccessLog
 from gateway.observe.metrics import Metrics
@@ -96,9 +97,13 @@ def build_observe(
         providers = {n: config.providers[m.provider].type for n, m in config.models.items()}
         tracing = Tracing(observe.tracing, labels, metrics, providers)
         finishers.append(tracing.finish)
+    key = fingerprint_key(environ, observe.fingerprint_key_env)
+    fingerprints = Fingerprints(key, labels, metrics, access)
     observer = None
     if metrics is not None or access is not None or finishers:
-        observer = Observer(labels, metrics, access, config.models, finishers)
+        observer = Observer(
+            labels, metrics, access, config.models, finishers, on_forward=fingerprints.take
+        )
     if metrics is None:
         return Observe(observer, None, None, tracing=tracing)
     sampler = Sampler(metrics, registry, config.models)
