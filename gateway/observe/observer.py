@@ -23,7 +23,7 @@ from gateway.observe.logs import AccessLog
 from gateway.observe.metrics import Metrics
 from gateway.steps import Step, Verdict, decide
 
-__all__ = ["FAIL_OPEN", "Finisher", "Observer"]
+__all__ = ["FAIL_OPEN", "Finisher", "Observer", "request_cost"]
 
 log = logging.getLogger("gateway.observe")
 
@@ -113,7 +113,7 @@ class Observer:
             m.tokens.add((workflow, model, "in"), ctx.tokens_in)
         if ctx.tokens_out:
             m.tokens.add((workflow, model, "out"), ctx.tokens_out)
-        if cost := self._cost(ctx):
+        if cost := request_cost(ctx, self._models):
             m.cost.add((workflow, model), cost)
         if (boundary := ctx.boundary) is not None:
             for direction, actions in (("request", boundary.request), ("answer", boundary.answer)):
@@ -130,19 +130,6 @@ class Observer:
             m.reviews.add((workflow,))
         if ctx.candidate is not None and ctx.policy is not None:
             self._candidate(ctx, workflow)
-
-    def _cost(self, ctx: RequestContext) -> float:
-        """The settled cost, or with no limits to settle it, the same sum from the catalogue's
-        prices and the reported tokens (answers a quality check discarded included)."""
-        if ctx.actual_usd is not None:
-            return ctx.actual_usd
-        models = self._models
-        micro = 0
-        if ctx.model_used is not None:
-            micro = model_cost(models.get(ctx.model_used), ctx.tokens_in or 0, ctx.tokens_out or 0)
-        for name, t_in, t_out in ctx.discarded:
-            micro += model_cost(models.get(name), t_in or 0, t_out or 0)
-        return usd(micro)
 
     def _candidate(self, ctx: RequestContext, workflow: str) -> None:
         assert self.metrics is not None
@@ -162,3 +149,16 @@ class Observer:
 
 
 _DECISIONS = frozenset({"allow", "transform", "masked", "deny", "error"})
+
+
+def request_cost(ctx: RequestContext, models: Mapping[str, ModelConfig]) -> float:
+    """The settled cost, or with no limits to settle it, the same sum from the catalogue's
+    prices and the reported tokens (answers a quality check discarded included)."""
+    if ctx.actual_usd is not None:
+        return ctx.actual_usd
+    micro = 0
+    if ctx.model_used is not None:
+        micro = model_cost(models.get(ctx.model_used), ctx.tokens_in or 0, ctx.tokens_out or 0)
+    for name, t_in, t_out in ctx.discarded:
+        micro += model_cost(models.get(name), t_in or 0, t_out or 0)
+    return usd(micro)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gateway.audit.writer import AuditWriter
 from gateway.config import ModelConfig
+from gateway.observe.drift import Drift
 from gateway.observe.metrics import Metrics
 from gateway.policy.registry import PolicyRegistry, ReloadError
 from gateway.upstream.breaker import Breaker, RedisBreaker
@@ -38,12 +39,16 @@ class Sampler:
             f"{m.provider}/{m.upstream_model}": (m.provider, name) for name, m in models.items()
         }
         self._breaker: Breaker | None = None
+        self._drift: Drift | None = None
         self._unreachable = 0
         self._writer: AuditWriter | None = None
         self._generation = registry.current.generation
         self._error: ReloadError | None = registry.last_error
         self._versions: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def watch_drift(self, drift: Drift) -> None:
+        self._drift = drift
 
     def watch_breaker(self, breaker: Breaker | None) -> None:
         self._breaker = breaker
@@ -66,6 +71,8 @@ class Sampler:
             await asyncio.sleep(INTERVAL_S)
             try:
                 self.sample()
+                if self._drift is not None:
+                    self._drift.export()
                 if self._writer is not None:
                     size = await asyncio.to_thread(_size, self._writer.spool_path)
                     self._metrics.audit_spool.set(size)

@@ -13,6 +13,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
+from gateway.observe.drift import Drift
 from gateway.observe.fingerprints import Fingerprints, fingerprint_key
 from gateway.observe.labels import Labels
 from gateway.observe.logs import AccessLog
@@ -99,6 +100,10 @@ def build_observe(
         finishers.append(tracing.finish)
     key = fingerprint_key(environ, observe.fingerprint_key_env)
     fingerprints = Fingerprints(key, labels, metrics, access)
+    drift = None
+    if observe.drift.enabled and metrics is not None:
+        drift = Drift(observe.drift, labels, metrics, config.models)
+        finishers.append(drift.finish)
     observer = None
     if metrics is not None or access is not None or finishers:
         observer = Observer(
@@ -107,6 +112,8 @@ def build_observe(
     if metrics is None:
         return Observe(observer, None, None, tracing=tracing)
     sampler = Sampler(metrics, registry, config.models)
+    if drift is not None:
+        sampler.watch_drift(drift)
     out = Observe(observer, metrics, sampler, tracing=tracing)
     if observe.metrics.expose == "port":
         out.port = serve_metrics_port(metrics, observe.metrics)
