@@ -190,6 +190,12 @@ class Metrics:
             ("workflow", "version"),
             "livemax",
         )
+        self.budget = gauge(
+            "gateway_budget_usd",
+            "A workflow-wide budget of the loaded policy (per: workflow or global), by period.",
+            ("workflow", "period"),
+            "livemax",
+        )
         self.audit_queue = gauge(
             "gateway_audit_queue_depth", "Audit records waiting for a commit.", (), "livesum"
         )

@@ -18,6 +18,8 @@ from gateway.audit.writer import AuditWriter
 from gateway.config import ModelConfig
 from gateway.observe.drift import Drift
 from gateway.observe.metrics import Metrics
+from gateway.observe.observer import FAIL_OPEN
+from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, ReloadError
 from gateway.upstream.breaker import Breaker, RedisBreaker
 
@@ -46,6 +48,11 @@ class Sampler:
         self._error: ReloadError | None = registry.last_error
         self._versions: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        # Counters an alert takes increase() of exist from the start at 0: a series born at 1
+        # shows no increase, and the first failure would go unseen.
+        for result in ("applied", "failed", "failed_candidates"):
+            metrics.reloads.metric.labels(result)
+        metrics.fail_open.metric.labels("none", "breaker_store")  # not one workflow's
 
     def watch_drift(self, drift: Drift) -> None:
         self._drift = drift
@@ -110,7 +117,22 @@ class Sampler:
                     m.policy_info.labels(name, version).set(0)
             for name, version in versions.items():
                 m.policy_info.labels(name, version).set(1)
+                for component in FAIL_OPEN.values():
+                    m.fail_open.metric.labels(name, component)
             self._versions = versions
+            self._budgets(current.policies)
+
+    def _budgets(self, policies: Mapping[str, CompiledPolicy]) -> None:
+        """The loaded workflow-wide budgets: what the burn-rate alert divides by."""
+        for name, policy in policies.items():
+            limits = policy.source.limits
+            day = month = 0.0
+            for rule in limits.budget if limits is not None else ():
+                if rule.per in ("workflow", "global"):
+                    day = rule.usd_per_day or day
+                    month = rule.usd_per_month or month
+            self._metrics.budget.labels(name, "day").set(day)
+            self._metrics.budget.labels(name, "month").set(month)
 
 
 def _size(path: Path) -> int:
