@@ -37,6 +37,8 @@ _LIMIT_REFUSALS = {
     errors.LIMITS_BUDGET_EXHAUSTED.code: "budget",
 }
 
+_STEP_KEYS = {step: (step.value,) for step in Step}
+
 # Told of each finished request with its verdict and duration (drift, traces).
 Finisher = Callable[[RequestContext, Verdict, float], None]
 
@@ -93,7 +95,7 @@ class Observer:
         m.requests.add((workflow, endpoint, verdict.decision, reason))
         m.request_seconds.observe((workflow, endpoint), seconds)
         for step, took in ctx.timings:
-            m.step_seconds.observe((step.value,), took)
+            m.step_seconds.observe(_STEP_KEYS[step], took)
         for d in ctx.decisions:
             code = d.code
             if code is None:
