@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from pathlib import Path
 
 import httpx
 
-from tests.observe.conftest import Observed, observed_config, start_observed, value
+from tests.observe.conftest import Observed, observed_config, samples, start_observed, value
 
 
 def test_requests_tokens_cost_and_steps_are_counted(observed: Observed) -> None:
@@ -112,5 +114,25 @@ def test_metrics_can_be_admin_only(tmp_path: Path) -> None:
         assert httpx.get(f"{gw.url}/metrics", headers=headers).status_code == 403
         scraped = gw.scrape(authorization=f"Bearer {gw.admin_key}")
         assert value(scraped, "gateway_policy_version_info", workflow="notes") == 1
+    finally:
+        server.stop()
+
+
+def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = observed_config(metrics={"expose": "port", "port": port})
+    server, gw = start_observed(tmp_path, config)
+    try:
+        assert gw.chat("notes", "hi").status_code == 200
+        assert httpx.get(f"{gw.url}/metrics").status_code == 404  # not on the gateway's listener
+        deadline = time.monotonic() + 5  # what the port serves is flushed each second
+        while time.monotonic() < deadline:
+            scraped = samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            if value(scraped, "gateway_requests_total", workflow="notes") == 1:
+                break
+            time.sleep(0.2)
+        assert value(scraped, "gateway_requests_total", workflow="notes") == 1
     finally:
         server.stop()
