@@ -333,10 +333,17 @@ class Tracing:
                 first = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
+            # Wait for a fuller batch (an export costs the same Python work for one span or
+            # hundreds), unless stopping.
             batch = [first]
+            deadline = time.monotonic() + _BATCH_DELAY_S
             while len(batch) < batch_max:
+                left = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    if left <= 0 or self._stop.is_set():
+                        batch.append(self._queue.get_nowait())
+                    else:
+                        batch.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
             try:
@@ -354,4 +361,5 @@ class Tracing:
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
+_BATCH_DELAY_S = 1.0
 _RANK = {"allow": 0, "transform": 1, "deny": 2, "error": 3}
