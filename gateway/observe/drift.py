@@ -11,7 +11,6 @@ Per process: with several workers each keeps its own windows over the requests i
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ from gateway.observe.config import DriftConfig
 from gateway.observe.labels import OTHER, Labels
 from gateway.observe.metrics import Metrics
 from gateway.observe.observer import request_cost
-from gateway.observe.signals import Sample, drift_scores
+from gateway.observe.signals import Sample, Window, drift_scores
 from gateway.steps import Verdict
 
 __all__ = ["Drift"]
@@ -30,8 +29,8 @@ __all__ = ["Drift"]
 @dataclass(slots=True)
 class _Windows:
     version: str
-    short: deque[Sample]
-    long: deque[Sample]
+    short: Window
+    long: Window
     changed: bool = field(default=True)
 
 
@@ -71,10 +70,10 @@ class Drift:
         if windows is None or windows.version != policy.version:
             c = self._config
             windows = self._windows[workflow] = _Windows(
-                policy.version, deque(maxlen=c.short_window), deque(maxlen=c.long_window)
+                policy.version, Window(c.short_window), Window(c.long_window)
             )
-        windows.short.append(sample)
-        windows.long.append(sample)
+        windows.short.add(sample)
+        windows.long.add(sample)
         windows.changed = True
 
     def scores(self, workflow: str) -> dict[str, tuple[float, float, float]]:
@@ -82,7 +81,7 @@ class Drift:
         windows = self._windows.get(workflow)
         if windows is None:
             return {}
-        return drift_scores(list(windows.short), list(windows.long), self._config.min_samples)
+        return drift_scores(windows.short, windows.long, self._config.min_samples)
 
     def export(self) -> None:
         """Into the gauges: only workflows with new requests since the last export."""

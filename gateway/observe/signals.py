@@ -4,17 +4,21 @@ live drift scores (gateway/observe/drift.py) and ``gateway report`` (from audit 
 Rates are shares of requests; ``output_tokens`` and ``cost_usd`` are means per request;
 ``latency_p95`` is the 95th percentile in seconds. ``mask_rate.<ENTITY>`` is the share of
 requests where the boundary masked, redacted or tokenized that entity type.
+
+A ``Window`` keeps running sums as samples come and go, so reading every signal costs a pass
+over the signals, not over the requests (only ``latency_p95`` sorts the window).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway import errors
 
-__all__ = ["RATE_SIGNALS", "Sample", "drift_scores", "percentile", "summarize"]
+__all__ = ["RATE_SIGNALS", "Sample", "Window", "drift_scores", "percentile"]
 
 _BLOCKS = frozenset(
     {
@@ -39,12 +43,10 @@ RATE_SIGNALS = (
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """What one request showed of its workflow's behaviour."""
+    """What one request showed of its workflow's behaviour; ``hits`` in RATE_SIGNALS order."""
 
-    reasons: frozenset[str]
+    hits: tuple[bool, ...]
     masked: frozenset[str]  # entity types masked, redacted or tokenized
-    fallback: bool
-    review: bool
     tokens_out: int
     cost_usd: float
     latency_s: float
@@ -59,6 +61,7 @@ class Sample:
         cost_usd: float | None,
         latency_s: float,
     ) -> Sample:
+        r = frozenset(reasons)
         masked = frozenset(
             entity
             for side in (entities or {}).values()
@@ -66,48 +69,72 @@ class Sample:
             if action in _CHANGED
             for entity in counts
         )
-        return Sample(
-            frozenset(reasons),
-            masked,
+        hits = (
+            not _BLOCKS.isdisjoint(r),
+            errors.QUALITY_REFUSAL.code in r,
+            errors.QUALITY_LOW_CONFIDENCE.code in r,
+            not _SCHEMA.isdisjoint(r),
             fallback,
             review,
-            tokens_out or 0,
-            cost_usd or 0.0,
-            latency_s,
         )
-
-    def rates(self) -> dict[str, bool]:
-        r = self.reasons
-        return {
-            "block_rate": not _BLOCKS.isdisjoint(r),
-            "refusal_rate": errors.QUALITY_REFUSAL.code in r,
-            "low_confidence_rate": errors.QUALITY_LOW_CONFIDENCE.code in r,
-            "schema_failure_rate": not _SCHEMA.isdisjoint(r),
-            "fallback_rate": self.fallback,
-            "review_rate": self.review,
-        }
+        return Sample(hits, masked, tokens_out or 0, cost_usd or 0.0, latency_s)
 
 
-def summarize(samples: Sequence[Sample]) -> dict[str, float]:
-    """Every signal over ``samples`` (empty: no signal)."""
-    n = len(samples)
-    if not n:
-        return {}
-    out = dict.fromkeys(RATE_SIGNALS, 0.0)
-    entities: dict[str, int] = {}
-    for s in samples:
-        for name, hit in s.rates().items():
-            out[name] += hit
+class Window:
+    """The last ``size`` samples (all of them: None) with running sums."""
+
+    def __init__(self, size: int | None = None, samples: Iterable[Sample] = ()) -> None:
+        self.samples: deque[Sample] = deque(maxlen=size)
+        self.hits = [0] * len(RATE_SIGNALS)
+        self.masked: dict[str, int] = {}
+        self.tokens = self.tokens_sq = self.cost = self.cost_sq = 0.0
+        for s in samples:
+            self.add(s)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def add(self, sample: Sample) -> None:
+        if self.samples.maxlen is not None and len(self.samples) == self.samples.maxlen:
+            self._count(self.samples[0], -1)
+        self.samples.append(sample)
+        self._count(sample, 1)
+
+    def _count(self, s: Sample, sign: int) -> None:
+        for i, hit in enumerate(s.hits):
+            if hit:
+                self.hits[i] += sign
         for entity in s.masked:
-            entities[entity] = entities.get(entity, 0) + 1
-    for name in RATE_SIGNALS:
-        out[name] /= n
-    for entity, count in entities.items():
-        out[f"mask_rate.{entity}"] = count / n
-    out["output_tokens"] = sum(s.tokens_out for s in samples) / n
-    out["cost_usd"] = sum(s.cost_usd for s in samples) / n
-    out["latency_p95"] = percentile([s.latency_s for s in samples], 0.95)
-    return out
+            self.masked[entity] = self.masked.get(entity, 0) + sign
+        self.tokens += sign * s.tokens_out
+        self.tokens_sq += sign * s.tokens_out * s.tokens_out
+        self.cost += sign * s.cost_usd
+        self.cost_sq += sign * s.cost_usd * s.cost_usd
+
+    def summary(self) -> dict[str, float]:
+        """Every signal over the window (empty: no signal)."""
+        n = len(self.samples)
+        if not n:
+            return {}
+        out = {name: hits / n for name, hits in zip(RATE_SIGNALS, self.hits, strict=True)}
+        for entity, count in self.masked.items():
+            if count:
+                out[f"mask_rate.{entity}"] = count / n
+        out["output_tokens"] = self.tokens / n
+        out["cost_usd"] = self.cost / n
+        out["latency_p95"] = percentile([s.latency_s for s in self.samples], 0.95)
+        return out
+
+    def spread(self, signal: str) -> float:
+        """The standard deviation of a mean signal over the window."""
+        n = len(self.samples)
+        total, squares = (
+            (self.tokens, self.tokens_sq)
+            if signal == "output_tokens"
+            else (self.cost, self.cost_sq)
+        )
+        mean = total / n
+        return math.sqrt(max(squares / n - mean * mean, 0.0))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -118,7 +145,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def drift_scores(
-    short: Sequence[Sample], long: Sequence[Sample], min_samples: int
+    short: Window, long: Window, min_samples: int
 ) -> dict[str, tuple[float, float, float]]:
     """Per signal: (short-window value, long-window baseline, drift score).
 
@@ -127,31 +154,25 @@ def drift_scores(
     workflows never alarm. Rates: binomial; means: by the long window's spread;
     ``latency_p95``: the share of short-window requests slower than the long window's p95,
     against the 5 % expected."""
-    now, base = summarize(short), summarize(long)
+    now, base = short.summary(), long.summary()
+    out = {s: (now.get(s, 0.0), base.get(s, 0.0), 0.0) for s in base.keys() | now.keys()}
     n = len(short)
-    out: dict[str, tuple[float, float, float]] = {}
-    for signal in base.keys() | now.keys():
-        out[signal] = (now.get(signal, 0.0), base.get(signal, 0.0), 0.0)
-    if n < min_samples or not long:
+    if n < min_samples or not len(long):
         return out
     for signal, (value, baseline, _) in out.items():
-        out[signal] = (value, baseline, _score(signal, value, baseline, short, long))
+        if signal == "latency_p95":
+            share = sum(s.latency_s > baseline for s in short.samples) / n
+            score = (share - 0.05) / math.sqrt(0.05 * 0.95 / n)
+        elif signal in ("output_tokens", "cost_usd"):
+            spread = long.spread(signal)
+            if spread == 0:
+                score = 0.0 if value == baseline else math.copysign(99.0, value - baseline)
+            else:
+                score = (value - baseline) / (spread / math.sqrt(n))
+        else:
+            # a floor on the baseline rate: a signal that never fired is not infinitely
+            # surprising
+            p = min(max(baseline, 1.0 / len(long), 0.001), 0.999)
+            score = (value - baseline) / math.sqrt(p * (1 - p) / n)
+        out[signal] = (value, baseline, score)
     return out
-
-
-def _score(
-    signal: str, value: float, baseline: float, short: Sequence[Sample], long: Sequence[Sample]
-) -> float:
-    n = len(short)
-    if signal == "latency_p95":
-        share = sum(s.latency_s > baseline for s in short) / n
-        return (share - 0.05) / math.sqrt(0.05 * 0.95 / n)
-    if signal in ("output_tokens", "cost_usd"):
-        values = [float(s.tokens_out if signal == "output_tokens" else s.cost_usd) for s in long]
-        spread = math.sqrt(sum((v - baseline) ** 2 for v in values) / len(values))
-        if spread == 0:
-            return 0.0 if value == baseline else math.copysign(99.0, value - baseline)
-        return (value - baseline) / (spread / math.sqrt(n))
-    # a floor on the baseline rate: a signal that never fired is not infinitely surprising
-    p = min(max(baseline, 1.0 / len(long), 0.001), 0.999)
-    return (value - baseline) / math.sqrt(p * (1 - p) / n)

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.audit.record import AuditRecord
 from gateway.config import ModelConfig
 from gateway.limits.cost import model_cost, usd
-from gateway.observe.signals import Sample, drift_scores, percentile
+from gateway.observe.signals import Sample, Window, drift_scores, percentile
 from gateway.policy.compile import CompiledPolicy
 
 __all__ = ["DRIFT_THRESHOLD", "build_report", "render_markdown"]
@@ -99,7 +99,9 @@ def build_report(
             for kind, fp in sorted(_fingerprints(now) - _fingerprints(before))
         ]
         scores = drift_scores(
-            [_sample(r, models) for r in now], [_sample(r, models) for r in before], min_samples
+            Window(samples=(_sample(r, models) for r in now)),
+            Window(samples=(_sample(r, models) for r in before)),
+            min_samples,
         )
         section["drifted"] = [
             {"signal": s, "now": round(v, 6), "before": round(b, 6), "score": round(z, 2)}
