@@ -95,8 +95,10 @@ def test_labels_stay_bounded_whatever_clients_send(observed: Observed) -> None:
                 )
 
     asyncio.run(flood(0, 20))
+    time.sleep(1.5)  # the drift gauges of the loaded workflows are exported once a second
     series = set(observed.scrape())
     asyncio.run(flood(20, 1000))
+    time.sleep(1.5)
     grown = set(observed.scrape())
     assert {(n, ls) for n, ls in grown} - series == set()
     for _, labels in grown:
