@@ -31,6 +31,7 @@ _BLOCKS = frozenset(
 _SCHEMA = frozenset({errors.QUALITY_SCHEMA_INVALID.code, errors.QUALITY_PATTERN_FAILED.code})
 _CHANGED = frozenset({"mask", "redact", "tokenize"})
 
+_NONE: frozenset[str] = frozenset()
 RATE_SIGNALS = (
     "block_rate",
     "refusal_rate",
@@ -39,6 +40,7 @@ RATE_SIGNALS = (
     "fallback_rate",
     "review_rate",
 )
+_NO_HITS = (False,) * len(RATE_SIGNALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +63,28 @@ class Sample:
         cost_usd: float | None,
         latency_s: float,
     ) -> Sample:
-        r = frozenset(reasons)
-        masked = frozenset(
-            entity
-            for side in (entities or {}).values()
-            for action, counts in side.items()
-            if action in _CHANGED
-            for entity in counts
-        )
-        hits = (
-            not _BLOCKS.isdisjoint(r),
-            errors.QUALITY_REFUSAL.code in r,
-            errors.QUALITY_LOW_CONFIDENCE.code in r,
-            not _SCHEMA.isdisjoint(r),
-            fallback,
-            review,
-        )
+        masked = _NONE
+        if entities:
+            masked = frozenset(
+                entity
+                for side in entities.values()
+                for action, counts in side.items()
+                if action in _CHANGED
+                for entity in counts
+            )
+        hits = _NO_HITS
+        if reasons or fallback or review:  # most requests: none, so no set is built
+            r = frozenset(reasons)
+            hits = (
+                not _BLOCKS.isdisjoint(r),
+                errors.QUALITY_REFUSAL.code in r,
+                errors.QUALITY_LOW_CONFIDENCE.code in r,
+                not _SCHEMA.isdisjoint(r),
+                fallback,
+                review,
+            )
+            if not any(hits):
+                hits = _NO_HITS
         return Sample(hits, masked, tokens_out or 0, cost_usd or 0.0, latency_s)
 
 
@@ -101,9 +109,10 @@ class Window:
         self._count(sample, 1)
 
     def _count(self, s: Sample, sign: int) -> None:
-        for i, hit in enumerate(s.hits):
-            if hit:
-                self.hits[i] += sign
+        if s.hits is not _NO_HITS:
+            for i, hit in enumerate(s.hits):
+                if hit:
+                    self.hits[i] += sign
         for entity in s.masked:
             self.masked[entity] = self.masked.get(entity, 0) + sign
         self.tokens += sign * s.tokens_out
