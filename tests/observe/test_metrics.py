@@ -138,3 +138,34 @@ def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
         assert value(scraped, "gateway_requests_total", workflow="notes") == 1
     finally:
         server.stop()
+
+
+def test_candidate_verdicts_by_version_and_would_be_decision(tmp_path: Path) -> None:
+    from tests.observe.conftest import POLICIES
+    from tests.support.server import write_yaml
+
+    candidate = {**POLICIES["notes"], "access": {"roles": ["ops"], "models": ["mock-model"]}}
+    write_yaml(tmp_path / "policies" / "notes.candidate.yaml", candidate)
+    server, gw = start_observed(tmp_path, observed_config())
+    try:
+        for _ in range(2):
+            assert gw.chat("notes", "hi").status_code == 200  # live: allowed
+        scraped = gw.scrape()
+        (version,) = {
+            dict(ls)["candidate_version"]
+            for (name, ls) in scraped
+            if name == "gateway_candidate_verdicts_total"
+        }
+        assert version.startswith("sha256:")
+        assert (
+            value(
+                scraped,
+                "gateway_candidate_verdicts_total",
+                workflow="notes",
+                decision="deny",
+                differs="true",
+            )
+            == 2
+        )
+    finally:
+        server.stop()
