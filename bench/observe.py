@@ -269,6 +269,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cells", help="only these cells beside off: metrics,tracing 1%%,...")
     parser.add_argument("--serve-otlp", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_otlp is not None:
@@ -302,9 +303,13 @@ def main() -> int:
             cells = {
                 "off": OFF,
                 "metrics": METRICS,
+                "metrics-no-drift": METRICS.replace("}}", "}, drift: {enabled: false}}"),
+                "log-only": "observe: {metrics: {enabled: false}, access_log: {enabled: true}}\n",
                 "tracing 100%": _tracing(1.0, sink_port),
                 "tracing 1%": _tracing(0.01, sink_port),
             }
+            if args.cells:
+                cells = {n: cells[n] for n in ["off", *args.cells.split(",")] if n in cells}
             targets = []
             for i, (name, observe) in enumerate(cells.items()):
                 cell = work / f"cell{i}"
