@@ -46,6 +46,7 @@ from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
+from gateway.observe.service import Observe, build_observe
 from gateway.pipeline import Call, Pipeline, Reply
 from gateway.policy import PolicyRegistry
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
@@ -88,17 +89,29 @@ def create_app(
         _refuse_per_process_state(config, registry)
     authenticator = _authenticator(config, environ)
     providers: dict[str, Provider] = {}
+    observe = build_observe(config, registry, authenticator, environ)
     store = open_store(config, environ, serving=True) if config.audit.enabled else None
-    writer = _writer(config, store, workers) if store is not None else None
+    writer = _writer(config, store, workers, observe) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
     reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
     pipeline = build_pipeline(
-        config, environ, registry, authenticator, providers, trail, limits, redis, workers, reviews
+        config,
+        environ,
+        registry,
+        authenticator,
+        providers,
+        trail,
+        limits,
+        redis,
+        workers,
+        reviews,
+        observe,
     )
     reviews.resend = resender(pipeline, trail, reviews)
+    observe.watch(writer=writer)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -110,6 +123,7 @@ def create_app(
             await writer.start()  # replays a spool left by the last run first
         purging = _purging(config, store, registry)
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
+        await observe.start()
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
@@ -118,6 +132,7 @@ def create_app(
             yield
         finally:
             watching.cancel()
+            await observe.stop()
             if purging is not None:
                 purging.cancel()
             await authenticator.aclose()
@@ -129,7 +144,7 @@ def create_app(
                 await writer.close()
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
-        ctx = request.state.ctx = RequestContext(surface.endpoint, _workflow(request))
+        ctx = request.state.ctx = _begin(request, surface.endpoint)
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.complete(ctx, call))
 
@@ -145,7 +160,7 @@ def create_app(
     @get(["/v1/models", "/w/{workflow:str}/v1/models"])
     async def models(request: HttpRequest) -> Response[Any]:
         surface = _surface_for(request)
-        ctx = request.state.ctx = RequestContext("models", _workflow(request))
+        ctx = request.state.ctx = _begin(request, "models")
         call = Call(surface, ctx.workflow, request.headers, lambda: _read_body(request, limit))
         return _respond(await pipeline.models(ctx, call))
 
@@ -198,10 +213,17 @@ def create_app(
             return Response(body, status_code=503)
         return Response({"status": "ready", **readiness(registry)})
 
+    def _begin(request: HttpRequest, endpoint: str, workflow: str | None = "") -> RequestContext:
+        """The context of a request that reached a handler (or the error handler)."""
+        ctx = RequestContext(endpoint, _workflow(request) if workflow == "" else workflow)
+        return observe.begin(
+            ctx, request.method, _route(request), request.headers.get("traceparent")
+        )
+
     def on_error(request: HttpRequest, exc: Exception) -> Response[Any]:
         """Routing errors and the unexpected, in the API's own shape and without internals."""
         surface = _surface_for(request)
-        ctx = getattr(request.state, "ctx", None) or RequestContext("unknown", None)
+        ctx = getattr(request.state, "ctx", None) or _begin(request, "unknown", None)
         request.state.ctx = ctx  # so the audit hook records it
         if isinstance(exc, GatewayError):  # raised by a guard (the admin routes)
             err = exc
@@ -272,6 +294,7 @@ def create_app(
             ),
             healthz,
             readyz,
+            *observe.routes,
             admin_router(
                 authenticator,
                 config.auth.admin_role,
@@ -289,6 +312,7 @@ def create_app(
         exception_handlers={Exception: on_error},
         request_max_body_size=limit,
         openapi_config=None,
+        logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
 
 
@@ -303,6 +327,7 @@ def build_pipeline(
     redis: SharedRedis | None = None,
     workers: int = 1,
     reviews: Reviews | None = None,
+    observe: Observe | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
@@ -311,6 +336,10 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
+    observer = None
+    if observe is not None:
+        observe.watch(breaker=breaker)
+        observer = observe.observer
     return Pipeline(
         authenticator,
         registry,
@@ -320,6 +349,7 @@ def build_pipeline(
         limits=limits,
         bounds=config.server,
         reviews=reviews,
+        observer=observer,
     )
 
 
@@ -334,7 +364,9 @@ def _refuse_per_process_state(config: GatewayConfig, registry: PolicyRegistry) -
         )  # fmt: skip
 
 
-def _writer(config: GatewayConfig, store: AuditStore, workers: int) -> AuditWriter:
+def _writer(
+    config: GatewayConfig, store: AuditStore, workers: int, observe: Observe
+) -> AuditWriter:
     audit = config.audit
     folder = config.path(audit.spool_dir)
     return AuditWriter(
@@ -345,6 +377,7 @@ def _writer(config: GatewayConfig, store: AuditStore, workers: int) -> AuditWrit
         batch_max=audit.batch_max,
         max_delay_s=audit.max_delay_ms / 1000,
         queue_max=audit.queue_max,
+        on_commit=observe.committed if observe.metrics is not None else None,
     )
 
 
@@ -381,6 +414,12 @@ ROUTE_WORDS = frozenset(
 def _workflow(request: HttpRequest) -> str | None:
     workflow = request.path_params.get("workflow") or request.headers.get("x-workflow")
     return str(workflow) if workflow else None
+
+
+def _route(request: HttpRequest) -> str:
+    """The route template; a path no route matched, truncated (the query string never)."""
+    template = request.scope.get("path_template")
+    return str(template) if template else request.url.path[:64]
 
 
 def _surface_for(request: HttpRequest) -> Surface:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from gateway.console.settings import ConsoleConfig
+from gateway.observe.config import ObserveConfig
 from gateway.review.spec import ReviewConfig
 from gateway.surfaces import CHAT_ENDPOINTS, SURFACES
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
@@ -306,6 +307,7 @@ class GatewayConfig(_Strict):
     upstream: UpstreamConfig = UpstreamConfig()
     review: ReviewConfig = ReviewConfig()
     console: ConsoleConfig = ConsoleConfig()
+    observe: ObserveConfig = ObserveConfig()
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
     @model_validator(mode="after")

@@ -72,6 +72,19 @@ class RequestContext:
     # out as reported; the limits step counts their cost.
     discarded: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     candidate: CandidateRecord | None = None  # a W.candidate.yaml's shadow verdict
+    # For the observers (gateway/observe/): the HTTP method and route, the status the client
+    # got (set by the audit step), when the first streamed event left (perf_counter; 0:
+    # none), the W3C trace id, and keyed fingerprints of the instructions and tools as they
+    # left ({kind: hex}).
+    method: str = ""
+    route: str = ""  # the route template, or the path truncated (never the query string)
+    status: int | None = None
+    first_event: float = 0.0
+    trace_id: str | None = None
+    fingerprints: dict[str, str] | None = None
+    # Each upstream attempt: model, start and end (perf_counter), failure kind (None: answered).
+    attempt_log: list[tuple[str, float, float, str | None]] = field(default_factory=list)
+    trace: object | None = None  # the tracer's state of this request, when traced
     # The step running now (a refusal is recorded under it), since when, and every step left
     # with its duration in seconds, in order (a step entered twice is listed twice).
     step: Step = Step.GATEWAY

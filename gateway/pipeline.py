@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 
 import orjson
 
@@ -345,6 +346,8 @@ class Pipeline:
                     if not await self._finish(ctx, response.status):
                         yield self._withheld(ctx, surface)
                         return
+                if not ctx.first_event:
+                    ctx.first_event = perf_counter()  # time to first event (gateway/observe/)
                 yield event
             if not ctx.audited:  # the upstream ended without its final event
                 ctx.stream_end = "incomplete"

@@ -70,6 +70,11 @@ class AuditRecord:
     review_action: dict[str, Any] | None = None
     # An unknown route's path, its unconfigured segments replaced (gateway/audit/names.py).
     path: str | None = None
+    # Added later the same way (old records read as None): the W3C trace id of the request,
+    # and keyed fingerprints of its instructions and tool definitions as they left
+    # ({"instructions"|"tools": hex}, gateway/observe/fingerprints.py), never the text.
+    trace_id: str | None = None
+    fingerprints: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -138,6 +143,8 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         candidate=_candidate(ctx),
         review_action={"action": "opened", "review_id": ctx.review_id} if ctx.review_id else None,
         path=ctx.path,
+        trace_id=ctx.trace_id,
+        fingerprints=ctx.fingerprints,
     )
 
 

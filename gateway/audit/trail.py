@@ -28,6 +28,7 @@ class AuditTrail:
         if ctx.audited:
             return True
         ctx.audited = True
+        ctx.status = status
         ctx.enter(Step.AUDIT)
         try:
             return self.writer is None or await self.writer.put(build_record(ctx, status))
@@ -38,6 +39,7 @@ class AuditTrail:
         """Record a request nobody is waiting for any more (a cut stream)."""
         if not ctx.audited:
             ctx.audited = True
+            ctx.status = status
             ctx.enter(Step.AUDIT)
             if self.writer is not None:
                 self.writer.put_nowait(build_record(ctx, status))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import AuditSink, SinkError
@@ -38,8 +39,10 @@ class AuditWriter:
         batch_max: int,
         max_delay_s: float,
         queue_max: int,
+        on_commit: Callable[[float], None] | None = None,
     ) -> None:
         self._sink = sink
+        self._on_commit = on_commit  # told each batch commit's duration (gateway/observe/)
         self._spool = spool
         self._sync = sync
         self._block = block
@@ -83,6 +86,15 @@ class AuditWriter:
         if future is None:
             return self._healthy or not self._block
         return await future or not self._block
+
+    @property
+    def depth(self) -> int:
+        """Records waiting for a commit."""
+        return self._queue.qsize()
+
+    @property
+    def spool_path(self) -> Path:
+        return self._spool.path
 
     def put_nowait(self, record: AuditRecord) -> None:
         """For a request nobody waits on any more (a stream the client cut)."""
@@ -133,7 +145,10 @@ class AuditWriter:
             await self._replay()
         if not self._spooled:
             try:
+                started = time.perf_counter()
                 await self._sink.write(records)
+                if self._on_commit is not None:
+                    self._on_commit(time.perf_counter() - started)
                 return True
             except SinkError as exc:
                 log.error("audit sink failed, spooling to %s: %s", self._spool.path, exc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,8 @@ from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.cli.common import config_path, load_or_exit
-from gateway.config import ServerConfig, load_config
+from gateway.config import GatewayConfig, ServerConfig, load_config
+from gateway.observe.logs import configure_logging
 from gateway.protocol import protocol_for
 from gateway.workers import parse_workers
 from gateway.yamlsource import ConfigError
@@ -54,30 +54,37 @@ def register(commands: Any) -> None:
         "More than one without stores.redis_url is refused if a policy uses limits or tokenize",
     )
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or one JSON object each (default: observe.access_log.format)",
+    )
     p.set_defaults(handler=run)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _options(host: str, port: int, level: str, server: ServerConfig) -> dict[str, Any]:
-    """uvicorn's settings; ``http``: httptools with the head and body bounded (protocol.py)."""
+    """uvicorn's settings; ``http``: httptools with the head and body bounded (protocol.py);
+    no access log of uvicorn's (the gateway writes its own, gateway/observe/logs.py), and
+    uvicorn's lines go through the format configured here."""
     return dict(
         host=host, port=port, loop="uvloop", http=protocol_for(server), access_log=False,
-        log_level=level, server_header=False,
+        log_config=None, log_level=level, server_header=False,
     )  # fmt: skip
 
 
+def _log_format(args: argparse.Namespace, config: GatewayConfig) -> str:
+    return args.log_format or config.observe.access_log.format
+
+
 def run(args: argparse.Namespace) -> int:
-    _logging(args.log_level)
+    configure_logging(args.log_level, args.log_format or "text")
     config = load_or_exit(args)
+    if _log_format(args, config) != (args.log_format or "text"):
+        configure_logging(args.log_level, _log_format(args, config))
     host = args.host or config.listen.host
     port = args.port if args.port is not None else config.listen.port
     if args.workers > 1:
-        return _supervise(args, host, port, config.server)
+        return _supervise(args, host, port, config)
     try:
         app = create_app(config)
     except ConfigError as exc:
@@ -87,19 +94,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervise(args: argparse.Namespace, host: str, port: int, server: ServerConfig) -> int:
+def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayConfig) -> int:
     """Run ``args.workers`` workers until SIGTERM/SIGINT; 2 if they could not start."""
     os.environ[_WORKER_ENV] = json.dumps(
         {"config": str(config_path(args).resolve()), "workers": args.workers,
-         "log_level": args.log_level}
+         "log_level": args.log_level, "log_format": _log_format(args, config)}
     )  # fmt: skip
-    config = uvicorn.Config(
+    served = uvicorn.Config(
         f"{__name__}:worker_app",
         factory=True,
         workers=args.workers,
-        **_options(host, port, args.log_level, server),
+        **_options(host, port, args.log_level, config.server),
     )
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor = Multiprocess(served, sockets=[served.bind_socket()])
     supervisor.run()
     # A worker whose app could not be built exits STARTUP_FAILURE (worker_app) and the
     # supervisor stops: every worker would fail the same way.
@@ -110,7 +117,7 @@ def _supervise(args: argparse.Namespace, host: str, port: int, server: ServerCon
 def worker_app() -> Litestar:
     """The app of one worker process, built in that process from what the supervisor said."""
     spec = json.loads(os.environ[_WORKER_ENV])
-    _logging(spec["log_level"])
+    configure_logging(spec["log_level"], spec["log_format"])
     try:
         return create_app(load_config(Path(spec["config"])), workers=spec["workers"])
     except ConfigError as exc:

@@ -36,6 +36,10 @@ class Breaker(Protocol):
         """The outcome of an attempt that ``allow`` let through."""
         ...
 
+    def open_circuits(self) -> list[str]:
+        """The keys (``provider/model``) of the circuits open now, as this process knows."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -90,6 +94,15 @@ class MemoryBreaker:
         ):
             self._circuits[key] = _Circuit(window_start=now, open_until=now + cfg.open_s)
             log.warning("circuit %s opened for %.0f s", key, cfg.open_s)
+
+    def open_circuits(self) -> list[str]:
+        """The keys of the circuits open now (its probe out counts as open): for metrics."""
+        now = self._clock()
+        return [
+            k
+            for k, c in self._circuits.items()
+            if c.open_until and (now < c.open_until or c.probe_at)
+        ]
 
     async def aclose(self) -> None:
         self._circuits.clear()
@@ -176,6 +189,11 @@ class RedisBreaker:
         self._note(key, state == 0)
         if state == 0 and not ok:
             log.warning("circuit %s is open", key)
+
+    def open_circuits(self) -> list[str]:
+        """The circuits the store last reported open, while that holds: for metrics."""
+        now = self._clock()
+        return [k for k, until in self._open_until.items() if now < until]
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -138,12 +138,21 @@ class Forwarder:
             route = self._models[model]
 
             async def attempt(
-                provider: Provider = provider, upstream_model: str = route.upstream_model
+                provider: Provider = provider,
+                upstream_model: str = route.upstream_model,
+                model: str = model,
             ) -> UpstreamResponse:
-                if self._breaker is None:
-                    ctx.attempts += 1
-                    return await provider.send(request, upstream_model, timeouts)
-                return await self._guarded(ctx, provider, request, upstream_model, timeouts)
+                started, failed = time.perf_counter(), None
+                try:
+                    if self._breaker is None:
+                        ctx.attempts += 1
+                        return await provider.send(request, upstream_model, timeouts)
+                    return await self._guarded(ctx, provider, request, upstream_model, timeouts)
+                except UpstreamFailure as exc:
+                    failed = exc.kind
+                    raise
+                finally:  # each attempt, for the traces (gateway/observe/traces.py)
+                    ctx.attempt_log.append((model, started, time.perf_counter(), failed))
 
             try:
                 response = await with_retries(attempt, upstream.retries, timeouts.deadline)

@@ -11,6 +11,7 @@ import email.utils
 import functools
 import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 
 import aiohttp
 import orjson
@@ -19,9 +20,14 @@ from gateway.config import UpstreamConfig
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import sse_events
 
-__all__ = ["HttpUpstream"]
+__all__ = ["OUTBOUND_TRACEPARENT", "HttpUpstream"]
 
 _MAX_ERROR_BODY = 64 * 1024
+
+# The W3C traceparent the request being served sends upstream (set by the tracer,
+# gateway/observe/traces.py; None when nothing traces it). A context variable: each request
+# runs in its own task, so it never leaks into another request's call.
+OUTBOUND_TRACEPARENT: ContextVar[str | None] = ContextVar("outbound_traceparent", default=None)
 
 
 class HttpUpstream:
@@ -58,6 +64,8 @@ class HttpUpstream:
         if remaining <= 0:
             raise UpstreamFailure("timeout", "deadline passed before the attempt")
         timeout = _client_timeout(timeouts.connect, timeouts.read)
+        if (traceparent := OUTBOUND_TRACEPARENT.get()) is not None:
+            headers = {**headers, "traceparent": traceparent}
         try:
             async with asyncio.timeout_at(timeouts.deadline):
                 response = await self._session.request(

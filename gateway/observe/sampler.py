@@ -1,0 +1,142 @@
+"""Once a second: what is state rather than a request (the loaded policy versions, reloads,
+the audit queue and spool, open circuits, a breaker store that could not be reached), read
+into gauges and counters; and the requests' counts flushed into the exported metrics.
+
+Reloads are seen as a change of the live set's generation (applied) or of the last reload
+error (failed): two reloads within one second count as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.audit.writer import AuditWriter
+from gateway.config import ModelConfig
+from gateway.observe.drift import Drift
+from gateway.observe.metrics import Metrics
+from gateway.observe.observer import FAIL_OPEN
+from gateway.policy.compile import CompiledPolicy
+from gateway.policy.registry import PolicyRegistry, ReloadError
+from gateway.upstream.breaker import Breaker, RedisBreaker
+
+__all__ = ["Sampler"]
+
+log = logging.getLogger("gateway.observe")
+
+INTERVAL_S = 1.0
+
+
+class Sampler:
+    def __init__(
+        self, metrics: Metrics, registry: PolicyRegistry, models: Mapping[str, ModelConfig]
+    ) -> None:
+        self._metrics = metrics
+        self._registry = registry
+        # circuit key -> (provider, catalogue model) label values
+        self._circuits = {
+            f"{m.provider}/{m.upstream_model}": (m.provider, name) for name, m in models.items()
+        }
+        self._breaker: Breaker | None = None
+        self._drift: Drift | None = None
+        self._unreachable = 0
+        self._writer: AuditWriter | None = None
+        self._generation = registry.current.generation
+        self._error: ReloadError | None = registry.last_error
+        self._versions: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        # Counters an alert takes increase() of exist from the start at 0: a series born at 1
+        # shows no increase, and the first failure would go unseen.
+        for result in ("applied", "failed", "failed_candidates"):
+            metrics.reloads.metric.labels(result)
+        metrics.fail_open.metric.labels("none", "breaker_store")  # not one workflow's
+
+    def watch_drift(self, drift: Drift) -> None:
+        self._drift = drift
+
+    def watch_breaker(self, breaker: Breaker | None) -> None:
+        self._breaker = breaker
+
+    def watch_audit(self, writer: AuditWriter) -> None:
+        self._writer = writer
+
+    def start(self) -> None:
+        self.sample()
+        self._task = asyncio.create_task(self._run(), name="observe-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.sample()  # the last counts before the process goes
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL_S)
+            try:
+                self.sample()
+                if self._drift is not None:
+                    self._drift.export()
+                if self._writer is not None:
+                    size = await asyncio.to_thread(_size, self._writer.spool_path)
+                    self._metrics.audit_spool.set(size)
+            except Exception:  # a sampling bug must not stop the sampling for good
+                log.exception("metrics sampling failed")
+
+    def sample(self) -> None:
+        m = self._metrics
+        self._policies()
+        if self._writer is not None:
+            m.audit_queue.set(self._writer.depth)
+        breaker = self._breaker
+        if breaker is not None:
+            now_open = set(breaker.open_circuits())
+            for key, (provider, model) in self._circuits.items():
+                m.breaker_open.labels(provider, model).set(1 if key in now_open else 0)
+            if isinstance(breaker, RedisBreaker) and breaker.unreachable > self._unreachable:
+                m.fail_open.add(("none", "breaker_store"), breaker.unreachable - self._unreachable)
+                self._unreachable = breaker.unreachable
+        m.flush()
+
+    def _policies(self) -> None:
+        m, current = self._metrics, self._registry.current
+        if current.generation != self._generation:
+            self._generation = current.generation
+            m.reloads.add(("applied",))
+        if (error := self._registry.last_error) is not self._error:
+            self._error = error
+            if error is not None:
+                m.reloads.add(("failed_candidates" if error.candidates else "failed",))
+        versions = {name: p.version for name, p in current.policies.items()}
+        if versions != self._versions:
+            for name, version in self._versions.items():
+                if versions.get(name) != version:
+                    m.policy_info.labels(name, version).set(0)
+            for name, version in versions.items():
+                m.policy_info.labels(name, version).set(1)
+                for component in FAIL_OPEN.values():
+                    m.fail_open.metric.labels(name, component)
+            self._versions = versions
+            self._budgets(current.policies)
+
+    def _budgets(self, policies: Mapping[str, CompiledPolicy]) -> None:
+        """The loaded workflow-wide budgets: what the burn-rate alert divides by."""
+        for name, policy in policies.items():
+            limits = policy.source.limits
+            day = month = 0.0
+            for rule in limits.budget if limits is not None else ():
+                if rule.per in ("workflow", "global"):
+                    day = rule.usd_per_day or day
+                    month = rule.usd_per_month or month
+            self._metrics.budget.labels(name, "day").set(day)
+            self._metrics.budget.labels(name, "month").set(month)
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

@@ -1,0 +1,187 @@
+"""The behaviour signals of a workflow, from one request each: the same definitions for the
+live drift scores (gateway/observe/drift.py) and ``gateway report`` (from audit records).
+
+Rates are shares of requests; ``output_tokens`` and ``cost_usd`` are means per request;
+``latency_p95`` is the 95th percentile in seconds. ``mask_rate.<ENTITY>`` is the share of
+requests where the boundary masked, redacted or tokenized that entity type.
+
+A ``Window`` keeps running sums as samples come and go, so reading every signal costs a pass
+over the signals, not over the requests (only ``latency_p95`` sorts the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gateway import errors
+
+__all__ = ["RATE_SIGNALS", "Sample", "Window", "drift_scores", "percentile"]
+
+_BLOCKS = frozenset(
+    {
+        errors.BOUNDARY_BLOCKED.code,
+        errors.BOUNDARY_BLOCKED_OUTPUT.code,
+        errors.BOUNDARY_IMAGE.code,
+        errors.BOUNDARY_UNREADABLE.code,
+    }
+)
+_SCHEMA = frozenset({errors.QUALITY_SCHEMA_INVALID.code, errors.QUALITY_PATTERN_FAILED.code})
+_CHANGED = frozenset({"mask", "redact", "tokenize"})
+
+_NONE: frozenset[str] = frozenset()
+RATE_SIGNALS = (
+    "block_rate",
+    "refusal_rate",
+    "low_confidence_rate",
+    "schema_failure_rate",
+    "fallback_rate",
+    "review_rate",
+)
+_NO_HITS = (False,) * len(RATE_SIGNALS)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What one request showed of its workflow's behaviour; ``hits`` in RATE_SIGNALS order."""
+
+    hits: tuple[bool, ...]
+    masked: frozenset[str]  # entity types masked, redacted or tokenized
+    tokens_out: int
+    cost_usd: float
+    latency_s: float
+
+    @staticmethod
+    def of(
+        reasons: Iterable[str],
+        entities: dict[str, dict[str, dict[str, int]]] | None,
+        fallback: bool,
+        review: bool,
+        tokens_out: int | None,
+        cost_usd: float | None,
+        latency_s: float,
+    ) -> Sample:
+        masked = _NONE
+        if entities:
+            masked = frozenset(
+                entity
+                for side in entities.values()
+                for action, counts in side.items()
+                if action in _CHANGED
+                for entity in counts
+            )
+        hits = _NO_HITS
+        if reasons or fallback or review:  # most requests: none, so no set is built
+            r = frozenset(reasons)
+            hits = (
+                not _BLOCKS.isdisjoint(r),
+                errors.QUALITY_REFUSAL.code in r,
+                errors.QUALITY_LOW_CONFIDENCE.code in r,
+                not _SCHEMA.isdisjoint(r),
+                fallback,
+                review,
+            )
+            if not any(hits):
+                hits = _NO_HITS
+        return Sample(hits, masked, tokens_out or 0, cost_usd or 0.0, latency_s)
+
+
+class Window:
+    """The last ``size`` samples (all of them: None) with running sums."""
+
+    def __init__(self, size: int | None = None, samples: Iterable[Sample] = ()) -> None:
+        self.samples: deque[Sample] = deque(maxlen=size)
+        self.hits = [0] * len(RATE_SIGNALS)
+        self.masked: dict[str, int] = {}
+        self.tokens = self.tokens_sq = self.cost = self.cost_sq = 0.0
+        for s in samples:
+            self.add(s)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def add(self, sample: Sample) -> None:
+        if self.samples.maxlen is not None and len(self.samples) == self.samples.maxlen:
+            self._count(self.samples[0], -1)
+        self.samples.append(sample)
+        self._count(sample, 1)
+
+    def _count(self, s: Sample, sign: int) -> None:
+        if s.hits is not _NO_HITS:
+            for i, hit in enumerate(s.hits):
+                if hit:
+                    self.hits[i] += sign
+        for entity in s.masked:
+            self.masked[entity] = self.masked.get(entity, 0) + sign
+        self.tokens += sign * s.tokens_out
+        self.tokens_sq += sign * s.tokens_out * s.tokens_out
+        self.cost += sign * s.cost_usd
+        self.cost_sq += sign * s.cost_usd * s.cost_usd
+
+    def summary(self) -> dict[str, float]:
+        """Every signal over the window (empty: no signal)."""
+        n = len(self.samples)
+        if not n:
+            return {}
+        out = {name: hits / n for name, hits in zip(RATE_SIGNALS, self.hits, strict=True)}
+        for entity, count in self.masked.items():
+            if count:
+                out[f"mask_rate.{entity}"] = count / n
+        out["output_tokens"] = self.tokens / n
+        out["cost_usd"] = self.cost / n
+        out["latency_p95"] = percentile([s.latency_s for s in self.samples], 0.95)
+        return out
+
+    def spread(self, signal: str) -> float:
+        """The standard deviation of a mean signal over the window."""
+        n = len(self.samples)
+        total, squares = (
+            (self.tokens, self.tokens_sq)
+            if signal == "output_tokens"
+            else (self.cost, self.cost_sq)
+        )
+        mean = total / n
+        return math.sqrt(max(squares / n - mean * mean, 0.0))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def drift_scores(
+    short: Window, long: Window, min_samples: int
+) -> dict[str, tuple[float, float, float]]:
+    """Per signal: (short-window value, long-window baseline, drift score).
+
+    The score is how far the short window is from the long one in standard errors (a
+    z-score), 0 when the short window has fewer than ``min_samples`` requests, so quiet
+    workflows never alarm. Rates: binomial; means: by the long window's spread;
+    ``latency_p95``: the share of short-window requests slower than the long window's p95,
+    against the 5 % expected."""
+    now, base = short.summary(), long.summary()
+    out = {s: (now.get(s, 0.0), base.get(s, 0.0), 0.0) for s in base.keys() | now.keys()}
+    n = len(short)
+    if n < min_samples or not len(long):
+        return out
+    for signal, (value, baseline, _) in out.items():
+        if signal == "latency_p95":
+            share = sum(s.latency_s > baseline for s in short.samples) / n
+            score = (share - 0.05) / math.sqrt(0.05 * 0.95 / n)
+        elif signal in ("output_tokens", "cost_usd"):
+            spread = long.spread(signal)
+            if spread == 0:
+                score = 0.0 if value == baseline else math.copysign(99.0, value - baseline)
+            else:
+                score = (value - baseline) / (spread / math.sqrt(n))
+        else:
+            # a floor on the baseline rate: a signal that never fired is not infinitely
+            # surprising
+            p = min(max(baseline, 1.0 / len(long), 0.001), 0.999)
+            score = (value - baseline) / math.sqrt(p * (1 - p) / n)
+        out[signal] = (value, baseline, score)
+    return out
