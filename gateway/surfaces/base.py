@@ -22,6 +22,7 @@ __all__ = [
     "Answer",
     "Channels",
     "Choice",
+    "NoTextAnswers",
     "StreamReader",
     "Surface",
     "broken_stream",
@@ -320,3 +321,47 @@ def frame(name: str | None, obj: Any) -> bytes:
     """One SSE event of ``obj``, named when ``name`` is given."""
     head = b"event: " + name.encode() + b"\n" if name else b""
     return head + b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+class NoTextAnswers:
+    """The methods of a surface whose answers carry no text (vectors, a token count): never
+    streamed, no fallback text stands in for one, no output to cap, nothing to ask for."""
+
+    answers_text = False
+    _kind = "answer without text"  # how errors name it: "embeddings", "a token count"
+
+    def rewrite_stream(
+        self, channels: Channels, events: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        raise shape_error(f"a stream of {self._kind}")
+
+    def answer_body(
+        self, answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int
+    ) -> bytes:
+        raise AssertionError(f"no text answer stands in for {self._kind} (answers_text)")
+
+    def answer_events(
+        self,
+        request: NormalizedRequest,
+        answer_id: str,
+        model: str,
+        pieces: list[str],
+        tokens_in: int,
+        tokens_out: int,
+    ) -> list[bytes]:
+        raise AssertionError(f"{self._kind} are never streamed")
+
+    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
+        return []
+
+    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
+        return False  # no output tokens to cap
+
+    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_logprobs(self, request: NormalizedRequest) -> bool:
+        return False
+
+    def ask_no_store(self, request: NormalizedRequest) -> None:
+        return None

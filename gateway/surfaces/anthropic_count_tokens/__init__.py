@@ -4,8 +4,6 @@ refused exactly as that request would be. The answer is a count: no text, no str
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import orjson
 
 from gateway import errors
@@ -13,7 +11,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces import anthropic_messages
 from gateway.surfaces.anthropic_messages import request as messages
-from gateway.surfaces.base import Answer, Channels, StreamReader, shape_error
+from gateway.surfaces.base import Answer, NoTextAnswers, StreamReader
 from gateway.surfaces.fields import parse_object
 
 __all__ = ["API", "SURFACE", "count_body"]
@@ -55,13 +53,13 @@ def count_body(tokens: int) -> bytes:
     return orjson.dumps({"input_tokens": tokens})
 
 
-class AnthropicCountTokens:
+class AnthropicCountTokens(NoTextAnswers):
+    _kind = "a token count"
     api = API
     endpoint = "count_tokens"
     path = "/messages/count_tokens"
     sdk_header: str | None = "anthropic-version"
     final_event = b"event: message_stop"  # never streamed
-    answers_text = False
 
     parse = staticmethod(parse)
     read_answer = staticmethod(read_answer)
@@ -84,44 +82,8 @@ class AnthropicCountTokens:
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader:
         return _MESSAGES.stream_reader(texts, strip_logprobs)
 
-    def rewrite_stream(
-        self, channels: Channels, events: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        raise shape_error("a token count stream")
-
-    def answer_body(
-        self, answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int
-    ) -> bytes:
-        raise AssertionError("no text answer stands in for a count (answers_text)")
-
-    def answer_events(
-        self,
-        request: NormalizedRequest,
-        answer_id: str,
-        model: str,
-        pieces: list[str],
-        tokens_in: int,
-        tokens_out: int,
-    ) -> list[bytes]:
-        raise AssertionError("counts are never streamed")
-
     def answer_id(self, suffix: str) -> str:
         return "count_" + suffix
-
-    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
-        return []
-
-    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
-        return False  # a count has no output
-
-    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
-        return False
-
-    def ask_logprobs(self, request: NormalizedRequest) -> bool:
-        return False
-
-    def ask_no_store(self, request: NormalizedRequest) -> None:
-        return None
 
 
 SURFACE = AnthropicCountTokens()

@@ -7,7 +7,6 @@ message can stand in for it (``answers_text`` is False).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -16,7 +15,7 @@ from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest, TextSlot, json_leaves
 from gateway.surfaces import openai_chat
-from gateway.surfaces.base import Answer, Channels, note_usage, shape_error
+from gateway.surfaces.base import Answer, NoTextAnswers, note_usage
 from gateway.surfaces.fields import invalid, parse_object, require_str
 from gateway.surfaces.openai_chat.answer import Reader
 from gateway.surfaces.total import NonText, every_leaf, nontext
@@ -92,13 +91,13 @@ def embeddings_body(model: str, vectors: list[Any], tokens_in: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data, "model": model, "usage": usage})
 
 
-class OpenAIEmbeddings:
+class OpenAIEmbeddings(NoTextAnswers):
+    _kind = "embeddings"
     api = API
     endpoint = "embeddings"
     path = "/embeddings"
     sdk_header: str | None = None
     final_event = b"data: [DONE]"  # never streamed
-    answers_text = False
 
     parse = staticmethod(parse)
     error_body = staticmethod(openai_chat.error_body)
@@ -115,44 +114,8 @@ class OpenAIEmbeddings:
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> Reader:
         return Reader(texts, strip_logprobs)
 
-    def rewrite_stream(
-        self, channels: Channels, events: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        raise shape_error("an embeddings stream")
-
-    def answer_body(
-        self, answer_id: str, model: str, text: str, tokens_in: int, tokens_out: int
-    ) -> bytes:
-        raise AssertionError("no text answer stands in for embeddings (answers_text)")
-
-    def answer_events(
-        self,
-        request: NormalizedRequest,
-        answer_id: str,
-        model: str,
-        pieces: list[str],
-        tokens_in: int,
-        tokens_out: int,
-    ) -> list[bytes]:
-        raise AssertionError("embeddings are never streamed")
-
     def answer_id(self, suffix: str) -> str:
         return "emb-" + suffix
-
-    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
-        return []
-
-    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
-        return False  # an embedding has no output tokens
-
-    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
-        return False
-
-    def ask_logprobs(self, request: NormalizedRequest) -> bool:
-        return False
-
-    def ask_no_store(self, request: NormalizedRequest) -> None:
-        return None  # embeddings are not stored by the provider
 
 
 SURFACE = OpenAIEmbeddings()
