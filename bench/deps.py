@@ -29,7 +29,8 @@ LAYERS: list[set[str]] = [  # lowest first
     },
     {"rollout"},
     {"pipeline", "protocol"},  # protocol: the HTTP server under the app
-    {"app", "admin"},
+    {"observe", "console"},  # read the finished request; the operator pages
+    {"app", "admin", "services", "workers"},
     {"tools"},
     {"cli", "__main__"},
 ]  # fmt: skip

@@ -135,7 +135,6 @@ def in_pipeline(rounds: int, sink_port: int) -> dict[str, float]:
     """CPU µs per request of the real pipeline in process (mock provider, no HTTP, no audit
     sink), observability off and on: everything observing adds on the request path (the
     hook's calls, the observer, fingerprints), without the noise of a shared host's HTTP."""
-    from gateway.app import build_pipeline
     from gateway.audit.trail import AuditTrail
     from gateway.auth import Authenticator, KeyStore
     from gateway.auth.keys import create_key
@@ -146,6 +145,7 @@ def in_pipeline(rounds: int, sink_port: int) -> dict[str, float]:
     from gateway.policy.compile import compile_policy
     from gateway.policy.models import Policy
     from gateway.policy.registry import PolicyRegistry
+    from gateway.services import build_pipeline
     from gateway.surfaces import OPENAI
     from gateway.upstream import build_providers
 

@@ -30,25 +30,18 @@ from litestar.types import Message, Scope
 
 from gateway import errors
 from gateway.admin import admin_router
-from gateway.audit import AuditStore, AuditTrail, open_store
+from gateway.audit import AuditTrail, open_store
 from gateway.audit.admin import audit_route
 from gateway.audit.names import route_path
-from gateway.audit.retention import purge_forever
-from gateway.audit.spool import Spool
-from gateway.audit.writer import AuditWriter
-from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
-from gateway.auth.keyset import UnusableKey
-from gateway.boundary.service import build_boundary, configured_ner
+from gateway.boundary.service import configured_ner
 from gateway.config import GatewayConfig
 from gateway.console.routes import console_router
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
-from gateway.limits.step import Limits
-from gateway.observe.service import Observe, build_observe
-from gateway.pipeline import Call, Pipeline, Reply
-from gateway.policy import PolicyRegistry
+from gateway.observe.service import build_observe
+from gateway.pipeline import Call, Reply
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
 from gateway.policy.routes import readiness, reload_route
 from gateway.protocol import body_timed_out
@@ -56,15 +49,19 @@ from gateway.review.resend import resender
 from gateway.review.routes import app_review_route, review_router
 from gateway.review.service import Reviews
 from gateway.review.store import open_review_store
-from gateway.stores.shared import SharedRedis, shared_redis
+from gateway.services import (
+    audit_writer,
+    build_authenticator,
+    build_pipeline,
+    refuse_per_process_state,
+    start_purging,
+)
+from gateway.stores.shared import shared_redis
 from gateway.surfaces import RESPONSES, SURFACES, Surface, surface_for
 from gateway.surfaces.openai_responses.answer import read_items
-from gateway.upstream import Forwarder, Provider, build_providers
-from gateway.upstream.breaker import build_breaker
-from gateway.workers import FIX, shared_state_problems
-from gateway.yamlsource import ConfigError, Problem
+from gateway.upstream import Provider, build_providers
 
-__all__ = ["build_pipeline", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("gateway")
 
@@ -86,12 +83,12 @@ def create_app(
     registry = start_registry(policies_dir, config.models, ner)
     reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
     if workers > 1 and not config.stores.redis_url:
-        _refuse_per_process_state(config, registry)
-    authenticator = _authenticator(config, environ)
+        refuse_per_process_state(config, registry)
+    authenticator = build_authenticator(config, environ)
     providers: dict[str, Provider] = {}
     observe = build_observe(config, registry, authenticator, environ)
     store = open_store(config, environ, serving=True) if config.audit.enabled else None
-    writer = _writer(config, store, workers, observe) if store is not None else None
+    writer = audit_writer(config, store, workers, observe) if store is not None else None
     trail = AuditTrail(writer)
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
@@ -121,7 +118,7 @@ def create_app(
         await authenticator.start()  # the first JWKS fetch, bounded by its timeout
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
-        purging = _purging(config, store, registry)
+        purging = start_purging(config, store, registry)
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         await observe.start()
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
@@ -314,94 +311,6 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
-
-
-def build_pipeline(
-    config: GatewayConfig,
-    environ: Mapping[str, str],
-    registry: PolicyRegistry,
-    authenticator: Authenticator,
-    providers: dict[str, Provider],
-    trail: AuditTrail,
-    limits: Limits | None = None,
-    redis: SharedRedis | None = None,
-    workers: int = 1,
-    reviews: Reviews | None = None,
-    observe: Observe | None = None,
-) -> Pipeline:
-    """The request path's steps and their services, as the server runs them; ``gateway
-    policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
-    ``redis`` is None and every store lives in memory."""
-    boundary = build_boundary(config, environ, redis.vault if redis else None, workers)
-    breaker = build_breaker(config.breaker, redis.breaker if redis else None)
-    forwarder = Forwarder(providers, config.models, breaker)
-    limits = limits or build_limits(config, redis.limits if redis else None)
-    observer = None
-    if observe is not None:
-        observe.watch(breaker=breaker)
-        observer = observe.observer
-    return Pipeline(
-        authenticator,
-        registry,
-        forwarder,
-        boundary,
-        trail=trail,
-        limits=limits,
-        bounds=config.server,
-        reviews=reviews,
-        observer=observer,
-    )
-
-
-def _refuse_per_process_state(config: GatewayConfig, registry: PolicyRegistry) -> None:
-    current = registry.current
-    problems = shared_state_problems([*current.policies.values(), *current.candidates.values()])
-    if problems:
-        where = str(config.base_dir / "gateway.yaml")
-        raise ConfigError(
-            [Problem(where, 0, f"{p}: with --workers > 1 it needs shared state: {FIX}")
-             for p in problems]
-        )  # fmt: skip
-
-
-def _writer(
-    config: GatewayConfig, store: AuditStore, workers: int, observe: Observe
-) -> AuditWriter:
-    audit = config.audit
-    folder = config.path(audit.spool_dir)
-    return AuditWriter(
-        store,
-        Spool.claim(folder) if workers > 1 else Spool(folder),
-        sync=audit.durability == "sync",
-        block=audit.on_failure == "block",
-        batch_max=audit.batch_max,
-        max_delay_s=audit.max_delay_ms / 1000,
-        queue_max=audit.queue_max,
-        on_commit=observe.committed if observe.metrics is not None else None,
-    )
-
-
-def _purging(
-    config: GatewayConfig, store: AuditStore | None, registry: PolicyRegistry
-) -> asyncio.Task[None] | None:
-    if store is None or not config.audit.purge_interval_s:
-        return None
-    return asyncio.create_task(
-        purge_forever(store, registry, config.audit.default_days, config.audit.purge_interval_s),
-        name="audit-purge",
-    )
-
-
-def _authenticator(config: GatewayConfig, env: Mapping[str, str]) -> Authenticator:
-    keys = KeyStore(config.path(config.auth.api_keys_file))
-    jwt = config.auth.jwt
-    if jwt is None:
-        return Authenticator(keys)
-    try:
-        static = load_static_keys(jwt, config.base_dir, env)
-    except UnusableKey as exc:
-        raise ConfigError([Problem("auth.jwt", 0, str(exc))]) from None
-    return Authenticator(keys, JwtVerifier(jwt, static))
 
 
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.

@@ -1,6 +1,6 @@
 """The real pipeline in process, offline: ``gateway policy test`` runs cases through it.
 
-Built by ``gateway.app.build_pipeline`` exactly as the server builds it, with three edges
+Built by ``gateway.services.build_pipeline`` exactly as the server builds it, with three edges
 replaced: every provider answers in process (the mock, carrying the case's canned answer,
 speaking only the APIs the configured provider speaks), state lives in memory (no Redis), and
 nothing is audited. Callers get gateway keys written to a scratch keys file, so authentication
@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from gateway.app import build_pipeline
 from gateway.audit.trail import AuditTrail
 from gateway.auth import Authenticator, KeyStore
 from gateway.auth.keys import create_key
@@ -27,6 +26,7 @@ from gateway.normalized import Api, NormalizedRequest
 from gateway.pipeline import Call, Pipeline
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
+from gateway.services import build_pipeline
 from gateway.steps import decide
 from gateway.surfaces import ANTHROPIC, OPENAI
 from gateway.tools.cases import CasePrincipal, CaseRequest, Observed
