@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
+import asyncpg
 import httpx2
 import pytest
 import yaml
 
-from gateway.audit.history import EvalRun, PolicyChange, PolicyVersion
+from gateway.audit.history import EvalRun, HistoryError, PolicyChange, PolicyVersion
+from gateway.audit.migrate import migrate
+from tests.audit.conftest import PG_URL
 from tests.conftest import UPSTREAM_KEYS
+from tests.fakes.upstream import FakeUpstream
 from tests.support.server import GatewayServer
-from tests.tools.lifecycle import Folder, chat_policy, keys
+from tests.tools.lifecycle import Folder, chat_policy, keys, make_folder
 
 pytestmark = pytest.mark.usefixtures("upstream")
 
@@ -115,3 +120,42 @@ def test_a_gateway_records_what_it_loads(
     assert folder.cli("policy", "show", "chat_app", "sha256:") == 1
     assert "ambiguous" in capsys.readouterr().err
     assert folder.cli("policy", "history", "nobody") == 1
+
+
+def test_an_older_postgresql_schema_needs_gateway_migrate(
+    tmp_path: Path, upstream: FakeUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = make_folder(tmp_path, upstream, "postgres")
+    folder = next(made)
+    schema = folder.config().audit.pg_schema
+    v = PolicyVersion("w", "sha256:aaaa000000000001", "workflow: w\n", "w.yaml", "o@x", 10.0)
+
+    async def downgrade() -> None:
+        """The schema as the release before the history made it: version 3."""
+        await migrate_schema(folder)
+        db = await asyncpg.connect(PG_URL)
+        try:
+            for table in ("policy_versions", "policy_changes", "eval_runs"):
+                await db.execute(f"DROP TABLE {schema}.{table}")
+            await db.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 3")
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(downgrade())
+        with pytest.raises(HistoryError, match="run `gateway migrate`"):
+            asyncio.run(folder.history().record_versions([v]))
+        assert folder.cli("migrate") == 0
+        out = capsys.readouterr().out
+        assert "applied 0004_policy_history" in out and "applied 0005_eval_runs" in out
+        assert asyncio.run(folder.history().record_versions([v])) == 1
+    finally:
+        made.close()  # drops the schema
+
+
+async def migrate_schema(folder: Folder) -> None:
+    db = await asyncpg.connect(PG_URL)
+    try:
+        await migrate(db, folder.config().audit.pg_schema)
+    finally:
+        await db.close()
