@@ -133,6 +133,9 @@ def run_rollback(args: argparse.Namespace) -> int:
     except UnknownVersion as exc:
         print(f"{args.workflow}: {exc}", file=sys.stderr)
         return 1
+    except StaleCandidate as exc:
+        print(f"nothing changed: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"nothing changed: that version no longer loads:\n{exc}", file=sys.stderr)
         return 1

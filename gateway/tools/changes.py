@@ -12,13 +12,15 @@ folder reloads within its poll interval.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,21 @@ __all__ = ["Applied", "StaleCandidate", "promote", "rollback", "rollback_target"
 
 
 class StaleCandidate(Exception):
-    """The candidate file changed while its gates ran: what passed is not what is there."""
+    """The candidate or the live file changed while the gates ran (another promotion, an
+    edit): what passed is not what is there."""
+
+
+@contextmanager
+def _folder_lock(directory: Path) -> Iterator[None]:
+    """One promotion or rollback at a time on this folder (``.history/.lock``, flock)."""
+    folder = directory / ARCHIVE
+    folder.mkdir(exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +122,26 @@ async def promote(
     assert checked.candidate is not None
     assert not checked.refused
     directory = config.path(config.policies_dir)
+    with _folder_lock(directory):
+        return await _promote(config, checked, history, directory, by, reason)
+
+
+async def _promote(
+    config: GatewayConfig,
+    checked: Checked,
+    history: HistoryStore,
+    directory: Path,
+    by: str,
+    reason: str,
+) -> Applied:
+    assert checked.live is not None
+    assert checked.candidate is not None
     workflow, live, candidate = checked.workflow, checked.live, checked.candidate
     source = candidate_path(directory, workflow)
-    if source.read_text(encoding="utf-8") != checked.text:
-        raise StaleCandidate(f"{source.name} changed while its gates ran: run promote again")
-    live_text = live_path(directory, workflow).read_text(encoding="utf-8")
+    for path, text in ((source, checked.text), (live_path(directory, workflow), checked.live_text)):
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            raise StaleCandidate(f"{path.name} changed while the gates ran: run promote again")
+    live_text = checked.live_text
     at = time.time()
     change = PolicyChange(
         workflow, at, "promote", live.version, candidate.version, by, reason,
@@ -204,7 +235,26 @@ async def rollback(
     workflow = live.name
     restored = loads_as(config, directory, workflow, target.text, ner)
     path = live_path(directory, workflow)
-    live_text = path.read_text(encoding="utf-8")
+    with _folder_lock(directory):
+        live_text = path.read_text(encoding="utf-8")
+        if loads_as(config, directory, workflow, live_text, ner).version != live.version:
+            raise StaleCandidate(f"{path.name} changed meanwhile: run rollback again")
+        return await _rollback(config, live, target, restored, history, live_text, by, reason)
+
+
+async def _rollback(
+    config: GatewayConfig,
+    live: CompiledPolicy,
+    target: PolicyVersion,
+    restored: CompiledPolicy,
+    history: HistoryStore,
+    live_text: str,
+    by: str,
+    reason: str,
+) -> Applied:
+    directory = config.path(config.policies_dir)
+    workflow = live.name
+    path = live_path(directory, workflow)
     at = time.time()
     detail: Mapping[str, Any] = (
         {}

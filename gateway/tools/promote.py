@@ -2,8 +2,8 @@
 
 The gates run cheapest first and the first refusal stops the promotion, naming its gate:
 
-1. ``validate``: the folder lints without an error, the candidate among it, and it differs
-   from live;
+1. ``validate``: the folder lints without an error (other workflows' candidates aside), the
+   candidate among it, and it differs from live;
 2. ``policy_test``: the cases for W in ``policies/tests/`` pass with the candidate as W;
 3. ``evaluation``: the evaluation set (the candidate's, else live's) meets its target; the
    run is recorded like any ``gateway eval``;
@@ -18,6 +18,8 @@ Writing is gateway/tools/changes.py.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,14 +29,15 @@ from gateway.audit import AuditRecord, Query, SinkError, open_store
 from gateway.audit.history import HistoryStore
 from gateway.boundary.ner import NerModel
 from gateway.config import GatewayConfig
+from gateway.policy.candidates import candidate_files
 from gateway.policy.compile import CompiledPolicy
 from gateway.tools.canary_signals import breaches, signals_of
 from gateway.tools.cases import case_files, load_cases
 from gateway.tools.evalset import load_set
 from gateway.tools.evaluate import regression, run_set
-from gateway.tools.lint import lint_policies
+from gateway.tools.lint import LintReport, lint_policies
 from gateway.tools.offline import OfflineGateway
-from gateway.tools.policy_files import candidate_path
+from gateway.tools.policy_files import ARCHIVE, candidate_path, live_path
 from gateway.tools.replay import replay
 from gateway.yamlsource import ConfigError
 
@@ -53,13 +56,15 @@ class Gate:
 
 @dataclass(slots=True)
 class Checked:
-    """The gates run so far; ``candidate`` and ``text`` are what passed ``validate``."""
+    """The gates run so far; ``candidate`` and ``text`` are what passed ``validate``, and
+    ``live_text`` the live file they were checked against."""
 
     workflow: str
     gates: list[Gate] = field(default_factory=list)
     live: CompiledPolicy | None = None
     candidate: CompiledPolicy | None = None
     text: str = ""
+    live_text: str = ""
 
     @property
     def refused(self) -> Gate | None:
@@ -110,10 +115,11 @@ def _validate(
     path = candidate_path(directory, workflow)
     try:
         checked.text = path.read_text(encoding="utf-8")
+        checked.live_text = live_path(directory, workflow).read_text(encoding="utf-8")
     except OSError as exc:
-        checked.gates.append(Gate("validate", False, f"no candidate {path.name}: {exc.strerror}"))
+        checked.gates.append(Gate("validate", False, f"{exc.filename}: {exc.strerror}"))
         return None
-    report = lint_policies(directory, config, ner)
+    report = _lint_without_other_candidates(config, directory, path.name, ner)
     errors = [i for i in report.issues if i.severity == "error"]
     if errors:
         lines = tuple(f"{i.file}:{i.line}: {i.message} ({i.code})" for i in errors)
@@ -135,6 +141,28 @@ def _validate(
         Gate("validate", True, f"candidate {candidate.version} validates (live {live.version})")
     )
     return dict(report.policies)
+
+
+def _lint_without_other_candidates(
+    config: GatewayConfig, directory: Path, candidate: str, ner: NerModel | None
+) -> LintReport:
+    """The folder's lint without other workflows' candidates: one never goes live by this
+    promotion, so a broken one does not hold it back. Linted in a copy (the schema files
+    included), the copy's paths given back as the folder's."""
+    others = {p.name for p in candidate_files(directory)} - {candidate}
+    with tempfile.TemporaryDirectory(prefix="gateway-promote-") as tmp:
+        copy = Path(tmp) / directory.name
+        shutil.copytree(directory, copy, ignore=shutil.ignore_patterns(ARCHIVE, *others))
+        report = lint_policies(copy, config, ner)
+
+    def back(path: str) -> str:
+        return path.replace(str(copy), str(directory))
+
+    return LintReport(
+        [dataclasses.replace(i, file=back(i.file), message=back(i.message)) for i in report.issues],
+        {n: dataclasses.replace(p, path=back(p.path)) for n, p in report.policies.items()},
+        {n: dataclasses.replace(p, path=back(p.path)) for n, p in report.candidates.items()},
+    )
 
 
 async def _policy_test(

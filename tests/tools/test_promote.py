@@ -58,6 +58,24 @@ def test_refused_by_validate(
     assert code == 1 and "the candidate is the live version" in out
 
 
+def test_another_workflows_broken_candidate_does_not_hold_it_back(
+    sqlite_folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = {**chat_policy(), "workflow": "other"}
+    sqlite_folder.write("other.yaml", other)
+    sqlite_folder.write("other.candidate.yaml", {**other, "mode": "sideways"})
+    sqlite_folder.write("chat_app.candidate.yaml", chat_policy("redact"))
+    code, out = _promote(sqlite_folder, capsys)
+    assert code == 0, out
+    assert (sqlite_folder.policies / "other.candidate.yaml").exists()
+
+    # A broken live policy does: the gateway would not load the folder.
+    sqlite_folder.write("other.yaml", {**other, "mode": "sideways"})
+    sqlite_folder.write("chat_app.candidate.yaml", chat_policy("block"))
+    code, out = _promote(sqlite_folder, capsys)
+    assert code == 1 and "refused by the validate gate" in out and "other.yaml:" in out
+
+
 def test_refused_by_policy_test(
     sqlite_folder: Folder, live_text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
