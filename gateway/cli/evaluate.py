@@ -24,7 +24,7 @@ from gateway.tools.evalset import load_set
 from gateway.tools.evaluate import EvalReport, evaluated_policies, regression, run_set
 from gateway.yamlsource import ConfigError
 
-__all__ = ["evaluate", "print_report", "register"]
+__all__ = ["EvalUnavailable", "evaluate", "print_report", "register"]
 
 
 def register(commands: Any) -> None:

@@ -43,7 +43,16 @@ from gateway.tools.policy_files import (
 from gateway.tools.promote import Checked
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["Applied", "StaleCandidate", "promote", "rollback", "rollback_target"]
+__all__ = [
+    "Applied",
+    "StaleCandidate",
+    "change_record",
+    "known_versions",
+    "loads_as",
+    "promote",
+    "rollback",
+    "rollback_target",
+]
 
 
 class StaleCandidate(Exception):
