@@ -13,6 +13,7 @@ import httpx2
 import openai
 import orjson
 import pytest
+import yaml
 
 from gateway.audit import open_store
 from gateway.audit.chain import verify_rows
@@ -291,3 +292,20 @@ def test_promote_and_rollback_round_trip(
         ("promote", "ann", v1, v2), ("rollback", "bob", v2, v1), ("rollback", "bob", v1, v2),
     ]  # fmt: skip
     assert "redact mail" not in str(records[0])  # the reason's hash, not its text
+
+
+def test_nothing_changes_when_the_change_cannot_be_recorded(
+    sqlite_folder: Folder, live_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load(sqlite_folder.config_path.read_text())
+    config["stores"] = {"audit_url": "postgresql://postgres@127.0.0.1:9/test"}  # nothing there
+    sqlite_folder.config_path.write_text(yaml.safe_dump(config))
+    sqlite_folder.write("chat_app.candidate.yaml", chat_policy("redact"))
+    code, out = _promote(sqlite_folder, capsys)
+    assert code == 2 and "nothing changed: the promotion cannot be recorded" in out
+    assert (sqlite_folder.policies / "chat_app.yaml").read_text() == live_text
+    assert (sqlite_folder.policies / "chat_app.candidate.yaml").exists()
+    capsys.readouterr()
+    assert sqlite_folder.cli("policy", "rollback", "chat_app", "--to", "sha256:00") == 2
+    assert "nothing changed: the rollback cannot be recorded" in capsys.readouterr().err
+    assert (sqlite_folder.policies / "chat_app.yaml").read_text() == live_text
