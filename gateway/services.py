@@ -90,9 +90,12 @@ def audit_writer(
 ) -> AuditWriter:
     audit = config.audit
     folder = config.path(audit.spool_dir)
+    # Every process claims its spool file, one worker or several: instances sharing a host
+    # and a config share the folder too, and two writers of one file lose records (one
+    # replays and clears it while the other appends; tests/stores/test_fleet.py).
     return AuditWriter(
         store,
-        Spool.claim(folder) if workers > 1 else Spool(folder),
+        Spool.claim(folder),
         sync=audit.durability == "sync",
         block=audit.on_failure == "block",
         batch_max=audit.batch_max,
