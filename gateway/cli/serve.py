@@ -36,9 +36,10 @@ _WORKER_ENV = "GATEWAY_SERVE_WORKER"
 # How long the supervisor waits for a worker to answer its health ping. A new worker answers
 # only once its interpreter has started and unpickled its part (spawn); uvicorn's default,
 # 5 s, killed every worker of a loaded 2-core host before it answered, restarting them for
-# ever. The ping is answered by a thread of its own, so this bound never finds a busy event
-# loop, only a process that is gone or frozen whole.
-_WORKER_HEALTHCHECK_S = 60
+# ever. Not much longer either: a ping sent to a worker that then exits (its app could not
+# be built) waits out the whole bound before the supervisor sees the exit. The ping is
+# answered by a thread of its own, so the bound never finds a busy event loop.
+_WORKER_HEALTHCHECK_S = 20
 
 
 def _workers(value: str) -> int:
