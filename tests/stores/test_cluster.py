@@ -13,6 +13,7 @@ the window bound what the counters may hold beyond the answered requests.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import threading
@@ -28,6 +29,7 @@ import openai
 import pytest
 import redis
 
+from gateway.stores import open_redis
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.limits.conftest import PRICED
@@ -115,10 +117,11 @@ def pair(
         **gateway_config(upstream),
         "models": MODELS,
         "stores": {"redis_url": redis_cluster.url, "key_prefix": prefix},
-        "breaker": {"enabled": True, "failures": 2, "open_s": 0.5},
+        "breaker": {"enabled": True, "failures": 2, "open_s": 0.5, "store_timeout_ms": 2000},
         # These tests count; how fast a store that stops answering is given up on is
         # tests/stores/test_freeze.py's subject. The default 250 ms refuses requests on a
-        # 2-core machine loaded by other jobs, which would hide what is counted.
+        # 2-core machine loaded by other jobs, which would hide what is counted (and the
+        # breaker's 50 ms would fail open on the circuit's last state it knew).
         "limits": {"store_timeout_ms": 2000},
         "vault": {"store_timeout_ms": 2000},
         "audit": {"purge_interval_s": 0},
@@ -338,3 +341,22 @@ def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -
     assert seen["after:fo_budgeted:limits.budget_exhausted"] >= 4
     assert reserved <= unavailable * RESERVE
     print(f"left reserved after the window: {reserved} (bound {unavailable * RESERVE})")
+
+
+async def test_concurrent_first_calls_on_a_new_cluster_client_all_succeed(
+    redis_cluster: PrivateCluster,
+) -> None:
+    """Left to redis-py, most of these failed ("Connection closed by server"): they raced
+    its set-up of the slot map. The factory sets it up once, the other calls wait."""
+    for _ in range(3):
+        client = open_redis(redis_cluster.url, user="lim", prefix="test-first", timeout_s=5.0)
+        key = client.key(uuid.uuid4().hex, "n")
+        try:
+            results = await asyncio.gather(
+                *(client.call(lambda r, k=key: r.incr(k)) for _ in range(32)),
+                return_exceptions=True,
+            )
+            assert sorted(results) == list(range(1, 33)), results  # type: ignore[type-var]
+        finally:
+            await client.call(lambda r, k=key: r.delete(k))
+            await client.aclose()
