@@ -93,7 +93,9 @@ def create_app(
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
-    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
+    reviews = Reviews(
+        open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
+    )
     pipeline = build_pipeline(
         config,
         environ,

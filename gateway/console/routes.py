@@ -4,6 +4,7 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | page | roles |
 | --- | --- |
 | queue, review, claim, decide | admin, reviewer |
+| reveal | admin or reviewer, with reveal |
 | explorer, record | admin, reviewer, auditor |
 | overview, policies | admin, auditor |
 | keys, keys-create, keys-revoke, limits | admin |
@@ -159,9 +160,22 @@ def console_router(
             return page("Review", f"<p>{esc(exc.message)}</p>", who, exc.status)
         return page(
             f"Review {item.id}",
-            queue_pages.item_page(item, who[0].csrf, who[0].subject),
+            queue_pages.item_page(item, who[0].csrf, who[0].subject, may_reveal=who[1].reveal),
             who,
         )
+
+    @post("/reveal", status_code=200)
+    async def reveal(request: Req) -> Response[bytes]:
+        form = await form_of(request)
+        who = await guard(request, reviewer, form)
+        if isinstance(who, Response):
+            return who
+        try:
+            item = await reviews.reveal(form.get("id", ""), principal(who[0]), form.get("why", ""))
+        except GatewayError as exc:
+            return page("Reveal refused", f"<p>{esc(exc.message)}</p>", who, exc.status)
+        body = queue_pages.item_page(item, who[0].csrf, who[0].subject, revealed=True)
+        return page(f"Review {item.id}", body, who)
 
     def principal(session: Session) -> Principal:
         return Principal(session.subject, session.roles, method="key")
@@ -279,6 +293,7 @@ def console_router(
         review,
         claim,
         decide,
+        reveal,
         explorer,
         record,
         overview_route,

@@ -127,6 +127,12 @@ def review_policies(hook_url: str) -> dict[str, dict[str, object]]:
             **base, "workflow": "flagged", "access": access, "data": blocked,
             "fallback": {"on": ["blocked"], "message": FALLBACK, "review": True},
         },
+        "tokens": {
+            **base, "workflow": "tokens", "access": access,
+            "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
+            "fallback": {"on": ["blocked"], "message": FALLBACK},
+            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold"},
+        },
     }  # fmt: skip
 
 
@@ -140,6 +146,7 @@ class ReviewGateway:
     other_reviewer: str  # remy: roles reviewer
     admin: str  # root: roles admin
     auditor: str  # audrey: roles auditor
+    revealer: str  # vera: roles reviewer and reveal
     server: GatewayServer
 
     def client(self, key: str) -> httpx.Client:
@@ -167,6 +174,7 @@ def start_review_gateway(
             ("analyst", "alice", ["analyst"]), ("other_analyst", "bob", ["analyst"]),
             ("reviewer", "rita", ["reviewer"]), ("other_reviewer", "remy", ["reviewer"]),
             ("admin", "root", ["admin"]), ("auditor", "audrey", ["auditor"]),
+            ("revealer", "vera", ["reviewer", "reveal"]),
         ]
     } if not keys.exists() else _reuse(root)  # fmt: skip
     (root / "keys.json").write_text(json.dumps(made))
