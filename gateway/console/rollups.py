@@ -1,6 +1,6 @@
 """Pre-aggregated figures for the overview: one rollup per workflow and five-minute bucket,
-kept in the review store's database, so a page reads a few hundred small rows instead of every
-record of the period.
+kept in the review store's database (its migrations make the tables), so a page reads a few
+hundred small rows instead of every record of the period.
 
 A bucket is rolled up once it has been closed for ``SETTLE_S`` (records are stamped with their
 arrival time and written when the request ends: a bucket that old takes no more), on the first
@@ -104,30 +104,15 @@ class Rollup:
         )  # fmt: skip
 
 
-def schema(p: str) -> list[str]:
-    """Part of the review store's schema (its PostgreSQL migration, too)."""
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {p}rollups (
-            bucket BIGINT NOT NULL, workflow TEXT NOT NULL, data TEXT NOT NULL,
-            PRIMARY KEY (bucket, workflow))""",
-        f"CREATE TABLE IF NOT EXISTS {p}rollup_done (bucket BIGINT PRIMARY KEY, last_seq BIGINT)",
-    ]
-
-
 class Rollups:
     def __init__(self, audit: AuditStore, store: ReviewStore) -> None:
         self._audit = audit
         self._db = store.db
-        self._p = store.prefix
-        self._ready = False
+        self._p = store.prefix  # its tables: gateway/review/migrations/
 
     async def period(self, since: float, until: float) -> tuple[dict[str, Rollup], float]:
         """Figures per workflow from the bucket holding ``since`` to ``until``, and the time
         they start from (the bucket's start)."""
-        if not self._ready:
-            for statement in schema(self._p):
-                await self._db.execute(statement, [])
-            self._ready = True
         first = int(since // BUCKET_S) * BUCKET_S
         settled = min(int((time.time() - SETTLE_S) // BUCKET_S) * BUCKET_S, int(until))
         out: dict[str, Rollup] = {}

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.review.db import PostgresDb, SqliteDb
-from gateway.review.store import ReviewStore, schema
+from gateway.review.store import ReviewStore
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
@@ -37,10 +37,9 @@ async def make_store(
 
     def make() -> ReviewStore:
         if request.param == "sqlite":
-            db: SqliteDb | PostgresDb = SqliteDb(tmp_path / "reviews.db", schema("review_"))
-            store = ReviewStore(db, "review_")
+            store = ReviewStore(SqliteDb(tmp_path / "reviews.db"))
         else:
-            store = ReviewStore(PostgresDb(PG_URL, name, schema(f"{name}.")), f"{name}.")
+            store = ReviewStore(PostgresDb(PG_URL, name))
         opened.append(store)
         return store
 
