@@ -286,6 +286,7 @@ def create_app(
                         registry,
                         config.path(config.auth.api_keys_file),
                         limits,
+                        config,
                     )
                 ]
                 if config.console.enabled

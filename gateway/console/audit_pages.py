@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +17,9 @@ from gateway.audit.chain import StoredRow
 from gateway.audit.sink import Query
 from gateway.console.html import esc, link, table, when
 from gateway.console.overview import WorkflowStats
+from gateway.console.policy_tests import TestRun
 from gateway.policy.compile import CompiledPolicy
-from gateway.policy.registry import ReloadError
+from gateway.policy.registry import PolicySet, ReloadError
 
 __all__ = ["explorer_page", "overview_page", "policies_page", "record_page"]
 
@@ -165,7 +167,16 @@ def _mix(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def policies_page(policies: Mapping[str, CompiledPolicy], error: ReloadError | None) -> str:
+def policies_page(
+    current: PolicySet,
+    error: ReloadError | None,
+    verdicts: Mapping[str, Counter[str]],
+    tests: TestRun | None,
+    running: bool,
+) -> str:
+    """The loaded policies with their ``policy test`` results, the candidates with their shadow
+    verdicts against live (``verdicts``: per workflow, from the overview's rollups), and the
+    last reload error."""
     rows = [
         [
             esc(name),
@@ -174,10 +185,14 @@ def policies_page(policies: Mapping[str, CompiledPolicy], error: ReloadError | N
             esc(p.source.mode),
             esc(p.path),
             '<span class="ok">valid (loaded)</span>',
+            _tested(tests, name, p.version, running),
         ]
-        for name, p in sorted(policies.items())
+        for name, p in sorted(current.policies.items())
     ]
-    body = table(["workflow", "version", "owner", "mode", "file", "validation"], rows)
+    headers = ["workflow", "version", "owner", "mode", "file", "validation", "policy test"]
+    body = table(headers, rows, "policies")
+    body += _candidates(current, verdicts)
+    body += _test_details(tests, running)
     if error is not None:
         which = "candidates" if error.candidates else "the live set"
         problems = "\n".join(error.problems)
@@ -188,6 +203,64 @@ def policies_page(policies: Mapping[str, CompiledPolicy], error: ReloadError | N
     else:
         body += '<p class="muted">No reload error since start.</p>'
     return body
+
+
+def _tested(tests: TestRun | None, workflow: str, version: str, running: bool) -> str:
+    if tests is None or tests.versions.get(workflow) != version:
+        return '<span class="muted">running</span>' if running else ""
+    if tests.problems:
+        return '<span class="bad">case files refused</span>'
+    results = tests.of(workflow)
+    if not results:
+        return '<span class="muted">no cases</span>'
+    failed = sum(1 for r in results if r.failures)
+    css = "bad" if failed else "ok"
+    return f'<span class="{css}">{len(results) - failed} passed, {failed} failed</span>'
+
+
+def _test_details(tests: TestRun | None, running: bool) -> str:
+    if tests is None:
+        return '<p class="muted">policy test: running.</p>' if running else ""
+    out = f'<h2>Policy test</h2><p class="muted">Run {when(tests.at)}'
+    out += " (a newer run is going).</p>" if running else ".</p>"
+    if tests.problems:
+        return out + f'<pre class="bad">{esc(chr(10).join(tests.problems))}</pre>'
+    failed = [r for r in tests.results if r.failures]
+    if failed:
+        rows = [[esc(r.workflow), esc(r.name), esc(r.where), esc("; ".join(r.failures))]
+                for r in failed]  # fmt: skip
+        out += table(["workflow", "case", "where", "failures"], rows, "test-failures")
+    return out
+
+
+def _candidates(current: PolicySet, verdicts: Mapping[str, Counter[str]]) -> str:
+    if not current.candidates:
+        return '<p class="muted">No candidate loaded.</p>'
+    rows = []
+    for name, c in sorted(current.candidates.items()):
+        seen: Counter[str] = Counter()
+        moves: Counter[str] = Counter()
+        for key, n in verdicts.get(name, Counter()).items():
+            version, live, decision, same = key.split(" ")
+            if version == c.version:
+                seen[same] += n
+                if same == "differs":
+                    moves[f"{live} -> {decision}"] += n
+        judged = seen["same"] + seen["differs"]
+        rows.append(
+            [
+                esc(name),
+                esc(c.version),
+                esc(c.path),
+                esc(judged),
+                esc(seen["same"]),
+                f'<span class="{"bad" if seen["differs"] else "ok"}">{esc(seen["differs"])}</span>',
+                esc(_mix(moves)),
+            ]
+        )
+    headers = ["workflow", "candidate", "file", "judged (24 h)", "same as live", "differs",
+               "live -> candidate"]  # fmt: skip
+    return "<h2>Candidates</h2>" + table(headers, rows, "candidates")
 
 
 def query_of(params: Mapping[str, str], limit: int) -> Query:

@@ -51,6 +51,8 @@ class Rollup:
     cost_usd: float = 0.0
     fallbacks: int = 0
     latency: Counter[int] = field(default_factory=Counter)
+    # A candidate's shadow verdicts: "version live_decision candidate_decision same|differs".
+    candidates: Counter[str] = field(default_factory=Counter)
 
     def add(self, record: AuditRecord) -> None:
         self.requests += 1
@@ -63,6 +65,11 @@ class Rollup:
         self.cost_usd += record.actual_usd or 0.0
         self.fallbacks += record.fallback is not None
         self.latency[_latency_bucket(record.latency_ms)] += 1
+        if (c := record.candidate) is not None:
+            differs = "differs" if c.get("differs") else "same"
+            self.candidates[
+                f"{c.get('version')} {record.decision} {c.get('decision')} {differs}"
+            ] += 1
 
     def merge(self, other: Rollup) -> None:
         self.requests += other.requests
@@ -72,6 +79,7 @@ class Rollup:
         self.cost_usd += other.cost_usd
         self.fallbacks += other.fallbacks
         self.latency.update(other.latency)
+        self.candidates.update(other.candidates)
 
     def quantile_ms(self, q: float) -> float:
         """The upper edge of the histogram bucket holding the ``q`` quantile (within 20%)."""
@@ -91,6 +99,7 @@ class Rollup:
                 "requests": self.requests, "decisions": self.decisions, "reasons": self.reasons,
                 "entities": self.entities, "cost_usd": self.cost_usd, "fallbacks": self.fallbacks,
                 "latency": {str(k): v for k, v in self.latency.items()},
+                "candidates": self.candidates,
             }
         ).decode()  # fmt: skip
 
@@ -101,6 +110,7 @@ class Rollup:
             data["requests"], Counter(data["decisions"]), Counter(data["reasons"]),
             Counter(data["entities"]), data["cost_usd"], data["fallbacks"],
             Counter({int(k): v for k, v in data["latency"].items()}),
+            Counter(data.get("candidates", {})),  # rolled up before candidates were counted
         )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 from __future__ import annotations
 
 import time
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from gateway.audit.chain import GENESIS, StoredRow
 from gateway.audit.sink import AuditStore, SinkError
 from gateway.auth import Authenticator
 from gateway.auth.principal import Principal
+from gateway.config import GatewayConfig
 from gateway.console import audit_pages, queue_pages
 from gateway.console.admin_pages import admin_handlers
 from gateway.console.html import esc
 from gateway.console.overview import overview
+from gateway.console.policy_tests import PolicyTests
 from gateway.console.rollups import Rollups
 from gateway.console.session import Sessions
 from gateway.console.settings import ConsoleConfig
@@ -55,8 +58,10 @@ def console_router(
     registry: PolicyRegistry,
     keys_file: Path,
     limits: Limits | None,
+    gateway: GatewayConfig,
 ) -> Router:
     sessions = Sessions(config, authenticator, reviews.store)
+    policy_tests = PolicyTests(gateway)
 
     ui = Ui(sessions)
     rollups = Rollups(audit, reviews.store) if audit is not None else None
@@ -276,11 +281,17 @@ def console_router(
         who = await guard(request, auditor)
         if isinstance(who, Response):
             return who
-        return page(
-            "Policies",
-            audit_pages.policies_page(registry.all(), registry.last_error),
-            who,
-        )
+        current = registry.current
+        verdicts: dict[str, Counter[str]] = {}
+        if rollups is not None and current.candidates:
+            try:
+                figures, _ = await rollups.period(time.time() - 86_400, time.time())
+            except (SinkError, StoreUnavailable):
+                figures = {}  # the page still lists the policies; verdicts show as 0
+            verdicts = {name: r.candidates for name, r in figures.items()}
+        tests, running = await policy_tests.current(current.policies)
+        body = audit_pages.policies_page(current, registry.last_error, verdicts, tests, running)
+        return page("Policies", body, who)
 
     handlers = [
         *admin_handlers(ui, keys_file, limits, registry),
