@@ -156,11 +156,22 @@ def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str
                 esc(f"{s.p50_ms:.1f} / {s.p95_ms:.1f}"),
                 esc(f"{s.fallback_rate:.1%}"),
                 f'<span class="overdue">{esc(backlog)}</span>' if s.overdue else esc(backlog),
+                _drift(s.drift),
             ]
         )
     headers = ["workflow", "requests", "decisions", "top reasons", "entities (action:type)",
-               "cost USD", "latency p50 / p95 ms", "fallback rate", "review backlog"]  # fmt: skip
+               "cost USD", "latency p50 / p95 ms", "fallback rate", "review backlog",
+               "drift (vs the period before)"]  # fmt: skip
     return chooser + table(headers, rows, "overview")
+
+
+def _drift(signals: list[tuple[str, float, float, float]]) -> str:
+    if not signals:
+        return '<span class="muted">none</span>'
+    return "<br>".join(
+        f'<span class="drift">{esc(name)} {now:.1%} (was {was:.1%}, z {z:+.1f})</span>'
+        for name, now, was, z in signals
+    )
 
 
 def _mix(counts: Mapping[str, int]) -> str:

@@ -21,6 +21,7 @@ import orjson
 
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import AuditStore, Query
+from gateway.observe.signals import RATE_SIGNALS, Sample
 from gateway.review.store import ReviewStore
 
 __all__ = ["BUCKET_S", "Rollup", "Rollups"]
@@ -36,6 +37,7 @@ _SEQ_MARGIN_S = 900
 _NOT_TRAFFIC = frozenset({"review", "reviews", "admin"})
 # Latency histogram: bucket k holds latencies up to 0.05 ms * 1.2**k (about 20% wide).
 _BASE_MS, _GROWTH = 0.05, 1.2
+_CACHED_RANGES = 8  # a few periods' worth (the overview reads two: its own and the one before)
 
 
 def _latency_bucket(ms: float) -> int:
@@ -53,6 +55,10 @@ class Rollup:
     latency: Counter[int] = field(default_factory=Counter)
     # A candidate's shadow verdicts: "version live_decision candidate_decision same|differs".
     candidates: Counter[str] = field(default_factory=Counter)
+    # Requests per behaviour signal (gateway/observe/signals.py's definitions), and how many
+    # requests were counted so (rollups made before signals were counted have none).
+    signals: Counter[str] = field(default_factory=Counter)
+    signalled: int = 0
 
     def add(self, record: AuditRecord) -> None:
         self.requests += 1
@@ -65,6 +71,13 @@ class Rollup:
         self.cost_usd += record.actual_usd or 0.0
         self.fallbacks += record.fallback is not None
         self.latency[_latency_bucket(record.latency_ms)] += 1
+        sample = Sample.of(
+            record.reasons, record.entities, record.fallback is not None, record.review,
+            record.tokens_out, record.actual_usd, record.latency_ms / 1000,
+        )  # fmt: skip
+        self.signalled += 1
+        hits = zip(RATE_SIGNALS, sample.hits, strict=True)
+        self.signals.update(name for name, hit in hits if hit)
         if (c := record.candidate) is not None:
             differs = "differs" if c.get("differs") else "same"
             self.candidates[
@@ -80,6 +93,8 @@ class Rollup:
         self.fallbacks += other.fallbacks
         self.latency.update(other.latency)
         self.candidates.update(other.candidates)
+        self.signals.update(other.signals)
+        self.signalled += other.signalled
 
     def quantile_ms(self, q: float) -> float:
         """The upper edge of the histogram bucket holding the ``q`` quantile (within 20%)."""
@@ -99,7 +114,8 @@ class Rollup:
                 "requests": self.requests, "decisions": self.decisions, "reasons": self.reasons,
                 "entities": self.entities, "cost_usd": self.cost_usd, "fallbacks": self.fallbacks,
                 "latency": {str(k): v for k, v in self.latency.items()},
-                "candidates": self.candidates,
+                "candidates": self.candidates, "signals": self.signals,
+                "signalled": self.signalled,
             }
         ).decode()  # fmt: skip
 
@@ -110,7 +126,9 @@ class Rollup:
             data["requests"], Counter(data["decisions"]), Counter(data["reasons"]),
             Counter(data["entities"]), data["cost_usd"], data["fallbacks"],
             Counter({int(k): v for k, v in data["latency"].items()}),
-            Counter(data.get("candidates", {})),  # rolled up before candidates were counted
+            # Rolled up before candidates and signals were counted: none.
+            Counter(data.get("candidates", {})), Counter(data.get("signals", {})),
+            data.get("signalled", 0),
         )  # fmt: skip
 
 
@@ -119,6 +137,9 @@ class Rollups:
         self._audit = audit
         self._db = store.db
         self._p = store.prefix  # its tables: gateway/review/migrations/
+        # Settled buckets never change once rolled up: their merged figures per range are
+        # kept, so views within one five-minute bucket read only the open ones again.
+        self._settled: dict[tuple[int, int], dict[str, Rollup]] = {}
 
     async def period(self, since: float, until: float) -> tuple[dict[str, Rollup], float]:
         """Figures per workflow from the bucket holding ``since`` to ``until``, and the time
@@ -127,27 +148,38 @@ class Rollups:
         settled = min(int((time.time() - SETTLE_S) // BUCKET_S) * BUCKET_S, int(until))
         out: dict[str, Rollup] = {}
         if settled > first:
-            done = {
-                r[0]
-                for r in await self._db.fetch(
-                    f"SELECT bucket FROM {self._p}rollup_done WHERE bucket >= ? AND bucket < ?",
-                    [first, settled],
-                )
-            }
-            for bucket in range(first, settled, BUCKET_S):
-                if bucket not in done:
-                    await self._fill(bucket, await self._seq_before(bucket))
-            rows = await self._db.fetch(
-                f"SELECT workflow, data FROM {self._p}rollups WHERE bucket >= ? AND bucket < ?",
-                [first, settled],
-            )
-            for workflow, data in rows:
-                out.setdefault(workflow, Rollup()).merge(Rollup.from_json(data))
+            for workflow, rollup in (await self._settled_range(first, settled)).items():
+                out.setdefault(workflow, Rollup()).merge(rollup)
         live_since = max(first, settled)
         live, _ = await self._scan(live_since, until, await self._seq_before(live_since))
         for workflow, rollup in live.items():
             out.setdefault(workflow, Rollup()).merge(rollup)
         return out, float(first)
+
+    async def _settled_range(self, first: int, settled: int) -> dict[str, Rollup]:
+        if (cached := self._settled.get((first, settled))) is not None:
+            return cached
+        out: dict[str, Rollup] = {}
+        done = {
+            r[0]
+            for r in await self._db.fetch(
+                f"SELECT bucket FROM {self._p}rollup_done WHERE bucket >= ? AND bucket < ?",
+                [first, settled],
+            )
+        }
+        for bucket in range(first, settled, BUCKET_S):
+            if bucket not in done:
+                await self._fill(bucket, await self._seq_before(bucket))
+        rows = await self._db.fetch(
+            f"SELECT workflow, data FROM {self._p}rollups WHERE bucket >= ? AND bucket < ?",
+            [first, settled],
+        )
+        for workflow, data in rows:
+            out.setdefault(workflow, Rollup()).merge(Rollup.from_json(data))
+        if len(self._settled) >= _CACHED_RANGES:
+            self._settled.pop(next(iter(self._settled)))
+        self._settled[(first, settled)] = out
+        return out
 
     async def _seq_before(self, since: float) -> int | None:
         """A seq no record of ``since`` or later precedes: where a scan may start (with the

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from gateway.audit.chain import Chain
 from gateway.audit.sqlite import SqliteSink
+from gateway.console.audit_pages import overview_page
+from gateway.console.overview import overview
 from gateway.console.rollups import BUCKET_S, Rollup, Rollups
 from gateway.review.store import ReviewStore
 from tests.audit.conftest import record
@@ -57,5 +59,37 @@ async def test_settled_buckets_are_rolled_up_once_and_open_ones_read_live(
         again, _ = await rollups.period(now - 2 * 3600, time.time())
         assert again["a"].requests == a.requests + 1
         assert again["b"].requests == b.requests
+    finally:
+        await audit.close()
+
+
+async def test_the_overview_shows_a_signal_that_drifted_from_the_period_before(
+    make_store: Callable[[], ReviewStore], tmp_path: Path
+) -> None:
+    audit = SqliteSink(tmp_path / "audit.db", Chain(None))
+    now = time.time()
+    blocked = ["boundary.blocked_entity"]
+    # The hour before: 2 blocks in 300 requests; this hour: 60 in 300. Review rates equal.
+    before = [record(n, time=now - 7000 + n * 10, workflow="w",
+                     reasons=blocked if n < 2 else []) for n in range(300)]  # fmt: skip
+    recent = [record(1000 + n, time=now - 3500 + n * 10, workflow="w",
+                     reasons=blocked if n < 60 else []) for n in range(300)]  # fmt: skip
+    quiet = [record(2000 + n, time=now - 3500 + n, workflow="q", reasons=blocked)
+             for n in range(20)]  # fmt: skip
+    # Written in the order they arrived, as the gateway writes them (give or take a request's
+    # duration: gateway/console/rollups.py).
+    await audit.write(sorted([*before, *recent, *quiet], key=lambda r: r.time))
+    store = make_store()
+    try:
+        stats, _ = await overview(Rollups(audit, store), store, {}, 1.0)
+        by_name = {s.workflow: s for s in stats}
+        drift = by_name["w"].drift
+        assert [d[0] for d in drift] == ["block_rate"]
+        _, rate, baseline, z = drift[0]
+        assert (round(rate, 2), round(baseline, 3)) == (0.2, 0.007)
+        assert z > 3
+        assert by_name["q"].drift == []  # 20 requests: too few to score
+        page = overview_page(stats, 1.0, now - 3600)
+        assert "block_rate 20.0%" in page
     finally:
         await audit.close()
