@@ -110,7 +110,7 @@ def create_app(
         observe,
     )
     reviews.resend = resender(pipeline, trail, reviews)
-    observe.watch(writer=writer)
+    observe.watch(writer=writer, reviews=reviews.store)
     limit = config.max_body_bytes
 
     @asynccontextmanager
