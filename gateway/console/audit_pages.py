@@ -18,10 +18,12 @@ from gateway.audit.sink import Query
 from gateway.console.html import esc, link, table, when
 from gateway.console.overview import WorkflowStats
 from gateway.console.policy_tests import TestRun
+from gateway.errors import REASONS
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicySet, ReloadError
+from gateway.tools.explain import Explanation
 
-__all__ = ["explorer_page", "overview_page", "policies_page", "record_page"]
+__all__ = ["explain_page", "explorer_page", "overview_page", "policies_page", "record_page"]
 
 FILTERS = ("workflow", "decision", "reason", "subject", "entity", "since", "until")
 
@@ -84,6 +86,7 @@ def record_page(
         ("chain", f'<span class="{"ok" if ok else "bad"}">{esc(said)}</span>'),
     ]
     body = table(["", ""], [[esc(k), v] for k, v in facts], "facts")
+    body += _steps(record)
     entities = record.get("entities") or {}
     rows = [
         [esc(side), esc(action), esc(entity), esc(n)]
@@ -93,6 +96,12 @@ def record_page(
     ]
     if rows:
         body += "<h2>Entities per action</h2>" + table(["side", "action", "entity", "count"], rows)
+    if (candidate := record.get("candidate")) is not None:
+        body += (
+            "<h2>Candidate verdict (shadow)</h2><pre>"
+            + esc(json.dumps(candidate, indent=2))
+            + "</pre>"
+        )
     if record.get("review_action"):
         body += (
             "<h2>Review</h2><pre>" + esc(json.dumps(record["review_action"], indent=2)) + "</pre>"
@@ -101,7 +110,7 @@ def record_page(
     if content:
         text = "\n\n".join(f"[{m['role']}] {m['text']}" for m in content.get("request", []))
         body += f'<h2>Content as it left (masked)</h2><pre class="content">{esc(text)}</pre>'
-        body += _explain(record, content.get("request", []))
+        body += _explain(record, content.get("request", []), row.seq)
     else:
         body += (
             '<p class="muted">No content kept (retention.content is none, or the request '
@@ -115,7 +124,7 @@ def record_page(
     return body
 
 
-def _explain(record: dict[str, Any], messages: list[dict[str, str]]) -> str:
+def _explain(record: dict[str, Any], messages: list[dict[str, str]], seq: int) -> str:
     """The command that re-runs this request's masked content through the pipeline offline."""
     users = [m["text"] for m in messages if m.get("role") == "user"]
     if not users or not record.get("workflow"):
@@ -126,7 +135,58 @@ def _explain(record: dict[str, Any], messages: list[dict[str, str]]) -> str:
     if record.get("model_requested"):
         argv += ["--model", record["model_requested"]]
     command = shlex.join([*argv, "--message", users[-1]])
-    return f'<h2>Re-run explain on it</h2><pre class="explain">{esc(command)}</pre>'
+    run = link("explain", "Run explain on the masked content now", seq=seq)
+    return (
+        f'<h2>Re-run explain on it</h2><p class="explain-link">{run} (under the policy loaded '
+        f'now), or from a shell:</p><pre class="explain">{esc(command)}</pre>'
+    )
+
+
+def _steps(record: dict[str, Any]) -> str:
+    """Every reason code the steps gave, in their order, with the step that gave it (its
+    prefix), the status and the catalogue's meaning; then the boundary's rules."""
+    rows = []
+    for code in record.get("reasons", []):
+        reason = REASONS.get(code)
+        step = code.split(".", 1)[0]
+        rows.append([esc(step), esc(code), esc(reason.status if reason else ""),
+                     esc(reason.message if reason else "")])  # fmt: skip
+    out = "<h2>Steps</h2>"
+    if rows:
+        out += table(["step", "reason", "status", "what it means"], rows, "steps")
+    else:
+        out += '<p class="muted">Every step allowed it unchanged.</p>'
+    if record.get("rules"):
+        out += f"<p>Rules that matched: {esc(', '.join(record['rules']))}</p>"
+    if record.get("fallback"):
+        out += (
+            f"<p>Answered by the fallback {esc(record['fallback'])}, set off by "
+            f"{esc(record.get('fallback_reason'))}.</p>"
+        )
+    return out
+
+
+def explain_page(seq: int, e: Explanation) -> str:
+    """``gateway policy explain`` on a record's masked content: what each step decides now."""
+    facts = [
+        ("record", link("record", str(seq), seq=seq)),
+        ("workflow", esc(e.workflow)),
+        ("policy", esc(f"{e.policy_version} ({e.policy_file})")),
+        ("caller", esc(f"{e.subject} [{', '.join(e.roles)}]")),
+        ("decision", esc(f"{e.decision} (status {e.status})")),
+        ("reasons", esc(", ".join(e.reasons))),
+    ]
+    body = table(["", ""], [[esc(k), v] for k, v in facts], "facts")
+    rows = [[esc(s.step), esc(s.outcome), esc(s.code or ""), esc(s.rule)] for s in e.steps]
+    body += "<h2>Steps</h2>" + table(["step", "decision", "code", "rule"], rows, "steps")
+    if e.findings:
+        found = [[esc(f.entity), esc(f.rule), esc(f"{f.score:.2f}"), esc(f.action),
+                  esc(f.preview)] for f in e.findings]  # fmt: skip
+        body += "<h2>Findings (previews, never values)</h2>"
+        body += table(["entity", "rule", "score", "action", "preview"], found, "findings")
+    if e.sent is not None:
+        body += f"<h2>As it would leave</h2><pre>{esc(chr(10).join(e.sent))}</pre>"
+    return body
 
 
 def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str:

@@ -5,7 +5,7 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | --- | --- |
 | queue, review, claim, decide | admin, reviewer |
 | reveal | admin or reviewer, with reveal |
-| explorer, record | admin, reviewer, auditor |
+| explorer, record, explain | admin, reviewer, auditor |
 | overview, policies | admin, auditor |
 | keys, keys-create, keys-revoke, limits | admin |
 """
@@ -39,6 +39,8 @@ from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
 from gateway.review.store import Session, StoreUnavailable
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.explain import explain
 
 __all__ = ["console_router"]
 
@@ -259,6 +261,33 @@ def console_router(
         policy = registry.all().get(row.workflow or "")
         return page(f"Record {row.seq}", audit_pages.record_page(row, status, policy), who)
 
+    @get("/explain")
+    async def explain_route(request: Req) -> Response[bytes]:
+        """``policy explain`` on a record's masked content under the policy loaded now: the
+        request as it left (values already masked), by the same caller, run offline."""
+        who = await guard(request, reader)
+        if isinstance(who, Response):
+            return who
+        seq = request.query_params.get("seq", "")
+        row = await audit.get(seq) if audit is not None and seq.isdigit() else None
+        record = row.record() if row is not None and row.body is not None else None
+        users = [
+            m["text"] for m in ((record.content or {}).get("request", []) if record else [])
+            if m.get("role") == "user"
+        ]  # fmt: skip
+        if row is None or record is None or not users or record.workflow is None:
+            return page("Explain", "<p>No masked content kept for that record.</p>", who, 404)
+        policies = registry.all()
+        if record.workflow not in policies:
+            return page("Explain", "<p>That workflow is no longer loaded.</p>", who, 404)
+        caller = CasePrincipal(
+            subject=record.subject or "unknown", roles=tuple(record.roles), team=record.team
+        )
+        model = record.model_requested or policies[record.workflow].access.models[0]
+        asked = CaseRequest(model=model, messages=[{"role": "user", "content": users[-1]}])
+        explained = await explain(gateway, policies, record.workflow, caller, asked)
+        return page(f"Explain record {row.seq}", audit_pages.explain_page(row.seq, explained), who)
+
     @get("/overview")
     async def overview_route(request: Req) -> Response[bytes]:
         who = await guard(request, auditor)
@@ -307,6 +336,7 @@ def console_router(
         reveal,
         explorer,
         record,
+        explain_route,
         overview_route,
         policies,
     ]

@@ -14,7 +14,7 @@ from tests.review.test_queue import ask, records
 EMAIL, PHONE = "vera.client@example.org", "+1 415 555 0134"
 
 
-def _held(gw: ReviewGateway) -> str:
+def held(gw: ReviewGateway) -> str:
     raw = ask(gw, "tokens", f"Write to {EMAIL} and call {PHONE} about the refund")
     assert raw.http_response.status_code == 202
     review_id: str = raw.headers["x-gateway-review-id"]
@@ -31,7 +31,7 @@ def test_a_reviewer_sees_tokens_and_only_the_reveal_role_reads_their_values(
     review_gw: ReviewGateway,
 ) -> None:
     gw = review_gw
-    review_id = _held(gw)
+    review_id = held(gw)
     with gw.client(gw.reviewer) as rita:
         shown = rita.get(f"/admin/reviews/{review_id}").text
     assert EMAIL not in shown
@@ -74,7 +74,7 @@ def test_an_approved_held_request_leaves_with_tokens_and_the_app_gets_its_values
     review_gw: ReviewGateway,
 ) -> None:
     gw = review_gw
-    review_id = _held(gw)
+    review_id = held(gw)
     with gw.client(gw.reviewer) as rita:
         assert rita.post(f"/admin/reviews/{review_id}/claim").status_code == 200
         decided = rita.post(f"/admin/reviews/{review_id}/decide", json={"verdict": "approve"})
