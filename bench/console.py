@@ -6,9 +6,10 @@ running gateway (a separate process), with N records in SQLite and in PostgreSQL
 
 The records are synthetic (five workflows, a realistic mix of decisions, reasons and entities)
 spread over the last 24 hours, written through the audit sinks themselves (chained as the
-gateway chains them). The overview's first render rolls the settled five-minute buckets up
-(reported apart); the figures that matter are the renders after it, which read the rollups and
-scan only the open buckets.
+gateway chains them). The overview's first render starts rolling the settled five-minute
+buckets up in the background and shows what is rolled up so far; the bench waits until the
+roll-up has caught up (reported apart), then measures renders that read the rollups and scan
+only the open buckets.
 
 On PostgreSQL the filtered explorer is measured again on the schema as migration 0002 left it
 (the index of 0003 dropped: the baseline), then after ``gateway migrate`` builds it again.
@@ -148,8 +149,10 @@ def _measure(
             if c.post("login", data={"credential": admin}).status_code != 303:
                 raise BenchError("sign-in failed")
             started = time.perf_counter()
-            _timed(c, "overview?hours=24", 1)
-            first = time.perf_counter() - started
+            first = _timed(c, "overview?hours=24", 1)[0]
+            while "still being rolled up" in c.get("overview?hours=24").text:
+                time.sleep(1)  # the background roll-up of the 48 h the page reads
+            caught_up = time.perf_counter() - started
             pages = {
                 "overview, 24 h": "overview?hours=24",
                 "explorer, first page": "explorer",
@@ -157,8 +160,10 @@ def _measure(
                 "explorer, a page deep (after=seq)": f"explorer?after={ARGS.records // 2}",
             }
             rows.append(
-                f"| {name} | overview, first render (rolls up 24 h) | {first * 1e3:,.0f} ms | | |"
+                f"| {name} | overview, first render (starts the roll-up) | {first * 1e3:,.0f} ms "
+                "| | |"
             )
+            rows.append(f"| {name} | background roll-up of 24 h caught up | {caught_up:,.0f} s | | |")
             for label, path in pages.items():
                 t = _timed(c, path, ARGS.renders)
                 rows.append(

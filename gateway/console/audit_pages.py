@@ -189,13 +189,20 @@ def explain_page(seq: int, e: Explanation) -> str:
     return body
 
 
-def overview_page(stats: list[WorkflowStats], hours: float, start: float) -> str:
+def overview_page(stats: list[WorkflowStats], hours: float, start: float, behind: int = 0) -> str:
+    """``behind``: five-minute buckets not rolled up yet, left out of the figures."""
     chooser = (
         '<form method="get" action="overview" class="filters"><label>period (hours)'
         f'<input name="hours" value="{esc(hours)}"></label>'
         '<button type="submit">Show</button></form>'
         f'<p class="muted">Since {when(start)} (five-minute buckets).</p>'
     )
+    if behind:
+        chooser += (
+            f'<p class="behind">{behind} five-minute buckets of this period (and the one '
+            "before it, for drift) are still being rolled up in the background: their "
+            "records are not in these figures yet. Reload in a while.</p>"
+        )
     if not stats:
         return chooser + '<p class="muted">No traffic in the period.</p>'
     rows = []

@@ -52,13 +52,17 @@ async def overview(
     reviews: ReviewStore,
     policies: Mapping[str, CompiledPolicy],
     hours: float,
-) -> tuple[list[WorkflowStats], float]:
-    """Figures per workflow for the last ``hours``, and the time they start from."""
+    *,
+    wait: bool = True,
+) -> tuple[list[WorkflowStats], float, int]:
+    """Figures per workflow for the last ``hours``, the time they start from, and (without
+    ``wait``) how many five-minute buckets are left out, still being rolled up."""
     now = time.time()
-    figures, start = await rollups.period(now - hours * 3600, now)
-    before, _ = await rollups.period(start - hours * 3600, start)
+    figures, start, behind = await rollups.period(now - hours * 3600, now, wait=wait)
+    before = await rollups.period(start - hours * 3600, start, wait=wait)
+    behind += before.behind
     stats = {
-        name: WorkflowStats(name, rollup, drift=drifting(rollup, before.get(name)))
+        name: WorkflowStats(name, rollup, drift=drifting(rollup, before.figures.get(name)))
         for name, rollup in figures.items()
     }
     for name, backlog in (await reviews.counts(now)).items():
@@ -70,7 +74,7 @@ async def overview(
         limits = policy.source.limits if policy else None
         daily = [b.usd_per_day for b in (limits.budget if limits else []) if b.per == "workflow"]
         s.budget_usd = next((d for d in daily if d is not None), None)
-    return sorted(stats.values(), key=lambda s: s.workflow), start
+    return sorted(stats.values(), key=lambda s: s.workflow), start, behind
 
 
 MIN_SAMPLES = 100

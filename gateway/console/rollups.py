@@ -3,28 +3,34 @@ kept in the review store's database (its migrations make the tables), so a page 
 hundred small rows instead of every record of the period.
 
 A bucket is rolled up once it has been closed for ``SETTLE_S`` (records are stamped with their
-arrival time and written when the request ends: a bucket that old takes no more), on the first
-overview that needs it; the buckets still open are read from the audit store as they stand.
+arrival time and written when the request ends: a bucket that old takes no more), when a
+period first needs it: at once (``wait``), or by a background task while the page shows what
+is rolled up already and says how much is not (the console's pages: a page never waits for a
+long gap to be rolled up). The buckets still open are read from the audit store as they stand.
 Rollups hold counts only (decisions, reason codes, entity types per action, cost, a latency
 histogram), never a value, and outlive the records' purge.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from gateway.audit.record import AuditRecord
-from gateway.audit.sink import AuditStore, Query
+from gateway.audit.sink import AuditStore, Query, SinkError
 from gateway.observe.signals import RATE_SIGNALS, Sample
-from gateway.review.store import ReviewStore
+from gateway.review.store import ReviewStore, StoreUnavailable
 
-__all__ = ["BUCKET_S", "Rollup", "Rollups"]
+__all__ = ["BUCKET_S", "Period", "Rollup", "Rollups"]
+
+log = logging.getLogger("gateway.console")
 
 BUCKET_S = 300
 SETTLE_S = 120.0
@@ -132,6 +138,14 @@ class Rollup:
         )  # fmt: skip
 
 
+class Period(NamedTuple):
+    """``behind``: settled buckets of the period not rolled up yet (left out, on their way)."""
+
+    figures: dict[str, Rollup]
+    start: float
+    behind: int = 0
+
+
 class Rollups:
     def __init__(self, audit: AuditStore, store: ReviewStore) -> None:
         self._audit = audit
@@ -140,25 +154,31 @@ class Rollups:
         # Settled buckets never change once rolled up: their merged figures per range are
         # kept, so views within one five-minute bucket read only the open ones again.
         self._settled: dict[tuple[int, int], dict[str, Rollup]] = {}
+        self._filling: asyncio.Task[None] | None = None
 
-    async def period(self, since: float, until: float) -> tuple[dict[str, Rollup], float]:
+    async def period(self, since: float, until: float, *, wait: bool = True) -> Period:
         """Figures per workflow from the bucket holding ``since`` to ``until``, and the time
-        they start from (the bucket's start)."""
+        they start from (the bucket's start). Without ``wait``, settled buckets not rolled up
+        yet are left out (``behind`` counts them) and rolled up in the background."""
         first = int(since // BUCKET_S) * BUCKET_S
         settled = min(int((time.time() - SETTLE_S) // BUCKET_S) * BUCKET_S, int(until))
         out: dict[str, Rollup] = {}
+        behind = 0
         if settled > first:
-            for workflow, rollup in (await self._settled_range(first, settled)).items():
+            found, behind = await self._settled_range(first, settled, wait)
+            for workflow, rollup in found.items():
                 out.setdefault(workflow, Rollup()).merge(rollup)
         live_since = max(first, settled)
         live, _ = await self._scan(live_since, until, await self._seq_before(live_since))
         for workflow, rollup in live.items():
             out.setdefault(workflow, Rollup()).merge(rollup)
-        return out, float(first)
+        return Period(out, float(first), behind)
 
-    async def _settled_range(self, first: int, settled: int) -> dict[str, Rollup]:
+    async def _settled_range(
+        self, first: int, settled: int, wait: bool
+    ) -> tuple[dict[str, Rollup], int]:
         if (cached := self._settled.get((first, settled))) is not None:
-            return cached
+            return cached, 0
         out: dict[str, Rollup] = {}
         done = {
             r[0]
@@ -167,9 +187,19 @@ class Rollups:
                 [first, settled],
             )
         }
-        for bucket in range(first, settled, BUCKET_S):
-            if bucket not in done:
-                await self._fill(bucket, await self._seq_before(bucket))
+        todo = [b for b in range(first, settled, BUCKET_S) if b not in done]
+        if todo and not wait:
+            if self._filling is None or self._filling.done():
+                self._filling = asyncio.create_task(self._fill_all(todo), name="console-rollups")
+            rows = await self._db.fetch(
+                f"SELECT workflow, data FROM {self._p}rollups WHERE bucket >= ? AND bucket < ?",
+                [first, settled],
+            )
+            for workflow, data in rows:
+                out.setdefault(workflow, Rollup()).merge(Rollup.from_json(data))
+            return out, len(todo)  # not cached: the rest is on its way
+        for bucket in todo:
+            await self._fill(bucket, await self._seq_before(bucket))
         rows = await self._db.fetch(
             f"SELECT workflow, data FROM {self._p}rollups WHERE bucket >= ? AND bucket < ?",
             [first, settled],
@@ -179,7 +209,15 @@ class Rollups:
         if len(self._settled) >= _CACHED_RANGES:
             self._settled.pop(next(iter(self._settled)))
         self._settled[(first, settled)] = out
-        return out
+        return out, 0
+
+    async def _fill_all(self, buckets: list[int]) -> None:
+        """Oldest first (each scan starts past the seq the ones before it reached)."""
+        try:
+            for bucket in buckets:
+                await self._fill(bucket, await self._seq_before(bucket))
+        except (SinkError, StoreUnavailable) as exc:  # the next page view starts it again
+            log.warning("console rollups stopped: %s", exc)
 
     async def _seq_before(self, since: float) -> int | None:
         """A seq no record of ``since`` or later precedes: where a scan may start (with the

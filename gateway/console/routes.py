@@ -300,10 +300,12 @@ def console_router(
         if rollups is None:
             return page("Overview", "<p>The audit trail is off.</p>", who)
         try:
-            stats, start = await overview(rollups, reviews.store, registry.all(), hours)
+            stats, start, behind = await overview(
+                rollups, reviews.store, registry.all(), hours, wait=False
+            )
         except (SinkError, StoreUnavailable):
             return page("Overview", "<p>The audit or review store is unavailable.</p>", who, 503)
-        return page("Overview", audit_pages.overview_page(stats, hours, start), who)
+        return page("Overview", audit_pages.overview_page(stats, hours, start, behind), who)
 
     @get("/policies")
     async def policies(request: Req) -> Response[bytes]:
@@ -314,7 +316,8 @@ def console_router(
         verdicts: dict[str, Counter[str]] = {}
         if rollups is not None and current.candidates:
             try:
-                figures, _ = await rollups.period(time.time() - 86_400, time.time())
+                now = time.time()
+                figures = (await rollups.period(now - 86_400, now, wait=False)).figures
             except (SinkError, StoreUnavailable):
                 figures = {}  # the page still lists the policies; verdicts show as 0
             verdicts = {name: r.candidates for name, r in figures.items()}
