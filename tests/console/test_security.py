@@ -213,6 +213,15 @@ def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGate
         else:
             raise AssertionError("the revoked key is still accepted")
         assert "revoked" in admin.get("keys").text
-        assert admin.get("limits").status_code == 200
+        limited = openai.OpenAI(base_url=f"{gw.url}/w/limited/v1", api_key=gw.analyst)
+        for _ in range(4):
+            limited.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
+        limits = admin.get("limits")
+        assert limits.status_code == 200
+        row = limits.text.split("<td>limited</td>", 1)[1].split("</tr>", 1)[0]
+        assert "<td>40</td>" in row  # the limit
+        assert 'value="0.100"' in row  # 4 of 40 gone: the burn-down bar
     finally:
         admin.close()
