@@ -158,10 +158,12 @@ class Reviews:
         the whole answer it adds up to, the client answered with the fallback message as a
         stream, status 202. Otherwise the same events, unchanged."""
         assert response.events is not None
+        review = self._review_of(ctx)
+        if review is None or not review.tools:
+            return response, {}
         events = [event async for event in response.events]
         again = UpstreamResponse(response.status, response.content_type, events=_replay(events))
-        review = self._review_of(ctx)
-        if review is None or not review.tools or not any(b"tool" in e for e in events):
+        if not any(b"tool" in e for e in events):
             return again, {}
         assert ctx.request is not None
         try:
