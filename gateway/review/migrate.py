@@ -167,7 +167,7 @@ def migrate_store(config: GatewayConfig) -> int:
         print(f"review store migration failed: {exc}", file=sys.stderr)
         return 1
     for m in applied:
-        print(f"applied review {m.version:04d}_{m.name}")
+        print(f"review store: applied {m.version:04d}_{m.name}")
     print(f"{where}: at version {VERSION}")
     return 0
 

@@ -153,13 +153,13 @@ def test_gateway_migrate_makes_the_review_store(
     )  # fmt: skip
     assert main(["--config", str(config), "migrate"]) == 0
     said = capsys.readouterr().out
-    assert f"applied review 0001_{MIGRATIONS[0].name}" in said
+    assert f"review store: applied 0001_{MIGRATIONS[0].name}" in said
     assert f"at version {VERSION}" in said
     with sqlite3.connect(tmp_path / "state" / "reviews.db") as db:
         rows = db.execute("SELECT version FROM review_schema_migrations").fetchall()
     assert [r[0] for r in rows] == list(range(1, VERSION + 1))
     assert main(["--config", str(config), "migrate"]) == 0  # nothing pending: still fine
-    assert "applied review" not in capsys.readouterr().out
+    assert "review store: applied" not in capsys.readouterr().out
 
 
 async def test_gateway_migrate_makes_the_review_schema_on_postgres(tmp_path: Path) -> None:
