@@ -169,9 +169,10 @@ class Rollups:
             for workflow, rollup in found.items():
                 out.setdefault(workflow, Rollup()).merge(rollup)
         live_since = max(first, settled)
-        live, _ = await self._scan(live_since, until, await self._seq_before(live_since))
-        for workflow, rollup in live.items():
-            out.setdefault(workflow, Rollup()).merge(rollup)
+        if live_since < until:  # an empty range would still walk the seqs after its start
+            live, _ = await self._scan(live_since, until, await self._seq_before(live_since))
+            for workflow, rollup in live.items():
+                out.setdefault(workflow, Rollup()).merge(rollup)
         return Period(out, float(first), behind)
 
     async def _settled_range(
