@@ -167,7 +167,10 @@ class Reviews:
             return again, {}
         assert ctx.request is not None
         try:
-            whole = assemble(ctx.request.api, event_data(events))
+            data = event_data(events)
+            if not called_tools(data) & review.tools:  # the names come whole, in one event
+                return again, {}
+            whole = assemble(ctx.request.api, data)
         except _UNASSEMBLED as exc:
             raise shape_error(f"a stream that does not add up ({type(exc).__name__})") from exc
         held = await self.answered(ctx, orjson.dumps(whole))
