@@ -22,6 +22,7 @@ from gateway.fallback.spec import FallbackPolicy
 from gateway.limits.spec import LimitsPolicy
 from gateway.quality.spec import QualityPolicy
 from gateway.review.spec import ReviewPolicy
+from gateway.rollout.spec import EvaluationPolicy, RolloutPolicy
 from gateway.surfaces import SURFACES
 
 __all__ = [
@@ -169,6 +170,8 @@ class Policy(_Strict):
     fallback: FallbackPolicy = FallbackPolicy()
     limits: LimitsPolicy | None = None
     review: ReviewPolicy | None = None
+    rollout: RolloutPolicy | None = None
+    evaluation: EvaluationPolicy | None = None
 
     @model_validator(mode="after")
     def _review_fits(self) -> Policy:
