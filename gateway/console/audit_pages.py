@@ -21,6 +21,7 @@ from gateway.console.policy_tests import TestRun
 from gateway.errors import REASONS
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicySet, ReloadError
+from gateway.policy.reload import PolicyVersion
 from gateway.tools.explain import Explanation
 
 __all__ = ["explain_page", "explorer_page", "overview_page", "policies_page", "record_page"]
@@ -61,8 +62,13 @@ def explorer_page(rows: list[StoredRow], params: Mapping[str, str], more: bool) 
 
 
 def record_page(
-    row: StoredRow, chain_status: tuple[bool, str], policy: CompiledPolicy | None
+    row: StoredRow,
+    chain_status: tuple[bool, str],
+    policy: CompiledPolicy | None,
+    kept: PolicyVersion | None = None,
 ) -> str:
+    """``kept``: the record's policy version from the policy history, when it is not the one
+    loaded now."""
     record: dict[str, Any] = json.loads(row.body) if row.body else {}
     ok, said = chain_status
     facts = [
@@ -119,8 +125,16 @@ def record_page(
     if policy is not None and policy.version == record.get("policy_version"):
         source = policy.source.model_dump_json(indent=2, exclude_defaults=True)
         body += f"<h2>Policy {esc(policy.version)} (loaded now)</h2><pre>{esc(source)}</pre>"
+    elif kept is not None:
+        body += (
+            f"<h2>Policy {esc(kept.version)} (no longer loaded: {esc(kept.source)} as the "
+            f"history kept it, loaded {when(kept.loaded_at)})</h2><pre>{esc(kept.text)}</pre>"
+        )
     elif record.get("policy_version"):
-        body += '<p class="muted">That policy version is no longer loaded.</p>'
+        body += (
+            '<p class="muted">That policy version is no longer loaded, and the policy '
+            "history does not hold it.</p>"
+        )
     return body
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from litestar import Response, Router, get, post
 
 from gateway.audit.chain import GENESIS, StoredRow
+from gateway.audit.history import HistoryError, open_history
 from gateway.audit.sink import AuditStore, SinkError
 from gateway.auth import Authenticator
 from gateway.auth.principal import Principal
@@ -64,6 +65,7 @@ def console_router(
 ) -> Router:
     sessions = Sessions(config, authenticator, reviews.store)
     policy_tests = PolicyTests(gateway)
+    history = open_history(gateway) if gateway.audit.enabled else None
 
     ui = Ui(sessions)
     rollups = Rollups(audit, reviews.store) if audit is not None else None
@@ -259,7 +261,17 @@ def console_router(
             return page("Record", "<p>No such record (or it was purged).</p>", who, 404)
         status = await _chain_status(audit, row)
         policy = registry.all().get(row.workflow or "")
-        return page(f"Record {row.seq}", audit_pages.record_page(row, status, policy), who)
+        kept = None
+        record_of = row.record()
+        version = record_of.policy_version if record_of else None
+        if version and (policy is None or policy.version != version) and row.workflow:
+            try:  # a version no longer loaded: its text as the policy history kept it
+                versions = await history.versions(row.workflow) if history else []
+            except HistoryError:
+                versions = []
+            kept = next((v for v in versions if v.version == version), None)
+        body = audit_pages.record_page(row, status, policy, kept)
+        return page(f"Record {row.seq}", body, who)
 
     @get("/explain")
     async def explain_route(request: Req) -> Response[bytes]:

@@ -93,3 +93,31 @@ def test_policy_test_results_per_workflow_and_candidate_verdicts(gw: ReviewGatew
         assert "1 passed, 0 failed" in row
     finally:
         admin.close()
+
+
+def test_a_record_of_a_version_no_longer_loaded_shows_its_text_from_the_history(
+    gw: ReviewGateway,
+) -> None:
+    client = openai.OpenAI(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": "before the edit"}]
+    )
+    request_id = raw.headers["x-request-id"]
+    path = Path(gw.root) / "policies" / "held.yaml"
+    path.write_text(path.read_text().replace("tests@example.com", "new-owner@example.com"))
+    admin = Console(gw.url, gw.admin)
+    try:
+        for _ in range(100):  # the reload is picked up within a second or so
+            if "new-owner@example.com" in admin.get("policies").text:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the edited policy was never reloaded")
+        explorer = admin.get(f"explorer?request={request_id}").text
+        seq = explorer.split("record?seq=", 1)[1].split('"', 1)[0]
+        page = admin.get(f"record?seq={seq}").text
+        assert "no longer loaded" in page
+        assert "as the history kept it" in page
+        assert "tests@example.com" in page  # the old text, not the file as it is now
+    finally:
+        admin.close()
