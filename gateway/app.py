@@ -95,7 +95,9 @@ def create_app(
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
-    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
+    reviews = Reviews(
+        open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
+    )
     pipeline = build_pipeline(
         config,
         environ,
@@ -110,7 +112,7 @@ def create_app(
         observe,
     )
     reviews.resend = resender(pipeline, trail, reviews)
-    observe.watch(writer=writer)
+    observe.watch(writer=writer, reviews=reviews.store)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -286,6 +288,7 @@ def create_app(
                         registry,
                         config.path(config.auth.api_keys_file),
                         limits,
+                        config,
                     )
                 ]
                 if config.console.enabled

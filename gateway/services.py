@@ -58,6 +58,8 @@ def build_pipeline(
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
     ``redis`` is None and every store lives in memory."""
     boundary = build_boundary(config, environ, redis.vault if redis else None, workers)
+    if reviews is not None:
+        reviews.connect(boundary, registry)  # tokens and reveals (gateway/review/view.py)
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)

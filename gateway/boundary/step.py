@@ -153,6 +153,15 @@ class Boundary:
         self._vault = vault
         self._minter = minter
 
+    @property
+    def vault(self) -> Vault:
+        """The review queue keeps the tokens of what it queues here (gateway/review/view.py)."""
+        return self._vault
+
+    @property
+    def minter(self) -> TokenMinter:
+        return self._minter
+
     async def inspect(
         self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
     ) -> Inspection | None:
