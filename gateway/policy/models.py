@@ -146,13 +146,13 @@ class RetentionPolicy(_Strict):
     """What the audit trail keeps of this workflow, and for how long.
 
     ``content: masked`` keeps the text as it left for the model (after the data boundary),
-    never raw values; ``upstream_store: false`` asks the provider not to retain the exchange
-    (OpenAI ``store: false``).
+    never raw values; ``upstream_store: false`` (the default) asks the provider not to retain
+    the exchange (OpenAI ``store: false``) and refuses requests that use state it kept.
     """
 
     audit_days: Annotated[int, Field(ge=1, le=36_500)] = 90
     content: Literal["none", "masked"] = "none"
-    upstream_store: bool = True
+    upstream_store: bool = False
 
 
 class Policy(_Strict):

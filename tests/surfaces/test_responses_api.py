@@ -207,11 +207,27 @@ def test_provider_state_is_refused_without_provider_storage(
     assert "send the whole conversation in 'input'" in caught.value.message
     assert upstream.received == []
     # Where the workflow allows provider storage, it goes through as the client sent it.
-    gateway.openai().responses.create(
+    gateway.openai("wire_kept").responses.create(
         model="gpt-test", input="and then?", previous_response_id="resp_123"
     )
     (sent,) = upstream.received
     assert sent.body["previous_response_id"] == "resp_123" and "store" not in sent.body
+
+
+def test_provider_storage_is_forbidden_by_default(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """chat_app says nothing about retention: ``store: false`` goes out (even over the
+    client's ``store: true``) and state the provider kept cannot be named."""
+    client = gateway.openai()
+    client.responses.create(model="gpt-test", input="hello", store=True)
+    (sent,) = upstream.received
+    assert sent.body["store"] is False
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="gpt-test", input="and then?", previous_response_id="r_1")
+    assert caught.value.code == "retention.provider_state"
+    with pytest.raises(openai.BadRequestError) as kept:
+        client.responses.retrieve("resp_1")
+    assert kept.value.code == "retention.provider_state"
+    assert len(upstream.received) == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])
