@@ -133,6 +133,10 @@ class DataPolicy(_Strict):
     thinking: Literal["inspect", "refuse"] = "inspect"
     token_ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
+    # ``mask`` placeholders: numbered per request in prompt order (<EMAIL_ADDRESS_1>), or
+    # keyed per value (<EMAIL_ADDRESS_k3j9x2>): the same in every request of a conversation,
+    # even when earlier turns are dropped or a new value comes before it.
+    placeholders: Literal["numbered", "keyed"] = "numbered"
 
 
 class EmbeddingsPolicy(_Strict):

@@ -52,6 +52,13 @@ WIRE_POLICIES: dict[str, dict[str, object]] = {
         "embeddings": {"on_pii": "block"},
         "retention": {"upstream_store": True},
     },
+    # Placeholders keyed per value: the same in every request of a conversation.
+    "wire_keyed": {
+        "workflow": "wire_keyed",
+        "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
+        "data": {"entities": {"EMAIL_ADDRESS": "mask"}, "placeholders": "keyed"},
+    },
     # Provider storage allowed (``store`` as the client sent it, kept responses forwarded).
     "wire_kept": {
         "workflow": "wire_kept",
