@@ -13,13 +13,19 @@ import pytest
 from hypothesis import settings
 
 from tests.fakes.upstream import FakeUpstream
+from tests.support.placeholders import VAULT_KEY
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 # Properties here assert what is found, never how fast: a busy CI core must not fail them.
 settings.register_profile("gateway", deadline=None)
 settings.load_profile("gateway")
 
-UPSTREAM_KEYS = {"OPENAI_API_KEY": "sk-upstream-openai", "ANTHROPIC_API_KEY": "sk-ant-upstream"}
+# With a known vault key too, so tests can compute the keyed placeholders a gateway writes.
+UPSTREAM_KEYS = {
+    "OPENAI_API_KEY": "sk-upstream-openai",
+    "ANTHROPIC_API_KEY": "sk-ant-upstream",
+    "GATEWAY_VAULT_KEY": VAULT_KEY,
+}
 
 
 @dataclass

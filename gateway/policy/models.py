@@ -137,7 +137,7 @@ class DataPolicy(_Strict):
     # ``mask`` placeholders: numbered per request in prompt order (<EMAIL_ADDRESS_1>), or
     # keyed per value (<EMAIL_ADDRESS_k3j9x2>): the same in every request of a conversation,
     # even when earlier turns are dropped or a new value comes before it.
-    placeholders: Literal["numbered", "keyed"] = "numbered"
+    placeholders: Literal["numbered", "keyed"] = "keyed"
 
 
 class EmbeddingsPolicy(_Strict):

@@ -73,6 +73,9 @@ POLICIES = {
     "no_thinking": _policy(
         "no_thinking", {"entities": {"EMAIL_ADDRESS": "mask"}, "thinking": "refuse"}
     ),
+    "numbered": _policy(
+        "numbered", {"entities": {"EMAIL_ADDRESS": "mask"}, "placeholders": "numbered"}
+    ),
     "ner_block": _policy("ner_block", {"entities": {"PERSON": "mask"}}),
     "ner_allow": _policy(
         "ner_allow", {"entities": {"PERSON": "mask"}, "on_detector_error": "allow"}

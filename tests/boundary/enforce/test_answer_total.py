@@ -12,8 +12,10 @@ import orjson
 
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply
+from tests.support.placeholders import keyed
 
 EMAIL = "jane.doe@acme-corp.com"
+MASKED = keyed("act_mask", "EMAIL_ADDRESS", EMAIL)
 
 
 def _sse(data: dict[str, Any], event: str | None = None) -> bytes:
@@ -46,7 +48,7 @@ def test_whole_answer_logprobs_are_dropped_when_the_text_was_masked(
 ) -> None:
     upstream.script("gpt-up", Reply(f"mail {EMAIL} now"), Reply("nothing to hide"))
     masked = _ask(guarded, "act_mask", "openai", False, logprobs=True).json()
-    assert masked["choices"][0]["message"]["content"] == "mail <EMAIL_ADDRESS_1> now"
+    assert masked["choices"][0]["message"]["content"] == f"mail {MASKED} now"
     assert masked["choices"][0]["logprobs"] is None
     kept = _ask(guarded, "act_mask", "openai", False, logprobs=True).json()
     assert kept["choices"][0]["logprobs"]["content"][0]["token"] == "nothing "
@@ -71,8 +73,8 @@ def test_openai_stream_channels_nobody_modelled_are_inspected(
     text = response.text
     assert EMAIL not in text and "jane.doe" not in text
     assert ": keep-alive" not in text and "\nid:" not in text and not text.startswith("id:")
-    assert '"note":"<EMAIL_ADDRESS_1>"' in text
-    assert "failed for <EMAIL_ADDRESS_1>" in text
+    assert f'"note":"{MASKED}"' in text
+    assert f"failed for {MASKED}" in text
     assert '"logprobs":null' in text
 
 
@@ -124,8 +126,8 @@ def test_anthropic_stream_channels_nobody_modelled_are_inspected(
     response = _ask(guarded, "act_mask", "anthropic", True)
     assert response.status_code == 200
     assert EMAIL not in response.text and ": comment" not in response.text
-    assert "by <EMAIL_ADDRESS_1>" in response.text
-    assert '"name":"<EMAIL_ADDRESS_1>"' in response.text
+    assert f"by {MASKED}" in response.text
+    assert f'"name":"{MASKED}"' in response.text
 
 
 def test_anthropic_thinking_is_relayed_as_signed_or_ends_the_stream(

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream, InvalidJson, RawStream, Reply, ToolCall
+from tests.support.placeholders import keyed
 
 EMAIL = "jane.doe@acme-corp.com"
 CARD = "4111 1111 1111 1111"
@@ -63,7 +64,8 @@ def test_anthropic_answer_tokens_restored_and_output_masked(
     raw = guarded.anthropic("guarded").messages.with_raw_response.create(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
     )
-    assert raw.parse().content[0].text == "call me on <PHONE_NUMBER_1>"  # type: ignore[union-attr]
+    phone = keyed("guarded", "PHONE_NUMBER", "+44 20 7946 0958")
+    assert raw.parse().content[0].text == f"call me on {phone}"  # type: ignore[union-attr]
     assert raw.headers["x-gateway-decision"] == "masked"
 
 
@@ -110,7 +112,8 @@ def test_anthropic_stream_restores_and_masks_split_values(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         got = "".join(stream.text_stream)
-    assert got == "ring <PHONE_NUMBER_1> or mail <EMAIL_ADDRESS_1> bye"
+    phone = keyed("guarded", "PHONE_NUMBER", "+44 20 7946 0958")
+    assert got == f"ring {phone} or mail {keyed('guarded', 'EMAIL_ADDRESS', EMAIL)} bye"
     token = _token(guarded, upstream, "tokens_a")
     upstream.script("claude-up", Reply(pieces=("to ", token[:9], token[9:], "!")))
     with guarded.anthropic("tokens_a").messages.stream(

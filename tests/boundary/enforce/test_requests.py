@@ -14,6 +14,7 @@ import pytest
 from tests.boundary.enforce.conftest import MAIN
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.support.placeholders import keyed
 
 SAMPLES = {
     "EMAIL_ADDRESS": "jane.doe@acme-corp.com",
@@ -79,7 +80,8 @@ def test_each_action_for_each_entity_type(
     text = sent.body["messages"][0]["content"]
     assert value not in text
     if action == "mask":
-        assert text == f"Please check <{entity}_1> and <{entity}_1> again."
+        masked = keyed(f"act_{action}", entity, value)
+        assert text == f"Please check {masked} and {masked} again."
     elif action == "redact":
         assert text == "Please check [REDACTED] and [REDACTED] again."
     else:
@@ -135,7 +137,7 @@ def test_custom_recognizers_and_deny_terms_block(
 def test_allow_listed_value_passes_untouched(guarded: Gateway, upstream: FakeUpstream) -> None:
     raw = _ask(guarded, "guarded", f"write to help@example.com, not {EMAIL}")
     assert upstream.received[0].body["messages"][0]["content"] == (
-        "write to help@example.com, not <EMAIL_ADDRESS_1>"
+        f"write to help@example.com, not {keyed('guarded', 'EMAIL_ADDRESS', EMAIL)}"
     )
     assert raw.headers["x-gateway-decision"] == "masked"
 
@@ -153,7 +155,8 @@ def _rewritten(action: str, body: dict[str, Any], sent: dict[str, Any]) -> dict[
     if action == "tokenize":
         substitute = re.findall(r"<EMAIL_ADDRESS#[a-z2-7]{12}>", json.dumps(sent))[0]
     else:
-        substitute = {"mask": "<EMAIL_ADDRESS_1>", "redact": "[REDACTED]"}[action]
+        masked = keyed(f"act_{action}", "EMAIL_ADDRESS", EMAIL)
+        substitute = {"mask": masked, "redact": "[REDACTED]"}[action]
     return json.loads(json.dumps(body).replace(EMAIL, substitute))
 
 

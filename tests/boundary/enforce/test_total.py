@@ -16,6 +16,7 @@ from gateway.surfaces import SURFACES
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream
 from tests.support.bodies import BODIES
+from tests.support.placeholders import keyed
 
 CARD = "4111 1111 1111 1111"
 MODEL = {
@@ -69,7 +70,8 @@ def test_unknown_fields_are_masked_where_they_are(
     response = _post(guarded, "act_mask", api, body)
     assert response.status_code == 200, response.text
     (sent,) = upstream.received
-    assert sent.body["x_note"] == {"who": "<EMAIL_ADDRESS_1>", "<EMAIL_ADDRESS_1>": [1]}
+    masked = keyed("act_mask", "EMAIL_ADDRESS", "ann@example.com")
+    assert sent.body["x_note"] == {"who": masked, masked: [1]}
 
 
 def test_uninspectable_blocks_by_default_and_allow_is_recorded(
@@ -126,7 +128,8 @@ def test_claude_code_shapes_pass_inspected(guarded: Gateway, upstream: FakeUpstr
     assert sent.headers["anthropic-beta"] == betas["anthropic-beta"]
     messages = sent.body["messages"]
     assert messages[1]["content"][0] == body["messages"][1]["content"][0]  # signed: as sent
-    assert messages[2] == {"role": "system", "content": "The user's mail is <EMAIL_ADDRESS_1>."}
+    masked = keyed("act_mask", "EMAIL_ADDRESS", "ann@example.com")
+    assert messages[2] == {"role": "system", "content": f"The user's mail is {masked}."}
     assert messages[3]["content"][0]["cache_control"] == {"type": "ephemeral"}
     assert sent.body["thinking"] == body["thinking"]
 
@@ -161,7 +164,7 @@ def test_tool_arguments_with_a_duplicate_key_are_refused(
         raw += b' "messages": [{"role": "user", "content": "hi"}]}'
         response = _post(guarded, "act_mask", api, raw)
         assert response.status_code == 200
-        assert upstream.received[0].body["x"] == "<EMAIL_ADDRESS_1>"
+        assert upstream.received[0].body["x"] == keyed("act_mask", "EMAIL_ADDRESS", "bob@example.com")
         assert "example.com" not in _sent(upstream)
 
 
@@ -238,8 +241,8 @@ def test_a_providers_beta_list_drops_the_others() -> None:
 def test_placeholders_are_numbered_in_prompt_order_so_turns_keep_them(
     guarded: Gateway, upstream: FakeUpstream
 ) -> None:
-    """Tools, system, then messages: a value keeps its placeholder in every later request
-    of a conversation that grows by turns, so the provider's prompt cache keeps hitting."""
+    """``placeholders: numbered``: tools, system, then messages, so a value keeps its
+    placeholder in every later request of a conversation that grows by turns."""
     tool = {"name": "send", "description": "mail a.one@acme-corp.com", "input_schema": {}}
     turns = [{"role": "user", "content": "cc b.two@acme-corp.com"}]
     body: dict[str, Any] = {"model": "claude-test", "max_tokens": 9, "tools": [tool]}
@@ -247,7 +250,7 @@ def test_placeholders_are_numbered_in_prompt_order_so_turns_keep_them(
     for _ in range(2):
         assert (
             _post(
-                guarded, "act_mask", "anthropic_messages", {**body, "messages": turns}
+                guarded, "numbered", "anthropic_messages", {**body, "messages": turns}
             ).status_code
             == 200
         )
@@ -278,6 +281,9 @@ def test_a_claude_code_turn_replayed(guarded: Gateway, upstream: FakeUpstream) -
     (sent,) = upstream.received
     assert sent.headers["anthropic-beta"] == betas
     expected = orjson.loads(
-        path.read_bytes().replace(b"jane.doe@acme-corp.com", b"<EMAIL_ADDRESS_1>")
+        path.read_bytes().replace(
+            b"jane.doe@acme-corp.com",
+            keyed("act_mask", "EMAIL_ADDRESS", "jane.doe@acme-corp.com").encode(),
+        )
     )
     assert sent.body == {**expected, "model": sent.body["model"]}
