@@ -12,6 +12,7 @@ from tests.audit.conftest import AuditedGateway
 from tests.fakes.upstream import REFUSAL, CutStream, FakeUpstream, Reply, Status
 from tests.fallback.client import PRIMARY, Sdk, ask
 from tests.fallback.conftest import BACKUP_MESSAGE
+from tests.support.placeholders import keyed
 
 SDKS: list[Sdk] = ["openai", "anthropic"]
 GOOD_ROUTE = '{"queue": "smb", "priority": 2}'
@@ -170,7 +171,8 @@ def test_a_masked_unchecked_stream_says_masked(gw: AuditedGateway, upstream: Fak
     upstream.script("gpt-up", Reply("noted"))
     text, headers, _ = ask(gw, "openai", "passing_masked", True, "mail ann@example.com")
     assert text == "noted" and headers["x-gateway-decision"] == "masked"
-    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    masked = keyed("passing_masked", "EMAIL_ADDRESS", "ann@example.com")
+    assert upstream.received[-1].body["messages"][0]["content"] == f"mail {masked}"
     r = gw.one(headers["x-request-id"], wait=2)
     assert r.reasons == ["boundary.masked", "quality.unchecked"]
 

@@ -17,6 +17,7 @@ import pytest
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, Stall
 from tests.support.server import write_yaml
+from tests.support.placeholders import keyed
 
 EMAIL = "Please write to jane.doe@example.com about the order."
 
@@ -32,7 +33,7 @@ def policy(action: str, models: list[str] | None = None) -> dict[str, Any]:
 
 
 # What the upstream received (and echoed) under each version's rule.
-SENT = {"mask": "<EMAIL_ADDRESS_1>", "redact": "[REDACTED]"}
+SENT = {"mask": keyed("chat_app", "EMAIL_ADDRESS", "jane.doe@example.com"), "redact": "[REDACTED]"}
 
 
 @pytest.fixture

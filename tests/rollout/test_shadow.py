@@ -19,8 +19,10 @@ from gateway.policy.reload import start_registry
 from tests.audit.conftest import PG_URL, AuditedGateway, drop_schema, start_gateway
 from tests.fakes.upstream import FakeUpstream, Reply
 from tests.support.server import write_yaml
+from tests.support.placeholders import keyed
 
 EMAIL = "jane.doe@example.com"
+MASKED = keyed("chat_app", "EMAIL_ADDRESS", EMAIL)  # as the live policy masks it
 CARD = "4111 1111 1111 1111"
 PHONE = "+44 20 7946 0958"
 
@@ -198,7 +200,7 @@ def test_candidate_would_block_what_live_masks(trail: Trail, upstream: FakeUpstr
     live, candidate = versions(trail)
     record, headers, _ = chat(trail, f"mail {EMAIL}")
     # Live traffic is the live policy's: masked, sent once, under the live version.
-    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    assert upstream.received[-1].body["messages"][0]["content"] == f"mail {MASKED}"
     assert len(upstream.received) == 1
     assert headers["x-gateway-policy-version"] == live == record.policy_version
     assert headers["x-gateway-decision"] == "masked" and record.decision == "masked"
@@ -274,7 +276,7 @@ def test_candidate_on_an_anthropic_stream(trail: Trail, upstream: FakeUpstream) 
         rid = response.headers["x-request-id"]
         events = list(response.iter_lines())
     assert any("message_stop" in line for line in events)
-    assert upstream.received[-1].body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
+    assert upstream.received[-1].body["messages"][0]["content"] == f"mail {MASKED}"
     record = trail.one(rid)
     assert (record.policy_version, record.stream_end) == (live, "completed")
     assert record.candidate is not None

@@ -18,6 +18,7 @@ from gateway.translate import ANSWER_TOOL
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply, Status, ToolCall
 from tests.translate.policy import falling_back
+from tests.support.placeholders import keyed
 
 SYSTEM = "Be brief."
 ASK = "what is the weather in Paris"  # 6 words: the fake counts words as tokens
@@ -461,7 +462,7 @@ def test_masking_applies_to_claude_answers_for_openai_clients(
             .choices[0]
             .message.content
         )
-    assert text == "Write to <EMAIL_ADDRESS_1> today"
+    assert text == f"Write to {keyed('masked_to_claude', 'EMAIL_ADDRESS', 'bob@example.com')} today"
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -481,14 +482,14 @@ def test_masking_applies_to_gpt_answers_for_anthropic_clients(
             message = s.get_final_message()
     else:
         message = client.messages.create(**kwargs)
-    # The request's address was the first one masked in this request, the answer's the second.
-    assert (
-        message.content[0].type == "text"
-        and message.content[0].text == "Write to <EMAIL_ADDRESS_2> today"
-    )
+    # Each address its own placeholder: the request's and the answer's never read as one.
+    bob = keyed("masked_to_gpt", "EMAIL_ADDRESS", "bob@example.com")
+    alice = keyed("masked_to_gpt", "EMAIL_ADDRESS", "alice@example.com")
+    assert bob != alice
+    assert message.content[0].type == "text" and message.content[0].text == f"Write to {bob} today"
     # The request was masked before translation: the OpenAI upstream never saw the address.
     assert upstream.received[-1].body["messages"] == [
-        {"role": "user", "content": "mail <EMAIL_ADDRESS_1> please"}
+        {"role": "user", "content": f"mail {alice} please"}
     ]
 
 
