@@ -52,12 +52,12 @@ WIRE_POLICIES: dict[str, dict[str, object]] = {
         "embeddings": {"on_pii": "block"},
         "retention": {"upstream_store": True},
     },
-    # Placeholders keyed per value: the same in every request of a conversation.
-    "wire_keyed": {
-        "workflow": "wire_keyed",
+    # Placeholders numbered per request (the default is keyed per value).
+    "wire_numbered": {
+        "workflow": "wire_numbered",
         "owner": "tests@example.com",
         "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
-        "data": {"entities": {"EMAIL_ADDRESS": "mask"}, "placeholders": "keyed"},
+        "data": {"entities": {"EMAIL_ADDRESS": "mask"}, "placeholders": "numbered"},
     },
     # Provider storage allowed (``store`` as the client sent it, kept responses forwarded).
     "wire_kept": {
