@@ -16,8 +16,8 @@ import pytest
 
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, Stall
-from tests.support.server import write_yaml
 from tests.support.placeholders import keyed
+from tests.support.server import write_yaml
 
 EMAIL = "Please write to jane.doe@example.com about the order."
 

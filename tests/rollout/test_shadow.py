@@ -18,8 +18,8 @@ from gateway.audit import AuditRecord
 from gateway.policy.reload import start_registry
 from tests.audit.conftest import PG_URL, AuditedGateway, drop_schema, start_gateway
 from tests.fakes.upstream import FakeUpstream, Reply
-from tests.support.server import write_yaml
 from tests.support.placeholders import keyed
+from tests.support.server import write_yaml
 
 EMAIL = "jane.doe@example.com"
 MASKED = keyed("chat_app", "EMAIL_ADDRESS", EMAIL)  # as the live policy masks it

@@ -5,6 +5,7 @@ against the last run of the same set named as a regression."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ import pytest
 
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import REPO, run_cli
+from tests.support.placeholders import OFFLINE_TOKEN_KEY, keyed
 from tests.tools.lifecycle import EMAIL, Folder, chat_policy
 
 pytestmark = pytest.mark.usefixtures("upstream")
@@ -25,6 +27,8 @@ def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
+# Eval runs the pipeline offline: keyed placeholders under the fixed offline key.
+MASKED = keyed("chat_app", "EMAIL_ADDRESS", "jane.doe@example.com", OFFLINE_TOKEN_KEY)
 ANSWER = '{"ticket": {"category": "billing", "priority": 2}, "tags": ["refund"]}'
 SCHEMA = {
     "type": "object",
@@ -36,7 +40,7 @@ SET = jsonl(
     {"name": "echoed", "messages": user("hello there"),
      "expect": {"text": "echo: hello there", "decision": "allow", "fallback": "none"}},
     {"name": "masked on the way out", "messages": user(EMAIL),
-     "expect": {"decision": "transform", "regex": r"<EMAIL_ADDRESS_\d>", "contains": ["order"]}},
+     "expect": {"decision": "transform", "regex": re.escape(MASKED), "contains": ["order"]}},
     {"name": "json fields", "messages": user("classify"), "answer": ANSWER,
      "expect": {"json": {"ticket.category": "billing", "tags.0": "refund"}, "schema": SCHEMA}},
     {"name": "anthropic too", "api": "anthropic", "model": "claude-test",

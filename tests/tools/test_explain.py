@@ -18,6 +18,7 @@ from gateway.tools.cases import CasePrincipal, CaseRequest
 from gateway.tools.explain import explain as explain_steps
 from tests.fakes.upstream import FakeUpstream
 from tests.policy.cliutil import GOOD, make_root, run_cli
+from tests.support.placeholders import OFFLINE_TOKEN_KEY, keyed
 
 POLICY = GOOD.replace("[gpt-test]", "[gpt-test, claude-test]") + (
     "data:\n"
@@ -193,7 +194,8 @@ def test_an_answer_is_inspected_with_tokens_restored(root: Path) -> None:
         "code": "boundary.masked",
         "rule": "answer: PHONE_NUMBER x1 mask",
     }
-    assert report["answer"] == "Dear an****************om, call <PHONE_NUMBER_1>"
+    phone = keyed("triage", "PHONE_NUMBER", "+44 20 7946 0958", OFFLINE_TOKEN_KEY)
+    assert report["answer"] == f"Dear an****************om, call {phone}"
 
 
 def test_limits_are_counted_from_empty(tmp_path: Path) -> None:

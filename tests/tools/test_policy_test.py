@@ -11,6 +11,16 @@ from typing import Any
 
 from gateway.cli import main
 from tests.policy.cliutil import GOOD, make_root, run_cli
+from tests.support.placeholders import OFFLINE_TOKEN_KEY, keyed
+
+# What the offline pipeline masks the two addresses to (keyed placeholders, the fixed key).
+ANN = keyed("triage", "EMAIL_ADDRESS", "ann@corp.example.com", OFFLINE_TOKEN_KEY)
+BOB = keyed("triage", "EMAIL_ADDRESS", "bob@corp.example.com", OFFLINE_TOKEN_KEY)
+
+
+def _masked(cases: str) -> str:
+    return cases.replace("{ann}", ANN).replace("{bob}", BOB)
+
 
 # triage: gpt-test is served by an openai-type provider at 127.0.0.1:9 (nothing listens):
 # a case that passes proves nothing was sent over the network.
@@ -28,9 +38,10 @@ cases:
     expect:
       decision: transform
       reasons: [boundary.masked]
-      upstream_text: "mail <EMAIL_ADDRESS_1>"
-      client_text: "[mock gpt-up] You said: mail <EMAIL_ADDRESS_1>"
+      upstream_text: "mail {ann}"
+      client_text: "[mock gpt-up] You said: mail {ann}"
 """
+CASE = _masked(CASE)
 
 
 def run(config: Path, *args: str) -> tuple[int, str, str]:
@@ -64,8 +75,8 @@ def test_a_passing_case(tmp_path: Path) -> None:
         "decision": "transform",
         "reasons": ["boundary.masked"],
         "status": 200,
-        "upstream_text": "mail <EMAIL_ADDRESS_1>",
-        "client_text": "[mock gpt-up] You said: mail <EMAIL_ADDRESS_1>",
+        "upstream_text": f"mail {ANN}",
+        "client_text": f"[mock gpt-up] You said: mail {ANN}",
     }
 
 
@@ -73,10 +84,8 @@ def test_every_expectation_can_fail(tmp_path: Path) -> None:
     wrong = (
         CASE.replace("decision: transform", "decision: allow")
         .replace("[boundary.masked]", "[]")
-        .replace(
-            'upstream_text: "mail <EMAIL_ADDRESS_1>"', 'upstream_text: "mail ann@corp.example.com"'
-        )
-        .replace("You said: mail <EMAIL_ADDRESS_1>", "You said: mail ann@corp.example.com")
+        .replace(f'upstream_text: "mail {ANN}"', 'upstream_text: "mail ann@corp.example.com"')
+        .replace(f"You said: mail {ANN}", "You said: mail ann@corp.example.com")
         + "      status: 201\n"
     )
     config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/triage.yaml": wrong})
@@ -86,9 +95,7 @@ def test_every_expectation_can_fail(tmp_path: Path) -> None:
     assert "decision: expected allow, got transform" in out
     assert "reasons: expected [], got ['boundary.masked']" in out
     assert "status: expected 201, got 200" in out
-    assert (
-        "upstream_text: expected 'mail ann@corp.example.com', got 'mail <EMAIL_ADDRESS_1>'" in out
-    )
+    assert f"upstream_text: expected 'mail ann@corp.example.com', got 'mail {ANN}'" in out
     assert "client_text: expected '[mock gpt-up] You said: mail ann@corp.example.com'" in out
     assert "0 passed, 1 failed" in out
 
@@ -121,7 +128,7 @@ def test_contains_excludes_and_nothing_sent(tmp_path: Path) -> None:
     expect:
       decision: transform
       upstream_text: "hello"
-      client_text: "write to <EMAIL_ADDRESS_1> today"
+      client_text: "write to {bob} today"
   - name: wrong expectations of the same kinds
     principal: {subject: ann, roles: [agent]}
     request:
@@ -133,7 +140,7 @@ def test_contains_excludes_and_nothing_sent(tmp_path: Path) -> None:
       client_text: {contains: [nothing like this], excludes: [CREDIT_CARD]}
 """
     )
-    config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/triage.yaml": cases})
+    config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/triage.yaml": _masked(cases)})
     code, found = results(config)
     assert code == 1
     assert [r["passed"] for r in found] == [True, True, True, False]
@@ -218,8 +225,8 @@ cases:
     expect:
       decision: transform
       reasons: [boundary.masked]
-      upstream_text: "be brief\\nmail <EMAIL_ADDRESS_1>"
-      client_text: "[mock gpt-up] You said: mail <EMAIL_ADDRESS_1>"
+      upstream_text: "be brief\\nmail {ann}"
+      client_text: "[mock gpt-up] You said: mail {ann}"
   - name: responses streamed from messages
     principal: {subject: ann, roles: [agent]}
     request:
@@ -231,9 +238,9 @@ cases:
   - name: count tokens
     principal: {subject: ann, roles: [agent]}
     request: {api: count_tokens, model: claude-test, messages: [{role: user, content: "mail ann@corp.example.com"}]}
-    expect: {decision: transform, reasons: [boundary.masked], upstream_text: "mail <EMAIL_ADDRESS_1>"}
+    expect: {decision: transform, reasons: [boundary.masked], upstream_text: "mail {ann}"}
 """
-    config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/t.yaml": cases})
+    config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/t.yaml": _masked(cases)})
     code, found = results(config)
     assert code == 0, found
     assert [r["passed"] for r in found] == [True, True, True]

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from gateway.translate import ANSWER_TOOL
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply, Status, ToolCall
-from tests.translate.policy import falling_back
 from tests.support.placeholders import keyed
+from tests.translate.policy import falling_back
 
 SYSTEM = "Be brief."
 ASK = "what is the weather in Paris"  # 6 words: the fake counts words as tokens

@@ -164,7 +164,9 @@ def test_tool_arguments_with_a_duplicate_key_are_refused(
         raw += b' "messages": [{"role": "user", "content": "hi"}]}'
         response = _post(guarded, "act_mask", api, raw)
         assert response.status_code == 200
-        assert upstream.received[0].body["x"] == keyed("act_mask", "EMAIL_ADDRESS", "bob@example.com")
+        assert upstream.received[0].body["x"] == keyed(
+            "act_mask", "EMAIL_ADDRESS", "bob@example.com"
+        )
         assert "example.com" not in _sent(upstream)
 
 
