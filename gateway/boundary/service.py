@@ -13,7 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.stores import RedisClient, StoreError
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["PerProcessVault", "build_boundary", "configured_ner"]
+__all__ = ["PerProcessVault", "build_boundary", "configured_ner", "workers_key"]
 
 _PER_PROCESS = (
     "a vault kept in memory is one per worker process: set stores.redis_url "
@@ -33,6 +33,18 @@ class PerProcessVault:
 
     async def aclose(self) -> None:
         return None
+
+
+def workers_key(config: GatewayConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """What the supervisor of ``gateway serve --workers N`` adds to its workers' environment:
+    with no vault key configured and no Redis, one random key for all of them, so every
+    worker writes the same keyed placeholders (a key per worker would mask one conversation
+    to other text on each, and the provider's prompt cache would miss). It lasts as long as
+    the supervisor; a configured key lasts across restarts and instances. With Redis nothing
+    is added: ``build_boundary`` refuses to start without a configured key."""
+    if config.vault.key_env in env or config.stores.redis_url:
+        return {}
+    return {config.vault.key_env: secrets.token_hex(32)}
 
 
 def configured_ner(config: GatewayConfig) -> NerModel | None:

@@ -22,6 +22,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
+from gateway.boundary.service import workers_key
 from gateway.cli.common import config_path, load_or_exit
 from gateway.config import GatewayConfig, ServerConfig, load_config
 from gateway.observe.logs import configure_logging
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayConfig) -> int:
     """Run ``args.workers`` workers until SIGTERM/SIGINT; 2 if they could not start."""
+    os.environ.update(workers_key(config, os.environ))  # one placeholder key for all workers
     os.environ[_WORKER_ENV] = json.dumps(
         {"config": str(config_path(args).resolve()), "workers": args.workers,
          "log_level": args.log_level, "log_format": _log_format(args, config)}

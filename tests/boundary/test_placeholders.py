@@ -1,4 +1,4 @@
-"""Keyed placeholders (``data.placeholders: keyed``): one value masks to one placeholder in
+"""Keyed placeholders (``data.placeholders: keyed``, the default): one value masks to one placeholder in
 every request of a workflow, whatever else the prompt holds, and nobody without the key can
 tell which value it stands for."""
 
@@ -8,6 +8,7 @@ import re
 
 from gateway.boundary import Finding
 from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter
+from gateway.policy.models import DataPolicy
 
 ACTIONS = {"EMAIL_ADDRESS": "mask", "IP_ADDRESS": "tokenize"}
 KEY = b"k" * 32
@@ -69,6 +70,12 @@ def test_two_values_sharing_a_short_code_get_different_placeholders() -> None:
     assert first != second and len(second) == len(first) + 6
 
 
-def test_numbered_placeholders_are_the_default() -> None:
-    rw = Rewriter(ACTIONS, "w", TokenMinter(KEY))  # type: ignore[arg-type]
+def test_keyed_placeholders_are_the_policy_default() -> None:
+    """A policy that names no ``placeholders`` gets keyed ones; numbered is asked for."""
+    assert DataPolicy().placeholders == "keyed"
+    assert DataPolicy(placeholders="numbered").placeholders == "numbered"
+
+
+def test_a_numbered_rewriter_numbers_per_request() -> None:
+    rw = Rewriter(ACTIONS, "w", TokenMinter(KEY), keyed=False)  # type: ignore[arg-type]
     assert _masked(rw, "ann@x.io", "ann@x.io") == "<EMAIL_ADDRESS_1>"

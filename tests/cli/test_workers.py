@@ -4,6 +4,7 @@ stays one chain; state that would be per process is refused with the setting to 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx2
 import openai
 import pytest
 import yaml
@@ -177,3 +179,38 @@ def test_spool_slots_are_claimed_once_and_orphans_are_adopted(tmp_path: Path) ->
     assert fourth.path == second.path
     assert not Spool(tmp_path, 3).pending
     assert [r.request_id for r in fourth.read()] == ["req000001", "req000002", "req000003"]
+
+
+def test_workers_without_a_vault_key_write_the_same_keyed_placeholders(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``GATEWAY_VAULT_KEY``: the supervisor draws one key for all workers, so a value
+    masks to the same text whichever worker takes the connection."""
+    monkeypatch.delenv("GATEWAY_VAULT_KEY", raising=False)
+    config = _write(tmp_path, upstream, {"chat_app": MOCK_ONLY})
+    key = new_key(tmp_path / "keys.yaml", "alice", ["analyst"])
+    env = {k: v for k, v in UPSTREAM_KEYS.items() if k != "GATEWAY_VAULT_KEY"}
+    proc, url = serve(config, tmp_path / "gw.log", "--workers", "2", env=env)
+    body = {
+        "model": "mock-model",
+        "messages": [{"role": "user", "content": "mail bob@example.com"}],
+    }
+    seen: dict[float, str] = {}  # worker (when it loaded its policies) -> what it answered
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
+            with httpx2.Client(base_url=url, timeout=10) as one_connection:
+                worker = float(one_connection.get("/readyz").json()["policy_set"]["loaded_at"])
+                answer = one_connection.post(
+                    "/w/chat_app/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {key}"},
+                )
+                seen[worker] = answer.json()["choices"][0]["message"]["content"]
+        assert len(seen) == 2, "the second worker never answered"
+        first, second = seen.values()
+        assert re.search(r"<EMAIL_ADDRESS_[a-z2-7]{6}>", first), first
+        assert first == second
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

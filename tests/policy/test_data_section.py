@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.boundary.service import build_boundary
+from gateway.boundary.service import build_boundary, workers_key
 from gateway.config import GatewayConfig
 from gateway.policy import load_policies
 from gateway.yamlsource import ConfigError
@@ -104,3 +104,13 @@ def test_vault_key_rules(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="instances sharing a Redis vault"):
         build_boundary(_config(tmp_path, **redis), {})
     build_boundary(_config(tmp_path, **redis), {"GATEWAY_VAULT_KEY": "k" * 32})
+
+
+def test_workers_share_a_drawn_key_only_when_none_is_configured(tmp_path: Path) -> None:
+    ((name, drawn),) = workers_key(_config(tmp_path), {}).items()
+    assert name == "GATEWAY_VAULT_KEY" and len(drawn) >= 32
+    assert workers_key(_config(tmp_path), {}) != {name: drawn}  # drawn afresh by each supervisor
+    build_boundary(_config(tmp_path), {name: drawn})  # a key the workers accept
+    assert workers_key(_config(tmp_path), {"GATEWAY_VAULT_KEY": "k" * 32}) == {}
+    redis = {"stores": {"redis_url": "redis://127.0.0.1:6379/0"}}
+    assert workers_key(_config(tmp_path, **redis), {}) == {}  # build_boundary refuses instead
