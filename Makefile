@@ -20,10 +20,16 @@ install: $(STAMP)
 keys.yaml: | $(STAMP)
 	$(BIN)/gateway keys create --subject demo --roles $(DEMO_ROLES) > .demo-key
 
-run: $(STAMP) keys.yaml
+# The vault key for `make run`, drawn once: keyed placeholders (the default) and tokens stay the
+# same across restarts, so a conversation's prompt keeps its text. A GATEWAY_VAULT_KEY set in the
+# environment wins.
+.vault-key:
+	umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > .vault-key
+
+run: $(STAMP) keys.yaml .vault-key
 	@echo "Demo key (roles $(DEMO_ROLES)): $$(cat .demo-key)"
 	@echo "Try: curl -s localhost:8080/w/lead_triage/v1/chat/completions -H \"authorization: Bearer $$(cat .demo-key)\" -H 'content-type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'"
-	$(BIN)/gateway serve
+	GATEWAY_VAULT_KEY="$${GATEWAY_VAULT_KEY:-$$(cat .vault-key)}" $(BIN)/gateway serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench

@@ -195,9 +195,10 @@ class StoresConfig(_Strict):
 
 
 class VaultConfig(_Strict):
-    """The token vault's HMAC key comes from the environment variable ``key_env`` (at least
-    32 characters). Unset, a memory vault draws a random key per process; a Redis vault,
-    shared by instances that must mint the same tokens, refuses to start."""
+    """The HMAC key of tokens and keyed placeholders comes from the environment variable
+    ``key_env`` (at least 32 characters). Unset, a memory vault draws a random key per process
+    (one for all workers of ``--workers N``); a Redis vault, shared by instances that must mint
+    the same tokens, refuses to start."""
 
     key_env: str = "GATEWAY_VAULT_KEY"
     # With stores.redis_url: what one vault call may cost before the request fails closed

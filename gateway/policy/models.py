@@ -134,9 +134,10 @@ class DataPolicy(_Strict):
     thinking: Literal["inspect", "refuse"] = "inspect"
     token_ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
-    # ``mask`` placeholders: numbered per request in prompt order (<EMAIL_ADDRESS_1>), or
-    # keyed per value (<EMAIL_ADDRESS_k3j9x2>): the same in every request of a conversation,
-    # even when earlier turns are dropped or a new value comes before it.
+    # ``mask`` placeholders: keyed per value (<EMAIL_ADDRESS_k3j9x2>, under the vault key): the
+    # same in every request of a conversation, even when earlier turns are dropped or a new
+    # value comes before it, so prompt caches keep hitting; or numbered per request in prompt
+    # order (<EMAIL_ADDRESS_1>), which renumbers when a client compacts its history.
     placeholders: Literal["numbered", "keyed"] = "keyed"
 
 
