@@ -5,8 +5,8 @@
 
 One request's rewriting of a long conversation: 40 texts holding 50 distinct e-mail addresses,
 each seen four times (a history resent turn after turn), masked by a fresh ``Rewriter`` as the
-boundary step does per request. Numbered (the default) counts per value; keyed computes one
-HMAC-SHA256 per distinct value. Best of ``--repeat`` timing runs.
+boundary step does per request. Numbered (the baseline) counts per value; keyed (the default)
+computes one HMAC-SHA256 per distinct value. Best of ``--repeat`` timing runs.
 """
 
 from __future__ import annotations
