@@ -20,6 +20,7 @@ join is reported in both, each part at its own span.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Iterator, Sequence
 
@@ -138,10 +139,10 @@ async def _add_straddling(
             continue
         # Each part without the spaces at the join: masking changes only the value's characters.
         end, begin = len(left.rstrip()), len(right) - len(right.lstrip())
-        found[i] = resolve(
+        found[i] = _resolved(
             found[i] + [Finding(base + f.start, end, f.entity, f.score, f.rule) for f in straddling]
         )
-        found[i + 1] = resolve(
+        found[i + 1] = _resolved(
             found[i + 1]
             + [Finding(begin, f.end - resume, f.entity, f.score, f.rule) for f in straddling]
         )
@@ -157,6 +158,8 @@ async def find_windowed(
     """The findings of ``detector.find(text)``, scanned window by window on the loop."""
     pacer = pacer or Pacer()
     kept: list[Finding] = []
+    # No finding is longer than one window's whole view: older ones end before this window.
+    longest = MARGIN + window + MAX_REACH
     for own_start in range(0, len(text), window):
         own_end = min(len(text), own_start + window)
         start = max(0, own_start - MARGIN)
@@ -170,7 +173,8 @@ async def find_windowed(
             ]
             mine = [f for f in found if own_start <= f.start < own_end]
             # A JWT or key start inside one found earlier (its payload) needs nothing more.
-            around = [f for f in kept if f.end > own_start] + found
+            recent = kept[bisect.bisect_left(kept, own_start - longest, key=_start) :]
+            around = [f for f in recent if f.end > own_start] + found
             if end == len(text) or _complete(mine, markers, end, around):
                 break
             if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
@@ -179,7 +183,34 @@ async def find_windowed(
             await pacer.tick()
         kept.extend(mine)
         await pacer.tick()
-    return resolve(kept)
+    return _resolved(kept)
+
+
+def _start(finding: Finding) -> int:
+    return finding.start
+
+
+def _resolved(findings: list[Finding]) -> list[Finding]:
+    """``resolve(findings)`` in linear time for findings that mostly do not overlap.
+
+    Which of two overlapping findings is kept depends only on the findings that overlap
+    them, so each run of overlapping findings is resolved on its own: a window's findings
+    overlap only those of its neighbours, and a text of a hundred thousand look-alikes
+    costs one pass, not a sort of all of them at once.
+    """
+    findings = sorted(findings, key=_start)
+    out: list[Finding] = []
+    run: list[Finding] = []
+    reach = -1
+    for f in findings:
+        if run and f.start >= reach:
+            out.extend(run if len(run) == 1 else resolve(run))
+            run = []
+        run.append(f)
+        reach = max(reach, f.end) if len(run) > 1 else f.end
+    if run:
+        out.extend(run if len(run) == 1 else resolve(run))
+    return out
 
 
 def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
@@ -200,4 +231,15 @@ def _complete(mine: list[Finding], markers: list[int], end: int, around: list[Fi
     """
     if any(f.end >= end - _SLACK for f in mine):
         return False
-    return all(any(f.start <= at < f.end for f in around) for at in markers)
+    if not markers:
+        return True
+    # One sweep, not each marker against each finding: a window may hold hundreds of both.
+    spans = sorted((f.start, f.end) for f in around)
+    covered_to, i = -1, 0
+    for at in sorted(markers):
+        while i < len(spans) and spans[i][0] <= at:
+            covered_to = max(covered_to, spans[i][1])
+            i += 1
+        if covered_to <= at:
+            return False
+    return True
