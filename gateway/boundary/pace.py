@@ -29,8 +29,9 @@ SLICE_S = 0.002  # how long a scan holds the loop before it lets others run (a u
 class Pacer:
     """One request's scanning clock: ``await pacer.tick()`` after each unit of work.
 
-    ``budget_s`` None: no budget (offline tools, which run one request at a time).
-    ``refusal``: the reason a request past its budget is refused with.
+    ``budget_s`` None: no budget (offline tools, which run one request at a time); else the
+    request's text and its answer's share it. ``refusal``: the reason a request past its
+    budget is refused with.
 
     Used as: ``for unit in units: scan(unit); await pacer.tick()``, then ``pacer.finish()``.
     """
@@ -42,12 +43,20 @@ class Pacer:
         slice_s: float = SLICE_S,
     ) -> None:
         self._budget = budget_s
-        self._refusal = refusal
+        self.refusal = refusal
         self._slice = slice_s
         self._since = time.perf_counter()
         self._cpu_since = time.thread_time()
         self.spent_s = 0.0  # CPU seconds scanned on the loop's thread so far
         self.yields = 0
+
+    def resume(self, refusal: Reason | None = None) -> None:
+        """Start another scan of the same request (its answer's): what ran in between (the
+        upstream call, other requests) is not this scan's. ``refusal``: its reason if over."""
+        self._since = time.perf_counter()
+        self._cpu_since = time.thread_time()
+        if refusal is not None:
+            self.refusal = refusal
 
     async def tick(self) -> None:
         """Yield to the loop if this slice is over; raise GatewayError past the budget."""
@@ -77,6 +86,6 @@ class Pacer:
     def _check(self) -> None:
         if self._budget is not None and self.spent_s > self._budget:
             raise GatewayError(
-                self._refusal,
+                self.refusal,
                 detail=f"scanning used {self.spent_s:.2f} s of CPU, over {self._budget:g} s",
             )

@@ -46,10 +46,11 @@ class Inspection:
         vault: Vault,
         workflow: str,
         subject: str,
-        scan_budget_s: float | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """``pacer``: the request's scan clock and budget, which the answer's scan shares."""
         self.ctx = ctx
-        self._scan_budget_s = scan_budget_s
+        self._pacer = pacer or Pacer()
         self.rules = rules
         self.rewriter = rewriter
         self._vault = vault
@@ -66,8 +67,8 @@ class Inspection:
 
     async def find(self, texts: Sequence[str]) -> list[list[Finding]] | None:
         """Findings per text; None when detection failed and the policy lets it pass."""
-        pacer = Pacer(self._scan_budget_s, errors.BOUNDARY_ANSWER_TOO_COSTLY)
-        return await _find(self.ctx, self.rules, texts, Step.INSPECT_ANSWER, pacer)
+        self._pacer.resume(errors.BOUNDARY_ANSWER_TOO_COSTLY)
+        return await _find(self.ctx, self.rules, texts, Step.INSPECT_ANSWER, self._pacer)
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
         """``text[start:end]`` for the caller; in shadow mode only counted, never changed."""
@@ -184,9 +185,7 @@ class Boundary:
         rewriter = Rewriter(rules.actions, policy.name, self._minter)
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
-            return Inspection(
-                ctx, rules, rewriter, self._vault, policy.name, subject, self._scan_budget_s
-            )
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
         rewritten = list(texts)
         hits = [i for i, f in enumerate(found) if f]
         # Numbered as the provider reads the prompt (one text needs no order).
@@ -205,9 +204,7 @@ class Boundary:
             # Shadow: forwarded unchanged; the answer is inspected only to be recorded.
             if not rules.source.scan_output:
                 return None
-            return Inspection(
-                ctx, rules, rewriter, self._vault, policy.name, subject, self._scan_budget_s
-            )
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
         if not blocked and _exact(ctx, policy):  # a changed text would embed as another text
             blocked = {e: n for (action, e), n in rewriter.counts.items() if action != "allow"}
         if blocked:
@@ -234,9 +231,7 @@ class Boundary:
             ctx.decisions.append(Decision(Step.BOUNDARY, "transform", errors.BOUNDARY_MASKED.code))
         if not (rules.source.scan_output or rewriter.minted):
             return None
-        return Inspection(
-            ctx, rules, rewriter, self._vault, policy.name, subject, self._scan_budget_s
-        )
+        return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
 
     async def aclose(self) -> None:
         await self._vault.aclose()
