@@ -13,6 +13,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
+from gateway.limits.step import Limits
 from gateway.observe.drift import Drift
 from gateway.observe.fingerprints import Fingerprints, fingerprint_key
 from gateway.observe.labels import Labels
@@ -57,12 +58,19 @@ class Observe:
             OUTBOUND_TRACEPARENT.set(traceparent.strip().lower())
         return ctx
 
-    def watch(self, breaker: Breaker | None = None, writer: AuditWriter | None = None) -> None:
+    def watch(
+        self,
+        breaker: Breaker | None = None,
+        writer: AuditWriter | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         if self.sampler is not None:
             if breaker is not None:
                 self.sampler.watch_breaker(breaker)
             if writer is not None:
                 self.sampler.watch_audit(writer)
+            if limits is not None:
+                self.sampler.watch_limits(limits)
 
     def committed(self, seconds: float) -> None:
         """An audit batch committed (AuditWriter's ``on_commit``)."""
