@@ -183,7 +183,7 @@ async def find_windowed(
             await pacer.tick()
         kept.extend(mine)
         await pacer.tick()
-    return _resolved(kept)
+    return await _resolved_paced(kept, pacer)
 
 
 def _start(finding: Finding) -> int:
@@ -198,19 +198,31 @@ def _resolved(findings: list[Finding]) -> list[Finding]:
     overlap only those of its neighbours, and a text of a hundred thousand look-alikes
     costs one pass, not a sort of all of them at once.
     """
-    findings = sorted(findings, key=_start)
+    return [f for run in _runs(findings) for f in run]
+
+
+async def _resolved_paced(findings: list[Finding], pacer: Pacer) -> list[Finding]:
+    """``_resolved`` with a look at the clock every few hundred runs (a long text of
+    look-alikes has tens of thousands)."""
     out: list[Finding] = []
+    for i, run in enumerate(_runs(findings)):
+        out.extend(run)
+        if i % 256 == 255:
+            await pacer.tick()
+    return out
+
+
+def _runs(findings: list[Finding]) -> Iterator[list[Finding]]:
     run: list[Finding] = []
     reach = -1
-    for f in findings:
+    for f in sorted(findings, key=_start):
         if run and f.start >= reach:
-            out.extend(run if len(run) == 1 else resolve(run))
+            yield run if len(run) == 1 else resolve(run)
             run = []
         run.append(f)
         reach = max(reach, f.end) if len(run) > 1 else f.end
     if run:
-        out.extend(run if len(run) == 1 else resolve(run))
-    return out
+        yield run if len(run) == 1 else resolve(run)
 
 
 def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
