@@ -65,7 +65,7 @@ def build_pipeline(
     limits = limits or build_limits(config, redis.limits if redis else None)
     observer = None
     if observe is not None:
-        observe.watch(breaker=breaker)
+        observe.watch(breaker=breaker, limits=limits)
         observer = observe.observer
     return Pipeline(
         authenticator,

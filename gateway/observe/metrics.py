@@ -196,6 +196,19 @@ class Metrics:
             ("workflow", "period"),
             "livemax",
         )
+        self.budget_spent = gauge(
+            "gateway_budget_spent_usd",
+            "Spent this period of a workflow-wide budget (scope: workflow or global).",
+            ("workflow", "scope", "period"),
+            "livemax",
+        )
+        self.budget_remaining = gauge(
+            "gateway_budget_remaining_usd",
+            "What remains this period of a workflow-wide budget: its limit less what is spent"
+            " and what admitted requests hold.",
+            ("workflow", "scope", "period"),
+            "livemax",
+        )
         self.audit_queue = gauge(
             "gateway_audit_queue_depth", "Audit records waiting for a commit.", (), "livesum"
         )
