@@ -61,7 +61,7 @@ class Gateway:
 
 
 def _checkout(ref: str, into: Path) -> Path:
-    tree = into / "before"
+    tree = into / "checkout"
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
         check=True,
