@@ -45,6 +45,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: dict[str, str] = {}
         self.head_done = False
+        self.keep_alive = False  # read with the head: the parser forgets it once complete
         self.complete = False
         self.body = bytearray()
         self.error: WireError | None = None
@@ -83,6 +84,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
         self.head_done = True
         self._wake()
 
@@ -137,7 +139,7 @@ class _Connection(asyncio.Protocol):
             and not self.closed
             and self.error is None
             and not self.body
-            and self.parser.should_keep_alive()
+            and self.keep_alive
         )
 
     def close(self) -> None:
