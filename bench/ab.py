@@ -3,6 +3,7 @@
     python bench/ab.py --before main                      # c=1 and c=16, 3 rounds of 3 s
     python bench/ab.py --before HEAD~1 --concurrency 16 --rounds 5
     python bench/ab.py --profile /tmp/flame               # no --before: py-spy the checkout
+    python bench/ab.py --before main --callgrind          # instructions per request
 
 Both gateways are ``gateway serve`` as ``make run`` deploys it (key auth, the circuit breaker,
 metrics, the access log, the sync SQLite audit trail) with bench/overhead.py's config, against
@@ -12,7 +13,9 @@ cell at a time, in interleaved rounds, each alone on the pinned core: the host's
 both. The primary figure is CPU time per request (from /proc, steadier than req/s on a
 shared host); each cell's best round is printed beside the other's.
 
-``--profile DIR`` records the checkout's gateway under load with py-spy (``pip install
+``--callgrind`` runs both under valgrind and counts the instructions each spends per
+request (after a warm-up): a figure the host's load does not move, for changes smaller than
+the noise of a shared machine. ``--profile DIR`` records the checkout's gateway under load with py-spy (``pip install
 '.[bench]'``) at each concurrency: ``DIR/c16.txt`` (collapsed stacks), ``DIR/c16.svg`` (flame
 graph), and prints the heaviest frames by their own and their inclusive share.
 """
@@ -58,6 +61,7 @@ class Gateway:
     name: str
     target: Target
     pid: int
+    folder: Path
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -79,8 +83,10 @@ def _start(
     cpus: set[int],
     env: dict[str, str],
     extra: str,
+    callgrind: bool = False,
 ) -> Gateway:
-    """One gateway with its own config folder (keys, audit file) run from ``source``."""
+    """One gateway with its own config folder (keys, audit file) run from ``source``;
+    ``callgrind``: under valgrind, counting instructions (its dumps in the folder)."""
     (folder := procs.work / name).mkdir()
     env = {**env, "PYTHONPATH": str(source)}
     config = write_config(folder, upstream_port, {"bench": policy})
@@ -89,9 +95,12 @@ def _start(
     argv = [*_gateway_cli(config), *f"serve --port {port} --log-level warning".split()]
     if extra:
         argv += extra.split()
+    if callgrind:
+        out = folder / "callgrind.out"
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
     pid = procs.start(name, argv, cpus, env)
-    _wait_ready(procs, name, port, "/healthz", 30)
-    return Gateway(name, Target(name, port, GATEWAY_PATH, key, name), pid)
+    _wait_ready(procs, name, port, "/healthz", 600 if callgrind else 30)
+    return Gateway(name, Target(name, port, GATEWAY_PATH, key, name), pid, folder)
 
 
 def _summary(collapsed: Path, top: int) -> str:
@@ -192,6 +201,45 @@ async def _compare(
     return cells
 
 
+async def _instructions(
+    gateways: list[Gateway], concurrency: list[int], seconds: float, body: bytes
+) -> dict[tuple[str, int], float]:
+    """Instructions per request of each gateway under callgrind (independent of the host's
+    load): counters zeroed after a warm-up, dumped after ``seconds`` of load."""
+    counts: dict[tuple[str, int], float] = {}
+    for c in concurrency:
+        for gw in gateways:
+            probe = Probe(gw.pid, set())
+            await run_load(gw.target, c, 0.0, 3.0, probe, body)  # warm-up
+            await _control("-z", gw.pid)
+            sample = await run_load(gw.target, c, 0.0, seconds, probe, body)
+            before = set(gw.folder.glob("callgrind.out*"))
+            await _control("-d", gw.pid)
+            (dump,) = set(gw.folder.glob("callgrind.out*")) - before
+            done = len(sample.latencies) + sample.errors
+            counts[gw.name, c] = _total(dump) / max(1, done)
+            print(
+                f"{gw.name} c={c}: {done} requests, {counts[gw.name, c] / 1e6:.2f} M instructions"
+                f" each, {sample.errors} errors",
+                file=sys.stderr,
+            )
+    return counts
+
+
+async def _control(flag: str, pid: int) -> None:
+    control = await asyncio.create_subprocess_exec(
+        "callgrind_control", flag, str(pid), stdout=subprocess.DEVNULL
+    )
+    await control.wait()
+
+
+def _total(dump: Path) -> int:
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise BenchError(f"no totals in {dump}")
+
+
 def _table(cells: dict[tuple[str, int], list[Sample]], names: list[str], cs: list[int]) -> str:
     lines = [
         "| c | gateway | CPU/req (best, median) | req/s (best) | p50 (median) | p99 (median) |",
@@ -219,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell (3)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the checkout")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions per request (valgrind)"
+    )
     parser.add_argument("--policy", default="", help="YAML appended to the bench policy")
     parser.add_argument("--serve", default="", help="extra `gateway serve` arguments")
     args = parser.parse_args(argv)
@@ -240,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 env,
             )
             _wait_ready(procs, "upstream", upstream_port, None, 10)
-            common = (upstream_port, args.policy, where.gateway, env, args.serve)
+            common = (upstream_port, args.policy, where.gateway, env, args.serve, args.callgrind)
             gateways = [_start(procs, "after", ROOT, *common)]
             if args.before:
                 before = _checkout(args.before, work)
@@ -249,7 +300,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 uvloop.run(_profile(gateways[-1], concurrency, 8.0, args.profile))
-            if args.rounds:
+            if args.callgrind:
+                counts = uvloop.run(_instructions(gateways, concurrency, args.duration, body))
+                print("\n| c | " + " | ".join(g.name for g in gateways) + " | change |")
+                print("|---:|" + "---:|" * (len(gateways) + 1))
+                for c in concurrency:
+                    row = [counts[g.name, c] for g in gateways]
+                    change = f"{row[-1] / row[0] - 1:+.1%}" if len(row) > 1 else ""
+                    cells = " | ".join(f"{n / 1e6:.2f} M instr" for n in row)
+                    print(f"| {c} | {cells} | {change} |")
+            elif args.rounds:
                 cells = uvloop.run(
                     _compare(gateways, concurrency, args.rounds, args.duration, body)
                 )
