@@ -15,9 +15,11 @@ shared host); each cell's best round is printed beside the other's.
 
 ``--callgrind`` runs both under valgrind and counts the instructions each spends per
 request (after a warm-up): a figure the host's load does not move, for changes smaller than
-the noise of a shared machine. ``--profile DIR`` records the checkout's gateway under load with py-spy (``pip install
-'.[bench]'``) at each concurrency: ``DIR/c16.txt`` (collapsed stacks), ``DIR/c16.svg`` (flame
-graph), and prints the heaviest frames by their own and their inclusive share.
+the noise of a shared machine.
+
+``--profile DIR`` records the checkout's gateway under load with py-spy (``pip install
+'.[bench]'``) at each concurrency: ``DIR/c16.txt`` (collapsed stacks), ``DIR/c16.svg``
+(flame graph), and prints the heaviest frames by their own and their inclusive share.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class Gateway:
     folder: Path
 
 
-def _checkout(ref: str, into: Path) -> Path:
-    tree = into / "checkout"
+def _checkout(ref: str, into: Path, name: str) -> Path:
+    tree = into / f"checkout-{name}"
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
         check=True,
@@ -263,6 +265,7 @@ def _table(cells: dict[tuple[str, int], list[Sample]], names: list[str], cs: lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--before", help="a git ref to run beside this checkout")
+    parser.add_argument("--after", help="a git ref to run instead of this checkout")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated (1,16)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell (3)")
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-ab-") as tmp:
         work = Path(tmp)
         procs = Processes(work)
-        before: Path | None = None
+        trees: list[Path] = []
         try:
             upstream_port = _free_port()
             procs.start(
@@ -292,10 +295,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             _wait_ready(procs, "upstream", upstream_port, None, 10)
             common = (upstream_port, args.policy, where.gateway, env, args.serve, args.callgrind)
-            gateways = [_start(procs, "after", ROOT, *common)]
+            if args.after:
+                trees.append(_checkout(args.after, work, "after"))
+            gateways = [_start(procs, "after", trees[-1] if trees else ROOT, *common)]
             if args.before:
-                before = _checkout(args.before, work)
-                gateways.insert(0, _start(procs, "before", before, *common))
+                trees.append(_checkout(args.before, work, "before"))
+                gateways.insert(0, _start(procs, "before", trees[-1], *common))
             body = chat_body(stream=False)
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
@@ -329,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             procs.stop()
-            if before is not None:
+            for tree in trees:
                 subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                     check=False,
                     capture_output=True,
                 )
