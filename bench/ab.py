@@ -4,6 +4,8 @@
     python bench/ab.py --before HEAD~1 --concurrency 16 --rounds 5
     python bench/ab.py --profile /tmp/flame               # no --before: py-spy the checkout
     python bench/ab.py --before main --callgrind          # instructions per request
+    python bench/ab.py --before HEAD --callgrind --before-yaml \
+        'observe: {metrics: {enabled: false}}'            # what metrics cost
 
 Both gateways are ``gateway serve`` as ``make run`` deploys it (key auth, the circuit breaker,
 metrics, the access log, the sync SQLite audit trail) with bench/overhead.py's config, against
@@ -87,12 +89,15 @@ def _start(
     env: dict[str, str],
     extra: str,
     callgrind: bool = False,
+    settings: str = "",
 ) -> Gateway:
     """One gateway with its own config folder (keys, audit file) run from ``source``;
     ``callgrind``: under valgrind, counting instructions (its dumps in the folder)."""
     (folder := procs.work / name).mkdir()
     env = {**env, "PYTHONPATH": str(source)}
     config = write_config(folder, upstream_port, {"bench": policy})
+    if settings:  # gateway.yaml sections of this gateway's own (``observe: ...``)
+        config.write_text(config.read_text() + settings.replace("\\n", "\n") + "\n")
     key = create_key(config, env)
     port = _free_port()
     argv = [*_gateway_cli(config), *f"serve --port {port} --log-level warning".split()]
@@ -293,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--policy", default="", help="YAML appended to the bench policy")
     parser.add_argument("--serve", default="", help="extra `gateway serve` arguments")
+    parser.add_argument(
+        "--before-yaml", default="", help="gateway.yaml lines of the before gateway ('\\n')"
+    )
+    parser.add_argument("--after-yaml", default="", help="gateway.yaml lines of the after one")
     args = parser.parse_args(argv)
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     where = placement()
@@ -315,10 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             common = (upstream_port, args.policy, where.gateway, env, args.serve, args.callgrind)
             if args.after:
                 trees.append(_checkout(args.after, work, "after"))
-            gateways = [_start(procs, "after", trees[-1] if trees else ROOT, *common)]
+            after = trees[-1] if trees else ROOT
+            gateways = [_start(procs, "after", after, *common, args.after_yaml)]
             if args.before:
                 trees.append(_checkout(args.before, work, "before"))
-                gateways.insert(0, _start(procs, "before", trees[-1], *common))
+                gateways.insert(0, _start(procs, "before", trees[-1], *common, args.before_yaml))
             body = chat_body(stream=False)
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
