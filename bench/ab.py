@@ -106,7 +106,9 @@ def _start(
     if callgrind:
         out = folder / "callgrind.out"
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
-    pid = procs.start(name, argv, cpus, env)
+    # In the source tree: ``python -m`` puts the working directory first on sys.path, before
+    # PYTHONPATH, so from anywhere else it would import that folder's gateway instead.
+    pid = procs.start(name, argv, cpus, env, cwd=source)
     _wait_ready(procs, name, port, "/healthz", 600 if callgrind else 30)
     return Gateway(name, Target(name, port, GATEWAY_PATH, key, name), pid, folder)
 

@@ -741,10 +741,18 @@ class Processes:
         self.work = work
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str], cpus: set[int], env: dict[str, str]) -> int:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        cpus: set[int],
+        env: dict[str, str],
+        cwd: Path | None = None,
+    ) -> int:
         with open(self.work / f"{name}.stderr", "wb") as err:
             proc = subprocess.Popen(
                 argv,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
