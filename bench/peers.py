@@ -57,7 +57,8 @@ from overhead import (
 )
 
 HERE = Path(__file__).resolve().parent
-LITELLM = "litellm[proxy]==1.109.1"  # 1.110 needs a litellm-proxy release PyPI lacks
+# The newest release whose proxy extras (litellm-proxy-extras) are on PyPI as of this bench.
+LITELLM = ("litellm[proxy]==1.108.7", "litellm-proxy-extras==0.4.110")
 PORTKEY = "@portkey-ai/gateway@1.15.2"
 
 
@@ -137,10 +138,10 @@ def install(cache: Path, progress: Callable[[str], None]) -> tuple[Path, Path]:
     venv = cache / "litellm"
     litellm = venv / "bin" / "litellm"
     if not litellm.exists():
-        progress(f"installing {LITELLM} into {venv} ...\n")
+        progress(f"installing {LITELLM[0]} into {venv} ...\n")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", LITELLM], check=True, timeout=1800
+            [str(venv / "bin" / "pip"), "install", "-q", *LITELLM], check=True, timeout=1800
         )
     portkey = cache / "portkey"
     script = portkey / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
