@@ -247,8 +247,8 @@ def start_all(
         Peer(
             "LiteLLM proxy",
             port,
-            "/v1/chat/completions",
-            {"authorization": "Bearer x"},
+            DIRECT_PATH,
+            {"authorization": f"Bearer {master}"},
             pid,
             "litellm",
         )
