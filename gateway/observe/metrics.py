@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Literal, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess"]
 
+K = TypeVar("K")
 _Mode = Literal["livemax", "livesum", "max"]
 
 # Latency buckets (seconds): a step takes microseconds, a model call seconds.
@@ -80,6 +82,19 @@ class _Spread:
             counts = self.pending[key] = [0.0] * (len(self.bounds) + 2)
         counts[bisect_left(self.bounds, value)] += 1
         counts[-1] += value
+
+    def observe_steps(
+        self, timings: Iterable[tuple[K, float]], keys: Mapping[K, tuple[str, ...]]
+    ) -> None:
+        """``observe`` for each (step, seconds) of a request in one call: a dozen a request."""
+        pending, bounds, size = self.pending, self.bounds, len(self.bounds) + 2
+        for step, value in timings:
+            key = keys[step]
+            counts = pending.get(key)
+            if counts is None:
+                counts = pending[key] = [0.0] * size
+            counts[bisect_left(bounds, value)] += 1
+            counts[-1] += value
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}
