@@ -172,7 +172,7 @@ async def main(quick: bool) -> None:
         "admit script": await pipelined_us(redis_store, lambda p: _queue_admit(p, ask), n),
     }
     await redis_store.client.delete(
-        *[k async for k in redis_store.client.scan_iter(f"{{{prefix}:lim}}*")]
+        *[k async for k in redis_store.client.scan_iter(f"{{{prefix}:lim*")]
     )
     await redis_store.aclose()
 
