@@ -33,11 +33,10 @@ import orjson
 import uvloop
 
 from gateway.auth.principal import Principal
-from gateway.config import ModelConfig
+from gateway.config import LimitsConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis import ADMIT_SHA, RedisStore, admit_payload
-from gateway.limits.spec import LimitsConfig
 from gateway.limits.step import Limits
 from gateway.limits.store import Ask
 from gateway.policy.compile import CompiledPolicy, compile_policy
