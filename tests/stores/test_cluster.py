@@ -289,9 +289,9 @@ def test_a_circuit_opened_through_one_instance_fails_fast_in_the_other(
 
 
 def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -> None:
-    """Both workflows' counters live on one primary (the prefix is chosen so); it is SIGKILLed while
-    16 clients call both workflows through both instances, once a fifth of each limit is
-    used; the calls go on until both limits refuse."""
+    """Both workflows' counters live on one primary (the prefix is chosen so); it is
+    SIGKILLed while 16 clients call both workflows through both instances, once a fifth of
+    each limit is used; the calls go on until both limits refuse."""
     assert pair.cluster.primary_of(pair.slot_key("fo_rated")) == pair.cluster.primary_of(
         pair.slot_key("fo_budgeted")
     )
@@ -377,7 +377,10 @@ def test_workflows_spread_over_slots_and_one_decisions_keys_share_one(pair: Pair
     keeps its keys in the gateway-wide slot, the shared counter's."""
     for workflow in ("slot_a", "slot_b", "slot_g"):
         for i in range(2):  # user-0 and user-1, through both instances
-            pair.client(i, workflow).chat.completions.create(model="gpt-test", messages=PROMPT)  # type: ignore[arg-type]
+            pair.client(i, workflow).chat.completions.create(
+                model="gpt-test",
+                messages=PROMPT,  # type: ignore[arg-type]
+            )
     day = datetime.now(UTC).strftime("%Y%m%d")
     tags = {"slot_a": pair.slot_key("slot_a"), "slot_b": pair.slot_key("slot_b")}
     tags["slot_g"] = f"{{{pair.prefix}:lim}}"
