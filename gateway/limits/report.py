@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.limits.cost import usd
 from gateway.limits.gcra import EPSILON_US
-from gateway.limits.keys import budget_key, rate_key
+from gateway.limits.keys import budget_key, rate_key, slot_tag
 from gateway.limits.periods import period_bounds
 from gateway.limits.store import Store
 from gateway.policy.compile import CompiledPolicy
@@ -38,8 +38,9 @@ async def usage_rows(
         plan = policy.limits
         if plan is None or (workflow is not None and name != workflow):
             continue
+        tag = slot_tag(prefix, name, plan)
         for r in plan.rates:
-            base = rate_key(prefix, name, r.metric, r.per, "")
+            base = rate_key(tag, name, r.metric, r.per, "")
             keys = await store.scan(base + (subject or "*"))
             for key, tat in (await store.rate_tat(sorted(keys))).items():
                 ahead = max(0.0, tat - now * 1e6)
@@ -50,7 +51,7 @@ async def usage_rows(
                 rows.append(row | {"remaining": remaining, "resets_in_s": round(ahead / 1e6, 3)})
         for b in plan.budgets:
             ident, end, _ = period_bounds(b.period, now)
-            base = budget_key(prefix, name, b.period, ident, b.per, "")
+            base = budget_key(tag, name, b.period, ident, b.per, "")
             keys = sorted(await store.scan(base + (subject or "*")))
             for key, use in (await store.usage(keys)).items():
                 limit = usd(b.micro_usd)
