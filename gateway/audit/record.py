@@ -75,6 +75,9 @@ class AuditRecord:
     # ({"instructions"|"tools": hex}, gateway/observe/fingerprints.py), never the text.
     trace_id: str | None = None
     fingerprints: dict[str, str] | None = None
+    # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
+    # operator, None for an automatic abort); None on every other record (gateway/rollout/).
+    rollout: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
