@@ -4,7 +4,7 @@ both sides, never on noise.
 A threshold alone would fire on noise: with 50 requests a side and a 10 % error rate, the
 difference of two identical arms exceeds 5 points one time in five. So a signal is crossed
 only when the window's **evidence** says the candidate exceeds the allowed amount, in a
-one-sided test at z >= 3.09 (a false alarm rate of 0.1 % per judgement *at the threshold
+one-sided test at z >= 4 (a false alarm rate of 3 in 100,000 per judgement *at the threshold
 itself*, far less for a candidate no worse than live):
 
 - rates: the candidate's rate minus live's, less the threshold, in standard errors of the
@@ -29,7 +29,7 @@ from gateway.rollout.spec import AbortOn
 
 __all__ = ["Crossing", "Z", "judge", "p95"]
 
-Z = 3.09  # one-sided, 0.1 %
+Z = 4.0  # one-sided, about 3 in 100,000
 
 # abort_on field -> the counter its rate is read from
 RATES = {
