@@ -42,8 +42,8 @@ def rollout_routes(rollout: Rollout, registry: PolicyRegistry) -> list[HTTPRoute
         return {"workflows": rollout.status()}
 
     @post("/workflows/{workflow:str}/pause", status_code=200)
-    async def pause(request: Request[Any, Any, Any], workflow: str) -> dict[str, Any]:
-        name = known(workflow)
+    async def pause(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        name = known(str(request.path_params["workflow"]))
         reason = _reason(await request.body())
         ctx: RequestContext = request.state.ctx
         try:
@@ -53,8 +53,8 @@ def rollout_routes(rollout: Rollout, registry: PolicyRegistry) -> list[HTTPRoute
         return {"workflow": name, "paused": paused}
 
     @post("/workflows/{workflow:str}/resume", status_code=200)
-    async def resume(request: Request[Any, Any, Any], workflow: str) -> dict[str, Any]:
-        name = known(workflow)
+    async def resume(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        name = known(str(request.path_params["workflow"]))
         ctx: RequestContext = request.state.ctx
         try:
             was = await rollout.resume(name, ctx.principal)
