@@ -89,6 +89,7 @@ class Rollout:
         environ: Mapping[str, str],
         poll_s: float = POLL_S,
         redis: RedisClient | None = None,
+        judge_s: float = JUDGE_S,
     ) -> None:
         """``redis``: the client ``flags`` and ``signals`` share, closed by ``aclose``."""
         self._registry = registry
@@ -100,6 +101,7 @@ class Rollout:
         self._models = models
         self._environ = environ
         self._poll_s = poll_s
+        self._judge_s = judge_s
         self._tally = Tally()
         self._next_judge = 0.0
         self._failing = False
@@ -160,7 +162,7 @@ class Rollout:
             await self.refresh()
             await self._flush()
             if (now := time.monotonic()) >= self._next_judge:
-                self._next_judge = now + JUDGE_S
+                self._next_judge = now + self._judge_s
                 await self._judge_all()
             self._failing = False
         except StoreError as exc:
