@@ -35,7 +35,7 @@ def service(folder: Path) -> tuple[Rollout, PolicyRegistry, Metrics]:
     registry = PolicyRegistry({"w": live}, {"w": candidate})
     metrics = Metrics()
     return (
-        Rollout(registry, FileFlags(folder), MemorySignals(), None, metrics, {}, {}),
+        Rollout(registry, FileFlags(folder), MemorySignals(), None, metrics, {}, {}, judge_s=0),
         registry,
         metrics,
     )
