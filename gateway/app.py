@@ -32,6 +32,7 @@ from gateway import errors
 from gateway.admin import admin_router
 from gateway.audit import AuditTrail, open_store
 from gateway.audit.admin import audit_route
+from gateway.audit.history import loaded_recorder, open_history
 from gateway.audit.names import route_path
 from gateway.boundary.service import configured_ner
 from gateway.config import GatewayConfig
@@ -83,7 +84,8 @@ def create_app(
     policies_dir = config.path(config.policies_dir)
     seen = folder_fingerprint(policies_dir)  # before loading: a change meanwhile is reloaded
     registry = start_registry(policies_dir, config.models, ner)
-    reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen)
+    history = loaded_recorder(open_history(config)) if config.audit.enabled else None
+    reloader = PolicyReloader(registry, policies_dir, config.models, ner, seen=seen, record=history)
     if workers > 1 and not config.stores.redis_url:
         refuse_per_process_state(config, registry)
     authenticator = build_authenticator(config, environ)

@@ -75,6 +75,10 @@ class AuditRecord:
     # ({"instructions"|"tools": hex}, gateway/observe/fingerprints.py), never the text.
     trace_id: str | None = None
     fingerprints: dict[str, str] | None = None
+    # A promotion's or rollback's record (endpoint "policy"; the subject is who made it):
+    # {"action", "from", "to", "reason_sha256"}; None on every other record
+    # (gateway/tools/promote.py).
+    policy_change: dict[str, Any] | None = None
     # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
     # operator, None for an automatic abort); None on every other record (gateway/rollout/).
     rollout: dict[str, Any] | None = None

@@ -1,5 +1,5 @@
-"""``gateway``: serve, migrate the audit schema, manage keys, validate policies, read and check
-the audit trail, show limits usage.
+"""``gateway``: serve, migrate the audit schema, manage keys, validate, evaluate, promote and
+roll back policies, read and check the audit trail, show limits usage.
 
 Every command reads ``gateway.yaml``: the file ``--config`` names, else the one
 ``$GATEWAY_CONFIG`` names, else ``./gateway.yaml``. Relative paths in it (policies folder, keys
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.cli import audit, keys, limits, migrate, policy, report, serve, workflow
+from gateway.cli import audit, evaluate, keys, limits, migrate, policy, report, serve, workflow
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=None, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (serve, migrate, keys, policy, audit, limits, report, workflow):
+    for module in (serve, migrate, keys, policy, evaluate, audit, limits, report, workflow):
         module.register(commands)
     return parser
 

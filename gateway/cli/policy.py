@@ -1,4 +1,6 @@
-"""``gateway policy validate|test|explain``: check policies before they are live.
+"""``gateway policy validate|test|explain|replay``: check policies before they are live;
+``history|diff|show``: the versions loaded (gateway/cli/policy_history.py); ``promote|rollback``:
+change the live version (gateway/cli/policy_promote.py).
 
 Exit codes (CI): 0 clean, 1 errors (or failed tests), 2 warnings only under ``--strict``.
 """
@@ -13,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.boundary.service import configured_ner
-from gateway.cli import policy_explain, policy_test
+from gateway.cli import policy_explain, policy_history, policy_promote, policy_test
 from gateway.cli.common import config_path
 from gateway.cli.policy_replay import add_replay
 from gateway.config import GatewayConfig, load_config
@@ -37,6 +39,8 @@ def register(commands: Any) -> None:
     policy_test.add_parser(sub)
     policy_explain.add_parser(sub)
     add_replay(sub)
+    policy_history.add_parsers(sub)
+    policy_promote.add_parsers(sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:

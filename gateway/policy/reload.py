@@ -6,6 +6,12 @@ inotify: it works the same on every platform and on mounted ConfigMaps, whose up
 symlink swaps that inotify watchers often miss. ``POST /admin/policies/reload`` reloads at
 once. Loading (YAML, validation, detectors) runs in a worker thread, so the event loop keeps
 serving; the swap itself is one assignment in the loop.
+
+Every version loaded (live and candidate, at start and on each reload) is handed to the
+``record`` hook with its file's text (gateway/audit/history.py keeps them). The text is read
+after the load and kept only if the folder's fingerprint did not move meanwhile, so a version
+is never stored with the text of a later edit; a change caught that way is reloaded, and
+recorded, on the next poll.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,8 @@ from gateway.yamlsource import ConfigError
 
 __all__ = [
     "PolicyReloader",
+    "PolicyVersion",
+    "Recorder",
     "ReloadResult",
     "folder_fingerprint",
     "load_live_set",
@@ -36,6 +44,23 @@ __all__ = [
 log = logging.getLogger("gateway.policy")
 
 Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """A policy version as loaded: its content hash, the file's text, the file relative to
+    the policies folder (``W.yaml`` or ``W.candidate.yaml``), the owner, when."""
+
+    workflow: str
+    version: str
+    text: str
+    source: str
+    owner: str
+    loaded_at: float
+
+
+# Told every version of each set loaded; it must not raise (the history logs its own errors).
+Recorder = Callable[[Sequence[PolicyVersion]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +142,11 @@ class PolicyReloader:
         ner: NerModel | None = None,
         interval_s: float = 1.0,
         seen: Fingerprint | None = None,
+        record: Recorder | None = None,
     ) -> None:
         """``seen``: the folder's fingerprint from before the registry was loaded, so a
-        change made while it loaded is reloaded on the first poll."""
+        change made while it loaded is reloaded on the first poll. ``record``: told the
+        versions of the set at start (the first ``watch`` step) and of every reload."""
         self._registry = registry
         self._directory = directory
         self._models = known_models
@@ -127,29 +154,40 @@ class PolicyReloader:
         self._interval = interval_s
         self._lock = asyncio.Lock()
         self._seen = self.fingerprint() if seen is None else seen
+        self._record = record
 
     def fingerprint(self) -> Fingerprint:
         return folder_fingerprint(self._directory)
 
     async def reload(self, why: str) -> ReloadResult:
-        """Load and validate every policy together; swap them in, or keep the last good set."""
+        """Load and validate every policy together; swap them in, or keep the last good set;
+        then record the versions of the set taken."""
+        result, seen = await self._reload(why)
+        if result.applied:
+            await self._recorded(result.current, seen)
+        return result
+
+    async def _reload(self, why: str) -> tuple[ReloadResult, Fingerprint]:
         async with self._lock:
-            self._seen = self.fingerprint()
+            self._seen = seen = self.fingerprint()
             try:
                 live, candidates = await asyncio.to_thread(
                     load_live_set, self._directory, self._models, self._ner
                 )
-            except ConfigError as exc:
-                error = self._registry.last_error = ReloadError(
-                    time.time(), problems_in(exc, self._directory)
+            except (ConfigError, OSError) as exc:  # OSError: the folder itself unreadable
+                problems = (
+                    problems_in(exc, self._directory)
+                    if isinstance(exc, ConfigError)
+                    else (f"policies folder unreadable: {exc}",)
                 )
+                error = self._registry.last_error = ReloadError(time.time(), problems)
                 log.error(
                     "policy reload (%s) refused, %s stays live:\n%s",
                     why,
                     self._registry.current.version,
                     exc,
                 )
-                return ReloadResult(False, self._registry.current, error)
+                return ReloadResult(False, self._registry.current, error), seen
             broken: ReloadError | None = None
             if isinstance(candidates, ConfigError):
                 broken = ReloadError(time.time(), problems_in(candidates, self._directory), True)
@@ -165,14 +203,41 @@ class PolicyReloader:
                 current.generation,
                 ", ".join(f"{n} {p.version}" for n, p in sorted(current.policies.items())),
             )
-            return ReloadResult(True, current, broken)
+            return ReloadResult(True, current, broken), seen
+
+    async def _recorded(self, current: PolicySet, seen: Fingerprint) -> None:
+        if self._record is None:
+            return
+        loaded = await asyncio.to_thread(self._versions, current, seen)
+        if loaded is None:
+            log.info("policy history: the folder changed while it loaded; recorded next time")
+        elif loaded:
+            await self._record(loaded)
+
+    def _versions(self, current: PolicySet, seen: Fingerprint) -> list[PolicyVersion] | None:
+        """The versions of ``current`` with their files' texts, or None when a file may have
+        changed since ``seen`` (its text might not be the version loaded)."""
+        out: list[PolicyVersion] = []
+        for policy in (*current.policies.values(), *current.candidates.values()):
+            try:
+                text = Path(policy.path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None  # removed or rewritten since: the next reload records it
+            source = shown(policy.path, self._directory)
+            out.append(
+                PolicyVersion(
+                    policy.name, policy.version, text, source, policy.source.owner,
+                    current.loaded_at,
+                )
+            )  # fmt: skip
+        return out if self.fingerprint() == seen else None
 
     async def watch(self) -> None:
-        """Poll the folder until cancelled; reload when a file appears, changes or goes."""
+        """Record the set loaded at start, then poll the folder until cancelled; reload
+        when a file appears, changes or goes (a reload refuses what it cannot load, so
+        nothing it raises is expected here)."""
+        await self._recorded(self._registry.current, self._seen)
         while True:
             await asyncio.sleep(self._interval)
             if self.fingerprint() != self._seen:
-                try:
-                    await self.reload("file change")
-                except Exception:
-                    log.exception("policy reload failed")
+                await self.reload("file change")

@@ -127,8 +127,13 @@ class OfflineGateway:
         policies: dict[str, CompiledPolicy],
         scratch: Path,
         callers: list[CasePrincipal],
+        *,
+        upstream: bool = False,
     ) -> None:
+        """``upstream``: send to the configured providers (``gateway eval``) instead of
+        answering in process with the mock."""
         self._config = offline_config(config)
+        self._upstream = upstream
         self._policies = policies
         self._keys_file = scratch / "keys.yaml"
         self._keys: dict[CasePrincipal, str] = {}
@@ -143,7 +148,7 @@ class OfflineGateway:
         config = self._config
         environ = offline_environ(config)
         providers: dict[str, Provider] = {
-            name: _CannedUpstream(real, self._exchange)
+            name: real if self._upstream else _CannedUpstream(real, self._exchange)
             for name, real in build_providers(config, environ).items()
         }
         self._providers = providers

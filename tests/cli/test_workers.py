@@ -26,7 +26,7 @@ from tests.audit.conftest import record
 from tests.conftest import POLICIES, UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
 from tests.limits.conftest import REDIS_URL
-from tests.support.process import free_port, serve, start_serve
+from tests.support.process import free_port, kill_group, serve, start_serve
 from tests.support.server import new_key, write_yaml
 
 MOCK_ONLY = {
@@ -127,7 +127,10 @@ def test_serve_exits_2_when_workers_cannot_start(upstream: FakeUpstream, tmp_pat
     config = _write(tmp_path, upstream, {"chat_app": {**POLICIES["chat_app"], **LIMITED}})
     log = tmp_path / "gw.log"
     proc = start_serve(config, log, "--workers", "2", env=UPSTREAM_KEYS, port=free_port())
-    assert proc.wait(timeout=60) == 2
+    try:
+        assert proc.wait(timeout=60) == 2
+    finally:
+        kill_group(proc)
     assert "set stores.redis_url" in log.read_text()
 
 

@@ -145,12 +145,16 @@ def write_gateway(
     policies: dict[str, dict[str, object]],
     callers: int = 40,
     models: dict[str, dict[str, object]] | None = None,
+    store_timeout_ms: float | None = None,
 ) -> tuple[Path, list[str]]:
+    """``store_timeout_ms``: for tests of exact counts, not of a slow store, a bound generous
+    enough that a loaded CI machine never turns a slow answer into a refusal."""
     config = {
         **gateway_config(upstream),
         "models": models or PRICED,
         "stores": {"key_prefix": prefix, **({"redis_url": redis_url} if redis_url else {})},
         "audit": {"purge_interval_s": 0},
+        **({"limits": {"store_timeout_ms": store_timeout_ms}} if store_timeout_ms else {}),
     }
     path = write_yaml(root / "gateway.yaml", config)
     for name, policy in policies.items():
@@ -168,7 +172,9 @@ def limited(
     root = tmp_path_factory.mktemp(f"limits-{request.param}")
     prefix = new_prefix()
     redis_url = REDIS_URL if request.param == "redis" else None
-    path, keys = write_gateway(root, upstream, prefix, redis_url, LIMIT_POLICIES)
+    path, keys = write_gateway(
+        root, upstream, prefix, redis_url, LIMIT_POLICIES, store_timeout_ms=5000
+    )
     admin = new_key(root / "keys.yaml", "root", ["admin"])
     server = GatewayServer(path, {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": VAULT_KEY}).start()
     try:

@@ -107,7 +107,14 @@ def pair(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> It
     root = tmp_path_factory.mktemp("limits-pair")
     prefix = new_prefix()
     config, keys = write_gateway(
-        root, upstream, prefix, REDIS_URL, _policies(), callers=16, models=MODELS
+        root,
+        upstream,
+        prefix,
+        REDIS_URL,
+        _policies(),
+        callers=16,
+        models=MODELS,
+        store_timeout_ms=5000,
     )
     procs = [_serve(config, root / f"gw{i}.log") for i in range(2)]
     try:

@@ -3,7 +3,9 @@ operator runs it (workers, signals, exit codes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,8 +33,16 @@ def start_serve(
             [sys.executable, "-m", "gateway", "--config", str(config), "serve", "--port",
              str(port), "--log-level", "warning", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            env={**os.environ, **env},
+            env={**os.environ, **env}, start_new_session=True,
         )  # fmt: skip
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and every worker it spawned (its own session, start_serve), so a
+    failed test leaves no supervisor respawning workers behind it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30) -> None:
@@ -46,7 +56,7 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: floa
             return
         except (URLError, OSError):
             time.sleep(0.05)
-    proc.kill()
+    kill_group(proc)
     raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")
 
 
