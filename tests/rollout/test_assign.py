@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from gateway.audit.record import build_record
 from gateway.auth.principal import Principal
+from gateway.context import RequestContext
 from gateway.policy.compile import CompiledPolicy, compile_policy
 from gateway.policy.models import Policy
 from gateway.policy.registry import PolicySet
 from gateway.rollout.assign import BUCKETS, Flags, assign, bucket
+from gateway.tools.replay import replay
 
 LIVE: dict[str, Any] = {
     "workflow": "chat",
@@ -129,3 +132,28 @@ def test_paused_by_flag_or_by_file() -> None:
     paused = PolicySet.of({"chat": compiled({"mode": "paused"})}, {})
     assert assign(paused, paused.policies["chat"], who("a"), {}).paused is not None
     assert assign(policies, live, who("a"), {}).paused is None
+
+
+def test_replay_marks_changed_records_by_the_same_assignment() -> None:
+    # The candidate refuses every caller (another role): every record changes.
+    stricter = {"access": {"roles": ["nobody"], "models": ["gpt-test"]}}
+    live = compiled()
+    records = []
+    for subject in SUBJECTS[:400]:
+        ctx = RequestContext("chat", "chat")
+        ctx.workflow_known = True
+        ctx.principal, ctx.policy = who(subject), live
+        records.append(build_record(ctx, 200))
+    for key, expected in (("subject", None), ("header:x-session-id", {None})):
+        candidate = compiled({**stricter, "rollout": {"percent": 10, "key": key}})
+        (report,) = replay(records, {"chat": candidate}, {"chat": live}).values()
+        assert len(report.changed) == 400
+        marks = {r.request_id: r.canary for r in report.changed}
+        if expected is not None:  # headers are not recorded: unknown, never guessed
+            assert set(marks.values()) == expected
+            continue
+        policies = PolicySet.of({"chat": live}, {"chat": candidate})
+        for record in records:
+            arm = assign(policies, live, who(str(record.subject)), {}).arm
+            assert marks[record.request_id] is (arm == "candidate")
+        assert 20 <= report.as_json()["in_canary"] <= 60
