@@ -54,6 +54,7 @@ _REQUEST_REFUSALS = frozenset(
 )  # fmt: skip
 _MEDIA_REFUSALS = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
 _DATA_REFUSALS = frozenset({errors.BOUNDARY_BLOCKED.code, errors.BOUNDARY_BLOCKED_OUTPUT.code})
+_EVENTS = frozenset({"admin", "review", "policy", "rollout"})
 _POLICY_REFUSALS = _CALLER_REFUSALS | _REQUEST_REFUSALS | _MEDIA_REFUSALS | _DATA_REFUSALS
 
 
@@ -119,8 +120,9 @@ def replay(
     assigning = PolicySet.of(live, candidates)
     for record in records:
         candidate = candidates.get(record.workflow or "")
-        if candidate is None or record.policy_version is None or record.endpoint == "admin":
-            continue  # no candidate, or no policy decided it (auth failed, unknown workflow)
+        if candidate is None or record.policy_version is None or record.endpoint in _EVENTS:
+            continue  # no candidate, no policy decided it (auth failed, unknown workflow), or
+            # not a request: an admin call, a review action, a promotion, a pause or abort
         report = reports.get(candidate.name)
         if report is None:
             report = reports[candidate.name] = WorkflowReport(candidate.name, candidate.version)
