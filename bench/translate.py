@@ -10,6 +10,8 @@ Cases, each both ways (OpenAI client -> Anthropic upstream, and the reverse):
   + the answer parsed, translated and serialized.
 - a 200-event stream: 200 text deltas between the usual start and stop events, every event
   translated as it arrives.
+- a structured output (OpenAI client, JSON schema): the schema as the forced answer tool, the
+  answer's tool call back as the message text.
 The baselines are ``orjson.loads`` + ``orjson.dumps`` (what the gateway's JSON handling costs)
 and stdlib ``json.loads`` + ``json.dumps`` of the very same payloads. Best of ``--repeat``
 timing runs; the median would fold in the other processes on this 2-core machine.
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 
 from gateway.translate import (
+    ANSWER_TOOL,
     AnthropicEvents,
     OpenAIChunks,
     anthropic_answer,
@@ -65,6 +68,20 @@ OPENAI_ANSWER = orjson.dumps({
     "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER_TEXT,
                  "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 412, "completion_tokens": 87, "total_tokens": 499},
+})  # fmt: skip
+
+
+STRUCTURED_REQUEST = {
+    **OPENAI_REQUEST,
+    "tools": None,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": SCHEMA}},
+}
+STRUCTURED_ANSWER = orjson.dumps({
+    "id": "msg_02", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+    "content": [{"type": "tool_use", "id": "toolu_1", "name": ANSWER_TOOL,
+                 "input": {"city": "Paris", "summary": ANSWER_TEXT}}],
+    "stop_reason": "tool_use", "stop_sequence": None,
+    "usage": {"input_tokens": 412, "output_tokens": 87},
 })  # fmt: skip
 
 
@@ -135,6 +152,10 @@ def cases(n_events: int) -> list[tuple[str, Callable[[], object], list[bytes]]]:
         openai_request(ANTHROPIC_REQUEST)
         orjson.dumps(anthropic_answer(orjson.loads(OPENAI_ANSWER)))
 
+    def structured_via_claude() -> None:
+        anthropic_request(STRUCTURED_REQUEST)
+        orjson.dumps(openai_answer(orjson.loads(STRUCTURED_ANSWER), 0, ANSWER_TOOL))
+
     def claude_stream_to_openai() -> None:
         t = OpenAIChunks(0, True)
         for e in anthropic_events:
@@ -150,6 +171,8 @@ def cases(n_events: int) -> list[tuple[str, Callable[[], object], list[bytes]]]:
          [orjson.dumps(OPENAI_REQUEST), ANTHROPIC_ANSWER]),
         ("Anthropic request+answer via GPT", anthropic_client_to_gpt,
          [orjson.dumps(ANTHROPIC_REQUEST), OPENAI_ANSWER]),
+        ("OpenAI structured output via Claude (answer tool)", structured_via_claude,
+         [orjson.dumps(STRUCTURED_REQUEST), STRUCTURED_ANSWER]),
         (f"Claude stream -> OpenAI chunks ({n_events} events)", claude_stream_to_openai,
          [_data(e) for e in anthropic_events]),
         (f"GPT stream -> Anthropic events ({n_events} events)", gpt_stream_to_anthropic,

@@ -98,7 +98,9 @@ def create_app(
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
     rollout = build_rollout(config, registry, writer, observe.metrics, environ)
-    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
+    reviews = Reviews(
+        open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
+    )
     pipeline = build_pipeline(
         config,
         environ,
@@ -114,7 +116,7 @@ def create_app(
         rollout,
     )
     reviews.resend = resender(pipeline, trail, reviews)
-    observe.watch(writer=writer)
+    observe.watch(writer=writer, reviews=reviews.store)
     limit = config.max_body_bytes
 
     @asynccontextmanager
@@ -294,6 +296,7 @@ def create_app(
                         registry,
                         config.path(config.auth.api_keys_file),
                         limits,
+                        config,
                     )
                 ]
                 if config.console.enabled

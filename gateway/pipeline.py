@@ -40,6 +40,7 @@ from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.review.service import Reviews
+from gateway.review.stream import buffered
 from gateway.rollout.assign import NO_FLAGS, assign
 from gateway.rollout.service import Rollout
 from gateway.rollout.shadow import judge_caller, judge_request
@@ -188,10 +189,14 @@ class Pipeline:
                     return Reply(202, "application/json", headers, on_hold.body)
                 await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
+            if answer.held is None and self._reviews and self._reviews.holds_streams(ctx):
+                answer.held = await buffered(ctx, call.surface, response)  # tool holds
             if answer.held is not None:  # a checked stream: inspected whole, before any byte
                 ctx.enter(Step.INSPECT_ANSWER)
                 response = await _inspect_held(answer.held, response, inspection, call.surface)
                 inspection = None
+                if self._reviews is not None:
+                    response, review = await self._reviews.answered_stream(ctx, response)
         except _REFUSALS as caught:
             if not isinstance(caught, GatewayError) and ctx.step not in _READING_ANSWERS:
                 raise  # not the upstream's doing: a fault of the gateway's own

@@ -6,7 +6,9 @@ tools (gateway/tools/offline.py) build the same pipeline through ``build_pipelin
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from gateway.audit import AuditStore, AuditTrail
 from gateway.audit.retention import purge_forever
@@ -29,6 +31,8 @@ from gateway.upstream import Forwarder, Provider
 from gateway.upstream.breaker import build_breaker
 from gateway.workers import FIX, shared_state_problems
 from gateway.yamlsource import ConfigError, Problem
+
+log = logging.getLogger("gateway.audit")
 
 __all__ = [
     "audit_writer",
@@ -57,6 +61,8 @@ def build_pipeline(
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
     ``redis`` is None and every store lives in memory."""
     boundary = build_boundary(config, environ, redis.vault if redis else None, workers)
+    if reviews is not None:
+        reviews.connect(boundary, registry)  # tokens and reveals (gateway/review/view.py)
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
@@ -98,7 +104,7 @@ def audit_writer(
     folder = config.path(audit.spool_dir)
     return AuditWriter(
         store,
-        Spool.claim(folder) if workers > 1 else Spool(folder),
+        _spool(folder),
         sync=audit.durability == "sync",
         block=audit.on_failure == "block",
         batch_max=audit.batch_max,
@@ -106,6 +112,19 @@ def audit_writer(
         queue_max=audit.queue_max,
         on_commit=observe.committed if observe.metrics is not None else None,
     )
+
+
+def _spool(folder: Path) -> Spool:
+    """Every process claims its spool file, one worker or several: instances sharing a host
+    and a config share the folder too, and two writers of one file lose records (one replays
+    and clears it while the other appends; tests/stores/test_fleet.py). A folder that cannot
+    be made or locked now gets the plain file: its first append fails, and
+    ``audit.on_failure`` decides, as for any spool that cannot be written."""
+    try:
+        return Spool.claim(folder)
+    except OSError as exc:
+        log.warning("audit spool folder %s unusable: %s", folder, exc)
+        return Spool(folder)
 
 
 def start_purging(

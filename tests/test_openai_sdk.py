@@ -54,6 +54,9 @@ def test_fields_the_gateway_does_not_need_are_forwarded_untouched(
     (sent,) = upstream.received
     expected = {**extra, "custom_field": [1, {"x": None}], "messages": MESSAGES, "model": "gpt-up"}
     expected["max_completion_tokens"] = 256  # the workflow's ceiling, set as none was asked
+    expected["store"] = (
+        False  # retention.upstream_store defaults to false: the provider keeps nothing
+    )
     assert sent.body == expected
 
 

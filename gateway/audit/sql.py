@@ -44,6 +44,9 @@ def schema(p: str, blob: str) -> list[str]:
         # PostgreSQL's migration 0002 (gateway/audit/migrations/): purges and workflow filters.
         f"CREATE INDEX IF NOT EXISTS {p.replace('.', '_')}records_workflow_time "
         f"ON {p}records (workflow, time)",
+        # PostgreSQL's 0003: a workflow's records in seq order (the explorer's filtered pages).
+        f"CREATE INDEX IF NOT EXISTS {p.replace('.', '_')}records_workflow_seq "
+        f"ON {p}records (workflow, seq)",
         f"""CREATE TABLE IF NOT EXISTS {p}head (
             id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS {p}checkpoints (

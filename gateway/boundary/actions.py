@@ -1,7 +1,9 @@
 """Rewrite a text's findings: typed placeholders, redaction and reversible tokens.
 
 Pure functions over a text and its ``Finding``s, plus the per-request state that keeps
-placeholders numbered consistently (the same value gets the same number in one request).
+placeholders consistent: numbered (the same value gets the same number in one request, in the
+order the provider reads the prompt) or keyed (the same value gets the same placeholder in
+every request of the workflow, whatever else the prompt holds: ``data.placeholders: keyed``).
 """
 
 from __future__ import annotations
@@ -64,10 +66,19 @@ class TokenMinter:
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
     def token(self, workflow: str, entity: str, value: str) -> str:
+        return f"<{entity}#{self._code(workflow, entity, value)}>"
+
+    def keyed_placeholder(self, workflow: str, entity: str, value: str, size: int = 6) -> str:
+        """A mask placeholder the same for one value in every request of the workflow:
+        ``<EMAIL_ADDRESS_k3j9x2>``. Under its own label, so it never spells a token (a token
+        is restored for the caller; a masked value never is)."""
+        return f"<{entity}_{self._code(workflow, entity, value, 'mask')[:size]}>"
+
+    def _code(self, workflow: str, entity: str, value: str, label: str = "") -> str:
         mac = self._mac.copy()
-        mac.update(f"{workflow}\0{entity}\0{value}".encode())
-        digest = base64.b32encode(mac.digest()[:8]).decode().lower()[:12]
-        return f"<{entity}#{digest}>"
+        head = f"{label}\0" if label else ""  # tokens keep their unlabelled, stable form
+        mac.update(f"{head}{workflow}\0{entity}\0{value}".encode())
+        return base64.b32encode(mac.digest()[:8]).decode().lower()[:12]
 
 
 class Rewriter:
@@ -82,22 +93,42 @@ class Rewriter:
         actions: Mapping[str, DataAction],
         workflow: str,
         minter: TokenMinter,
+        keyed: bool = False,
     ) -> None:
         self._actions = actions
         self._workflow = workflow
         self._minter = minter
+        self._keyed = keyed
         self._numbers: dict[tuple[str, str], int] = {}
         self._per_entity: Counter[str] = Counter()
+        self._keyed_values: dict[tuple[str, str], str] = {}  # (entity, value) -> placeholder
+        self._keyed_taken: dict[str, str] = {}  # placeholder -> the value it stands for
         self.counts: Counter[tuple[DataAction, str]] = Counter()
         self.rules: set[str] = set()
         self.minted: dict[str, str] = {}
 
     def placeholder(self, entity: str, value: str) -> str:
+        if self._keyed:
+            return self._keyed_placeholder(entity, value)
         n = self._numbers.get((entity, value))
         if n is None:
             self._per_entity[entity] += 1
             n = self._numbers[(entity, value)] = self._per_entity[entity]
         return f"<{entity}_{n}>"
+
+    def _keyed_placeholder(self, entity: str, value: str) -> str:
+        known = self._keyed_values.get((entity, value))
+        if known is not None:
+            return known
+        short = self._minter.keyed_placeholder(self._workflow, entity, value)
+        other = self._keyed_taken.get(short)
+        # Two values of one request sharing 30 bits (about one request in 10^6 with 50
+        # values): the later one takes the full 60, so no two values ever read as one.
+        if other is not None and other != value:
+            short = self._minter.keyed_placeholder(self._workflow, entity, value, 12)
+        self._keyed_values[(entity, value)] = short
+        self._keyed_taken[short] = value
+        return short
 
     def request_text(self, text: str, findings: list[Finding]) -> str:
         """The text as it may leave: every finding handled by its entity's action."""

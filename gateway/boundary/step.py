@@ -153,6 +153,15 @@ class Boundary:
         self._vault = vault
         self._minter = minter
 
+    @property
+    def vault(self) -> Vault:
+        """The review queue keeps the tokens of what it queues here (gateway/review/view.py)."""
+        return self._vault
+
+    @property
+    def minter(self) -> TokenMinter:
+        return self._minter
+
     async def inspect(
         self, ctx: RequestContext, request: NormalizedRequest, policy: CompiledPolicy
     ) -> Inspection | None:
@@ -169,7 +178,8 @@ class Boundary:
         _uninspectable(ctx, request, rules, record)
         texts = [slot.text for slot in request.texts]
         found = await _find(ctx, rules, texts, Step.BOUNDARY)
-        rewriter = Rewriter(rules.actions, policy.name, self._minter)
+        keyed = rules.source.placeholders == "keyed"
+        rewriter = Rewriter(rules.actions, policy.name, self._minter, keyed)
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
             return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)

@@ -1,5 +1,6 @@
 """``gateway migrate``: bring the PostgreSQL audit schema to this release's version, under an
-advisory lock (gateway/audit/migrate.py); run it before a rolling upgrade."""
+advisory lock (gateway/audit/migrate.py), and the review store's (SQLite or PostgreSQL,
+gateway/review/migrate.py); run it before a rolling upgrade."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gateway.audit.migrate import (
     read_state,
 )
 from gateway.cli.common import load_or_exit
+from gateway.review.migrate import migrate_store
 
 __all__ = ["register"]
 
@@ -37,6 +39,8 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
+    if not args.check and (failed := migrate_store(config)):
+        return failed
     if not config.stores.audit_url:
         print(
             f"nothing to migrate: the audit trail is the SQLite file {config.audit.sqlite_path},"

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import orjson
 
@@ -21,7 +21,8 @@ from gateway.cli.common import config_path
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.loader import load_policies
-from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.surfaces import EMBEDDINGS
+from gateway.tools.cases import CASE_APIS, CasePrincipal, CaseRequest
 from gateway.tools.explain import Explanation, explain
 from gateway.yamlsource import ConfigError
 
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--model", default=None, help="default: the workflow's first model")
     p.add_argument(
         "--api",
-        choices=("openai", "anthropic"),
+        choices=tuple(CASE_APIS),
         default=None,
         help="default: the model's provider's own API (openai for the mock)",
     )
@@ -79,18 +80,20 @@ async def _explain(
 ) -> Explanation:
     policy = policies.get(args.workflow)
     model = args.model or (policy.access.models[0] if policy else next(iter(config.models)))
-    request = CaseRequest(
-        api=args.api if args.api is not None else _native_api(config, model),
-        model=model,
-        messages=[{"role": "user", "content": args.message}],
-        stream=args.stream,
-    )
+    api = args.api if args.api is not None else _native_api(config, model)
+    said: dict[str, Any] = {"messages": [{"role": "user", "content": args.message}]}
+    if CASE_APIS[api] is EMBEDDINGS:  # the message is the text to embed
+        said = {"input": args.message}
+    request = CaseRequest(api=api, model=model, stream=args.stream, **said)
     return await explain(config, policies, args.workflow, caller, request, args.answer)
 
 
-def _native_api(config: GatewayConfig, model: str) -> Literal["openai", "anthropic"]:
-    """Providers take either API (translated), so the default is the one needing no translation."""
+def _native_api(config: GatewayConfig, model: str) -> str:
+    """Providers take either API (translated), so the default is the one needing no
+    translation; an embedding model's is embeddings."""
     route = config.models.get(model)
+    if route is not None and route.endpoints == [EMBEDDINGS.endpoint]:
+        return EMBEDDINGS.endpoint
     native = route is not None and config.providers[route.provider].type == "anthropic"
     return "anthropic" if native else "openai"
 

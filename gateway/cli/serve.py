@@ -33,6 +33,13 @@ __all__ = ["register", "worker_app"]
 
 # How the supervisor tells each (spawned) worker what to build; not a setting.
 _WORKER_ENV = "GATEWAY_SERVE_WORKER"
+# How long the supervisor waits for a worker to answer its health ping. A new worker answers
+# only once its interpreter has started and unpickled its part (spawn); uvicorn's default,
+# 5 s, killed every worker of a loaded 2-core host before it answered, restarting them for
+# ever. Not much longer either: a ping sent to a worker that then exits (its app could not
+# be built) waits out the whole bound before the supervisor sees the exit. The ping is
+# answered by a thread of its own, so the bound never finds a busy event loop.
+_WORKER_HEALTHCHECK_S = 20
 
 
 def _workers(value: str) -> int:
@@ -104,6 +111,7 @@ def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayCo
         f"{__name__}:worker_app",
         factory=True,
         workers=args.workers,
+        timeout_worker_healthcheck=_WORKER_HEALTHCHECK_S,
         **_options(host, port, args.log_level, config.server),
     )
     supervisor = Multiprocess(served, sockets=[served.bind_socket()])

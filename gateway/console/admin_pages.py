@@ -64,6 +64,21 @@ def _keys_body(path: Path, csrf: str, created: str = "") -> str:
     )
 
 
+def _burn(row: dict[str, object]) -> str:
+    """How much of the limit is gone (spent and reserved), as a bar: a budget's burn-down."""
+    limit, used = row.get("limit"), row.get("used")
+    reserved = row.get("reserved") or 0.0
+    if not isinstance(limit, int | float) or not isinstance(used, int | float) or limit <= 0:
+        return ""
+    assert isinstance(reserved, int | float)
+    gone = min(1.0, (used + reserved) / limit)
+    css = "bad" if gone >= 0.9 else "ok"
+    return (
+        f'<meter class="{css}" min="0" max="1" low="0.7" high="0.9" value="{gone:.3f}"></meter> '
+        f"{gone:.0%}"
+    )
+
+
 def admin_handlers(
     ui: Ui, keys_file: Path, limits: Limits | None, registry: PolicyRegistry
 ) -> list[HTTPRouteHandler]:
@@ -125,8 +140,9 @@ def admin_handlers(
             return ui.page("Limits", "<p>The limits store is unavailable.</p>", who, 503)
         if not rows:
             return ui.page("Limits", '<p class="muted">No counter is in use.</p>', who)
-        columns = list(rows[0])
-        body = table(columns, [[esc(r.get(c)) for c in columns] for r in rows], "limits")
+        columns = list(dict.fromkeys(c for r in rows for c in r))
+        cells = [[esc(r.get(c)) for c in columns] + [_burn(r)] for r in rows]
+        body = table([*columns, "burn-down"], cells, "limits")
         return ui.page("Limits", body, who)
 
     return [keys, create, revoke, limits_page]

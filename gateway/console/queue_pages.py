@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from gateway.boundary.actions import TOKEN_PATTERN
 from gateway.console.html import esc, form, link, table, when
 from gateway.review.store import Item
 
@@ -75,7 +76,11 @@ def queue_page(
     return filters + table(headers, rows, "queue") + more
 
 
-def item_page(item: Item, csrf: str, subject: str) -> str:
+def item_page(
+    item: Item, csrf: str, subject: str, *, may_reveal: bool = False, revealed: bool = False
+) -> str:
+    """``may_reveal``: the viewer holds the reveal role (a form to reveal, with a reason);
+    ``revealed``: ``item`` comes from a reveal, its tokens replaced by their values."""
     now = time.time()
     facts = [
         ("workflow", esc(item.workflow)),
@@ -94,17 +99,16 @@ def item_page(item: Item, csrf: str, subject: str) -> str:
         ("note", esc(item.note)),
     ]
     body = table(["", ""], [[esc(k), v] for k, v in facts], "facts")
-    body += (
-        '<h2>Request (masked)</h2><pre class="request">'
-        + esc(
-            json.dumps(item.request, indent=2, ensure_ascii=False)
-            if item.request
-            else "(none kept)"
+    seen = "revealed" if revealed else "masked"
+    if revealed:
+        body += (
+            '<p class="revealed">Tokenized values shown: this reveal is recorded in the audit '
+            "trail. Nothing of it is kept; reload the page to mask them again.</p>"
         )
-        + "</pre>"
-    )
+    request = json.dumps(item.request, indent=2, ensure_ascii=False) if item.request else ""
+    body += f'<h2>Request ({seen})</h2><pre class="request">{esc(request or "(none kept)")}</pre>'
     if item.shown is not None:
-        body += f'<h2>Answer (masked)</h2><pre class="answer">{esc(_pretty(item.shown))}</pre>'
+        body += f'<h2>Answer ({seen})</h2><pre class="answer">{esc(_pretty(item.shown))}</pre>'
     hidden = f'<input type="hidden" name="id" value="{esc(item.id)}">'
     if item.state == "pending" and item.claimed(now) and item.claimed_by == subject:
         forms = [
@@ -114,6 +118,9 @@ def item_page(item: Item, csrf: str, subject: str) -> str:
         body += '<h2>Decide</h2><div class="decide">' + "".join(forms) + "</div>"
     elif item.state == "pending" and not item.claimed(now):
         body += form("claim", csrf, "Claim", hidden, "claim")
+    if may_reveal and not revealed and TOKEN_PATTERN.search(request + (item.shown or "")):
+        why = '<label>Why you need the values<textarea name="why" required></textarea></label>'
+        body += form("reveal", csrf, "Reveal tokenized values", hidden + why, "reveal")
     if item.deliveries:
         rows = [[esc(d.attempt), when(d.at), esc(d.status), esc(d.error)] for d in item.deliveries]
         body += "<h2>Webhook deliveries</h2>" + table(["attempt", "at", "status", "error"], rows)

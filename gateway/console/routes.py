@@ -4,7 +4,8 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | page | roles |
 | --- | --- |
 | queue, review, claim, decide | admin, reviewer |
-| explorer, record | admin, reviewer, auditor |
+| reveal | admin or reviewer, with reveal |
+| explorer, record, explain | admin, reviewer, auditor |
 | overview, policies | admin, auditor |
 | keys, keys-create, keys-revoke, limits | admin |
 """
@@ -12,19 +13,23 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 from __future__ import annotations
 
 import time
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
 from litestar import Response, Router, get, post
 
 from gateway.audit.chain import GENESIS, StoredRow
+from gateway.audit.history import HistoryError, open_history
 from gateway.audit.sink import AuditStore, SinkError
 from gateway.auth import Authenticator
 from gateway.auth.principal import Principal
+from gateway.config import GatewayConfig
 from gateway.console import audit_pages, queue_pages
 from gateway.console.admin_pages import admin_handlers
 from gateway.console.html import esc
 from gateway.console.overview import overview
+from gateway.console.policy_tests import PolicyTests
 from gateway.console.rollups import Rollups
 from gateway.console.session import Sessions
 from gateway.console.settings import ConsoleConfig
@@ -35,6 +40,8 @@ from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
 from gateway.review.store import Session, StoreUnavailable
+from gateway.tools.cases import CasePrincipal, CaseRequest
+from gateway.tools.explain import explain
 
 __all__ = ["console_router"]
 
@@ -54,8 +61,11 @@ def console_router(
     registry: PolicyRegistry,
     keys_file: Path,
     limits: Limits | None,
+    gateway: GatewayConfig,
 ) -> Router:
     sessions = Sessions(config, authenticator, reviews.store)
+    policy_tests = PolicyTests(gateway)
+    history = open_history(gateway) if gateway.audit.enabled else None
 
     ui = Ui(sessions)
     rollups = Rollups(audit, reviews.store) if audit is not None else None
@@ -159,9 +169,22 @@ def console_router(
             return page("Review", f"<p>{esc(exc.message)}</p>", who, exc.status)
         return page(
             f"Review {item.id}",
-            queue_pages.item_page(item, who[0].csrf, who[0].subject),
+            queue_pages.item_page(item, who[0].csrf, who[0].subject, may_reveal=who[1].reveal),
             who,
         )
+
+    @post("/reveal", status_code=200)
+    async def reveal(request: Req) -> Response[bytes]:
+        form = await form_of(request)
+        who = await guard(request, reviewer, form)
+        if isinstance(who, Response):
+            return who
+        try:
+            item = await reviews.reveal(form.get("id", ""), principal(who[0]), form.get("why", ""))
+        except GatewayError as exc:
+            return page("Reveal refused", f"<p>{esc(exc.message)}</p>", who, exc.status)
+        body = queue_pages.item_page(item, who[0].csrf, who[0].subject, revealed=True)
+        return page(f"Review {item.id}", body, who)
 
     def principal(session: Session) -> Principal:
         return Principal(session.subject, session.roles, method="key")
@@ -238,7 +261,44 @@ def console_router(
             return page("Record", "<p>No such record (or it was purged).</p>", who, 404)
         status = await _chain_status(audit, row)
         policy = registry.all().get(row.workflow or "")
-        return page(f"Record {row.seq}", audit_pages.record_page(row, status, policy), who)
+        kept = None
+        record_of = row.record()
+        version = record_of.policy_version if record_of else None
+        if version and (policy is None or policy.version != version) and row.workflow:
+            try:  # a version no longer loaded: its text as the policy history kept it
+                versions = await history.versions(row.workflow) if history else []
+            except HistoryError:
+                versions = []
+            kept = next((v for v in versions if v.version == version), None)
+        body = audit_pages.record_page(row, status, policy, kept)
+        return page(f"Record {row.seq}", body, who)
+
+    @get("/explain")
+    async def explain_route(request: Req) -> Response[bytes]:
+        """``policy explain`` on a record's masked content under the policy loaded now: the
+        request as it left (values already masked), by the same caller, run offline."""
+        who = await guard(request, reader)
+        if isinstance(who, Response):
+            return who
+        seq = request.query_params.get("seq", "")
+        row = await audit.get(seq) if audit is not None and seq.isdigit() else None
+        record = row.record() if row is not None and row.body is not None else None
+        users = [
+            m["text"] for m in ((record.content or {}).get("request", []) if record else [])
+            if m.get("role") == "user"
+        ]  # fmt: skip
+        if row is None or record is None or not users or record.workflow is None:
+            return page("Explain", "<p>No masked content kept for that record.</p>", who, 404)
+        policies = registry.all()
+        if record.workflow not in policies:
+            return page("Explain", "<p>That workflow is no longer loaded.</p>", who, 404)
+        caller = CasePrincipal(
+            subject=record.subject or "unknown", roles=tuple(record.roles), team=record.team
+        )
+        model = record.model_requested or policies[record.workflow].access.models[0]
+        asked = CaseRequest(model=model, messages=[{"role": "user", "content": users[-1]}])
+        explained = await explain(gateway, policies, record.workflow, caller, asked)
+        return page(f"Explain record {row.seq}", audit_pages.explain_page(row.seq, explained), who)
 
     @get("/overview")
     async def overview_route(request: Req) -> Response[bytes]:
@@ -252,21 +312,30 @@ def console_router(
         if rollups is None:
             return page("Overview", "<p>The audit trail is off.</p>", who)
         try:
-            stats, start = await overview(rollups, reviews.store, registry.all(), hours)
+            stats, start, behind = await overview(
+                rollups, reviews.store, registry.all(), hours, wait=False
+            )
         except (SinkError, StoreUnavailable):
             return page("Overview", "<p>The audit or review store is unavailable.</p>", who, 503)
-        return page("Overview", audit_pages.overview_page(stats, hours, start), who)
+        return page("Overview", audit_pages.overview_page(stats, hours, start, behind), who)
 
     @get("/policies")
     async def policies(request: Req) -> Response[bytes]:
         who = await guard(request, auditor)
         if isinstance(who, Response):
             return who
-        return page(
-            "Policies",
-            audit_pages.policies_page(registry.all(), registry.last_error),
-            who,
-        )
+        current = registry.current
+        verdicts: dict[str, Counter[str]] = {}
+        if rollups is not None and current.candidates:
+            try:
+                now = time.time()
+                figures = (await rollups.period(now - 86_400, now, wait=False)).figures
+            except (SinkError, StoreUnavailable):
+                figures = {}  # the page still lists the policies; verdicts show as 0
+            verdicts = {name: r.candidates for name, r in figures.items()}
+        tests, running = await policy_tests.current(current.policies)
+        body = audit_pages.policies_page(current, registry.last_error, verdicts, tests, running)
+        return page("Policies", body, who)
 
     handlers = [
         *admin_handlers(ui, keys_file, limits, registry),
@@ -279,8 +348,10 @@ def console_router(
         review,
         claim,
         decide,
+        reveal,
         explorer,
         record,
+        explain_route,
         overview_route,
         policies,
     ]

@@ -16,11 +16,14 @@ class _Strict(BaseModel):
 class ConsoleRoles(_Strict):
     """The credential roles (gateway keys' roles, a JWT's roles claim) that open the console:
     ``admin`` everything, ``reviewer`` the queue and the explorer, ``auditor`` the explorer,
-    records and policies, read-only. Reviewers also use ``/admin/reviews``."""
+    records and policies, read-only. Reviewers also use ``/admin/reviews``. ``reveal``, held
+    beside ``admin`` or ``reviewer``, shows a review item's tokenized values (each reveal is
+    an audit record); no other role ever sees them, ``admin`` included."""
 
     admin: Annotated[str, Field(min_length=1)] = "admin"
     reviewer: Annotated[str, Field(min_length=1)] = "reviewer"
     auditor: Annotated[str, Field(min_length=1)] = "auditor"
+    reveal: Annotated[str, Field(min_length=1)] = "reveal"
 
 
 class ConsoleConfig(_Strict):

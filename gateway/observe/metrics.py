@@ -224,6 +224,12 @@ class Metrics:
             "A prompt or tool-set fingerprint not seen before in a workflow.",
             ("workflow", "kind"),
         )
+        self.review_backlog = gauge(
+            "gateway_review_backlog",
+            "Review items waiting (state pending), and those unclaimed past their SLA (overdue).",
+            ("workflow", "state"),
+            "livemax",  # every worker reads the same review store
+        )
         self.drift_score = gauge(
             "gateway_drift_score",
             "A signal's short-window rate against its long-window baseline (0: no drift).",

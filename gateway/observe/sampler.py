@@ -1,6 +1,7 @@
 """Once a second: what is state rather than a request (the loaded policy versions, reloads,
 the audit queue and spool, open circuits, a breaker store that could not be reached), read
-into gauges and counters; and the requests' counts flushed into the exported metrics.
+into gauges and counters; and the requests' counts flushed into the exported metrics. The
+review backlog (a query of the review store) is read every ``REVIEW_INTERVAL_S``.
 
 Reloads are seen as a change of the live set's generation (applied) or of the last reload
 error (failed): two reloads within one second count as one.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from gateway.observe.metrics import Metrics
 from gateway.observe.observer import FAIL_OPEN
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, ReloadError
+from gateway.review.store import ReviewStore, StoreUnavailable
 from gateway.upstream.breaker import Breaker, RedisBreaker
 
 __all__ = ["Sampler"]
@@ -28,6 +31,7 @@ __all__ = ["Sampler"]
 log = logging.getLogger("gateway.observe")
 
 INTERVAL_S = 1.0
+REVIEW_INTERVAL_S = 5.0
 
 
 class Sampler:
@@ -44,6 +48,8 @@ class Sampler:
         self._drift: Drift | None = None
         self._unreachable = 0
         self._writer: AuditWriter | None = None
+        self._reviews: ReviewStore | None = None
+        self._backlog: set[tuple[str, str]] = set()
         self._generation = registry.current.generation
         self._error: ReloadError | None = registry.last_error
         self._versions: dict[str, str] = {}
@@ -63,6 +69,31 @@ class Sampler:
     def watch_audit(self, writer: AuditWriter) -> None:
         self._writer = writer
 
+    def watch_reviews(self, store: ReviewStore) -> None:
+        self._reviews = store
+
+    async def _review_backlog(self) -> None:
+        """Pending and overdue items per workflow; a workflow not loaded counts as ``other``
+        (labels stay bounded), one whose backlog emptied goes back to 0."""
+        if self._reviews is None:
+            return
+        try:
+            counts = await self._reviews.counts(time.time())
+        except StoreUnavailable as exc:
+            log.warning("review backlog not sampled: %s", exc)
+            return
+        loaded = self._registry.current.policies
+        values: dict[tuple[str, str], float] = {}
+        for workflow, c in counts.items():
+            name = workflow if workflow in loaded else "other"
+            for state in ("pending", "overdue"):
+                values[(name, state)] = values.get((name, state), 0.0) + c[state]
+        for key in self._backlog - values.keys():
+            values[key] = 0.0
+        for (workflow, state), value in values.items():
+            self._metrics.review_backlog.labels(workflow, state).set(value)
+        self._backlog = set(values)
+
     def start(self) -> None:
         self.sample()
         self._task = asyncio.create_task(self._run(), name="observe-sampler")
@@ -74,9 +105,13 @@ class Sampler:
         self.sample()  # the last counts before the process goes
 
     async def _run(self) -> None:
+        last_reviews = 0.0
         while True:
             await asyncio.sleep(INTERVAL_S)
             try:
+                if time.monotonic() - last_reviews >= REVIEW_INTERVAL_S:
+                    last_reviews = time.monotonic()
+                    await self._review_backlog()
                 self.sample()
                 if self._drift is not None:
                     self._drift.export()

@@ -23,6 +23,7 @@ from gateway.observe.routes import metrics_route, serve_metrics_port
 from gateway.observe.sampler import Sampler
 from gateway.observe.traces import Tracing, parse_traceparent
 from gateway.policy.registry import PolicyRegistry
+from gateway.review.store import ReviewStore
 from gateway.upstream.breaker import Breaker
 from gateway.upstream.http import OUTBOUND_TRACEPARENT
 
@@ -57,12 +58,19 @@ class Observe:
             OUTBOUND_TRACEPARENT.set(traceparent.strip().lower())
         return ctx
 
-    def watch(self, breaker: Breaker | None = None, writer: AuditWriter | None = None) -> None:
+    def watch(
+        self,
+        breaker: Breaker | None = None,
+        writer: AuditWriter | None = None,
+        reviews: ReviewStore | None = None,
+    ) -> None:
         if self.sampler is not None:
             if breaker is not None:
                 self.sampler.watch_breaker(breaker)
             if writer is not None:
                 self.sampler.watch_audit(writer)
+            if reviews is not None:
+                self.sampler.watch_reviews(reviews)
 
     def committed(self, seconds: float) -> None:
         """An audit batch committed (AuditWriter's ``on_commit``)."""

@@ -134,6 +134,10 @@ class DataPolicy(_Strict):
     thinking: Literal["inspect", "refuse"] = "inspect"
     token_ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     stream_window_chars: Annotated[int, Field(ge=32, le=8192)] = 256
+    # ``mask`` placeholders: numbered per request in prompt order (<EMAIL_ADDRESS_1>), or
+    # keyed per value (<EMAIL_ADDRESS_k3j9x2>): the same in every request of a conversation,
+    # even when earlier turns are dropped or a new value comes before it.
+    placeholders: Literal["numbered", "keyed"] = "numbered"
 
 
 class EmbeddingsPolicy(_Strict):
@@ -147,13 +151,13 @@ class RetentionPolicy(_Strict):
     """What the audit trail keeps of this workflow, and for how long.
 
     ``content: masked`` keeps the text as it left for the model (after the data boundary),
-    never raw values; ``upstream_store: false`` asks the provider not to retain the exchange
-    (OpenAI ``store: false``).
+    never raw values; ``upstream_store: false`` (the default) asks the provider not to retain
+    the exchange (OpenAI ``store: false``) and refuses requests that use state it kept.
     """
 
     audit_days: Annotated[int, Field(ge=1, le=36_500)] = 90
     content: Literal["none", "masked"] = "none"
-    upstream_store: bool = True
+    upstream_store: bool = False
 
 
 class Policy(_Strict):

@@ -1,5 +1,6 @@
 """The two databases review state lives in, behind the same two calls (``fetch``, ``execute``),
-SQL written with ``?`` placeholders; driver errors become ``StoreUnavailable``."""
+SQL written with ``?`` placeholders; driver errors become ``StoreUnavailable``. Each brings
+its schema up to date when first used (gateway/review/migrate.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from gateway.review.migrate import MigrationError, migrate_pg, migrate_sqlite
+
 __all__ = ["PostgresDb", "SqliteDb", "StoreUnavailable"]
 
 T = TypeVar("T")
@@ -24,11 +27,12 @@ class StoreUnavailable(Exception):
 
 
 class SqliteDb:
-    """One connection on one thread (sqlite3 blocks), WAL with ``synchronous=FULL``."""
+    """One connection on one thread (sqlite3 blocks), WAL with ``synchronous=FULL``; tables
+    named ``prefix`` + name."""
 
-    def __init__(self, path: Path, schema: list[str]) -> None:
+    def __init__(self, path: Path, prefix: str = "review_") -> None:
         self._path = path
-        self._schema = schema
+        self.prefix = prefix
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="review-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -39,8 +43,11 @@ class SqliteDb:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
-            for statement in self._schema:
-                conn.execute(statement)
+            try:
+                migrate_sqlite(conn, self.prefix)
+            except MigrationError as exc:
+                conn.close()
+                raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
             self._conn = conn
         return self._conn
 
@@ -79,21 +86,23 @@ def _numbered(sql: str) -> str:
 
 
 class PostgresDb:
-    """An asyncpg pool; the schema (``CREATE ... IF NOT EXISTS``) is applied on first use."""
+    """An asyncpg pool on tables in ``schema_name``, created on first use if it is new."""
 
-    def __init__(self, url: str, schema_name: str, schema: list[str]) -> None:
+    def __init__(self, url: str, schema_name: str) -> None:
         self._url = url
         self._schema_name = schema_name
-        self._schema = schema
+        self.prefix = f"{schema_name}."
         self._pool: asyncpg.Pool | None = None
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
             pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4, timeout=5)
-            async with pool.acquire() as db:
-                await db.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema_name}")
-                for statement in self._schema:
-                    await db.execute(statement)
+            try:
+                async with pool.acquire() as db:
+                    await migrate_pg(db, self._schema_name, upgrade=False)
+            except MigrationError as exc:
+                await pool.close()
+                raise StoreUnavailable(f"postgresql: {exc}") from exc
             self._pool = pool
         return self._pool
 

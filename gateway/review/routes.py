@@ -129,8 +129,22 @@ def review_router(authenticator: Authenticator, reviews: Reviews, roles: frozens
         item = await reviews.decide(review_id, reviewer(request), verdict, note, text)
         return _json(item_summary(item, time.time(), full=True))
 
+    @post("/{review_id:str}/reveal", status_code=200)
+    async def reveal(request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The item with its tokenized values shown: the console's reveal role only, each
+        reveal recorded (who, and why) in the audit chain."""
+        review_id = request.path_params["review_id"]
+        data = _object(await request.body())
+        why = data.get("why")
+        if not isinstance(why, str):
+            raise GatewayError(errors.REQUEST_INVALID, "why: say why the values are needed.")
+        item = await reviews.reveal(review_id, reviewer(request), why)
+        return _json(item_summary(item, time.time(), full=True))
+
     return Router(
-        "/admin/reviews", route_handlers=[queue, one, claim, decide], guards=[require_reviewer]
+        "/admin/reviews",
+        route_handlers=[queue, one, claim, decide, reveal],
+        guards=[require_reviewer],
     )
 
 
@@ -156,11 +170,16 @@ def decision_of(
     return verdict, note or None, text or None
 
 
-def _decision(raw: bytes) -> tuple[Verdict, str | None, str | None]:
+def _object(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise GatewayError(errors.REQUEST_INVALID_JSON) from None
     if not isinstance(data, dict):
         raise GatewayError(errors.REQUEST_INVALID, "Send a JSON object.")
+    return data
+
+
+def _decision(raw: bytes) -> tuple[Verdict, str | None, str | None]:
+    data = _object(raw)
     return decision_of(data.get("verdict"), data.get("note"), data.get("text"))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from gateway import errors
 from gateway.audit.writer import AuditWriter
 from gateway.auth.principal import Principal
+from gateway.boundary.actions import TOKEN_PATTERN, restore_tokens
 from gateway.context import Decision, RequestContext
 from gateway.errors import GatewayError, Reason
 from gateway.fallback.answer import message_body, message_events
@@ -26,10 +27,19 @@ from gateway.fallback.triggers import trigger_of
 from gateway.review.actions import action_record
 from gateway.review.spec import ReviewConfig, ReviewPolicy, effective_review
 from gateway.review.store import Delivery, Item, Kind, ReviewStore, StoreUnavailable
+from gateway.review.stream import assemble, event_data
 from gateway.review.tools import called_tools
-from gateway.review.view import answer_body, masked_request, masked_texts
+from gateway.review.view import Masker, answer_body
 from gateway.review.webhook import Webhooks
 from gateway.steps import Step
+from gateway.stores import StoreError
+from gateway.surfaces import surface_of
+from gateway.surfaces.base import SHAPE_ERRORS, shape_error
+from gateway.upstream.provider import UpstreamResponse
+
+if TYPE_CHECKING:
+    from gateway.boundary.step import Boundary
+    from gateway.policy.registry import PolicyRegistry
 
 __all__ = ["Held", "Resend", "Reviews", "Verdict"]
 
@@ -66,14 +76,23 @@ class Reviews:
         config: ReviewConfig,
         env: Mapping[str, str],
         admin_role: str,
+        reveal_role: str | None = None,
     ) -> None:
         self.store = store
         self._writer = writer
         self._claim_s = config.claim_minutes * 60
         self._admin_role = admin_role
+        self._reveal_role = reveal_role  # None: nobody reveals
         self.webhooks = Webhooks(config, env, self._attempted)
         self.resend: Resend | None = None  # set by app.py once the pipeline exists
         self.resending: set[str] = set()  # request ids of approved requests being sent on
+        self._boundary: Boundary | None = None
+        self._policies: PolicyRegistry | None = None
+
+    def connect(self, boundary: Boundary, policies: PolicyRegistry) -> None:
+        """The boundary's vault and token key (tokens in what reviewers see, and reveals),
+        and the loaded policies (a reveal's reason is masked under its workflow's)."""
+        self._boundary, self._policies = boundary, policies
 
     async def aclose(self) -> None:
         await self.webhooks.aclose()
@@ -90,7 +109,10 @@ class Reviews:
         assert ctx.policy is not None
         assert ctx.request is not None
         kind: Kind = "request" if review.mode == "hold" else "flag"
-        request = await masked_request(ctx.policy, ctx.request)
+        masker = self._masker(ctx.policy)
+        request = await masker.request(ctx.request)
+        if not await self._keep_tokens(ctx, masker):
+            request = await Masker(ctx.policy).request(ctx.request)
         item = await self._open(ctx, review, kind, trigger, exc.reason.code, request=request)
         if item is None or kind == "flag":
             return None
@@ -108,8 +130,12 @@ class Reviews:
         assert ctx.request is not None
         kind: Kind = "answer" if review.mode == "hold" else "flag"
         text = body.decode()
-        request = await masked_request(ctx.policy, ctx.request)
-        shown = (await masked_texts(ctx.policy, [text]))[0]
+        masker = self._masker(ctx.policy)
+        request = await masker.request(ctx.request)
+        shown = (await masker.texts([text]))[0]
+        if not await self._keep_tokens(ctx, masker):
+            plain = Masker(ctx.policy)
+            request, shown = await plain.request(ctx.request), (await plain.texts([text]))[0]
         item = await self._open(
             ctx, review, kind, f"tool:{called[0]}", errors.REVIEW_HELD.code,
             request=request, answer=text if kind == "answer" else None, shown=shown,
@@ -119,6 +145,70 @@ class Reviews:
         message = ctx.policy.source.fallback.message
         assert message is not None  # validated: hold needs the fallback message
         return HeldAnswer(item.id, message_body(ctx.request, message))
+
+    def holds_streams(self, ctx: RequestContext) -> bool:
+        """Whether this request's stream must be read whole first: its workflow holds tools."""
+        review = self._review_of(ctx)
+        return review is not None and bool(review.tools) and ctx.request is not None
+
+    async def answered_stream(
+        self, ctx: RequestContext, response: UpstreamResponse
+    ) -> tuple[UpstreamResponse, dict[str, str]]:
+        """A whole stream (``response.events`` replays it) that calls a held tool: queued as
+        the whole answer it adds up to, the client answered with the fallback message as a
+        stream, status 202. Otherwise the same events, unchanged."""
+        assert response.events is not None
+        review = self._review_of(ctx)
+        if review is None or not review.tools:
+            return response, {}
+        events = [event async for event in response.events]
+        again = UpstreamResponse(response.status, response.content_type, events=_replay(events))
+        if not any(b"tool" in e for e in events):
+            return again, {}
+        assert ctx.request is not None
+        try:
+            data = event_data(events)
+            if not called_tools(data) & review.tools:  # the names come whole, in one event
+                return again, {}
+            whole = assemble(ctx.request.api, data)
+        except _UNASSEMBLED as exc:
+            raise shape_error(f"a stream that does not add up ({type(exc).__name__})") from exc
+        held = await self.answered(ctx, orjson.dumps(whole))
+        if held is None:
+            return again, {}
+        assert ctx.policy is not None
+        message = ctx.policy.source.fallback.message
+        assert message is not None  # validated: hold needs the fallback message
+        surface = surface_of(ctx.request)
+        # The fallback message's events carry the tokens the held answer cost, so the relay,
+        # which notes usage from what it sends, settles what was spent.
+        answer_id = surface.answer_id(f"review-{secrets.token_hex(8)}")
+        used_in, used_out = ctx.tokens_in or 0, ctx.tokens_out or 0
+        sent = surface.answer_events(
+            ctx.request, answer_id, ctx.request.model, [message], used_in, used_out
+        )
+        return UpstreamResponse(202, "text/event-stream", events=_replay(sent)), held.headers
+
+    def _masker(self, policy: Any) -> Masker:
+        return Masker(policy, self._boundary.minter if self._boundary else None)
+
+    async def _keep_tokens(self, ctx: RequestContext, masker: Masker) -> bool:
+        """The tokens a reviewer's copy holds, kept in the vault as the boundary keeps the
+        caller's (same workflow, subject and lifetime); False if the vault failed."""
+        if not masker.minted or self._boundary is None:
+            return True
+        assert ctx.policy is not None
+        assert ctx.policy.data is not None
+        assert ctx.principal is not None
+        try:
+            await self._boundary.vault.put(
+                ctx.policy.name, ctx.principal.subject, masker.minted,
+                ctx.policy.data.source.token_ttl_s,
+            )  # fmt: skip
+        except StoreError as exc:
+            log.error("request %s: review tokens not kept: %s", ctx.request_id, exc)
+            return False
+        return True
 
     def _review_of(self, ctx: RequestContext) -> ReviewPolicy | None:
         if ctx.policy is None or ctx.request is None or ctx.principal is None:
@@ -242,6 +332,43 @@ class Reviews:
             return body.decode(), status, errors.REVIEW_APPROVED
         return None, None, errors.REVIEW_APPROVED  # a flag: the app already has its answer
 
+    async def reveal(self, id_: str, reviewer: Principal, why: str) -> Item:
+        """The item with its tokens replaced by their values, for a reviewer holding the
+        reveal role who may work it; recorded in the audit chain first (who, and why, masked
+        under the workflow's policy), and refused if it cannot be. The values are read from
+        the vault, never stored with the item; a token past its lifetime stays a token."""
+        if self._reveal_role is None or self._reveal_role not in reviewer.roles:
+            raise GatewayError(errors.REVIEW_REVEAL_DENIED)
+        why = why.strip()
+        if not why or len(why) > _MAX_WHY:
+            raise GatewayError(errors.REQUEST_INVALID, f"why: 1 to {_MAX_WHY} characters.")
+        item = await self.get(id_)
+        if not self.may_claim(item, reviewer):
+            raise GatewayError(errors.REVIEW_NOT_ASSIGNED)
+        tokens = list(dict.fromkeys(
+            m.group(0)
+            for text in (orjson.dumps(item.request).decode(), item.shown or "")
+            for m in TOKEN_PATTERN.finditer(text)
+        ))  # fmt: skip
+        values: dict[str, str] = {}
+        if tokens and self._boundary is not None:
+            try:
+                values = await self._boundary.vault.get(item.workflow, item.subject, tokens)
+            except StoreError as exc:
+                raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from None
+        policy = self._policies.all().get(item.workflow) if self._policies else None
+        said = (await Masker(policy).texts([why]))[0] if policy is not None else _UNMASKED
+        record = action_record(
+            item, reviewer, errors.REVIEW_REVEALED, "reveal", why=said,
+            tokens=len(tokens), revealed=len(values),
+            entities=sorted({t[1 : t.index("#")] for t in values}),
+        )  # fmt: skip
+        if self._writer is None or not await self._writer.put(record):
+            raise GatewayError(errors.AUDIT_UNAVAILABLE, detail="a reveal must be recorded")
+        shown = restore_tokens(item.shown, values) if item.shown else item.shown
+        request = orjson.loads(restore_tokens(orjson.dumps(item.request).decode(), values))
+        return replace(item, request=request, shown=shown)
+
     async def _guarded(self, change: Awaitable[bool]) -> bool:
         try:
             return await change
@@ -288,3 +415,12 @@ class Reviews:
 
 
 _VERDICTS: dict[str, str] = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+_MAX_WHY = 500
+_UNASSEMBLED: tuple[type[Exception], ...] = (orjson.JSONDecodeError, *SHAPE_ERRORS)
+# A reveal whose workflow is no longer loaded: its reason cannot be masked, so it is not kept.
+_UNMASKED = "[not recorded: the workflow's policy is no longer loaded to mask it]"
+
+
+async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield event

@@ -3,7 +3,8 @@
 SQLite (a file, one thread) by default, PostgreSQL when the audit trail uses it; both run the
 same SQL through a two-method adapter (``_Db``), written with ``?`` placeholders. Every change
 of state is one conditional ``UPDATE`` (claim only a pending item nobody holds, decide only
-an item one holds), so two reviewers, or two gateway instances, never both win.
+an item one holds), so two reviewers, or two gateway instances, never both win. The tables
+are made by the store's migrations (gateway/review/migrate.py).
 """
 
 from __future__ import annotations
@@ -86,29 +87,9 @@ _COLS = ("id, created, sla_at, workflow, data, state, claimed_by, claimed_until,
          "decided_at, verdict, note, result, result_status")  # fmt: skip
 
 
-def schema(p: str) -> list[str]:
-    """The tables, ``p`` their prefix (``review_`` in SQLite, ``schema.`` in PostgreSQL).
-
-    For PostgreSQL this becomes the first versioned migration of the review schema."""
-    i = p.replace(".", "_")
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {p}items (
-            id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL,
-            sla_at DOUBLE PRECISION NOT NULL, workflow TEXT NOT NULL, data TEXT NOT NULL,
-            state TEXT NOT NULL, claimed_by TEXT, claimed_until DOUBLE PRECISION NOT NULL,
-            decided_by TEXT, decided_at DOUBLE PRECISION, verdict TEXT, note TEXT,
-            result TEXT, result_status INTEGER)""",
-        f"CREATE INDEX IF NOT EXISTS {i}items_queue ON {p}items (state, created, id)",
-        f"""CREATE TABLE IF NOT EXISTS {p}deliveries (
-            item TEXT NOT NULL, attempt INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL,
-            status INTEGER, error TEXT, PRIMARY KEY (item, attempt))""",
-        f"""CREATE TABLE IF NOT EXISTS {p}sessions (
-            id TEXT PRIMARY KEY, subject TEXT NOT NULL, roles TEXT NOT NULL,
-            csrf TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)""",
-    ]
-
-
 class _Db(Protocol):
+    prefix: str  # the tables' prefix: ``review_`` in SQLite, ``schema.`` in PostgreSQL
+
     async def fetch(self, sql: str, args: list[object]) -> list[tuple[Any, ...]]: ...
 
     async def execute(self, sql: str, args: list[object]) -> int: ...
@@ -128,9 +109,9 @@ class Session:
 class ReviewStore:
     """Items, deliveries and console sessions on one database; raises StoreUnavailable."""
 
-    def __init__(self, db: _Db, prefix: str) -> None:
+    def __init__(self, db: _Db) -> None:
         self._db = self.db = db  # ``db``/``prefix``: for the console's rollups, same database
-        self._p = self.prefix = prefix
+        self._p = self.prefix = db.prefix
 
     async def close(self) -> None:
         await self._db.close()
@@ -288,9 +269,6 @@ def open_review_store(config: GatewayConfig) -> ReviewStore:
     """PostgreSQL when the audit trail uses it (``stores.audit_url``), else SQLite."""
     review = config.review
     if config.stores.audit_url:
-        db: _Db = PostgresDb(
-            config.stores.audit_url, review.pg_schema, schema(f"{review.pg_schema}.")
-        )
-        return ReviewStore(db, f"{review.pg_schema}.")
+        return ReviewStore(PostgresDb(config.stores.audit_url, review.pg_schema))
     path: Path = config.path(review.sqlite_path)
-    return ReviewStore(SqliteDb(path, schema("review_")), "review_")
+    return ReviewStore(SqliteDb(path))

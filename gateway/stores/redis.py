@@ -119,6 +119,11 @@ class RedisClient:
         self._client = client
         self.namespace = namespace
         self.timeout_s = timeout_s
+        # A Cluster client learns the slot map on first use. Left to redis-py, concurrent
+        # first calls race its set-up and most fail ("Connection closed by server"); so the
+        # first call sets it up alone, the others wait for it.
+        cluster = isinstance(client, RedisCluster)
+        self._setup: asyncio.Lock | None = asyncio.Lock() if cluster else None
 
     @property
     def cluster(self) -> bool:
@@ -138,13 +143,33 @@ class RedisClient:
         then each read still has the socket timeout); every failure becomes StoreError."""
         try:
             if not bounded:
+                await self._set_up()
                 return await op(self._client)
             async with asyncio.timeout(self.timeout_s):
+                await self._set_up()
                 return await op(self._client)
         except TimeoutError as exc:  # asyncio's bound (builtin TimeoutError, an OSError)
             raise StoreError(f"redis: no answer within {self.timeout_s * 1000:.0f} ms") from exc
         except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+        except (AttributeError, RuntimeError) as exc:
+            # redis-py's cluster client, after a connection error or timeout on a node,
+            # disconnects that node's idle connections while other calls may be taking them
+            # up; those calls then fail on a closed transport with AttributeError (writer
+            # gone) or RuntimeError (uvloop: handler closed) instead of ConnectionError.
+            # Seen under load and in every failover (tests/stores/test_cluster.py).
+            if not self.cluster:
+                raise
+            raise StoreError(f"redis: cluster connection closed: {exc}") from exc
+
+    async def _set_up(self) -> None:
+        if self._setup is None:
+            return
+        async with self._setup:
+            if self._setup is not None:
+                assert isinstance(self._client, RedisCluster)
+                await self._client.initialize()
+                self._setup = None
 
     async def script(self, script: Script, keys: Sequence[str], args: Sequence[EncodedArg]) -> Any:
         """Run ``script`` on ``keys`` (one slot) with ``args``, as one bounded call."""

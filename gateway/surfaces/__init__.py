@@ -11,16 +11,19 @@ no fallback message stands in for them). No step knows an API's name: it asks
 ``surface_of(request)``.
 
 Adding a wire API: write one module here (a package like ``openai_responses/``) whose
-``SURFACE`` implements ``Surface``, and add it to ``SURFACES`` below. Inspection is total
-(``surfaces.total``): its ``parse`` ends with ``every_leaf(request, NONTEXT)`` (its own list
-of non-text paths, each with its reason), its answer walk with ``answer_leaves(answer,
-ANSWER_NONTEXT)``, and its stream rewrite passes every event's non-delta fields through
-``inspect_leaves``. The app routes ``POST /v1{path}`` (and ``/w/{workflow}/v1{path}``) to it,
-and its ``endpoint`` becomes a value of the policies' ``access.endpoints`` and of the models'
-``endpoints`` in ``gateway.yaml``. Only the provider edge (``gateway/upstream``,
-``gateway/translate``) then learns whether and how each provider speaks it (a path in the
-provider's table, a translator, the mock's answers). Routes that are not a POST of a request
-body (``GET /v1/models/{id}``, ``/v1/responses/{id}``) are the app's own.
+``SURFACE`` implements ``Surface`` (``base.TextSurface`` takes the package's request, answer
+and stream functions once; ``base.ErrorsOf`` borrows another API's error shapes;
+``base.NoTextAnswers`` answers for vectors and counts), and add it to ``SURFACES`` below.
+Inspection is total (``surfaces.total``): its ``parse`` ends with ``every_leaf(request,
+NONTEXT)`` (its own list of non-text paths, each with its reason), its answer walk with
+``answer_leaves(answer, ANSWER_NONTEXT)``, and its stream rewrite passes every event's
+non-delta fields through ``inspect_leaves``. The app routes ``POST /v1{path}`` (and
+``/w/{workflow}/v1{path}``) to it, and its ``endpoint`` becomes a value of the policies'
+``access.endpoints`` and of the models' ``endpoints`` in ``gateway.yaml``. Only the provider
+edge (``gateway/upstream``, ``gateway/translate``) then learns whether and how each provider
+speaks it (a path in the provider's table, a translator, the mock's answers). Routes that are
+not a POST of a request body (``GET /v1/models/{id}``, ``/v1/responses/{id}``) are the app's
+own.
 """
 
 from __future__ import annotations

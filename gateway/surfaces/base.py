@@ -22,9 +22,12 @@ __all__ = [
     "Answer",
     "Channels",
     "Choice",
+    "ErrorsOf",
     "NoTextAnswers",
+    "RequestModule",
     "StreamReader",
     "Surface",
+    "TextSurface",
     "broken_stream",
     "clean_event",
     "event_parts",
@@ -365,3 +368,93 @@ class NoTextAnswers:
 
     def ask_no_store(self, request: NormalizedRequest) -> None:
         return None
+
+
+class RequestModule(Protocol):
+    """A surface package's ``request`` module: its parsing and the knobs the steps turn
+    (``Surface`` says what each promises)."""
+
+    def parse(self, raw: bytes) -> NormalizedRequest: ...
+    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]: ...
+    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool: ...
+    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool: ...
+    def ask_logprobs(self, request: NormalizedRequest) -> bool: ...
+    def ask_no_store(self, request: NormalizedRequest) -> None: ...
+
+
+class TextSurface:
+    """The methods every surface of text answers (chat, messages, Responses) takes from its
+    package's modules, given once here instead of a delegating method in each: parsing and
+    knobs from ``request``, whole answers from ``read``, streams from ``reader`` (read) and
+    ``rewrite`` (the boundary's rewrite), answer ids from ``prefix``."""
+
+    answers_text = True
+
+    def __init__(
+        self,
+        request: RequestModule,
+        read: Callable[[bytes, bool], Answer],
+        reader: Callable[[bool, bool], StreamReader],
+        rewrite: Callable[[Channels, AsyncIterator[bytes]], AsyncIterator[bytes]],
+        prefix: str,
+    ) -> None:
+        self._request = request
+        self._read = read
+        self._reader = reader
+        self._rewrite = rewrite
+        self._prefix = prefix
+
+    def parse(self, raw: bytes) -> NormalizedRequest:
+        return self._request.parse(raw)
+
+    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
+        return self._read(body, strip_logprobs)
+
+    def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader:
+        return self._reader(texts, strip_logprobs)
+
+    def rewrite_stream(
+        self, channels: Channels, events: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        return self._rewrite(channels, events)
+
+    def answer_id(self, suffix: str) -> str:
+        return self._prefix + suffix
+
+    def output_ceilings(self, request: NormalizedRequest) -> list[tuple[str, int]]:
+        return self._request.output_ceilings(request)
+
+    def set_output_ceiling(self, request: NormalizedRequest, limit: int) -> bool:
+        return self._request.set_output_ceiling(request, limit)
+
+    def ask_usage_in_stream(self, request: NormalizedRequest) -> bool:
+        return self._request.ask_usage_in_stream(request)
+
+    def ask_logprobs(self, request: NormalizedRequest) -> bool:
+        return self._request.ask_logprobs(request)
+
+    def ask_no_store(self, request: NormalizedRequest) -> None:
+        self._request.ask_no_store(request)
+
+
+class ErrorsOf:
+    """Errors and model lists in another surface's shapes: the APIs whose SDK is that
+    surface's (the Responses API and embeddings are OpenAI's, token counting Anthropic's)."""
+
+    def __init__(self, shapes: Surface) -> None:
+        self._shapes = shapes
+
+    def error_type(self, status: int) -> str:
+        return self._shapes.error_type(status)
+
+    def error_body(self, err: GatewayError, request_id: str) -> bytes:
+        return self._shapes.error_body(err, request_id)
+
+    def stream_error(self, err: GatewayError, request_id: str) -> bytes:
+        return self._shapes.stream_error(err, request_id)
+
+    def upstream_error(self, message: str, status: int) -> bytes:
+        return self._shapes.upstream_error(message, status)
+
+    def models_body(self, models: list[tuple[str, str]]) -> bytes:
+        return self._shapes.models_body(models)

@@ -60,7 +60,10 @@ FIELD_NAMES = frozenset(
     web_search_requests cache_creation ephemeral_5m_input_tokens ephemeral_1h_input_tokens
     cited_text document_index document_title start_char_index end_char_index
     start_page_number end_page_number start_block_index end_block_index partial_json
-    content_block""".split()  # noqa: SIM905 - a word list reads better
+    content_block instructions max_output_tokens previous_response_id conversation include
+    truncation background max_tool_calls prompt_cache_key safety_identifier call_id output
+    status input_text output_text input_image input_file encrypted_content summary
+    reasoning dimensions encoding_format output_format output_config""".split()  # noqa: SIM905
 )
 
 # String values that are the wire formats' and JSON Schema's constants (types, roles, tool

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.errors import REASONS
+from gateway.surfaces import ANTHROPIC, COUNT_TOKENS, EMBEDDINGS, OPENAI, RESPONSES, SURFACES
+from gateway.surfaces.base import Surface
 from gateway.yamlsource import ConfigError, Problem, line_of, load_model
 
 __all__ = [
+    "CASE_APIS",
     "Case",
     "CaseFile",
     "CasePrincipal",
@@ -44,20 +47,65 @@ class CasePrincipal(_Strict):
     team: str | None = None
 
 
-class CaseRequest(_Strict):
-    """A request in a client's wire API; ``body`` adds any other field (``tools``, ...).
+# What a case's ``api`` names: a surface of the registry by its endpoint (``chat``,
+# ``messages``, ``responses``, ``embeddings``, ``count_tokens``), or by its SDK for the two
+# every client has (``openai``: chat, ``anthropic``: messages).
+CASE_APIS: dict[str, Surface] = {
+    "openai": OPENAI,
+    "anthropic": ANTHROPIC,
+    **{s.endpoint: s for s in SURFACES.values()},
+}
 
-    Anthropic requires ``max_tokens``: unset, it is the workflow's ``max_output_tokens``
-    (1024 without one).
+
+class CaseRequest(_Strict):
+    """A request in a client's wire API (``api``, one of ``CASE_APIS``); ``body`` adds any
+    other field (``tools``, ...).
+
+    ``messages`` for chat, messages and count_tokens (and for the Responses API, as its
+    ``input`` items); ``input`` for embeddings (a string or a list) and the Responses API.
+    ``system`` is Anthropic's system prompt and the Responses API's ``instructions``.
+    ``max_tokens`` goes in the API's own ceiling field; Anthropic requires one: unset, it is
+    the workflow's ``max_output_tokens`` (1024 without one).
     """
 
-    api: Literal["openai", "anthropic"] = "openai"
+    api: str = "openai"
     model: Annotated[str, Field(min_length=1)]
-    messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
-    system: str | None = None  # Anthropic's system prompt; OpenAI takes a system message
+    messages: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None
+    input: str | list[Any] | None = None
+    system: str | None = None
     stream: bool = False
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     body: dict[str, Any] = {}
+
+    @field_validator("api")
+    @classmethod
+    def _known_api(cls, api: str) -> str:
+        if api not in CASE_APIS:
+            close = difflib.get_close_matches(api, CASE_APIS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown api '{api}'{hint}: one of {', '.join(CASE_APIS)}")
+        return api
+
+    @model_validator(mode="after")
+    def _shape(self) -> CaseRequest:
+        """The fields the API takes: a case that could never be sent is a broken file."""
+        surface = self.surface
+        if surface is EMBEDDINGS:
+            if self.input is None or self.messages is not None or self.system is not None:
+                raise ValueError("an embeddings request takes 'input' (no messages, no system)")
+        elif surface is RESPONSES:
+            if (self.input is None) == (self.messages is None):
+                raise ValueError("a Responses request takes 'input' or 'messages' (one of them)")
+        elif self.messages is None or self.input is not None:
+            raise ValueError(f"a {self.api} request takes 'messages' (no 'input')")
+        if surface in (EMBEDDINGS, COUNT_TOKENS) and (self.stream or self.max_tokens):
+            raise ValueError(f"a {surface.endpoint} request has no 'stream' or 'max_tokens'")
+        return self
+
+    @property
+    def surface(self) -> Surface:
+        """The wire API the request is sent in."""
+        return CASE_APIS[self.api]
 
 
 class TextMatch(_Strict):

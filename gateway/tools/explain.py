@@ -24,7 +24,6 @@ from gateway.context import RequestContext
 from gateway.errors import REASONS, GatewayError
 from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Decision, Outcome, Step, decide
-from gateway.surfaces import ANTHROPIC, OPENAI
 from gateway.tools.cases import CasePrincipal, CaseRequest
 from gateway.tools.explain_rules import Rules
 from gateway.tools.offline import OfflineGateway, request_body
@@ -208,9 +207,9 @@ async def _findings(
     data: BoundaryPolicy, request: CaseRequest, policy: CompiledPolicy | None
 ) -> list[EntityFinding]:
     """What the policy's detector finds in the request as the client sent it."""
-    surface = OPENAI if request.api == "openai" else ANTHROPIC
     try:
-        texts = [slot.text for slot in surface.parse(request_body(request, policy)).texts]
+        parsed = request.surface.parse(request_body(request, policy))
+        texts = [slot.text for slot in parsed.texts]
     except GatewayError:
         return []
     found = await find_many(data.detector, texts)

@@ -28,7 +28,7 @@ from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
 from gateway.services import build_pipeline
 from gateway.steps import decide
-from gateway.surfaces import ANTHROPIC, OPENAI
+from gateway.surfaces import ANTHROPIC, COUNT_TOKENS, EMBEDDINGS, RESPONSES
 from gateway.tools.cases import CasePrincipal, CaseRequest, Observed
 from gateway.upstream import Provider, build_providers
 from gateway.upstream.mock import MockProvider
@@ -46,6 +46,7 @@ __all__ = [
 # Public on purpose: offline tokens protect nothing, they only have to be the same every run.
 OFFLINE_TOKEN_KEY = "gateway-policy-test:offline-token-key"
 _DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
+_ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(slots=True)
@@ -102,17 +103,26 @@ def offline_environ(config: GatewayConfig) -> dict[str, str]:
 
 def request_body(request: CaseRequest, policy: CompiledPolicy | None) -> bytes:
     """The JSON body a client of ``request.api`` would send."""
-    body: dict[str, Any] = {
-        **request.body,
-        "model": request.model,
-        "messages": request.messages,
-        "stream": request.stream,
-    }
+    surface = request.surface
+    body: dict[str, Any] = {**request.body, "model": request.model}
+    if surface is EMBEDDINGS:
+        return orjson.dumps({**body, "input": request.input})
+    if surface is RESPONSES:
+        body["input"] = request.input if request.input is not None else request.messages
+        if request.system is not None:
+            body["instructions"] = request.system
+        if request.max_tokens is not None:
+            body["max_output_tokens"] = request.max_tokens
+        return orjson.dumps({**body, "stream": request.stream})
+    body["messages"] = request.messages
     if request.system is not None:
         body["system"] = request.system
+    if surface is COUNT_TOKENS:  # no stream, no ceiling: it counts the prompt
+        return orjson.dumps(body)
+    body["stream"] = request.stream
     if request.max_tokens is not None:
         body["max_tokens"] = request.max_tokens
-    elif request.api == "anthropic":
+    elif surface is ANTHROPIC:
         ceiling = policy.access.max_output_tokens if policy else None
         body["max_tokens"] = ceiling or _DEFAULT_ANTHROPIC_MAX_TOKENS
     return orjson.dumps(body)
@@ -183,11 +193,11 @@ class OfflineGateway:
     ) -> Run:
         """Send one request through every step, as ``caller`` would through the server."""
         assert self._pipeline is not None
-        surface = OPENAI if request.api == "openai" else ANTHROPIC
+        surface = request.surface
         body = request_body(request, self._policies.get(workflow))
         headers = {"authorization": f"Bearer {self._keys[caller]}"}
-        if request.api == "anthropic":
-            headers["anthropic-version"] = "2023-06-01"
+        if surface.sdk_header is not None:  # the Anthropic SDK's version header
+            headers[surface.sdk_header] = _ANTHROPIC_VERSION
         self._exchange.answer, self._exchange.sent = answer, None
         ctx = RequestContext(surface.endpoint, workflow)
 
@@ -221,7 +231,19 @@ def _body_text(body: bytes) -> str:
     blocks = data.get("content")
     if isinstance(blocks, list):
         return "".join(b.get("text", "") for b in blocks if isinstance(b, dict))
-    return ""
+    if isinstance(data.get("output"), list):  # a Responses answer: its message items' text
+        return _output_text(data["output"])
+    return ""  # vectors, a token count: no text
+
+
+def _output_text(items: list[Any]) -> str:
+    return "".join(
+        part.get("text", "")
+        for item in items
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or ()
+        if isinstance(part, dict) and part.get("type") == "output_text"
+    )
 
 
 def _stream_text(events: list[bytes]) -> str:
@@ -235,6 +257,8 @@ def _stream_text(events: list[bytes]) -> str:
             data = orjson.loads(line[6:])
             if data.get("type") == "content_block_delta":
                 out.append(data["delta"].get("text", ""))
+            elif data.get("type") == "response.output_text.delta":
+                out.append(data.get("delta") or "")
             for choice in data.get("choices") or ():
                 out.append((choice.get("delta") or {}).get("content") or "")
     return "".join(out)

@@ -89,16 +89,26 @@ def anthropic_usage(usage: Any) -> dict[str, int]:
     }
 
 
-def openai_answer(data: Any, created: int) -> dict[str, Any]:
-    """An Anthropic message as an OpenAI chat.completion with one choice."""
+def openai_answer(data: Any, created: int, answer_tool: str | None = None) -> dict[str, Any]:
+    """An Anthropic message as an OpenAI chat.completion with one choice. A call to
+    ``answer_tool`` (a JSON-schema answer, translate/structured.py) is the answer's text."""
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise Untranslatable("a message without content")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    answered = False
     for block in data["content"]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str) and not block.get("citations"):
             texts.append(block["text"])
+        elif (
+            kind == "tool_use"
+            and answer_tool is not None
+            and block.get("name") == answer_tool
+            and isinstance(block.get("input"), dict)
+        ):
+            texts.append(orjson.dumps(block["input"]).decode())
+            answered = True
         elif kind == "tool_use" and isinstance(block.get("input"), dict):
             arguments = orjson.dumps(block["input"]).decode()
             calls.append(
@@ -117,6 +127,9 @@ def openai_answer(data: Any, created: int) -> dict[str, Any]:
     }
     if calls:
         message["tool_calls"] = calls
+    finish = finish_reason(data.get("stop_reason"))
+    if finish == "tool_calls" and answered and not calls:  # only the answer tool was called
+        finish = "stop"
     return {
         "id": data.get("id"),
         "object": "chat.completion",
@@ -127,7 +140,7 @@ def openai_answer(data: Any, created: int) -> dict[str, Any]:
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(data.get("stop_reason")),
+                "finish_reason": finish,
             }
         ],
         "usage": openai_usage(data.get("usage")),

@@ -17,7 +17,7 @@ from gateway.normalized import Api, NormalizedRequest
 from gateway.surfaces import OPENAI, RESPONSES
 from gateway.surfaces.openai_chat import include_usage
 from gateway.translate.answer import Untranslatable
-from gateway.translate.request import unsupported
+from gateway.translate.refuse import unsupported
 from gateway.upstream.provider import Provider, Timeouts, UpstreamFailure, UpstreamResponse
 
 __all__ = ["ChatChunks", "ViaResponses", "chat_answer", "responses_request"]

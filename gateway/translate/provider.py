@@ -17,10 +17,12 @@ from gateway.errors import GatewayError
 from gateway.normalized import Api, NormalizedRequest
 from gateway.surfaces import ANTHROPIC, OPENAI, RESPONSES, openai_chat, surface_of
 from gateway.translate.answer import Untranslatable, anthropic_answer, openai_answer
+from gateway.translate.chat_messages import anthropic_request
 from gateway.translate.errors import upstream_error
-from gateway.translate.request import anthropic_request, openai_request
+from gateway.translate.messages_chat import openai_request
 from gateway.translate.responses import ResponsesEvents, chat_request, responses_answer
 from gateway.translate.stream import AnthropicEvents, OpenAIChunks
+from gateway.translate.structured import answer_tool_of
 from gateway.upstream.provider import (
     Provider,
     StoredState,
@@ -74,6 +76,7 @@ class Translating:
         if self._inner.speaks(request.api):
             return await self._inner.send(request, upstream_model, timeouts)
         translated = translate_request(request)
+        answer_tool = answer_tool_of(translated.body)  # a JSON-schema answer, as a tool call
         try:
             response = await self._inner.send(translated, upstream_model, timeouts)
         except UpstreamFailure as exc:
@@ -81,10 +84,11 @@ class Translating:
         if response.events is not None:
             translator: OpenAIChunks | AnthropicEvents | _Chained
             if request.api == RESPONSES.api:
-                chunks = OpenAIChunks(int(time.time()), include_usage=True)
+                chunks = OpenAIChunks(int(time.time()), True, answer_tool)
                 translator = _Chained(chunks, ResponsesEvents(request.model))
             elif request.api == OPENAI.api:
-                translator = OpenAIChunks(int(time.time()), openai_chat.include_usage(request.body))
+                usage = openai_chat.include_usage(request.body)
+                translator = OpenAIChunks(int(time.time()), usage, answer_tool)
             else:
                 translator = AnthropicEvents()
             events = _translate_events(response.events, translator)
@@ -92,10 +96,10 @@ class Translating:
         try:
             data = orjson.loads(response.body or b"")
             if request.api == RESPONSES.api:
-                chat = openai_answer(data, int(time.time()))
+                chat = openai_answer(data, int(time.time()), answer_tool)
                 answer = responses_answer(chat, str(chat.get("model", request.model)))
             elif request.api == OPENAI.api:
-                answer = openai_answer(data, int(time.time()))
+                answer = openai_answer(data, int(time.time()), answer_tool)
             else:
                 answer = anthropic_answer(data)
         except (Untranslatable, orjson.JSONDecodeError, KeyError, TypeError) as exc:

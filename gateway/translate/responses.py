@@ -2,7 +2,7 @@
 through the chat translator from here (Responses -> chat -> Anthropic), and its answer, whole
 or streamed, comes back the same way (Anthropic -> chat -> Responses).
 
-As in request.py, every field is carried over, mapped, or named below with the reason it
+As in chat_messages.py, every field is carried over, mapped, or named below with the reason it
 carries no content; anything else is refused with ``translate.unsupported``.
 """
 
@@ -19,7 +19,7 @@ from gateway.surfaces.openai_responses.answer import (
     response_object,
 )
 from gateway.translate.answer import Untranslatable
-from gateway.translate.request import unsupported
+from gateway.translate.refuse import unsupported
 
 __all__ = ["ResponsesEvents", "chat_request", "responses_answer"]
 

@@ -62,11 +62,13 @@ class OpenAIChunks:
     has the counts and a client reading ``choices[0]`` never meets an empty chunk.
     """
 
-    def __init__(self, created: int, include_usage: bool) -> None:
+    def __init__(self, created: int, include_usage: bool, answer_tool: str | None = None) -> None:
         self._created = created
         self._include_usage = include_usage
+        self._answer_tool = answer_tool  # its calls are the answer's text (structured.py)
         self._head = b""  # the start of every chunk, up to its choices
         self._tools: dict[int, int] = {}  # content block index -> tool call index
+        self._answers: set[int] = set()  # content block indexes of answer tool calls
         self._usage: dict[str, Any] = {}
         self._finished = False
 
@@ -106,6 +108,8 @@ class OpenAIChunks:
         if kind == "message_delta":
             delta = data.get("delta")
             stop = finish_reason(delta.get("stop_reason") if isinstance(delta, dict) else None)
+            if stop == "tool_calls" and self._answers and not self._tools:  # the answer tool only
+                stop = "stop"
             self._note_usage(data.get("usage"))
             self._finished = True
             usage = None if self._include_usage else openai_usage(self._usage)
@@ -133,6 +137,11 @@ class OpenAIChunks:
         if kind == "text" and isinstance(block, dict) and not block.get("citations"):
             text = block.get("text")
             return [self._chunk(self._delta({"content": text}))] if text else []
+        answer = self._answer_tool is not None and kind == "tool_use"
+        if answer and isinstance(block, dict) and block.get("name") == self._answer_tool:
+            self._answers.add(data.get("index", -1))
+            text = orjson.dumps(block["input"]).decode() if block.get("input") else None
+            return [self._chunk(self._delta({"content": text}))] if text else []
         if kind == "tool_use" and isinstance(block, dict):
             call = self._tools[data.get("index", -1)] = len(self._tools)
             function = {"name": block.get("name"), "arguments": ""}
@@ -150,6 +159,9 @@ class OpenAIChunks:
             text = orjson.dumps(delta.get("text"))
             return [self._head + _TEXT_CHOICE[0] + text + _TEXT_CHOICE[1]]
         if kind == "input_json_delta" and isinstance(delta, dict):
+            if data.get("index", -1) in self._answers:
+                piece = delta.get("partial_json")
+                return [self._chunk(self._delta({"content": piece}))] if piece else []
             call = self._tools.get(data.get("index", -1))
             if call is None:
                 raise Untranslatable("tool input for a block that is not a tool call")

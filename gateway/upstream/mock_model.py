@@ -2,8 +2,9 @@
 
 Deterministic rules, so clients' features work with no key: a tool call when tools are offered
 and the last user turn names a tool or says "call"/"use"; a minimal valid instance when a JSON
-schema is asked for (``response_format``, ``text.format``, ``output_format``); otherwise the
-quote of the last user message. The mock sits at the provider edge, where each API is known.
+schema is asked for (``response_format``, ``text.format``, ``output_format``,
+``output_config.format``); otherwise the quote of the last user message. The mock sits at
+the provider edge, where each API is known.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def _schema(body: dict[str, Any]) -> tuple[bool, Any]:
         if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
             return True, fmt["json_schema"].get("schema")
         return fmt.get("type") == "json_object", None
-    text = body.get("text")
+    text, config = body.get("text"), body.get("output_config")
     fmt = text.get("format") if isinstance(text, dict) else body.get("output_format")
+    if fmt is None and isinstance(config, dict):  # Anthropic's structured outputs, GA
+        fmt = config.get("format")
     if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
         return True, fmt.get("schema")
     return False, None

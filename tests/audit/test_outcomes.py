@@ -41,7 +41,8 @@ def test_admitted_openai(audited: AuditedGateway, upstream: FakeUpstream) -> Non
     )
     assert r.upstream_ms is not None and 0 < r.upstream_ms <= r.latency_ms
     assert (r.reserved_usd, r.actual_usd, r.content) == (None, None, None)
-    assert r.upstream_store is True and "store" not in upstream.received[-1].body
+    # retention.upstream_store defaults to false: store: false is sent, and recorded.
+    assert r.upstream_store is False and upstream.received[-1].body["store"] is False
 
 
 def test_admitted_anthropic_with_retries(audited: AuditedGateway, upstream: FakeUpstream) -> None:

@@ -44,6 +44,11 @@ PII_POLICIES = {
         review={"on": ["blocked"], "mode": "hold"},
     ),
 }  # fmt: skip
+LIMITED = {
+    "workflow": "limited", "owner": "tests@example.com",
+    "access": {"roles": ["analyst"], "models": ["gpt-test"]},
+    "limits": {"rate": [{"per": "user", "requests_per_minute": 40}]},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def console_gw(
 ) -> Iterator[ReviewGateway]:
     gw = start_review_gateway(
         tmp_path_factory.mktemp("console"), upstream, hook,
-        extra={"nlp": {"engine": "spacy", "model": NER_MODEL}}, policies=PII_POLICIES,
+        extra={"nlp": {"engine": "spacy", "model": NER_MODEL}}, policies={**PII_POLICIES, "limited": LIMITED},
     )  # fmt: skip
     try:
         yield gw

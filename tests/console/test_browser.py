@@ -140,6 +140,7 @@ def test_a_reviewer_works_the_queue_in_a_browser_behind_a_prefix(
     assert "boundary.blocked_entity" in driver.page_source
     assert "intact" in driver.page_source
     assert "jane.roe@example.org" not in driver.page_source
+    assert "boundary" in driver.find_element(By.CSS_SELECTOR, "table.steps").text
     shot(driver, "record")
 
     # CSRF: a form whose token was taken out is refused.

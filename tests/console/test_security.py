@@ -17,9 +17,9 @@ from tests.console.conftest import PII_POLICIES, Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import ReviewGateway
 
-GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "overview", "policies", "keys",
-        "limits"]  # fmt: skip
-POSTS = ["claim", "decide", "logout", "keys-create", "keys-revoke"]
+GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "explain?seq=1", "overview",
+        "policies", "keys", "limits"]  # fmt: skip
+POSTS = ["claim", "decide", "reveal", "logout", "keys-create", "keys-revoke"]
 # Which console roles open which page.
 REVIEWER_ONLY = {"queue", "review?id=rv_x", "claim", "decide"}
 AUDITOR_ONLY = {"overview", "policies"}
@@ -157,6 +157,10 @@ def test_no_page_carries_a_value_the_policy_kept_out(
                 pages[f"record {seq}"] = admin.get(f"record?seq={seq}").text
             more = re.search(r'href="(explorer\?[^"]*after=\d+)"', text)
             explorer = more.group(1).replace("&amp;", "&") if more else ""
+        # explain on a few records' masked content: it runs the offline pipeline on it again
+        explained = [k.split()[1] for k, t in pages.items() if "explain?seq=" in t]
+        for seq in explained[-6:]:
+            pages[f"explain {seq}"] = admin.get(f"explain?seq={seq}").text
         pages["overview"] = admin.get("overview").text
         pages["policies"] = admin.get("policies").text
     finally:
@@ -164,6 +168,7 @@ def test_no_page_carries_a_value_the_policy_kept_out(
     assert sum(1 for k in pages if k.startswith("rv_")) >= 10  # the held corpus is in the queue
     assert sum(1 for k in pages if k.startswith("record")) >= 2 * len(corpus)
     assert any("gateway policy explain --workflow pii_masked" in t for t in pages.values())
+    assert any(k.startswith("explain") and "<h2>Steps</h2>" in t for k, t in pages.items())
     for name, text in pages.items():
         leaked = sorted(v for v in kept_in if any(f in text for f in _forms(v)))
         assert not leaked, f"{name} shows {leaked[:5]}"
@@ -208,6 +213,15 @@ def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGate
         else:
             raise AssertionError("the revoked key is still accepted")
         assert "revoked" in admin.get("keys").text
-        assert admin.get("limits").status_code == 200
+        limited = openai.OpenAI(base_url=f"{gw.url}/w/limited/v1", api_key=gw.analyst)
+        for _ in range(4):
+            limited.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
+        limits = admin.get("limits")
+        assert limits.status_code == 200
+        row = limits.text.split("<td>limited</td>", 1)[1].split("</tr>", 1)[0]
+        assert "<td>40</td>" in row  # the limit
+        assert 'value="0.100"' in row  # 4 of 40 gone: the burn-down bar
     finally:
         admin.close()

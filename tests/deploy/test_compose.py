@@ -57,6 +57,25 @@ def test_every_secret_the_compose_file_needs_is_in_the_env_example() -> None:
             assert "image" in service, name
 
 
+def test_every_file_the_compose_file_mounts_is_shipped() -> None:
+    """Prometheus gets the shipped alert rules and Grafana the shipped dashboard: a bind
+    mount of a missing or empty path would start them with nothing."""
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    mounted = {}
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source, target = str(volume).split(":")[:2]
+            if source.startswith(".") and source != "./keys":  # made by `keys create`
+                path = (COMPOSE / source).resolve()
+                assert path.exists(), source
+                assert path.is_file() or any(path.iterdir()), f"{source} is empty"
+                mounted[target] = path
+    rules = mounted["/etc/prometheus/rules/alerts.yaml"]
+    assert yaml.safe_load(rules.read_text())["groups"]
+    assert list(mounted["/var/lib/grafana/dashboards"].glob("*.json"))
+
+
 class Topology:
     """The compose services as processes: ``env`` is what compose gives every replica."""
 

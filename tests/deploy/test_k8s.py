@@ -98,3 +98,10 @@ def test_the_configuration_the_pods_mount_loads(tmp_path: Path) -> None:
     assert {p.name for p in (K8S / "base" / "policies").glob("*.yaml")} == {
         p.name for p in (ROOT / "policies").glob("*.yaml")
     }
+
+
+def test_the_prometheus_rule_holds_the_shipped_alerts() -> None:
+    (rule,) = _by_kind(render(K8S / "base"))["PrometheusRule"]
+    shipped = yaml.safe_load((ROOT / "deploy" / "observability" / "alerts.yml").read_text())
+    assert rule["spec"]["groups"] == shipped["groups"]
+    assert sum(len(g["rules"]) for g in shipped["groups"]) >= 1

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.review.db import PostgresDb, SqliteDb
-from gateway.review.store import ReviewStore, schema
+from gateway.review.store import ReviewStore
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
@@ -37,10 +37,9 @@ async def make_store(
 
     def make() -> ReviewStore:
         if request.param == "sqlite":
-            db: SqliteDb | PostgresDb = SqliteDb(tmp_path / "reviews.db", schema("review_"))
-            store = ReviewStore(db, "review_")
+            store = ReviewStore(SqliteDb(tmp_path / "reviews.db"))
         else:
-            store = ReviewStore(PostgresDb(PG_URL, name, schema(f"{name}.")), f"{name}.")
+            store = ReviewStore(PostgresDb(PG_URL, name))
         opened.append(store)
         return store
 
@@ -127,6 +126,12 @@ def review_policies(hook_url: str) -> dict[str, dict[str, object]]:
             **base, "workflow": "flagged", "access": access, "data": blocked,
             "fallback": {"on": ["blocked"], "message": FALLBACK, "review": True},
         },
+        "tokens": {
+            **base, "workflow": "tokens", "access": access,
+            "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
+            "fallback": {"on": ["blocked"], "message": FALLBACK},
+            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold"},
+        },
     }  # fmt: skip
 
 
@@ -140,6 +145,7 @@ class ReviewGateway:
     other_reviewer: str  # remy: roles reviewer
     admin: str  # root: roles admin
     auditor: str  # audrey: roles auditor
+    revealer: str  # vera: roles reviewer and reveal
     server: GatewayServer
 
     def client(self, key: str) -> httpx.Client:
@@ -167,6 +173,7 @@ def start_review_gateway(
             ("analyst", "alice", ["analyst"]), ("other_analyst", "bob", ["analyst"]),
             ("reviewer", "rita", ["reviewer"]), ("other_reviewer", "remy", ["reviewer"]),
             ("admin", "root", ["admin"]), ("auditor", "audrey", ["auditor"]),
+            ("revealer", "vera", ["reviewer", "reveal"]),
         ]
     } if not keys.exists() else _reuse(root)  # fmt: skip
     (root / "keys.json").write_text(json.dumps(made))

@@ -3,7 +3,10 @@ holder's, and the app's poll and the decision work on the new process."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import httpx
 
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import Hook, start_review_gateway
@@ -22,6 +25,17 @@ def test_pending_and_claimed_items_survive_a_restart(
         gw.server.stop()
     again = start_review_gateway(tmp_path, upstream, hook)
     try:
+        # The backlog is counted in the metrics, from the store the new process opened.
+        backlog = 'gateway_review_backlog{state="pending",workflow="held"} 2.0'
+        for _ in range(50):
+            if backlog in httpx.get(f"{again.url}/metrics").text:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the review backlog never reached /metrics")
+        assert 'gateway_review_backlog{state="overdue",workflow="held"} 0.0' in (
+            httpx.get(f"{again.url}/metrics").text
+        )
         with again.client(again.reviewer) as rita, again.client(again.other_reviewer) as remy:
             items = {i["id"]: i for i in rita.get("/admin/reviews/").json()["items"]}
             assert {pending, claimed} <= set(items)

@@ -1,5 +1,5 @@
 """The gateway of tests/conftest.py, plus what the new endpoints need: embedding models and
-workflows that mask, forbid provider storage, or refuse to embed a masked text."""
+workflows that mask, allow provider storage (it is forbidden by default), or refuse to embed a masked text."""
 
 from __future__ import annotations
 
@@ -50,6 +50,21 @@ WIRE_POLICIES: dict[str, dict[str, object]] = {
         "access": {"roles": ["analyst"], "models": ["mock-model", "mock-embed", "gpt-test"]},
         "data": {"entities": {"EMAIL_ADDRESS": "mask"}},
         "embeddings": {"on_pii": "block"},
+        "retention": {"upstream_store": True},
+    },
+    # Placeholders keyed per value: the same in every request of a conversation.
+    "wire_keyed": {
+        "workflow": "wire_keyed",
+        "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "claude-test"]},
+        "data": {"entities": {"EMAIL_ADDRESS": "mask"}, "placeholders": "keyed"},
+    },
+    # Provider storage allowed (``store`` as the client sent it, kept responses forwarded).
+    "wire_kept": {
+        "workflow": "wire_kept",
+        "owner": "tests@example.com",
+        "access": {"roles": ["analyst"], "models": ["gpt-test", "mock-model"]},
+        "retention": {"upstream_store": True},
     },
     "wire_fallback": {
         "workflow": "wire_fallback",

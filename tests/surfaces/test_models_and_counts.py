@@ -66,7 +66,7 @@ def test_kept_responses_are_refused_without_provider_storage(
 def test_kept_responses_are_forwarded_and_inspected_where_storage_is_allowed(
     gateway: Gateway, upstream: FakeUpstream
 ) -> None:
-    client = gateway.openai()  # chat_app: provider storage allowed, no data rules
+    client = gateway.openai("wire_kept")  # provider storage allowed, no data rules
     assert client.responses.retrieve("resp_1").output_text == "mail kim@example.com"
     client.responses.delete("resp_1")
     items = client.responses.input_items.list("resp_1")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import openai
 import pytest
+from pydantic import BaseModel
 
+from gateway.translate import ANSWER_TOOL
 from tests.conftest import Gateway
-from tests.fakes.upstream import FakeUpstream, Reply
+from tests.fakes.upstream import FakeUpstream, Reply, ToolCall
 
 
 def test_whole_answer_from_the_mock(gateway: Gateway) -> None:
@@ -207,11 +209,27 @@ def test_provider_state_is_refused_without_provider_storage(
     assert "send the whole conversation in 'input'" in caught.value.message
     assert upstream.received == []
     # Where the workflow allows provider storage, it goes through as the client sent it.
-    gateway.openai().responses.create(
+    gateway.openai("wire_kept").responses.create(
         model="gpt-test", input="and then?", previous_response_id="resp_123"
     )
     (sent,) = upstream.received
     assert sent.body["previous_response_id"] == "resp_123" and "store" not in sent.body
+
+
+def test_provider_storage_is_forbidden_by_default(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """chat_app says nothing about retention: ``store: false`` goes out (even over the
+    client's ``store: true``) and state the provider kept cannot be named."""
+    client = gateway.openai()
+    client.responses.create(model="gpt-test", input="hello", store=True)
+    (sent,) = upstream.received
+    assert sent.body["store"] is False
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="gpt-test", input="and then?", previous_response_id="r_1")
+    assert caught.value.code == "retention.provider_state"
+    with pytest.raises(openai.BadRequestError) as kept:
+        client.responses.retrieve("resp_1")
+    assert kept.value.code == "retention.provider_state"
+    assert len(upstream.received) == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -329,3 +347,38 @@ def test_fallback_model_and_message_answer_in_the_responses_shape(
     with pytest.raises(openai.PermissionDeniedError) as caught:
         client.embeddings.create(model="mock-embed", input="card 4111 1111 1111 1111")
     assert caught.value.code == "boundary.blocked_entity"
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: int
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_structured_output_is_answered_by_an_anthropic_model(
+    gateway: Gateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    """``text.format`` with a JSON schema reaches Claude as a forced tool; the tool's input
+    comes back as the output text, which the SDK parses."""
+    upstream.script("claude-up", ToolCall(ANSWER_TOOL, ('{"city": "Pa', 'ris", "celsius": 18}')))
+    client = gateway.openai("wire")
+    ask = "weather in Paris for ann@example.com"
+    if stream:
+        with client.responses.stream(model="claude-test", input=ask, text_format=Weather) as s:
+            types = [e.type for e in s]
+            response = s.get_final_response()
+        assert "response.output_text.delta" in types
+        assert "response.function_call_arguments.delta" not in types
+    else:
+        response = client.responses.parse(model="claude-test", input=ask, text_format=Weather)
+    assert response.output_parsed == Weather(city="Paris", celsius=18)
+    assert [item.type for item in response.output] == ["message"]
+    (sent,) = upstream.received
+    (tool,) = sent.body["tools"]
+    assert tool["name"] == ANSWER_TOOL
+    assert tool["input_schema"]["properties"] == {
+        "city": {"title": "City", "type": "string"},
+        "celsius": {"title": "Celsius", "type": "integer"},
+    }
+    assert sent.body["tool_choice"] == {"type": "tool", "name": ANSWER_TOOL}
+    assert "ann@example.com" not in str(sent.body)

@@ -32,7 +32,9 @@ PRICES = {  # as in the sample gateway.yaml
     "gpt-4o": (2.50, 10.00, "openai"),
     "claude-haiku": (0.80, 4.00, "anthropic"),
     "claude-sonnet": (3.00, 15.00, "anthropic"),
+    "text-embedding-3-small": (0.02, 0.0, "openai"),
 }
+ENDPOINTS = {"text-embedding-3-small": ["embeddings"]}  # as in the sample gateway.yaml
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ PROBES = _probes()
 @pytest.fixture(scope="module")
 def live(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("explain-live")
-    models = {
+    models: dict[str, dict[str, object]] = {
         m: {"provider": p, "upstream_model": m, "usd_per_mtok_in": i, "usd_per_mtok_out": o}
         for m, (i, o, p) in PRICES.items()
     }
+    for m, endpoints in ENDPOINTS.items():
+        models[m]["endpoints"] = endpoints
     providers = {
         "openai": {"type": "openai", "base_url": f"{upstream.base_url}/v1",
                    "api_key_env": "OPENAI_API_KEY"},
@@ -139,13 +143,12 @@ async def test_explain_decides_what_the_live_gateway_decides(
         for model in policy.model_chain(probe.request.model):
             upstream.script(model, *[Reply(probe.answer)] * 3)
     headers = {"authorization": f"Bearer {live.keys[probe.caller]}"}
-    path = "chat/completions"
-    if probe.request.api == "anthropic":
-        headers["anthropic-version"] = "2023-06-01"
-        path = "messages"
+    surface = probe.request.surface  # the case's API, sent on its own route
+    if surface.sdk_header is not None:
+        headers[surface.sdk_header] = "2023-06-01"
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
-            f"{live.server.url}/w/{probe.workflow}/v1/{path}",
+            f"{live.server.url}/w/{probe.workflow}/v1{surface.path}",
             content=request_body(probe.request, policy),
             headers={**headers, "content-type": "application/json"},
         )

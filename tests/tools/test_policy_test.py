@@ -204,3 +204,55 @@ def test_no_cases_or_a_broken_policy_fail(tmp_path: Path) -> None:
     (tmp_path / "policies" / "tests" / "t.yaml").write_text(CASE)
     code, _, err = run(config)
     assert code == 1 and "unknown model 'claude-x'" in err
+
+
+def test_cases_name_every_surface(tmp_path: Path) -> None:
+    """``api`` names any registered surface: the Responses API and token counting run
+    through the same pipeline as chat (embeddings: the sample coding_agent cases)."""
+    cases = """\
+workflow: triage
+cases:
+  - name: responses
+    principal: {subject: ann, roles: [agent]}
+    request: {api: responses, model: gpt-test, system: be brief, input: "mail ann@corp.example.com"}
+    expect:
+      decision: transform
+      reasons: [boundary.masked]
+      upstream_text: "be brief\\nmail <EMAIL_ADDRESS_1>"
+      client_text: "[mock gpt-up] You said: mail <EMAIL_ADDRESS_1>"
+  - name: responses streamed from messages
+    principal: {subject: ann, roles: [agent]}
+    request:
+      api: responses
+      model: gpt-test
+      stream: true
+      messages: [{role: user, content: "card 4111 1111 1111 1111"}]
+    expect: {decision: deny, reasons: [boundary.blocked_entity], upstream_text: null}
+  - name: count tokens
+    principal: {subject: ann, roles: [agent]}
+    request: {api: count_tokens, model: claude-test, messages: [{role: user, content: "mail ann@corp.example.com"}]}
+    expect: {decision: transform, reasons: [boundary.masked], upstream_text: "mail <EMAIL_ADDRESS_1>"}
+"""
+    config = make_root(tmp_path, {"triage.yaml": POLICY, "tests/t.yaml": cases})
+    code, found = results(config)
+    assert code == 0, found
+    assert [r["passed"] for r in found] == [True, True, True]
+
+
+def test_a_case_in_an_unknown_api_or_the_wrong_shape_is_a_broken_file(tmp_path: Path) -> None:
+    request = "    request:\n      model: gpt-test\n"
+    broken = {
+        "tests/a.yaml": CASE.replace(request, request + "      api: respones\n"),
+        "tests/b.yaml": CASE.replace(request, request + "      api: embeddings\n"),
+        "tests/c.yaml": CASE.replace(request, request + "      input: hi\n"),
+    }
+    config = make_root(tmp_path, {"triage.yaml": POLICY, **broken})
+    code, out, err = run(config)
+    assert code == 1 and out == ""
+    tests = tmp_path / "policies" / "tests"
+    assert (
+        f"{tests / 'a.yaml'}:" in err
+        and "unknown api 'respones' (did you mean 'responses'?)" in err
+    )
+    assert f"{tests / 'b.yaml'}:" in err and "an embeddings request takes 'input'" in err
+    assert f"{tests / 'c.yaml'}:" in err and "a openai request takes 'messages' (no 'input')" in err

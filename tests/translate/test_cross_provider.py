@@ -12,7 +12,9 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from pydantic import BaseModel
 
+from gateway.translate import ANSWER_TOOL
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, RawStream, Reply, Status, ToolCall
 from tests.translate.policy import falling_back
@@ -554,3 +556,62 @@ def test_a_translated_answer_that_fails_its_check_is_not_passed_on(
         )
     assert "Rainy" not in caught.value.response.text
     assert (caught.value.status_code, caught.value.code) == (502, "quality.pattern_failed")
+
+
+class Forecast(BaseModel):
+    city: str
+    celsius: int
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_structured_output_from_claude(
+    gw: AuditedGateway, upstream: FakeUpstream, stream: bool
+) -> None:
+    """A JSON-schema ``response_format`` falls back to Claude as a forced answer tool; the
+    SDK's ``parse`` reads the tool's input as the message content."""
+    upstream.script("gpt-up", Status(500))
+    upstream.script("claude-up", ToolCall(ANSWER_TOOL, ('{"city": "Paris",', ' "celsius": 18}')))
+    client = gw.openai("to_claude")
+    if stream:
+        with client.chat.completions.stream(
+            model="gpt-test", messages=_openai_messages(), response_format=Forecast
+        ) as s:
+            final = s.get_final_completion()
+    else:
+        final = client.chat.completions.parse(
+            model="gpt-test", messages=_openai_messages(), response_format=Forecast
+        )
+    choice = final.choices[0]
+    assert choice.message.parsed == Forecast(city="Paris", celsius=18)
+    assert choice.finish_reason == "stop" and not choice.message.tool_calls
+    sent = upstream.received[-1]
+    assert sent.path == "/v1/messages"
+    assert [t["name"] for t in sent.body["tools"]] == [ANSWER_TOOL]
+    assert sent.body["tool_choice"] == {"type": "tool", "name": ANSWER_TOOL}
+
+
+def test_anthropic_structured_output_from_gpt(gw: AuditedGateway, upstream: FakeUpstream) -> None:
+    """Anthropic's ``output_config.format`` falls back to GPT as a strict JSON-schema
+    ``response_format``; the JSON text comes back as the message's text."""
+    upstream.script("claude-up", Status(503))
+    upstream.script("gpt-up", Reply('{"city": "Paris", "celsius": 18}'))
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "celsius": {"type": "integer"}},
+        "required": ["city", "celsius"],
+        "additionalProperties": False,
+    }
+    message = gw.anthropic("to_gpt").messages.create(
+        model="claude-test",
+        max_tokens=100,
+        messages=[{"role": "user", "content": ASK}],
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+    )
+    assert message.content[0].type == "text"
+    assert json.loads(message.content[0].text) == {"city": "Paris", "celsius": 18}
+    sent = upstream.received[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema, "strict": True},
+    }

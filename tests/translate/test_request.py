@@ -420,8 +420,6 @@ def test_malformed_parts_the_surface_did_not_read_are_invalid_not_a_crash() -> N
 def test_a_mid_conversation_system_message_stays_a_system_message() -> None:
     """Claude Code sends ``{"role": "system"}`` inside ``messages``; served by OpenAI it is
     a system message there too, never an assistant turn."""
-    from gateway.translate.request import openai_request
-
     for content in ("be brief", [{"type": "text", "text": "be brief"}]):
         body = {
             "model": "m",

@@ -59,3 +59,10 @@ def test_json_is_written_for_each_api_s_schema_field() -> None:
         assert plan(body, "hi").json == {"n": 0}
     assert plan({"response_format": {"type": "json_object"}}, "hi").json == {}
     assert not plan({}, "hi").is_json
+
+
+def test_json_is_written_for_anthropics_generally_available_structured_outputs() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    body = {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    assert plan(body, "hi").json == {"n": 0}
+    assert not plan({"output_config": {"effort": "high"}}, "hi").is_json

@@ -11,7 +11,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces import anthropic_messages
 from gateway.surfaces.anthropic_messages import request as messages
-from gateway.surfaces.base import Answer, NoTextAnswers, StreamReader
+from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, StreamReader
 from gateway.surfaces.fields import parse_object
 
 __all__ = ["API", "SURFACE", "count_body"]
@@ -53,7 +53,9 @@ def count_body(tokens: int) -> bytes:
     return orjson.dumps({"input_tokens": tokens})
 
 
-class AnthropicCountTokens(NoTextAnswers):
+class AnthropicCountTokens(NoTextAnswers, ErrorsOf):
+    """Anthropic's error shapes and model lists (the messages surface's)."""
+
     _kind = "a token count"
     api = API
     endpoint = "count_tokens"
@@ -64,20 +66,8 @@ class AnthropicCountTokens(NoTextAnswers):
     parse = staticmethod(parse)
     read_answer = staticmethod(read_answer)
 
-    def error_type(self, status: int) -> str:
-        return _MESSAGES.error_type(status)
-
-    def error_body(self, err: GatewayError, request_id: str) -> bytes:
-        return _MESSAGES.error_body(err, request_id)
-
-    def stream_error(self, err: GatewayError, request_id: str) -> bytes:
-        return _MESSAGES.stream_error(err, request_id)
-
-    def upstream_error(self, message: str, status: int) -> bytes:
-        return _MESSAGES.upstream_error(message, status)
-
-    def models_body(self, models: list[tuple[str, str]]) -> bytes:
-        return _MESSAGES.models_body(models)
+    def __init__(self) -> None:
+        super().__init__(_MESSAGES)
 
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader:
         return _MESSAGES.stream_reader(texts, strip_logprobs)

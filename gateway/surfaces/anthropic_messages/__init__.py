@@ -3,7 +3,6 @@ Anthropic's own shapes, answers read once, and the knobs steps turn on the body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from gateway.surfaces.anthropic_messages.answer import (
 )
 from gateway.surfaces.anthropic_messages.request import parse
 from gateway.surfaces.anthropic_messages.stream import rewrite_stream
-from gateway.surfaces.base import Answer, Channels
+from gateway.surfaces.base import TextSurface
 
 __all__ = ["SURFACE", "answer_body", "answer_events", "error_body", "models_body", "parse"]
 
@@ -68,43 +67,25 @@ def models_body(models: list[tuple[str, str]]) -> bytes:
     return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
 
 
-class AnthropicMessages:
+class AnthropicMessages(TextSurface):
     api = _request.API
     endpoint = "messages"
     path = "/messages"
     sdk_header: str | None = "anthropic-version"
     final_event = b"event: message_stop"
-    answers_text = True
 
-    parse = staticmethod(parse)
     error_body = staticmethod(error_body)
     stream_error = staticmethod(stream_error)
     models_body = staticmethod(models_body)
     error_type = staticmethod(error_type)
     answer_body = staticmethod(answer_body)
-    output_ceilings = staticmethod(_request.output_ceilings)
-    set_output_ceiling = staticmethod(_request.set_output_ceiling)
-    ask_usage_in_stream = staticmethod(_request.ask_usage_in_stream)
-    ask_logprobs = staticmethod(_request.ask_logprobs)
-    ask_no_store = staticmethod(_request.ask_no_store)
+
+    def __init__(self) -> None:
+        super().__init__(_request, read_answer, Reader, rewrite_stream, "msg_")
 
     def upstream_error(self, message: str, status: int) -> bytes:
         error = {"type": error_type(status), "message": message}
         return orjson.dumps({"type": "error", "error": error})
-
-    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
-        return read_answer(body, strip_logprobs)
-
-    def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> Reader:
-        return Reader(texts, strip_logprobs)
-
-    def rewrite_stream(
-        self, channels: Channels, events: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        return rewrite_stream(channels, events)
-
-    def answer_id(self, suffix: str) -> str:
-        return "msg_" + suffix
 
     def answer_events(
         self,

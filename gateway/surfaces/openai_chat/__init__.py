@@ -3,14 +3,13 @@ in OpenAI's own shapes, answers read once, and the knobs steps turn on the body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
-from gateway.surfaces.base import Answer, Channels
+from gateway.surfaces.base import TextSurface
 from gateway.surfaces.openai_chat import request as _request
 from gateway.surfaces.openai_chat.answer import Reader, answer_body, answer_events, read_answer
 from gateway.surfaces.openai_chat.request import include_usage, parse
@@ -72,43 +71,25 @@ def models_body(models: list[tuple[str, str]]) -> bytes:
     return orjson.dumps({"object": "list", "data": data})
 
 
-class OpenAIChat:
+class OpenAIChat(TextSurface):
     api = _request.API
     endpoint = "chat"
     path = "/chat/completions"
     sdk_header: str | None = None
     final_event = b"data: [DONE]"
-    answers_text = True
 
-    parse = staticmethod(parse)
     error_body = staticmethod(error_body)
     stream_error = staticmethod(stream_error)
     models_body = staticmethod(models_body)
     error_type = staticmethod(error_type)
     answer_body = staticmethod(answer_body)
-    output_ceilings = staticmethod(_request.output_ceilings)
-    set_output_ceiling = staticmethod(_request.set_output_ceiling)
-    ask_usage_in_stream = staticmethod(_request.ask_usage_in_stream)
-    ask_logprobs = staticmethod(_request.ask_logprobs)
-    ask_no_store = staticmethod(_request.ask_no_store)
+
+    def __init__(self) -> None:
+        super().__init__(_request, read_answer, Reader, rewrite_stream, "chatcmpl-")
 
     def upstream_error(self, message: str, status: int) -> bytes:
         error = {"message": message, "type": error_type(status), "param": None, "code": None}
         return orjson.dumps({"error": error})
-
-    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
-        return read_answer(body, strip_logprobs)
-
-    def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> Reader:
-        return Reader(texts, strip_logprobs)
-
-    def rewrite_stream(
-        self, channels: Channels, events: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        return rewrite_stream(channels, events)
-
-    def answer_id(self, suffix: str) -> str:
-        return "chatcmpl-" + suffix
 
     def answer_events(
         self,

@@ -15,7 +15,7 @@ from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest, TextSlot, json_leaves
 from gateway.surfaces import openai_chat
-from gateway.surfaces.base import Answer, NoTextAnswers, note_usage
+from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, note_usage
 from gateway.surfaces.fields import invalid, parse_object, require_str
 from gateway.surfaces.openai_chat.answer import Reader
 from gateway.surfaces.total import NonText, every_leaf, nontext
@@ -91,7 +91,9 @@ def embeddings_body(model: str, vectors: list[Any], tokens_in: int) -> bytes:
     return orjson.dumps({"object": "list", "data": data, "model": model, "usage": usage})
 
 
-class OpenAIEmbeddings(NoTextAnswers):
+class OpenAIEmbeddings(NoTextAnswers, ErrorsOf):
+    """OpenAI's error shapes and model lists (the chat surface's)."""
+
     _kind = "embeddings"
     api = API
     endpoint = "embeddings"
@@ -100,13 +102,9 @@ class OpenAIEmbeddings(NoTextAnswers):
     final_event = b"data: [DONE]"  # never streamed
 
     parse = staticmethod(parse)
-    error_body = staticmethod(openai_chat.error_body)
-    stream_error = staticmethod(openai_chat.stream_error)
-    models_body = staticmethod(openai_chat.models_body)
-    error_type = staticmethod(openai_chat.error_type)
 
-    def upstream_error(self, message: str, status: int) -> bytes:
-        return openai_chat.SURFACE.upstream_error(message, status)
+    def __init__(self) -> None:
+        super().__init__(openai_chat.SURFACE)
 
     def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
         return read_answer(body, strip_logprobs)

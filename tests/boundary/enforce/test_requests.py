@@ -219,6 +219,7 @@ def test_openai_every_text_field_kind_is_handled_and_nothing_else_changes(
     (sent,) = upstream.received
     assert EMAIL not in json.dumps(sent.body)
     original = {"model": "gpt-up", "messages": messages, "tools": tools, "temperature": 0.5}
+    original["store"] = False  # retention.upstream_store defaults to false (not the boundary)
     assert sent.body == _rewritten(action, original, sent.body)
     assert raw.headers["x-gateway-decision"] == "masked"
 
