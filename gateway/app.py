@@ -11,7 +11,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,6 +41,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
+from gateway.model_routes import ModelRoutes, templates_of
 from gateway.observe.service import build_observe
 from gateway.pipeline import Call, Reply
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
@@ -151,6 +152,24 @@ def create_app(
             await rollout.aclose()
             if writer is not None:
                 await writer.close()
+
+    async def handle_model_route(
+        scope: Scope,
+        surface: Surface,
+        template: str,
+        workflow: str | None,
+        headers: Mapping[str, str],
+        read_body: Callable[[], Awaitable[bytes]],
+    ) -> Reply:
+        """A model route served by ``ModelRoutes``: as ``run`` does through litestar."""
+        workflow = workflow or headers.get("x-workflow") or None
+        ctx = scope["state"]["ctx"] = RequestContext(surface.endpoint, workflow)
+        observe.begin(ctx, "POST", template, headers.get("traceparent"))
+        try:
+            return await pipeline.complete(ctx, Call(surface, workflow, headers, read_body))
+        except Exception as exc:  # as on_error: the unexpected, without internals
+            log.error("request %s failed", ctx.request_id, exc_info=exc)
+            return pipeline.refuse(ctx, surface, GatewayError(errors.INTERNAL))
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = _begin(request, surface.endpoint)
@@ -276,7 +295,7 @@ def create_app(
         surface = surface_for(scope.get("path", ""), headers)
         return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
@@ -325,6 +344,17 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
+    # The model routes skip litestar's router, request and response (gateway/model_routes.py);
+    # litestar still prepares the scope and runs ``before_send`` (the audit step).
+    by_path = {surface.path: surface for surface in SURFACES.values()}
+    app.asgi_handler = ModelRoutes(
+        app.asgi_handler,
+        by_path,
+        templates_of(app.asgi_router, by_path),
+        handle_model_route,
+        limit,
+    )
+    return app
 
 
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.

@@ -278,6 +278,19 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     "The model provider's answer has a shape the gateway cannot inspect.",
     trigger="upstream_error",
 )
+# Text built to be slow to scan (dense look-alikes, long runs every rule reads): refused once
+# its scan passes ``server.max_scan_cpu_s`` rather than hold a core (boundary/pace.py).
+BOUNDARY_TOO_COSTLY = _reason(
+    "boundary.too_costly",
+    413,
+    "The request's text would take the gateway too long to inspect.",
+)
+BOUNDARY_ANSWER_TOO_COSTLY = _reason(
+    "boundary.answer_too_costly",
+    502,
+    "The model provider's answer would take the gateway too long to inspect.",
+    trigger="upstream_error",
+)
 # The request asks the provider for state it kept (previous_response_id), which the
 # workflow's ``retention.upstream_store: false`` forbids it to keep.
 RETENTION_PROVIDER_STATE = _reason(

@@ -68,7 +68,7 @@ def build_pipeline(
     limits = limits or build_limits(config, redis.limits if redis else None)
     observer: StepObserver | None = None
     if observe is not None:
-        observe.watch(breaker=breaker)
+        observe.watch(breaker=breaker, limits=limits)
         observer = observe.observer
     if rollout is not None:
         observer = rollout.observing(observer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,10 @@ from gateway.limits.periods import period_bounds
 from gateway.limits.store import Store
 from gateway.policy.compile import CompiledPolicy
 
-__all__ = ["usage_rows"]
+__all__ = ["ScopeUsage", "scope_usage", "usage_rows"]
+
+# Scopes with one counter for the whole workflow (or gateway): their use is no one caller's.
+_SHARED_SCOPES = ("workflow", "global")
 
 
 async def usage_rows(
@@ -72,3 +76,38 @@ def _row(
         "limit": limit,
         "used": used,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeUsage:
+    """One workflow-wide budget this period: what was spent (settled) and what remains
+    (its limit less what is spent and what admitted requests still hold)."""
+
+    workflow: str
+    scope: str  # the rule's ``per``: workflow or global, never a caller
+    period: str
+    spent_usd: float
+    remaining_usd: float
+
+
+async def scope_usage(
+    store: Store, prefix: str, policies: Mapping[str, CompiledPolicy], now: float
+) -> list[ScopeUsage]:
+    """Each loaded workflow- or gateway-wide budget's use, in one store read (the metrics
+    sampler's feed: per-caller budgets would make a series per caller)."""
+    wanted: list[tuple[str, str, str, int, str]] = []
+    for name, policy in sorted(policies.items()):
+        for b in policy.limits.budgets if policy.limits is not None else ():
+            if b.per in _SHARED_SCOPES:
+                ident, _, _ = period_bounds(b.period, now)
+                key = budget_key(prefix, name, b.period, ident, b.per, "*")
+                wanted.append((name, b.per, b.period, b.micro_usd, key))
+    if not wanted:
+        return []
+    used = await store.usage(sorted({w[4] for w in wanted}))
+    out = []
+    for name, per, period, limit, key in wanted:
+        use = used.get(key)
+        spent, reserved = (use.spent, use.reserved) if use is not None else (0, 0)
+        out.append(ScopeUsage(name, per, period, usd(spent), usd(limit - spent - reserved)))
+    return out

@@ -29,6 +29,7 @@ from gateway.limits.headers import rate_headers
 from gateway.limits.keys import budget_key, rate_key, settled_key, subjects
 from gateway.limits.periods import period_bounds
 from gateway.limits.plan import LimitPlan, RateLimit
+from gateway.limits.report import ScopeUsage, scope_usage
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
@@ -180,6 +181,11 @@ class Limits:
             tuple(r for r in rates if r.tokens),
         )
         return found
+
+    async def scope_usage(self, policies: Mapping[str, CompiledPolicy]) -> list[ScopeUsage]:
+        """Workflow- and gateway-wide budgets' spend and remainder now (the metrics feed).
+        Raises StoreError."""
+        return await scope_usage(self.store, self.prefix, policies, self._clock())
 
     def relays(self, ctx: RequestContext, usage_only: bool) -> bool:
         """Whether a stream event goes on to the client: the usage-only event the gateway
