@@ -51,6 +51,8 @@ from gateway.review.resend import resender
 from gateway.review.routes import app_review_route, review_router
 from gateway.review.service import Reviews
 from gateway.review.store import open_review_store
+from gateway.rollout.routes import rollout_routes
+from gateway.rollout.service import build_rollout
 from gateway.services import (
     audit_writer,
     build_authenticator,
@@ -96,6 +98,7 @@ def create_app(
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
+    rollout = build_rollout(config, registry, writer, observe.metrics, environ)
     reviews = Reviews(
         open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
     )
@@ -111,6 +114,7 @@ def create_app(
         workers,
         reviews,
         observe,
+        rollout,
     )
     reviews.resend = resender(pipeline, trail, reviews)
     observe.watch(writer=writer, reviews=reviews.store)
@@ -124,6 +128,8 @@ def create_app(
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
         purging = start_purging(config, store, registry)
+        await rollout.poll()  # a restarted instance obeys the pauses before its first request
+        polling = asyncio.create_task(rollout.run(), name="rollout-poll")
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         await observe.start()
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
@@ -134,6 +140,7 @@ def create_app(
             yield
         finally:
             watching.cancel()
+            polling.cancel()
             await observe.stop()
             if purging is not None:
                 purging.cancel()
@@ -142,6 +149,7 @@ def create_app(
                 await provider.aclose()
             await pipeline.aclose()
             await reviews.aclose()  # before the writer: its last action records go in
+            await rollout.aclose()
             if writer is not None:
                 await writer.close()
 
@@ -325,6 +333,7 @@ def create_app(
                     reload_route(reloader, registry),
                     *([audit_route(store)] if store is not None else []),
                     limits_route(limits, registry),
+                    *rollout_routes(rollout, registry),
                 ],
             ),
         ],
@@ -351,6 +360,7 @@ def create_app(
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.
 ROUTE_WORDS = frozenset(
     {"v1", "w", "models", "healthz", "readyz", "admin", "audit", "limits", "reload"}
+    | {"rollout", "workflows", "pause", "resume"}
     | {word for s in SURFACES.values() for word in s.path.split("/") if word}
 )
 

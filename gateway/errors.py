@@ -77,6 +77,20 @@ POLICY_MISSING_WORKFLOW = _reason(
     400,
     "No workflow named: call /w/{workflow}/v1/... or send an 'X-Workflow' header.",
 )
+# A paused workflow (``mode: paused`` or ``gateway workflow pause``): the fallback message if
+# the policy has one, else this, with ``retry-after`` (docs/policy-lifecycle.md#pause).
+POLICY_PAUSED = _reason(
+    "policy.paused", 503, "This workflow is paused by its operators; try again later."
+)
+# Rollout events, each an audit record of its own (gateway/rollout/events.py).
+ROLLOUT_PAUSED = _reason("rollout.paused", 200, "An operator paused the workflow.")
+ROLLOUT_RESUMED = _reason("rollout.resumed", 200, "An operator resumed the workflow.")
+ROLLOUT_ABORTED = _reason(
+    "rollout.aborted", 200, "The canary crossed an abort threshold and was dropped to 0%."
+)
+ROLLOUT_STORE_UNAVAILABLE = _reason(
+    "rollout.store_unavailable", 503, "The rollout state could not be read or written."
+)
 ACCESS_ROLE_DENIED = _reason(
     "access.role_denied", 403, "Your roles do not allow calling this workflow."
 )

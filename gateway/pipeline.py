@@ -41,6 +41,8 @@ from gateway.policy.registry import PolicyRegistry, PolicySet
 from gateway.relay import relay, unreadable
 from gateway.review.service import Reviews
 from gateway.review.stream import buffered
+from gateway.rollout.assign import NO_FLAGS, assign
+from gateway.rollout.service import Rollout
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Answer, Surface
@@ -60,6 +62,7 @@ log = logging.getLogger("gateway.pipeline")
 # The steps that read the upstream's answer: an unreadable shape there is refused, not a 500.
 _READING_ANSWERS = (Step.FORWARD, Step.QUALITY, Step.INSPECT_ANSWER)
 _REFUSALS: tuple[type[Exception], ...] = (GatewayError, *SHAPE_ERRORS)
+_RETRY = {"retry-after": "30"}  # a paused workflow: when a client may try again
 
 
 @dataclass(slots=True)
@@ -94,6 +97,7 @@ class Pipeline:
         observer: StepObserver | None = None,
         bounds: ServerConfig | None = None,
         reviews: Reviews | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
@@ -105,6 +109,7 @@ class Pipeline:
         self._observer = observer  # told of every step each request leaves
         self._bounds = bounds or ServerConfig()  # what one request body may hold
         self._reviews = reviews  # None: no review queue (offline tools, benches)
+        self._rollout = rollout  # None: no runtime pauses or aborts (offline tools, benches)
 
     async def aclose(self) -> None:
         """Release what the steps hold: the vault's and the breaker's connections, the limits'
@@ -133,9 +138,11 @@ class Pipeline:
             principal = ctx.principal = ctx.principal or await self._auth.authenticate(call.headers)
             ctx.enter(Step.RESOLVE_POLICY)
             policies = self._policies.current  # once: the request keeps this generation
-            policy = ctx.policy = self._resolve(call, policies)
+            flags = self._rollout.flags if self._rollout is not None else NO_FLAGS
+            chosen = assign(policies, self._resolve(call, policies), principal, call.headers, flags)
+            policy = ctx.policy = chosen.policy  # live, or the candidate for a canary's share
             judged = None
-            if (candidate := policies.candidates.get(policy.name)) is not None:
+            if (candidate := chosen.shadow) is not None:
                 judged = ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
             ctx.enter(Step.ACCESS)  # the caller first, so one not admitted never has its body read
             check_caller(policy.access, principal, call.surface.endpoint)
@@ -144,6 +151,8 @@ class Pipeline:
             request = ctx.request = await read_request(call.surface, raw, self._bounds)
             request.headers = call.headers
             ctx.model_known = self._forwarder.catalogued(request.model)
+            if chosen.paused is not None:  # read first: the fallback message answers in its shape
+                raise GatewayError(errors.POLICY_PAUSED, detail=chosen.paused, headers=_RETRY)
             if candidate is not None and judged is not None:  # before anything changes it
                 await judge_request(judged, candidate, request, policy)
             ctx.enter(Step.ACCESS)

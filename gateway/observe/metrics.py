@@ -270,6 +270,17 @@ class Metrics:
             ("workflow", "signal", "window"),
             "livemax",
         )
+        self.version_requests = counter(
+            "gateway_policy_version_requests",
+            "Requests by the policy version that decided them (a loaded live or candidate"
+            " version, else 'other') and its arm: live, or candidate for a canary's share.",
+            ("workflow", "version", "arm"),
+        )
+        self.rollout_aborts = counter(
+            "gateway_rollout_aborts",
+            "Canaries dropped to 0% by their abort_on thresholds, by the signal that crossed.",
+            ("workflow", "signal"),
+        )
         self.spans_dropped = counter(
             "gateway_spans_dropped", "Trace spans dropped: the export queue was full.", ()
         )
