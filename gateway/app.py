@@ -316,6 +316,7 @@ def create_app(
                         config.path(config.auth.api_keys_file),
                         limits,
                         config,
+                        rollout,
                     )
                 ]
                 if config.console.enabled
