@@ -34,7 +34,7 @@ def _candidate(row: dict[str, Any]) -> str:
     candidate = row.get("candidate")
     if candidate is None:
         return '<span class="muted">none</span>'
-    share = f"{esc(candidate['effective_percent'])}% of {esc(candidate['percent'])}%"
+    share = f"{candidate['effective_percent']:g}% of {candidate['percent']:g}%"
     key = f" by {esc(candidate['key'])}" if candidate.get("key") else ""
     return f"{_short(candidate['version'])} {share}{key}"
 
