@@ -1,19 +1,25 @@
 """Fairness under attack: a small request's latency while 4 MB hostile bodies arrive back to back.
 
-    python bench/hostile.py                 # about 40 s: a 30 s attack
-    python bench/hostile.py --seconds 5     # a quick look
+    python bench/hostile.py                  # about a minute: a 30 s attack
+    python bench/hostile.py --seconds 5      # a quick look
     python bench/hostile.py --no-inspection  # the same without detection: the rest's share
+    python bench/hostile.py --baseline /work/main/.venv/bin/python   # before/after, one run
 
 One gateway worker (``python -m gateway serve``, default ``server`` bounds, ``max_body_bytes``
 raised to 8 MiB so 4 MB bodies are read) answers through its in-process mock provider, under a
 policy whose ``data`` section masks every built-in entity, so each body is inspected. A probe
 sends a small request every 20 ms throughout. First alone (the baseline), then while one client
 sends the hostile bodies of issue 23 in turn, back to back; for each kind the gateway's answer,
-its median time and its worst CPU time (/proc/PID/stat), then the probe's p50/p99 under attack.
+its median time, then the probe's p50/p99 under attack, then each body's CPU time
+(/proc/PID/stat) sent once more alone (during the attack the probe's CPU would count too).
+
+Every part and string differs from the others (an index every 2 KB, random digits): the
+findings cache must not be what makes a body cheap, since an attacker varies what he sends.
+``--baseline PYTHON`` first runs the same scenario on the gateway that interpreter imports
+(another checkout's virtualenv: the code before a change), then on this one.
 
 Targets (issue 23): the probe's p99 under 25 ms and p50 under 10 ms; each hostile body answered
-or refused within 1 s of CPU. Detection yielding and linear-time patterns belong to the
-boundary; this bench shows what remains.
+or refused within 1 s of CPU.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import asyncio
 import contextlib
 import http.client
 import os
+import random
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -43,6 +51,7 @@ from gateway.auth.keys import create_key
 MB4 = 4 * 1024 * 1024
 PROBE_EVERY_S = 0.02
 TARGET_P50_MS, TARGET_P99_MS, TARGET_CPU_S = 10.0, 25.0, 1.0
+PROBE_TIMEOUT_S, BODY_TIMEOUT_S = 30.0, 20.0
 ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS",
             "SECRET"]  # fmt: skip
 
@@ -51,23 +60,52 @@ def _one(text: str) -> bytes:
     return orjson.dumps({"model": "m", "messages": [{"role": "user", "content": text}]})
 
 
+def _varied(unit: str, size: int, seed: int) -> str:
+    """``size`` characters of ``unit`` repeated, with ``seed`` written every 2 KB."""
+    mark = f" {seed:07d} "
+    piece = (unit * (2048 // len(unit) + 1))[: 2048 - len(mark)] + mark
+    return (piece * (size // len(piece) + 1))[:size]
+
+
 def _parts(unit: str) -> bytes:
-    """About 4 MB as 250 text parts of 16 KB."""
-    text = (unit * (16384 // len(unit) + 1))[:16384]
-    parts = [{"type": "text", "text": text}] * 250
+    """About 4 MB as 250 distinct text parts of 16 KB."""
+    parts = [{"type": "text", "text": _varied(unit, 16384, i)} for i in range(250)]
+    return orjson.dumps({"model": "m", "messages": [{"role": "user", "content": parts}]})
+
+
+def _random_parts(alphabet: str) -> bytes:
+    rng = random.Random(23)
+    parts = [{"type": "text", "text": "".join(rng.choices(alphabet, k=16384))} for _ in range(250)]
     return orjson.dumps({"model": "m", "messages": [{"role": "user", "content": parts}]})
 
 
 def hostile_bodies() -> dict[str, bytes]:
+    rng = random.Random(7)
+    digits = "".join(rng.choices("0123456789", k=MB4))
     return {
-        "4 MB of digits, one string": _one("1234567890" * (MB4 // 10)),
-        "4 MB of digits, 250 parts of 16 KB": _parts("1234567890"),
+        "4 MB of digits, one string": _one(digits),
+        "1 MB of digits, one string": _one(digits[: 1024 * 1024 - 64]),
+        "4 MB of digits, 250 parts of 16 KB": _random_parts("0123456789"),
         "4 MB of a@a.a@a.a..., 250 parts": _parts("a@a."),
         "4 MB of '.', 250 parts": _parts("."),
         "4 MB of '@', 250 parts": _parts("@"),
-        "4 MB of base64, 250 parts": _parts("QUJDRGVmZ2hpams0NTY3ODkrLw=="),
+        "4 MB of base64, 250 parts": _random_parts(string.ascii_letters + string.digits + "+/"),
+        "4 MB of 'eyJ', 250 parts": _parts("eyJ"),
+        "4 MB of '::', 250 parts": _parts(":"),
+        "4 MB of IP addresses, 250 parts": _parts("10.1.2.3 "),
+        "4 MB of e-mail addresses, 250 parts": _parts("x@y.com "),
+        "4 MB of card numbers, 250 parts": _parts("4111 1111 1111 1111 "),
         "10,000 messages": orjson.dumps(
             {"model": "m", "messages": [{"role": "user", "content": "hi there"}] * 10_000}
+        ),
+        "2,000 messages of 2 KB": orjson.dumps(
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": _varied("call 555 0100 or ", 2000, i)}
+                    for i in range(2000)
+                ],
+            }
         ),
         "JSON nested 1000 levels": b'{"model": "m", "messages": [], "x": '
         + b"[" * 1000
@@ -87,7 +125,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_gateway(root: Path, inspect: bool) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_gateway(
+    root: Path, inspect: bool, python: str
+) -> tuple[subprocess.Popen[bytes], str, str]:
     port = _free_port()
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
@@ -108,7 +148,7 @@ def start_gateway(root: Path, inspect: bool) -> tuple[subprocess.Popen[bytes], s
     (root / "policies" / "bench.yaml").write_text(yaml.safe_dump(policy))
     key = create_key(root / "keys.yaml", "bench", ["bench"])[0]
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(root / "gateway.yaml"),
+        [python, "-m", "gateway", "serve", "--config", str(root / "gateway.yaml"),
          "--log-level", "error"],
         cwd=root, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -123,14 +163,19 @@ def start_gateway(root: Path, inspect: bool) -> tuple[subprocess.Popen[bytes], s
 
 
 async def probe(session: aiohttp.ClientSession, url: str, stop: asyncio.Event) -> list[float]:
-    """A small request every PROBE_EVERY_S until ``stop``; latencies in ms."""
+    """A small request every PROBE_EVERY_S until ``stop``; latencies in ms. A request with
+    no answer in PROBE_TIMEOUT_S counts as that long and ends the probe."""
     body = _one("Hello, how are you today?")
     latencies: list[float] = []
     while not stop.is_set():
         started = time.perf_counter()
-        async with session.post(url, data=body) as answer:
-            await answer.read()
-            assert answer.status == 200, answer.status
+        try:
+            async with session.post(url, data=body) as answer:
+                await answer.read()
+                assert answer.status == 200, answer.status
+        except (TimeoutError, aiohttp.ClientError):
+            latencies.append(PROBE_TIMEOUT_S * 1000)
+            return latencies
         latencies.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(max(0.0, PROBE_EVERY_S - (time.perf_counter() - started)))
     return latencies
@@ -141,43 +186,77 @@ def _quantiles(latencies: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-def attack(url: str, key: str, pid: int, seconds: float) -> float:
+def attack(url: str, key: str, seconds: float) -> dict[str, str]:
     """Every hostile body in turn, back to back on one keep-alive connection, for at least
     ``seconds`` (one round at least); a thread of blocking I/O, so the probe's loop only ever
-    waits on the gateway. Prints each kind's answer, median wall time and worst CPU; returns
-    the most CPU one body cost the gateway."""
+    waits on the gateway. Prints each kind's answer and median wall time; returns the
+    answers. A body with no answer in BODY_TIMEOUT_S ends the attack (the gateway is still
+    busy with it: what follows would measure that)."""
     parsed = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=120)
+    conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=BODY_TIMEOUT_S)
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     bodies = hostile_bodies()
     walls: dict[str, list[float]] = {name: [] for name in bodies}
-    cpus: dict[str, list[float]] = {name: [] for name in bodies}
-    answers: dict[str, str] = {}
+    answers: dict[str, str] = dict.fromkeys(bodies, "not sent")
     ends = time.monotonic() + seconds
-    while not walls[next(iter(bodies))] or time.monotonic() < ends:
+    stuck = False
+    while not stuck and (not walls[next(iter(bodies))] or time.monotonic() < ends):
         for name, body in bodies.items():
-            cpu, started = _cpu_s(pid), time.perf_counter()
-            conn.request("POST", parsed.path, body, headers)
-            answer = conn.getresponse()
-            text = answer.read()
+            started = time.perf_counter()
+            try:
+                conn.request("POST", parsed.path, body, headers)
+                answer = conn.getresponse()
+                text = answer.read()
+            except TimeoutError:
+                answers[name] = f"none in {BODY_TIMEOUT_S:g} s"
+                walls[name].append(BODY_TIMEOUT_S)
+                stuck = True
+                break
             walls[name].append(time.perf_counter() - started)
-            cpus[name].append(_cpu_s(pid) - cpu)
             code = orjson.loads(text)["error"]["code"] if answer.status >= 400 else ""
             answers[name] = f"{answer.status} {code}".strip()
     conn.close()
-    print(f"{'hostile body':<38} {'answer':>30} {'sent':>5} {'wall s':>7} {'CPU s':>6}")
+    print(f"{'hostile body':<38} {'answer':>30} {'sent':>5} {'wall s':>7}")
     for name in bodies:
-        wall, cpu = statistics.median(walls[name]), max(cpus[name])
-        print(f"{name:<38} {answers[name]:>30} {len(walls[name]):>5} {wall:7.2f} {cpu:6.2f}")
-    return max(max(c) for c in cpus.values())
+        if not walls[name]:
+            print(f"{name:<38} {answers[name]:>30}")
+            continue
+        wall = statistics.median(walls[name])
+        print(f"{name:<38} {answers[name]:>30} {len(walls[name]):>5} {wall:7.2f}")
+    return answers
 
 
-async def run(seconds: float, inspect: bool) -> int:
+def cpu_per_body(url: str, key: str, pid: int, answers: dict[str, str]) -> float:
+    """Each body answered during the attack, sent once more with nothing else running: the
+    gateway's CPU time for it alone (during the attack the probe's CPU would count too).
+    Prints it; returns the most."""
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=BODY_TIMEOUT_S)
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    worst = 0.0
+    print(f"\n{'CPU per body, alone':<38} {'CPU s':>6}")
+    for name, body in hostile_bodies().items():
+        if answers[name] in ("not sent", f"none in {BODY_TIMEOUT_S:g} s"):
+            continue
+        cpu = _cpu_s(pid)
+        conn.request("POST", parsed.path, body, headers)
+        conn.getresponse().read()
+        spent = _cpu_s(pid) - cpu
+        worst = max(worst, spent)
+        print(f"{name:<38} {spent:6.2f}")
+    conn.close()
+    return worst
+
+
+async def scenario(seconds: float, inspect: bool, python: str) -> bool:
+    """One gateway: the probe alone, then under attack; prints the figures, returns whether
+    the targets were met."""
     with tempfile.TemporaryDirectory() as tmp:
-        process, url, key = start_gateway(Path(tmp), inspect)
+        process, url, key = start_gateway(Path(tmp), inspect, python)
         try:
             headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-            async with aiohttp.ClientSession(headers=headers) as session:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
                 stop = asyncio.Event()
                 baseline = asyncio.create_task(probe(session, url, stop))
                 await asyncio.sleep(5)
@@ -185,14 +264,20 @@ async def run(seconds: float, inspect: bool) -> int:
                 alone = await baseline
                 stop = asyncio.Event()
                 under = asyncio.create_task(probe(session, url, stop))
-                worst_cpu = await asyncio.to_thread(attack, url, key, process.pid, seconds)
+                answers = await asyncio.to_thread(attack, url, key, seconds)
                 stop.set()
                 attacked = await under
+                stuck = any(a.startswith("none in") for a in answers.values())
+                worst_cpu = (
+                    BODY_TIMEOUT_S
+                    if stuck
+                    else await asyncio.to_thread(cpu_per_body, url, key, process.pid, answers)
+                )
         finally:
-            process.terminate()
+            process.kill()
             process.wait(timeout=10)
     a50, a99 = _quantiles(alone)
-    u50, u99 = _quantiles(attacked)
+    u50, u99 = _quantiles(attacked) if len(attacked) > 1 else (attacked[0], attacked[0])
     print(f"\nprobe alone:        p50 {a50:6.1f} ms  p99 {a99:6.1f} ms  ({len(alone)} requests)")
     print(f"probe under attack: p50 {u50:6.1f} ms  p99 {u99:6.1f} ms  ({len(attacked)} requests)")
     met = u50 < TARGET_P50_MS and u99 < TARGET_P99_MS and worst_cpu <= TARGET_CPU_S
@@ -200,6 +285,15 @@ async def run(seconds: float, inspect: bool) -> int:
         f"targets: p50 < {TARGET_P50_MS:g} ms, p99 < {TARGET_P99_MS:g} ms, CPU <= "
         f"{TARGET_CPU_S:g} s per body (worst {worst_cpu:.2f} s): {'met' if met else 'NOT met'}"
     )
+    return met
+
+
+async def run(seconds: float, inspect: bool, baseline: str | None) -> int:
+    if baseline is not None:
+        print(f"== before: the gateway {baseline} imports ==")
+        await scenario(seconds, inspect, baseline)
+        print("\n== after: this checkout ==")
+    met = await scenario(seconds, inspect, sys.executable)
     return 0 if met else 1
 
 
@@ -211,10 +305,15 @@ def main() -> int:
         action="store_true",
         help="a policy without a data section: what the gateway costs besides detection",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="first run the same on the gateway this interpreter imports (before a change)",
+    )
     args = parser.parse_args()
     import uvloop
 
-    return uvloop.run(run(args.seconds, not args.no_inspection))
+    return uvloop.run(run(args.seconds, not args.no_inspection, args.baseline))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,10 @@ import orjson
 import uvloop
 
 from gateway.auth.principal import Principal
-from gateway.config import ModelConfig
+from gateway.config import LimitsConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis import ADMIT_SHA, RedisStore, admit_payload
-from gateway.limits.spec import LimitsConfig
 from gateway.limits.step import Limits
 from gateway.limits.store import Ask
 from gateway.policy.compile import CompiledPolicy, compile_policy
@@ -172,7 +171,7 @@ async def main(quick: bool) -> None:
         "admit script": await pipelined_us(redis_store, lambda p: _queue_admit(p, ask), n),
     }
     await redis_store.client.delete(
-        *[k async for k in redis_store.client.scan_iter(f"{{{prefix}:lim}}*")]
+        *[k async for k in redis_store.client.scan_iter(f"{{{prefix}:lim*")]
     )
     await redis_store.aclose()
 

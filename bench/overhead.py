@@ -535,6 +535,8 @@ class Results:
     load: dict[tuple[str, int], Sample] = field(default_factory=dict)
     streams: dict[str, StreamSample] = field(default_factory=dict)
     cross_core_p50: float | None = None  # direct c=1 p50 with the upstream on the gateway's core
+    ready_s: float = math.nan  # from launching `gateway serve` to its first 200 on /healthz
+    rss_mib: float = math.nan  # the gateway's resident memory after the run
 
 
 @contextlib.asynccontextmanager
@@ -655,7 +657,14 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
             lines.append(f"| {label} p{q * 100:.0f} | {_ms(dv)} | {_ms(gv)} | {_ms(gv - dv)} |")
     lines.append(f"| errors | {sd.errors} | {sg.errors} | |")
 
-    lines += ["", "Targets:", ""]
+    lines += [
+        "",
+        f"Start-up: ready (first 200 on /healthz) {results.ready_s:.2f} s after launch; resident"
+        f" memory after the run {results.rss_mib:.0f} MiB.",
+        "",
+        "Targets:",
+        "",
+    ]
     for c, q, limit, what in TARGETS:
         if ("gateway", c) in results.load:
             added = results.load["gateway", c].pct(q) - results.load["direct", c].pct(q)
@@ -741,10 +750,18 @@ class Processes:
         self.work = work
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str], cpus: set[int], env: dict[str, str]) -> int:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        cpus: set[int],
+        env: dict[str, str],
+        cwd: Path | None = None,
+    ) -> int:
         with open(self.work / f"{name}.stderr", "wb") as err:
             proc = subprocess.Popen(
                 argv,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -785,7 +802,20 @@ class BenchError(Exception):
         self.process = process
 
 
-def _wait_ready(procs: Processes, name: str, port: int, path: str | None, timeout: float) -> None:
+def _rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` in MiB (NaN if unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return math.nan
+
+
+def _wait_ready(
+    procs: Processes, name: str, port: int, path: str | None, timeout: float, poll: float = 0.05
+) -> None:
     """Until ``port`` accepts connections (and answers 200 on ``path`` if given)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -805,7 +835,7 @@ def _wait_ready(procs: Processes, name: str, port: int, path: str | None, timeou
             pass
         if time.monotonic() > deadline:
             raise BenchError(f"{name} did not answer on port {port} within {timeout:g} s", name)
-        time.sleep(0.05)
+        time.sleep(poll)
 
 
 def write_config(work: Path, upstream_port: int, policies: dict[str, str] | None = None) -> Path:
@@ -888,6 +918,8 @@ def run(opts: Options) -> int:
             )
             config = write_config(work, upstream_port)
             key = create_key(config, env)
+            _wait_ready(procs, "upstream", upstream_port, None, 10)
+            launched = time.perf_counter()
             gateway_pid = procs.start(
                 "gateway",
                 [
@@ -897,13 +929,14 @@ def run(opts: Options) -> int:
                 where.gateway,
                 env,
             )
-            _wait_ready(procs, "upstream", upstream_port, None, 10)
-            _wait_ready(procs, "gateway", gateway_port, "/healthz", 30)
+            _wait_ready(procs, "gateway", gateway_port, "/healthz", 30, poll=0.01)
+            ready_s = time.perf_counter() - launched
             direct = Target("direct", upstream_port, DIRECT_PATH, key, "upstream")
             gateway = Target("gateway", gateway_port, GATEWAY_PATH, key, "gateway")
             results = uvloop.run(
                 benchmark(direct, gateway, opts, where, upstream_pid, gateway_pid, progress)
             )
+            results.ready_s, results.rss_mib = ready_s, _rss_mib(gateway_pid)
             procs.check_alive()
         except (BenchError, OSError) as exc:
             process = exc.process if isinstance(exc, BenchError) else procs.dead()

@@ -11,7 +11,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,6 +41,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.limits.admin import limits_route
 from gateway.limits.service import build_limits
+from gateway.model_routes import ModelRoutes, templates_of
 from gateway.observe.service import build_observe
 from gateway.pipeline import Call, Reply
 from gateway.policy.reload import PolicyReloader, folder_fingerprint, start_registry
@@ -50,6 +51,8 @@ from gateway.review.resend import resender
 from gateway.review.routes import app_review_route, review_router
 from gateway.review.service import Reviews
 from gateway.review.store import open_review_store
+from gateway.rollout.routes import rollout_routes
+from gateway.rollout.service import build_rollout
 from gateway.services import (
     audit_writer,
     build_authenticator,
@@ -95,6 +98,7 @@ def create_app(
     redis = shared_redis(config)
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
+    rollout = build_rollout(config, registry, writer, observe.metrics, environ)
     reviews = Reviews(
         open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
     )
@@ -110,6 +114,7 @@ def create_app(
         workers,
         reviews,
         observe,
+        rollout,
     )
     reviews.resend = resender(pipeline, trail, reviews)
     observe.watch(writer=writer, reviews=reviews.store)
@@ -123,6 +128,8 @@ def create_app(
         if writer is not None:
             await writer.start()  # replays a spool left by the last run first
         purging = start_purging(config, store, registry)
+        await rollout.poll()  # a restarted instance obeys the pauses before its first request
+        polling = asyncio.create_task(rollout.run(), name="rollout-poll")
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         await observe.start()
         log.info("serving %d workflows: %s", len(registry.all()), ", ".join(sorted(registry.all())))
@@ -133,6 +140,7 @@ def create_app(
             yield
         finally:
             watching.cancel()
+            polling.cancel()
             await observe.stop()
             if purging is not None:
                 purging.cancel()
@@ -141,8 +149,27 @@ def create_app(
                 await provider.aclose()
             await pipeline.aclose()
             await reviews.aclose()  # before the writer: its last action records go in
+            await rollout.aclose()
             if writer is not None:
                 await writer.close()
+
+    async def handle_model_route(
+        scope: Scope,
+        surface: Surface,
+        template: str,
+        workflow: str | None,
+        headers: Mapping[str, str],
+        read_body: Callable[[], Awaitable[bytes]],
+    ) -> Reply:
+        """A model route served by ``ModelRoutes``: as ``run`` does through litestar."""
+        workflow = workflow or headers.get("x-workflow") or None
+        ctx = scope["state"]["ctx"] = RequestContext(surface.endpoint, workflow)
+        observe.begin(ctx, "POST", template, headers.get("traceparent"))
+        try:
+            return await pipeline.complete(ctx, Call(surface, workflow, headers, read_body))
+        except Exception as exc:  # as on_error: the unexpected, without internals
+            log.error("request %s failed", ctx.request_id, exc_info=exc)
+            return pipeline.refuse(ctx, surface, GatewayError(errors.INTERNAL))
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = _begin(request, surface.endpoint)
@@ -268,7 +295,7 @@ def create_app(
         surface = surface_for(scope.get("path", ""), headers)
         return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
@@ -289,6 +316,7 @@ def create_app(
                         config.path(config.auth.api_keys_file),
                         limits,
                         config,
+                        rollout,
                     )
                 ]
                 if config.console.enabled
@@ -306,6 +334,7 @@ def create_app(
                     reload_route(reloader, registry),
                     *([audit_route(store)] if store is not None else []),
                     limits_route(limits, registry),
+                    *rollout_routes(rollout, registry),
                 ],
             ),
         ],
@@ -316,11 +345,23 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
+    # The model routes skip litestar's router, request and response (gateway/model_routes.py);
+    # litestar still prepares the scope and runs ``before_send`` (the audit step).
+    by_path = {surface.path: surface for surface in SURFACES.values()}
+    app.asgi_handler = ModelRoutes(
+        app.asgi_handler,
+        by_path,
+        templates_of(app.asgi_router, by_path),
+        handle_model_route,
+        limit,
+    )
+    return app
 
 
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.
 ROUTE_WORDS = frozenset(
     {"v1", "w", "models", "healthz", "readyz", "admin", "audit", "limits", "reload"}
+    | {"rollout", "workflows", "pause", "resume"}
     | {word for s in SURFACES.values() for word in s.path.split("/") if word}
 )
 

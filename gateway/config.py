@@ -276,6 +276,9 @@ class ServerConfig(_Strict):
     max_parts: Annotated[int, Field(ge=1)] = 4000
     max_tools: Annotated[int, Field(ge=1)] = 256
     max_string_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    # CPU time the data boundary may spend scanning one request's text (or one answer's);
+    # past it, 413 boundary.too_costly (502 boundary.answer_too_costly for an answer).
+    max_scan_cpu_s: Annotated[float, Field(gt=0, le=3600)] = 0.75
 
 
 class UpstreamConfig(_Strict):

@@ -77,6 +77,20 @@ POLICY_MISSING_WORKFLOW = _reason(
     400,
     "No workflow named: call /w/{workflow}/v1/... or send an 'X-Workflow' header.",
 )
+# A paused workflow (``mode: paused`` or ``gateway workflow pause``): the fallback message if
+# the policy has one, else this, with ``retry-after`` (docs/policy-lifecycle.md#pause).
+POLICY_PAUSED = _reason(
+    "policy.paused", 503, "This workflow is paused by its operators; try again later."
+)
+# Rollout events, each an audit record of its own (gateway/rollout/events.py).
+ROLLOUT_PAUSED = _reason("rollout.paused", 200, "An operator paused the workflow.")
+ROLLOUT_RESUMED = _reason("rollout.resumed", 200, "An operator resumed the workflow.")
+ROLLOUT_ABORTED = _reason(
+    "rollout.aborted", 200, "The canary crossed an abort threshold and was dropped to 0%."
+)
+ROLLOUT_STORE_UNAVAILABLE = _reason(
+    "rollout.store_unavailable", 503, "The rollout state could not be read or written."
+)
 ACCESS_ROLE_DENIED = _reason(
     "access.role_denied", 403, "Your roles do not allow calling this workflow."
 )
@@ -262,6 +276,19 @@ BOUNDARY_ANSWER_SHAPE = _reason(
     "boundary.unknown_answer_shape",
     502,
     "The model provider's answer has a shape the gateway cannot inspect.",
+    trigger="upstream_error",
+)
+# Text built to be slow to scan (dense look-alikes, long runs every rule reads): refused once
+# its scan passes ``server.max_scan_cpu_s`` rather than hold a core (boundary/pace.py).
+BOUNDARY_TOO_COSTLY = _reason(
+    "boundary.too_costly",
+    413,
+    "The request's text would take the gateway too long to inspect.",
+)
+BOUNDARY_ANSWER_TOO_COSTLY = _reason(
+    "boundary.answer_too_costly",
+    502,
+    "The model provider's answer would take the gateway too long to inspect.",
     trigger="upstream_error",
 )
 # The request asks the provider for state it kept (previous_response_id), which the

@@ -9,8 +9,8 @@ The steps are ``Step`` (gateway/steps.py), in this order. Each starts through
 logs); each records its verdicts as ``Decision``s, and ``decide`` turns them into what the
 gateway decided. A refusal on the way may still become a success: the policy's fallback
 message (gateway/fallback/). The audit step runs when the response finishes: for a whole
-response in app.py's ``before_send`` hook, for a stream here in ``_relay``; both go through
-``AuditTrail`` (gateway/audit/trail.py), which enters ``Step.AUDIT``.
+response in app.py's ``before_send`` hook, for a stream in ``relay`` (gateway/relay.py);
+both go through ``AuditTrail`` (gateway/audit/trail.py), which enters ``Step.AUDIT``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from time import perf_counter
 
 import orjson
 
@@ -39,15 +38,18 @@ from gateway.limits.step import Limits
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry, PolicySet
+from gateway.relay import relay, unreadable
 from gateway.review.service import Reviews
 from gateway.review.stream import buffered
+from gateway.rollout.assign import NO_FLAGS, assign
+from gateway.rollout.service import Rollout
 from gateway.rollout.shadow import judge_caller, judge_request
 from gateway.steps import Step
 from gateway.surfaces import Answer, Surface
-from gateway.surfaces.base import SHAPE_ERRORS, shape_error
+from gateway.surfaces.base import SHAPE_ERRORS
 from gateway.surfaces.bounds import read_request
 from gateway.upstream.forward import Forwarder
-from gateway.upstream.provider import UpstreamFailure, UpstreamResponse
+from gateway.upstream.provider import UpstreamResponse
 from gateway.upstream.sse import replay
 from gateway.upstream.usage import note_usage
 
@@ -57,14 +59,10 @@ Reader = Callable[[bytes], Answer]  # reads a body as an answer, for the boundar
 
 log = logging.getLogger("gateway.pipeline")
 
-# How a stream's failure reads to the client, by its kind (others: a broken stream).
-_STREAM_FAILURES = {
-    "timeout": errors.UPSTREAM_STREAM_TIMEOUT,
-    "too_large": errors.UPSTREAM_TOO_LARGE,
-}
 # The steps that read the upstream's answer: an unreadable shape there is refused, not a 500.
 _READING_ANSWERS = (Step.FORWARD, Step.QUALITY, Step.INSPECT_ANSWER)
 _REFUSALS: tuple[type[Exception], ...] = (GatewayError, *SHAPE_ERRORS)
+_RETRY = {"retry-after": "30"}  # a paused workflow: when a client may try again
 
 
 @dataclass(slots=True)
@@ -99,6 +97,7 @@ class Pipeline:
         observer: StepObserver | None = None,
         bounds: ServerConfig | None = None,
         reviews: Reviews | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         self._auth = authenticator
         self._policies = policies
@@ -110,6 +109,7 @@ class Pipeline:
         self._observer = observer  # told of every step each request leaves
         self._bounds = bounds or ServerConfig()  # what one request body may hold
         self._reviews = reviews  # None: no review queue (offline tools, benches)
+        self._rollout = rollout  # None: no runtime pauses or aborts (offline tools, benches)
 
     async def aclose(self) -> None:
         """Release what the steps hold: the vault's and the breaker's connections, the limits'
@@ -138,9 +138,11 @@ class Pipeline:
             principal = ctx.principal = ctx.principal or await self._auth.authenticate(call.headers)
             ctx.enter(Step.RESOLVE_POLICY)
             policies = self._policies.current  # once: the request keeps this generation
-            policy = ctx.policy = self._resolve(call, policies)
+            flags = self._rollout.flags if self._rollout is not None else NO_FLAGS
+            chosen = assign(policies, self._resolve(call, policies), principal, call.headers, flags)
+            policy = ctx.policy = chosen.policy  # live, or the candidate for a canary's share
             judged = None
-            if (candidate := policies.candidates.get(policy.name)) is not None:
+            if (candidate := chosen.shadow) is not None:
                 judged = ctx.candidate = judge_caller(candidate, principal, call.surface.endpoint)
             ctx.enter(Step.ACCESS)  # the caller first, so one not admitted never has its body read
             check_caller(policy.access, principal, call.surface.endpoint)
@@ -149,6 +151,8 @@ class Pipeline:
             request = ctx.request = await read_request(call.surface, raw, self._bounds)
             request.headers = call.headers
             ctx.model_known = self._forwarder.catalogued(request.model)
+            if chosen.paused is not None:  # read first: the fallback message answers in its shape
+                raise GatewayError(errors.POLICY_PAUSED, detail=chosen.paused, headers=_RETRY)
             if candidate is not None and judged is not None:  # before anything changes it
                 await judge_request(judged, candidate, request, policy)
             ctx.enter(Step.ACCESS)
@@ -191,7 +195,7 @@ class Pipeline:
         except _REFUSALS as caught:
             if not isinstance(caught, GatewayError) and ctx.step not in _READING_ANSWERS:
                 raise  # not the upstream's doing: a fault of the gateway's own
-            exc = caught if isinstance(caught, GatewayError) else _unreadable(ctx, caught)
+            exc = caught if isinstance(caught, GatewayError) else unreadable(ctx, caught)
             refused_in = ctx.step
             ctx.enter(Step.FALLBACK)
             fallback = fallback_message(ctx, exc)
@@ -220,7 +224,7 @@ class Pipeline:
             response.status,
             "text/event-stream",
             {**ctx.headers(), **review, "cache-control": "no-cache"},
-            events=self._relay(ctx, call.surface, response, inspection),
+            events=relay(ctx, call.surface, response, inspection, self._trail, self._limits),
         )
 
     async def models(self, ctx: RequestContext, call: Call, model_id: str | None = None) -> Reply:
@@ -318,100 +322,9 @@ class Pipeline:
         body = exc.body if exc.body is not None else surface.error_body(exc, ctx.request_id)
         return Reply(exc.status, "application/json", headers, body)
 
-    async def _relay(
-        self,
-        ctx: RequestContext,
-        surface: Surface,
-        response: UpstreamResponse,
-        inspection: Inspection | None,
-    ) -> AsyncIterator[bytes]:
-        """Pass events on as they arrive (through the boundary's hold-back window when the
-        policy inspects answers); a client that goes away cancels this generator, and
-        closing the upstream response cancels the upstream request.
-
-        The final event (``[DONE]``, ``message_stop``) waits for the audit record, so with
-        ``durability: sync`` a completed stream always has its record."""
-        assert response.events is not None
-        ctx.enter(Step.RELAY)  # the inspect_answer step runs inside it, event by event
-        events = response.events
-        if inspection is not None:
-            events = inspect_stream(inspection, surface, events)
-        final = surface.final_event
-        limits = self._limits
-        reader = surface.stream_reader(texts=False)  # the usage, read once per event
-        try:
-            async for event in events:
-                reader.read(event)
-                note_usage(ctx, reader)
-                if limits is not None and not limits.relays(ctx, reader.usage_only):
-                    continue
-                # A JSON string cannot hold a raw blank line, so this is only ever a frame.
-                if event.startswith(final) or b"\n\n" + final in event:
-                    ctx.stream_end = "completed"
-                    if not await self._finish(ctx, response.status):
-                        yield self._withheld(ctx, surface)
-                        return
-                if not ctx.first_event:
-                    ctx.first_event = perf_counter()  # time to first event (gateway/observe/)
-                yield event
-            if not ctx.audited:  # the upstream ended without its final event
-                ctx.stream_end = "incomplete"
-                ended = GatewayError(errors.UPSTREAM_BROKEN_STREAM, detail="no final event")
-                ctx.decisions.append(Decision(Step.RELAY, "error", ended.reason.code))
-                if not await self._finish(ctx, response.status):
-                    yield self._withheld(ctx, surface)
-                    return
-                yield surface.stream_error(ended, ctx.request_id)  # never a silent end
-        except UpstreamFailure as exc:
-            log.warning("request %s: upstream stream broke: %s", ctx.request_id, exc)
-            broke = GatewayError(_STREAM_FAILURES.get(exc.kind, errors.UPSTREAM_BROKEN_STREAM))
-            ctx.decisions.append(Decision(Step.RELAY, "error", broke.reason.code))
-            ctx.stream_end = "upstream_broken"
-            if not await self._finish(ctx, response.status):
-                yield self._withheld(ctx, surface)
-                return
-            yield surface.stream_error(broke, ctx.request_id)
-        except SHAPE_ERRORS as exc:  # an event of a shape the readers did not expect
-            unread = _unreadable(ctx, exc)
-            ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", unread.reason.code))
-            ctx.stream_end = "blocked"
-            if not await self._finish(ctx, response.status):
-                yield self._withheld(ctx, surface)
-                return
-            yield surface.stream_error(unread, ctx.request_id)  # fail closed, never a bare cut
-        except GatewayError as exc:  # the boundary ended the answer: blocked or unreadable
-            log.info("request %s: answer stream ended: %s", ctx.request_id, exc)
-            ctx.decisions.append(Decision(Step.INSPECT_ANSWER, "deny", exc.reason.code))
-            ctx.stream_end = "blocked"
-            if not await self._finish(ctx, response.status):
-                yield self._withheld(ctx, surface)
-                return
-            yield surface.stream_error(exc, ctx.request_id)
-        finally:
-            await response.aclose()
-            if not ctx.audited:  # the client went away: nobody waits for the record
-                ctx.stream_end = "client_cut"
-                if self._limits is not None:
-                    self._limits.settle_nowait(ctx)
-                self._trail.abandon(ctx, response.status)
-
     async def _settle(self, ctx: RequestContext) -> None:
         if self._limits is not None:
             await self._limits.settle(ctx)
-
-    async def _finish(self, ctx: RequestContext, status: int) -> bool:
-        """The end of a stream: its cost settled, then its record made."""
-        await self._settle(ctx)
-        return await self._trail.finish(ctx, status)
-
-    def _withheld(self, ctx: RequestContext, surface: Surface) -> bytes:
-        ctx.decisions.append(Decision(Step.AUDIT, "error", errors.AUDIT_UNAVAILABLE.code))
-        return surface.stream_error(GatewayError(errors.AUDIT_UNAVAILABLE), ctx.request_id)
-
-
-def _unreadable(ctx: RequestContext, exc: Exception) -> GatewayError:
-    log.warning("request %s: unreadable answer: %r", ctx.request_id, exc)
-    return shape_error(f"a shape its reader did not expect ({type(exc).__name__})")
 
 
 def _one_model(listed: bytes, model_id: str) -> bytes:

@@ -18,12 +18,14 @@ from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
 from gateway.auth.keyset import UnusableKey
 from gateway.boundary.service import build_boundary
 from gateway.config import GatewayConfig
+from gateway.context import StepObserver
 from gateway.limits.service import build_limits
 from gateway.limits.step import Limits
 from gateway.observe.service import Observe
 from gateway.pipeline import Pipeline
 from gateway.policy import PolicyRegistry
 from gateway.review.service import Reviews
+from gateway.rollout.service import Rollout
 from gateway.stores.shared import SharedRedis
 from gateway.upstream import Forwarder, Provider
 from gateway.upstream.breaker import build_breaker
@@ -53,6 +55,7 @@ def build_pipeline(
     workers: int = 1,
     reviews: Reviews | None = None,
     observe: Observe | None = None,
+    rollout: Rollout | None = None,
 ) -> Pipeline:
     """The request path's steps and their services, as the server runs them; ``gateway
     policy test`` builds the same pipeline offline (gateway/tools/offline.py), where
@@ -63,10 +66,12 @@ def build_pipeline(
     breaker = build_breaker(config.breaker, redis.breaker if redis else None)
     forwarder = Forwarder(providers, config.models, breaker)
     limits = limits or build_limits(config, redis.limits if redis else None)
-    observer = None
+    observer: StepObserver | None = None
     if observe is not None:
-        observe.watch(breaker=breaker)
+        observe.watch(breaker=breaker, limits=limits)
         observer = observe.observer
+    if rollout is not None:
+        observer = rollout.observing(observer)
     return Pipeline(
         authenticator,
         registry,
@@ -77,6 +82,7 @@ def build_pipeline(
         bounds=config.server,
         reviews=reviews,
         observer=observer,
+        rollout=rollout,
     )
 
 

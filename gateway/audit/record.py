@@ -79,6 +79,9 @@ class AuditRecord:
     # {"action", "from", "to", "reason_sha256"}; None on every other record
     # (gateway/tools/promote.py).
     policy_change: dict[str, Any] | None = None
+    # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
+    # operator, None for an automatic abort); None on every other record (gateway/rollout/).
+    rollout: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""

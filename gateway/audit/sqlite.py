@@ -7,10 +7,8 @@ the gateway never link onto the same head.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +16,7 @@ from gateway.audit.chain import GENESIS, Chain, Checkpoint, StoredRow
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import PurgeResult, Query, SinkError
 from gateway.audit.sql import COLUMNS, TOMBSTONE, schema, select_rows
+from gateway.audit.thread import CallThread
 
 __all__ = ["SqliteSink"]
 
@@ -39,7 +38,7 @@ class SqliteSink:
     def __init__(self, path: Path, chain: Chain) -> None:
         self._path = path
         self.chain = chain
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="audit-sqlite")
+        self._thread = CallThread("audit-sqlite")
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -52,7 +51,7 @@ class SqliteSink:
                     self._db = None
                 raise SinkError(f"sqlite {self._path}: {exc}") from exc
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await self._thread.run(call)
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -202,7 +201,7 @@ class SqliteSink:
 
         if self._db is not None:
             await self._run(shut)
-        self._pool.shutdown(wait=True)
+        self._thread.stop()
 
     async def readiness(self) -> str | None:
         """Always ready: the file and its schema are created when first opened."""

@@ -114,12 +114,14 @@ class AuditWriter:
 
     async def _run(self) -> None:
         while True:
-            try:
-                first = await asyncio.wait_for(self._queue.get(), _RETRY_S)
-            except TimeoutError:
-                if self._spooled:
+            if self._spooled:  # replayed once a second, with or without traffic
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), _RETRY_S)
+                except TimeoutError:
                     await self._replay()
-                continue
+                    continue
+            else:  # nothing to replay: no timer and no task per batch
+                first = await self._queue.get()
             batch = [first]
             if self._max_delay:
                 deadline = time.monotonic() + self._max_delay

@@ -7,45 +7,52 @@ after) and made only of blanks, so no context word, look-behind or neighbouring 
 from one text into the next: each text's findings are those it has alone. A finding that
 spans a separator (a blank-tolerant pattern) sends every text it touches back to a scan of
 its own. Only detectors whose findings are local (``PatternDetector.chunkable``, the same
-condition windowed scanning relies on) are batched; others scan text by text.
+condition windowed scanning relies on) are batched; others scan text by text. The request's
+``Pacer`` (pace.py) looks at the clock after each batch: the loop is shared every few ms.
 """
 
 from __future__ import annotations
 
-import asyncio
 from bisect import bisect_right
 from collections.abc import Sequence
 
 from gateway.boundary.detector import PatternDetector
 from gateway.boundary.findings import Detector, Finding
-from gateway.boundary.scan import find_all
+from gateway.boundary.pace import Pacer
+from gateway.boundary.scan import WINDOW, find_all
 
 __all__ = ["SEPARATOR", "SHORT", "find_many"]
 
 SHORT = 512
 SEPARATOR = "\n" + " " * 62 + "\n"  # 64 characters: past any context window
-_BATCH = 4 * 1024  # about a millisecond of scanning: the loop is yielded between batches
 
 
-async def find_many(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
-    """``detector.find`` for each text, in order (the same findings), fewer calls."""
+async def find_many(
+    detector: Detector, texts: Sequence[str], pacer: Pacer | None = None
+) -> list[list[Finding]]:
+    """``detector.find`` for each text, in order (the same findings), fewer calls.
+
+    ``pacer``: the request's clock and budget (pace.py); a fresh one without a budget if None.
+    """
+    pacer = pacer or Pacer()
     if not (isinstance(detector, PatternDetector) and detector.chunkable) or len(texts) < 2:
-        return await find_all(detector, texts)
+        return await find_all(detector, texts, pacer)
     unique = list(dict.fromkeys(texts))
     short = [t for t in unique if len(t) <= SHORT]
     long = [t for t in unique if len(t) > SHORT]
-    found = dict(zip(long, await find_all(detector, long), strict=True))
+    found = dict(zip(long, await find_all(detector, long, pacer), strict=True))
     batch: list[str] = []
     size = 0
     for text in short:
-        if batch and size + len(text) > _BATCH:
+        if batch and size + len(text) > WINDOW:
             found.update(_scan(detector, batch))
-            await asyncio.sleep(0)
+            await pacer.tick()
             batch, size = [], 0
         batch.append(text)
         size += len(text) + len(SEPARATOR)
     if batch:
         found.update(_scan(detector, batch))
+    pacer.finish()
     return [found[t] for t in texts]
 
 

@@ -50,6 +50,10 @@ _Candidate = tuple[int, int, float, str, str]  # start, end, score, entity, rule
 _NerHits = list[tuple[str, tuple[int, int, float]]]
 # Findings per (detector version, text): offsets, entity names, scores and rule ids only.
 CACHE_ENTRIES = 8192
+# A text with more findings is not kept: a body of look-alikes would fill the cache with
+# millions of objects that every full garbage collection then walks (a pause of 0.7 s was
+# measured), and a chat's history rarely holds more per text.
+CACHED_FINDINGS = 64
 _FOUND: KeyedCache[tuple[Finding, ...]] = KeyedCache(CACHE_ENTRIES)
 
 
@@ -107,7 +111,8 @@ class PatternDetector:
         if key in _FOUND:
             return list(_FOUND[key])
         found = self._find(text, ner=False, ner_hits=None)
-        _FOUND[key] = tuple(found)
+        if len(found) <= CACHED_FINDINGS:
+            _FOUND[key] = tuple(found)
         return found
 
     def find_many(self, texts: Sequence[str]) -> list[list[Finding]]:
@@ -124,7 +129,8 @@ class PatternDetector:
                 ner_hits = dict(zip(named, batch, strict=True))
         for i in missing:
             found = self._find(texts[i], ner=True, ner_hits=ner_hits.get(i, []))
-            _FOUND[keys[i]] = tuple(found)
+            if len(found) <= CACHED_FINDINGS:
+                _FOUND[keys[i]] = tuple(found)
             out[i] = found
         return [found or [] for found in out]
 

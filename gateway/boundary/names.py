@@ -108,7 +108,9 @@ _PARTY = re.compile(
     + r",?[ \t]+(?i:residing|resident|domiciled|born|geboren|wohnhaft|demeurant|né|née"
     r"|domiciliad[oa]|nacid[oa]|residente|nato|nata|wonende|residente|zamieszkał[ay]?|boende)\b"
 )
-_DISPLAY_NAME = re.compile(rf"\"?{_NAME}\"?[ \t]*<[^<>\s@]+@[^<>\s]+>")
+# Not after a letter: a match that starts inside a word also starts at the word's start, and
+# trying each position of a long word would read the rest of it again (its length squared).
+_DISPLAY_NAME = re.compile(rf"\"?(?<![^\W\d_]){_NAME}\"?[ \t]*<[^<>\s@]+@[^<>\s]+>")
 # "Okafor, Chidi" <chidi@example.org>: a quoted display name, last name first.
 _QUOTED_NAME = re.compile(
     r"\"(?P<name>[^\"\n<>@,]{1,40},[ \t]*[^\"\n<>@,]{1,40})\"[ \t]*<[^<>\s@]+@"
@@ -248,36 +250,51 @@ def _field_hits(text: str, fields: Fields) -> Iterator[Hit]:
 
 
 def _email_hits(text: str) -> Iterator[Hit]:
-    locals_ = [m.group(1).casefold() for m in _EMAIL_LOCAL.finditer(text)]
+    """Capitalized runs that spell an address's local part in the same text.
+
+    Each distinct run is tested once against an index of the local parts, not against each
+    address in turn: a text made of addresses and capitalized words would otherwise cost
+    their product.
+    """
+    locals_ = {m.group(1).casefold() for m in _EMAIL_LOCAL.finditer(text)}
     if not locals_:
         return
-    for local in locals_:
-        parts = {_letters(p) for p in re.split(r"[._+-]+", local) if len(p) > 1}
-        local = _letters(local)
-        for run in _CAPITALIZED_RUN.finditer(text):
-            span = name_like(run.group())
-            if span is None:
-                continue
-            words = [_letters(w) for w in run.group()[span[0] : span[1]].split()]
-            if _spells(words, local, parts):
-                yield run.start() + span[0], run.start() + span[1], NAME_SCORE
+    whole = {_letters(local) for local in locals_}
+    # Words of each local part, and which local parts hold each word.
+    holders: dict[str, set[int]] = {}
+    for i, local in enumerate(locals_):
+        for part in {_letters(p) for p in re.split(r"[._+-]+", local) if len(p) > 1}:
+            holders.setdefault(part, set()).add(i)
+    spelled: dict[tuple[str, ...], bool] = {}
+    for run in _CAPITALIZED_RUN.finditer(text):
+        span = name_like(run.group())
+        if span is None:
+            continue
+        words = tuple(_letters(w) for w in run.group()[span[0] : span[1]].split())
+        if words not in spelled:
+            spelled[words] = _spells(words, whole, holders)
+        if spelled[words]:
+            yield run.start() + span[0], run.start() + span[1], NAME_SCORE
 
 
 def _letters(word: str) -> str:
     return "".join(c for c in word.casefold() if c.isalpha())
 
 
-def _spells(words: list[str], local: str, parts: set[str]) -> bool:
-    """ "Jane Doe" for jane.doe@, doe.jane@, janedoe@, jdoe@ (a single word must be listed)."""
+def _spells(words: tuple[str, ...], whole: set[str], holders: dict[str, set[int]]) -> bool:
+    """ "Jane Doe" for jane.doe@, doe.jane@, janedoe@, jdoe@ (a single word must be listed).
+
+    ``whole``: the local parts' letters; ``holders``: for each word of a local part, the
+    local parts that hold it.
+    """
     if len(words) >= 2:
         first, last = words[0], words[-1]
-        return (
-            {first, last} <= parts
-            or local in (first + last, last + first, first[0] + last, first + last[0])
-            or (first[0] + "." + last) == local
+        return bool(holders.get(first, set()) & holders.get(last, set())) or any(
+            local in whole
+            for local in (first + last, last + first, first[0] + last, first + last[0])
         )
     word = words[0]
-    return len(word) > 2 and (word in parts or word == local) and known_name(word)
+    return len(word) > 2 and (word in holders or word in whole) and known_name(word)
 
 
 def _cued_hits(text: str) -> Iterator[Hit]:

@@ -20,8 +20,11 @@ __all__ = ["NETWORK_RULES"]
 # starts with a digit or a hex digit would be tried at every one of them in the text.
 _IPV4_CORE = re.compile(r"\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?")
 _DIGITS = frozenset("0123456789")
-_IPV6_CORE = re.compile(r":[0-9a-f]{0,4}:")
+# The first pair of colons of a run, and the rest of the run: one match per run, however long
+# (each of a run's matches would be judged alike: the check reads the whole run).
+_IPV6_CORE = re.compile(r":[0-9a-f]{0,4}:[0-9a-f:]*+")
 _HEX_COLON = frozenset("0123456789abcdef:")
+_IPV6_LONGEST = 39  # eight groups of four hex digits and seven colons
 _DOT_DIGIT = frozenset(f".{d}" for d in "0123456789")
 _VERSION_BEFORE = re.compile(r"(?:version|build|release|\bver)\W{0,3}$", re.IGNORECASE)
 
@@ -50,10 +53,15 @@ def _ipv4(match: re.Match[str]) -> Hit | None:
 
 def _ipv6(match: re.Match[str]) -> Hit | None:
     text, start, end = match.string, match.start(), match.end()
-    while start > 0 and text[start - 1] in _HEX_COLON:
+    # Walks stop past the longest address: a long run of hex digits and colons is no address,
+    # and walking all of it from each of its matches would cost its length squared.
+    low, high = max(0, end - _IPV6_LONGEST - 1), min(len(text), start + _IPV6_LONGEST + 1)
+    while start > low and text[start - 1] in _HEX_COLON:
         start -= 1
-    while end < len(text) and text[end] in _HEX_COLON:
+    while end < high and text[end] in _HEX_COLON:
         end += 1
+    if end - start > _IPV6_LONGEST:
+        return None
     if start and (text[start - 1].isalnum() or text[start - 1] in "._"):
         return None
     if end < len(text) and (text[end].isalnum() or text[end] == "_"):
@@ -111,7 +119,7 @@ def _domain(match: re.Match[str]) -> Hit | None:
 
 NETWORK_RULES: tuple[Rule, ...] = (
     Rule("IP_ADDRESS", "ipv4", _IPV4_CORE, _ipv4, needles=(".",)),
-    Rule("IP_ADDRESS", "ipv6", _IPV6_CORE, _ipv6, needles=(":",), on_lowered=True),
+    Rule("IP_ADDRESS", "ipv6", _IPV6_CORE, _ipv6, needles=(":",), rescan=False, on_lowered=True),
     Rule("URL", "url", _SCHEME_URL, _scheme_url, needles=("://",), on_lowered=True),
     Rule("URL", "domain", _TLD, _domain, needles=(".",), on_lowered=True),
 )

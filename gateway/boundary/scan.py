@@ -1,15 +1,16 @@
-"""Run a detector from async code without stalling the event loop on large bodies.
+"""Run a detector from async code without stalling the event loop, whatever the body's shape.
 
-Small texts (the common case) are scanned inline: a hop elsewhere costs more than the scan.
-A large text is scanned on the loop in windows of ``WINDOW`` characters, yielding between
-them, so other requests wait about one window (~1 ms) per step. Each window reads ``MARGIN``
+A request's texts are scanned on the loop in units of about ``WINDOW`` characters (~1 ms):
+short texts in groups, a longer one window by window; a ``Pacer`` (pace.py) shared by all of a
+request's units yields to the loop every few milliseconds and bounds the scan's CPU time, so
+ten thousand short texts wait their turn as one long text does. Each window reads ``MARGIN``
 characters before its own part (context words) and ``OVERLAP`` after it, so an entity that
 starts in its part is seen whole if it is shorter than that. A finding that reaches the
 window's end, or the start of a JWT or private key that no finding covers (a cut JWT does not
 match at all), makes the window look four times further, up to ``MAX_REACH``; past that the
 text is scanned whole in a worker thread. Detectors that cannot be windowed (NER, a policy's
-own patterns) always run in a worker thread, where the GIL still shares the core with the
-loop: bench/detect.py measures small-scan latency in both cases.
+own patterns) scan a long text in a worker thread, where the GIL still shares the core with
+the loop: bench/detect.py measures small-scan latency in both cases.
 
 A value may be split across two texts of one request (two content parts, two messages): the
 end of each text is scanned joined to the start of the next, and a value that straddles the
@@ -19,43 +20,80 @@ join is reported in both, each part at its own span.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import bisect
+import time
+from collections.abc import Iterator, Sequence
 
 from gateway.boundary.detector import PatternDetector, resolve
 from gateway.boundary.findings import Detector, Finding
+from gateway.boundary.pace import Pacer
 
 __all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed"]
 
-INLINE_CHARS = 16 * 1024  # about 3 ms of scanning on one core (bench/detect.py)
-WINDOW = 4 * 1024  # about 1 ms of scanning: other requests wait at most about that long
+WINDOW = 4 * 1024  # about 1 ms of scanning (bench/detect.py): one unit of a request's scan
+INLINE_CHARS = WINDOW  # a longer text is scanned window by window (or in a thread)
 MARGIN = 64  # more than the context window before a match (rules.py)
 OVERLAP = 256  # longer than any entity that a cut would hide rather than shorten
 MAX_REACH = 128 * 1024
+UNIT_S = 0.001  # what one window should cost; a dense one shrinks the next, down to MIN_WINDOW
+MIN_WINDOW = 256
 _LONG_ENTITIES = ("eyJ", "-----BEGIN")
 _SLACK = 8
 JOIN_REACH = 96  # characters of each side of a join between two texts: a split short value
 
 
-async def find_all(detector: Detector, texts: Sequence[str]) -> list[list[Finding]]:
-    """``detector.find`` for each text, in order, without holding the loop for long."""
+async def find_all(
+    detector: Detector, texts: Sequence[str], pacer: Pacer | None = None
+) -> list[list[Finding]]:
+    """``detector.find`` for each text, in order, without holding the loop for long.
+
+    ``pacer``: the request's clock (pace.py), shared with its other scans; a fresh one
+    without a budget if None.
+    """
+    pacer = pacer or Pacer()
     found: list[list[Finding]] = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
-    if isinstance(detector, PatternDetector):
-        # One NER batch and one cache look-up per text: a chat's history costs little.
-        for i, findings in zip(small, detector.find_many([texts[i] for i in small]), strict=True):
+    for group in _groups(small, texts):
+        if isinstance(detector, PatternDetector):
+            # One NER batch and one cache look-up per group: a chat's history costs little.
+            scanned = detector.find_many([texts[i] for i in group])
+        else:
+            scanned = [detector.find(texts[i]) for i in group]
+        for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
-    else:
-        for i in small:
-            found[i] = detector.find(texts[i])
+        await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
             continue
         if isinstance(detector, PatternDetector) and detector.chunkable:
-            found[i] = await find_windowed(detector, text)
+            found[i] = await find_windowed(detector, text, pacer=pacer)
         else:
-            found[i] = await asyncio.to_thread(detector.find, text)
+            found[i] = await _in_thread(detector, text, pacer)
     if len(texts) > 1:
-        _add_straddling(detector, texts, found)
+        await _add_straddling(detector, texts, found, pacer)
+    pacer.finish()
+    return found
+
+
+def _groups(indices: list[int], texts: Sequence[str]) -> Iterator[list[int]]:
+    """``indices`` in runs of about ``WINDOW`` characters of text: one unit of work each."""
+    group: list[int] = []
+    size = 0
+    for i in indices:
+        if group and size + len(texts[i]) > WINDOW:
+            yield group
+            group, size = [], 0
+        group.append(i)
+        size += len(texts[i]) + 64  # a text's own cost (a hash, a look-up: ~25 us) counts too
+    if group:
+        yield group
+
+
+async def _in_thread(detector: Detector, text: str, pacer: Pacer) -> list[Finding]:
+    """``detector.find(text)`` in a worker thread, its time counted against the budget."""
+    started = time.perf_counter()
+    found = await asyncio.to_thread(detector.find, text)
+    pacer.charge(time.perf_counter() - started)
     return found
 
 
@@ -69,7 +107,9 @@ def _may_continue(tail: str, head: str) -> bool:
     return tail[-1] not in ".,;:!?)]}\"'"
 
 
-def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[Finding]]) -> None:
+async def _add_straddling(
+    detector: Detector, texts: Sequence[str], found: list[list[Finding]], pacer: Pacer
+) -> None:
     """Each value cut by the join of two neighbouring texts, added to both as its parts.
 
     Patterns only (NER reads whole sentences, and a name cut in two is not one): a card typed
@@ -77,6 +117,7 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
     """
     find = detector.find_patterns if isinstance(detector, PatternDetector) else detector.find
     for i in range(len(texts) - 1):
+        await pacer.tick()  # ten thousand joins are ten thousand scans
         left, right = texts[i], texts[i + 1]
         if not left or not right:
             continue
@@ -100,22 +141,31 @@ def _add_straddling(detector: Detector, texts: Sequence[str], found: list[list[F
             continue
         # Each part without the spaces at the join: masking changes only the value's characters.
         end, begin = len(left.rstrip()), len(right) - len(right.lstrip())
-        found[i] = resolve(
+        found[i] = _resolved(
             found[i] + [Finding(base + f.start, end, f.entity, f.score, f.rule) for f in straddling]
         )
-        found[i + 1] = resolve(
+        found[i + 1] = _resolved(
             found[i + 1]
             + [Finding(begin, f.end - resume, f.entity, f.score, f.rule) for f in straddling]
         )
 
 
 async def find_windowed(
-    detector: Detector, text: str, window: int = WINDOW, overlap: int = OVERLAP
+    detector: Detector,
+    text: str,
+    window: int = WINDOW,
+    overlap: int = OVERLAP,
+    pacer: Pacer | None = None,
 ) -> list[Finding]:
     """The findings of ``detector.find(text)``, scanned window by window on the loop."""
+    pacer = pacer or Pacer()
     kept: list[Finding] = []
-    for own_start in range(0, len(text), window):
-        own_end = min(len(text), own_start + window)
+    # No finding is longer than one window's whole view: older ones end before this window.
+    longest = MARGIN + window + MAX_REACH
+    own_start, size = 0, window
+    while own_start < len(text):
+        own_end = min(len(text), own_start + size)
+        began = time.thread_time()
         start = max(0, own_start - MARGIN)
         markers = _long_entity_starts(text, own_start, own_end)
         reach = overlap
@@ -127,15 +177,65 @@ async def find_windowed(
             ]
             mine = [f for f in found if own_start <= f.start < own_end]
             # A JWT or key start inside one found earlier (its payload) needs nothing more.
-            around = [f for f in kept if f.end > own_start] + found
+            recent = kept[bisect.bisect_left(kept, own_start - longest, key=_start) :]
+            around = [f for f in recent if f.end > own_start] + found
             if end == len(text) or _complete(mine, markers, end, around):
                 break
             if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
-                return await asyncio.to_thread(detector.find, text)
+                return await _in_thread(detector, text, pacer)
             reach *= 4
+            await pacer.tick()
         kept.extend(mine)
-        await asyncio.sleep(0)
-    return resolve(kept)
+        size = _next_size(size, window, time.thread_time() - began)
+        own_start = own_end
+        await pacer.tick()
+    return await _resolved_paced(kept, pacer)
+
+
+def _next_size(size: int, window: int, took: float) -> int:
+    """The next window's size, so that one takes about ``UNIT_S``: a window's cost follows
+    its findings, not its length (4 KB of IP addresses cost 26 ms, of prose 1 ms)."""
+    fitted = int(size * UNIT_S / took) if took > 0 else window
+    return max(MIN_WINDOW, min(window, fitted))
+
+
+def _start(finding: Finding) -> int:
+    return finding.start
+
+
+def _resolved(findings: list[Finding]) -> list[Finding]:
+    """``resolve(findings)`` in linear time for findings that mostly do not overlap.
+
+    Which of two overlapping findings is kept depends only on the findings that overlap
+    them, so each run of overlapping findings is resolved on its own: a window's findings
+    overlap only those of its neighbours, and a text of a hundred thousand look-alikes
+    costs one pass, not a sort of all of them at once.
+    """
+    return [f for run in _runs(findings) for f in run]
+
+
+async def _resolved_paced(findings: list[Finding], pacer: Pacer) -> list[Finding]:
+    """``_resolved`` with a look at the clock every few hundred runs (a long text of
+    look-alikes has tens of thousands)."""
+    out: list[Finding] = []
+    for i, run in enumerate(_runs(findings)):
+        out.extend(run)
+        if i % 256 == 255:
+            await pacer.tick()
+    return out
+
+
+def _runs(findings: list[Finding]) -> Iterator[list[Finding]]:
+    run: list[Finding] = []
+    reach = -1
+    for f in sorted(findings, key=_start):
+        if run and f.start >= reach:
+            yield run if len(run) == 1 else resolve(run)
+            run = []
+        run.append(f)
+        reach = max(reach, f.end) if len(run) > 1 else f.end
+    if run:
+        yield run if len(run) == 1 else resolve(run)
 
 
 def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
@@ -156,4 +256,15 @@ def _complete(mine: list[Finding], markers: list[int], end: int, around: list[Fi
     """
     if any(f.end >= end - _SLACK for f in mine):
         return False
-    return all(any(f.start <= at < f.end for f in around) for at in markers)
+    if not markers:
+        return True
+    # One sweep, not each marker against each finding: a window may hold hundreds of both.
+    spans = sorted((f.start, f.end) for f in around)
+    covered_to, i = -1, 0
+    for at in sorted(markers):
+        while i < len(spans) and spans[i][0] <= at:
+            covered_to = max(covered_to, spans[i][1])
+            i += 1
+        if covered_to <= at:
+            return False
+    return True

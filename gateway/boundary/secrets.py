@@ -13,6 +13,11 @@ from gateway.boundary.rules import Check, Hit, Rule
 __all__ = ["SECRET_RULES", "open_secret"]
 
 _END = r"(?![\w-])"
+# After a key's first character: it starts a token (the character before it is not a word
+# character or "-"). Written after the first character so the engine still finds candidates
+# by a literal search, and so a long run of "sk-sk-sk-..." is read once from its start,
+# not again from each "sk-" inside it (which would cost the run's length squared).
+_AT = r"(?<![\w-][\s\S])"
 
 
 def _key(name: str, pattern: str, *needles: str, score: float = 0.95) -> Rule:
@@ -119,28 +124,32 @@ def _assignment(match: re.Match[str]) -> Hit | None:
 
 
 SECRET_RULES: tuple[Rule, ...] = (
-    _token("anthropic_key", r"sk-ant-(?:api|admin)\d\d-", r"[\w-]", 32, 1000, "sk-ant-"),
-    _token("openai_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?", r"[\w-]", 32, 1000, "sk-"),
-    _token("aws_access_key", "(?:AKIA|ASIA|ABIA|ACCA)", "[A-Z0-9]", 16, 16, "akia", "asia", "abia"),
-    _token("github_token", "gh[pousr]_", "[A-Za-z0-9]", 36, 255, "ghp_", "gho_", "ghu_", "ghs_"),
-    _token("github_pat", "github_pat_", r"[A-Za-z0-9_]", 60, 255, "github_pat_"),
-    _token("slack_token", "xox[abposr]-", "[A-Za-z0-9-]", 10, 1000, "xox"),
+    _token("anthropic_key", rf"s{_AT}k-ant-(?:api|admin)\d\d-", r"[\w-]", 32, 1000, "sk-ant-"),
+    _token("openai_key", rf"s{_AT}k-(?!ant-)(?:proj-|svcacct-|admin-)?", r"[\w-]", 32, 1000, "sk-"),
+    _token(
+        "aws_access_key", rf"A{_AT}(?:KIA|SIA|BIA|CCA)", "[A-Z0-9]", 16, 16, "akia", "asia", "abia"
+    ),
+    _token(
+        "github_token", f"g{_AT}h[pousr]_", "[A-Za-z0-9]", 36, 255, "ghp_", "gho_", "ghu_", "ghs_"
+    ),
+    _token("github_pat", f"g{_AT}ithub_pat_", r"[A-Za-z0-9_]", 60, 255, "github_pat_"),
+    _token("slack_token", f"x{_AT}ox[abposr]-", "[A-Za-z0-9-]", 10, 1000, "xox"),
     _key(
         "slack_webhook",
         r"https://hooks\.slack\.com/services/T\w+/B\w+/\w+",
         "hooks.slack.com",
     ),
-    _token("google_api_key", "AIza", r"[\w-]", 35, 35, "aiza"),
-    _token("google_oauth_secret", "GOCSPX-", r"[\w-]", 28, 28, "gocspx-"),
-    _token("stripe_key", "(?:sk|rk)_(?:live|test)_", "[A-Za-z0-9]", 20, 1000, "_live_", "_test_"),
-    _token("stripe_webhook_secret", "whsec_", "[A-Za-z0-9]", 24, 1000, "whsec_"),
+    _token("google_api_key", f"A{_AT}Iza", r"[\w-]", 35, 35, "aiza"),
+    _token("google_oauth_secret", f"G{_AT}OCSPX-", r"[\w-]", 28, 28, "gocspx-"),
+    _token("stripe_key", f"[sr]{_AT}k_(?:live|test)_", "[A-Za-z0-9]", 20, 1000, "_live_", "_test_"),
+    _token("stripe_webhook_secret", f"w{_AT}hsec_", "[A-Za-z0-9]", 24, 1000, "whsec_"),
     _key(
         "private_key",
         _PEM,
         "private key",
         score=1.0,
     ),
-    _key("jwt", r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}", "eyj"),
+    _key("jwt", rf"e{_AT}yJ[\w-]{{8,}}+\.eyJ[\w-]{{8,}}+\.[\w-]{{8,}}", "eyj"),
     Rule(
         "SECRET",
         "secret.url_password",

@@ -91,4 +91,4 @@ def build_boundary(
         vault = RedisVault(redis)
     else:
         vault = MemoryVault() if workers == 1 else PerProcessVault()
-    return Boundary(vault, TokenMinter(key))
+    return Boundary(vault, TokenMinter(key), scan_budget_s=config.server.max_scan_cpu_s)

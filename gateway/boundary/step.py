@@ -13,6 +13,7 @@ from gateway import errors
 from gateway.boundary.actions import TOKEN_PATTERN, Rewriter, TokenMinter, restore_tokens
 from gateway.boundary.batch import find_many
 from gateway.boundary.findings import Finding
+from gateway.boundary.pace import Pacer
 from gateway.boundary.policy import BoundaryPolicy
 from gateway.boundary.record import BoundaryRecord, by_action
 from gateway.boundary.vault import Vault
@@ -45,8 +46,11 @@ class Inspection:
         vault: Vault,
         workflow: str,
         subject: str,
+        pacer: Pacer | None = None,
     ) -> None:
+        """``pacer``: the request's scan clock and budget, which the answer's scan shares."""
         self.ctx = ctx
+        self._pacer = pacer or Pacer()
         self.rules = rules
         self.rewriter = rewriter
         self._vault = vault
@@ -63,7 +67,8 @@ class Inspection:
 
     async def find(self, texts: Sequence[str]) -> list[list[Finding]] | None:
         """Findings per text; None when detection failed and the policy lets it pass."""
-        return await _find(self.ctx, self.rules, texts, Step.INSPECT_ANSWER)
+        self._pacer.resume(errors.BOUNDARY_ANSWER_TOO_COSTLY)
+        return await _find(self.ctx, self.rules, texts, Step.INSPECT_ANSWER, self._pacer)
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
         """``text[start:end]`` for the caller; in shadow mode only counted, never changed."""
@@ -120,10 +125,12 @@ class Inspection:
 
 
 async def _find(
-    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: Step
+    ctx: RequestContext, rules: BoundaryPolicy, texts: Sequence[str], step: Step, pacer: Pacer
 ) -> list[list[Finding]] | None:
     try:
-        return await find_many(rules.detector, texts)
+        return await find_many(rules.detector, texts, pacer)
+    except GatewayError:
+        raise  # over the scan's budget: refused, never let through as a detector failure
     # Detection runs regexes, presidio recognizers and an NER model: whatever fails in
     # there, the data must not leave uninspected unless the policy says so.
     except Exception as exc:  # noqa: BLE001 - fail closed on any detector failure
@@ -149,9 +156,14 @@ def detection_failed(
 class Boundary:
     """The data-boundary service: one vault and one token key for the whole gateway."""
 
-    def __init__(self, vault: Vault, minter: TokenMinter) -> None:
+    def __init__(
+        self, vault: Vault, minter: TokenMinter, scan_budget_s: float | None = None
+    ) -> None:
+        """``scan_budget_s``: CPU seconds one request's (or answer's) scan may take
+        (``server.max_scan_cpu_s``); None: unbounded."""
         self._vault = vault
         self._minter = minter
+        self._scan_budget_s = scan_budget_s
 
     @property
     def vault(self) -> Vault:
@@ -177,12 +189,13 @@ class Boundary:
             raise refusal
         _uninspectable(ctx, request, rules, record)
         texts = [slot.text for slot in request.texts]
-        found = await _find(ctx, rules, texts, Step.BOUNDARY)
+        pacer = Pacer(self._scan_budget_s)
+        found = await _find(ctx, rules, texts, Step.BOUNDARY, pacer)
         keyed = rules.source.placeholders == "keyed"
         rewriter = Rewriter(rules.actions, policy.name, self._minter, keyed)
         subject = ctx.principal.subject if ctx.principal else ""
         if found is None:
-            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
         rewritten = list(texts)
         hits = [i for i, f in enumerate(found) if f]
         # Numbered as the provider reads the prompt (one text needs no order).
@@ -201,7 +214,7 @@ class Boundary:
             # Shadow: forwarded unchanged; the answer is inspected only to be recorded.
             if not rules.source.scan_output:
                 return None
-            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+            return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
         if not blocked and _exact(ctx, policy):  # a changed text would embed as another text
             blocked = {e: n for (action, e), n in rewriter.counts.items() if action != "allow"}
         if blocked:
@@ -228,7 +241,7 @@ class Boundary:
             ctx.decisions.append(Decision(Step.BOUNDARY, "transform", errors.BOUNDARY_MASKED.code))
         if not (rules.source.scan_output or rewriter.minted):
             return None
-        return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject)
+        return Inspection(ctx, rules, rewriter, self._vault, policy.name, subject, pacer)
 
     async def aclose(self) -> None:
         await self._vault.aclose()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.cli import audit, evaluate, keys, limits, migrate, policy, report, serve
+from gateway.cli import audit, evaluate, keys, limits, migrate, policy, report, serve, workflow
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=None, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (serve, migrate, keys, policy, evaluate, audit, limits, report):
+    for module in (serve, migrate, keys, policy, evaluate, audit, limits, report, workflow):
         module.register(commands)
     return parser
 

@@ -67,6 +67,7 @@ def layout(title: str, body: str, access: Access | None, subject: str | None, cs
         items.append(link("explorer", "Explorer"))
         if access.admin or access.auditor:
             items += [link("overview", "Overview"), link("policies", "Policies")]
+            items.append(link("rollout", "Rollout"))
         if access.admin:
             items += [link("keys", "Keys"), link("limits", "Limits")]
         signed = f'<span class="who">{esc(subject)}</span>' + form("logout", csrf, "Sign out")

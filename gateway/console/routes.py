@@ -6,8 +6,8 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | queue, review, claim, decide | admin, reviewer |
 | reveal | admin or reviewer, with reveal |
 | explorer, record, explain | admin, reviewer, auditor |
-| overview, policies | admin, auditor |
-| keys, keys-create, keys-revoke, limits | admin |
+| overview, policies, rollout | admin, auditor |
+| keys, keys-create, keys-revoke, limits, rollout-pause, rollout-resume | admin |
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gateway.console.admin_pages import admin_handlers
 from gateway.console.html import esc
 from gateway.console.overview import overview
 from gateway.console.policy_tests import PolicyTests
+from gateway.console.rollout_pages import rollout_handlers
 from gateway.console.rollups import Rollups
 from gateway.console.session import Sessions
 from gateway.console.settings import ConsoleConfig
@@ -40,6 +41,7 @@ from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
 from gateway.review.store import Session, StoreUnavailable
+from gateway.rollout.service import Rollout
 from gateway.tools.cases import CasePrincipal, CaseRequest
 from gateway.tools.explain import explain
 
@@ -62,6 +64,7 @@ def console_router(
     keys_file: Path,
     limits: Limits | None,
     gateway: GatewayConfig,
+    rollout: Rollout,
 ) -> Router:
     sessions = Sessions(config, authenticator, reviews.store)
     policy_tests = PolicyTests(gateway)
@@ -335,10 +338,12 @@ def console_router(
             verdicts = {name: r.candidates for name, r in figures.items()}
         tests, running = await policy_tests.current(current.policies)
         body = audit_pages.policies_page(current, registry.last_error, verdicts, tests, running)
+        body = '<p><a href="rollout">Rollout: canaries, pauses and aborts</a></p>' + body
         return page("Policies", body, who)
 
     handlers = [
         *admin_handlers(ui, keys_file, limits, registry),
+        *rollout_handlers(ui, rollout, registry),
         home,
         static,
         login_page,

@@ -20,7 +20,10 @@ def fallback_message(ctx: RequestContext, exc: GatewayError) -> bytes | list[byt
     if policy is None or request is None:
         return None
     fallback = policy.source.fallback
-    if fallback.message is None or trigger_of(exc.reason.code) not in fallback.on:
+    if fallback.message is None:
+        return None
+    # A paused workflow always answers with its message: no model is asked, so none can fail.
+    if exc.reason is not errors.POLICY_PAUSED and trigger_of(exc.reason.code) not in fallback.on:
         return None
     if not surface_of(request).answers_text:  # no text stands in for vectors or a count
         return None

@@ -16,6 +16,7 @@ __all__ = ["Grant"]
 class Grant:
     """One admitted request's reservation, kept on its context until settled."""
 
+    tag: str  # the hash tag of its counters: the settlement marker joins their slot
     budget_keys: tuple[str, ...]
     token_rates: tuple[RateCheck, ...]
     reserved: int  # micro-USD

@@ -1,10 +1,11 @@
 """The Redis store, shared by every gateway instance: one Lua script per call, so one round
 trip checks and updates all of a request's rules atomically.
 
-Every key carries the hash tag ``{PREFIX:lim}``, so all of them sit in one Redis Cluster
-slot: a request's per-user, per-workflow and gateway-wide counters can be checked by one
-script. The client comes from the one Redis factory (gateway/stores/redis.py), which bounds
-each call and maps every failure to StoreError.
+Every key one request touches carries one hash tag (gateway/limits/keys.py: its workflow's,
+or the gateway-wide one when a ``per: global`` rule is shared), so they sit in one Redis
+Cluster slot and one script checks them all, while workflows spread over the slots. The
+client comes from the one Redis factory (gateway/stores/redis.py), which bounds each call
+and maps every failure to StoreError.
 """
 
 from __future__ import annotations

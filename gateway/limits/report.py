@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.limits.cost import usd
 from gateway.limits.gcra import EPSILON_US
-from gateway.limits.keys import budget_key, rate_key
+from gateway.limits.keys import budget_key, rate_key, slot_tag
 from gateway.limits.periods import period_bounds
 from gateway.limits.store import Store
 from gateway.policy.compile import CompiledPolicy
 
-__all__ = ["usage_rows"]
+__all__ = ["ScopeUsage", "scope_usage", "usage_rows"]
+
+# Scopes with one counter for the whole workflow (or gateway): their use is no one caller's.
+_SHARED_SCOPES = ("workflow", "global")
 
 
 async def usage_rows(
@@ -34,8 +38,9 @@ async def usage_rows(
         plan = policy.limits
         if plan is None or (workflow is not None and name != workflow):
             continue
+        tag = slot_tag(prefix, name, plan)
         for r in plan.rates:
-            base = rate_key(prefix, name, r.metric, r.per, "")
+            base = rate_key(tag, name, r.metric, r.per, "")
             keys = await store.scan(base + (subject or "*"))
             for key, tat in (await store.rate_tat(sorted(keys))).items():
                 ahead = max(0.0, tat - now * 1e6)
@@ -46,7 +51,7 @@ async def usage_rows(
                 rows.append(row | {"remaining": remaining, "resets_in_s": round(ahead / 1e6, 3)})
         for b in plan.budgets:
             ident, end, _ = period_bounds(b.period, now)
-            base = budget_key(prefix, name, b.period, ident, b.per, "")
+            base = budget_key(tag, name, b.period, ident, b.per, "")
             keys = sorted(await store.scan(base + (subject or "*")))
             for key, use in (await store.usage(keys)).items():
                 limit = usd(b.micro_usd)
@@ -72,3 +77,38 @@ def _row(
         "limit": limit,
         "used": used,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeUsage:
+    """One workflow-wide budget this period: what was spent (settled) and what remains
+    (its limit less what is spent and what admitted requests still hold)."""
+
+    workflow: str
+    scope: str  # the rule's ``per``: workflow or global, never a caller
+    period: str
+    spent_usd: float
+    remaining_usd: float
+
+
+async def scope_usage(
+    store: Store, prefix: str, policies: Mapping[str, CompiledPolicy], now: float
+) -> list[ScopeUsage]:
+    """Each loaded workflow- or gateway-wide budget's use, in one store read (the metrics
+    sampler's feed: per-caller budgets would make a series per caller)."""
+    wanted: list[tuple[str, str, str, int, str]] = []
+    for name, policy in sorted(policies.items()):
+        for b in policy.limits.budgets if policy.limits is not None else ():
+            if b.per in _SHARED_SCOPES:
+                ident, _, _ = period_bounds(b.period, now)
+                key = budget_key(prefix, name, b.period, ident, b.per, "*")
+                wanted.append((name, b.per, b.period, b.micro_usd, key))
+    if not wanted:
+        return []
+    used = await store.usage(sorted({w[4] for w in wanted}))
+    out = []
+    for name, per, period, limit, key in wanted:
+        use = used.get(key)
+        spent, reserved = (use.spent, use.reserved) if use is not None else (0, 0)
+        out.append(ScopeUsage(name, per, period, usd(spent), usd(limit - spent - reserved)))
+    return out

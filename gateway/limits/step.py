@@ -26,9 +26,10 @@ from gateway.limits.cost import model_cost, tokens_cost, usd, worst_prices
 from gateway.limits.estimate import estimate_input_tokens
 from gateway.limits.grant import Grant
 from gateway.limits.headers import rate_headers
-from gateway.limits.keys import budget_key, rate_key, settled_key, subjects
+from gateway.limits.keys import budget_key, rate_key, settled_key, slot_tag, subjects
 from gateway.limits.periods import period_bounds
 from gateway.limits.plan import LimitPlan, RateLimit
+from gateway.limits.report import ScopeUsage, scope_usage
 from gateway.limits.store import Ask, BudgetCheck, RateCheck, Settlement, Store, StoreError
 from gateway.normalized import NormalizedRequest
 from gateway.policy.compile import CompiledPolicy
@@ -46,6 +47,7 @@ _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on n
 
 @dataclass(frozen=True, slots=True)
 class _Counters:
+    tag: str  # the one Cluster slot of all of them (keys.slot_tag)
     rules: tuple[RateLimit, ...]  # the rule of each rate counter, for refusal messages
     rates: tuple[RateCheck, ...]
     budgets: tuple[BudgetCheck, ...]
@@ -102,6 +104,7 @@ class Limits:
             )
         ctx.reserved_usd = usd(verdict.reserved)
         ctx.limits = Grant(
+            counters.tag,
             counters.budget_keys,
             counters.token_rates,
             verdict.reserved,
@@ -153,10 +156,11 @@ class Limits:
         if found is not None:
             return found
         who = subjects(principal, policy.access.roles)
+        tag = slot_tag(self.prefix, policy.name, plan)
         rules = tuple((r, value) for r in plan.rates for value in who[r.per])
         rates = tuple(
             RateCheck(
-                rate_key(self.prefix, policy.name, r.metric, r.per, value),
+                rate_key(tag, policy.name, r.metric, r.per, value),
                 r.unit,
                 r.limit,
                 r.period_us,
@@ -168,11 +172,12 @@ class Limits:
         for b in plan.budgets:
             ident, end, ttl = period_bounds(b.period, now)
             for value in who[b.per]:
-                key = budget_key(self.prefix, policy.name, b.period, ident, b.per, value)
+                key = budget_key(tag, policy.name, b.period, ident, b.per, value)
                 budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         found = self._cache[cache_key] = _Counters(
+            tag,
             tuple(r for r, _ in rules),
             rates,
             tuple(budgets),
@@ -180,6 +185,11 @@ class Limits:
             tuple(r for r in rates if r.tokens),
         )
         return found
+
+    async def scope_usage(self, policies: Mapping[str, CompiledPolicy]) -> list[ScopeUsage]:
+        """Workflow- and gateway-wide budgets' spend and remainder now (the metrics feed).
+        Raises StoreError."""
+        return await scope_usage(self.store, self.prefix, policies, self._clock())
 
     def relays(self, ctx: RequestContext, usage_only: bool) -> bool:
         """Whether a stream event goes on to the client: the usage-only event the gateway
@@ -235,7 +245,7 @@ class Limits:
             actual if grant.budget_keys else 0,
             grant.token_rates,
             grant.counted_tokens - (tokens_in + tokens_out),
-            settled_key(self.prefix, ctx.request_id),
+            settled_key(grant.tag, ctx.request_id),
         )
 
     def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:

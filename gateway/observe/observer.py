@@ -94,8 +94,7 @@ class Observer:
         reason = labels.reason(shown.code if shown is not None else None)
         m.requests.add((workflow, endpoint, verdict.decision, reason))
         m.request_seconds.observe((workflow, endpoint), seconds)
-        for step, took in ctx.timings:
-            m.step_seconds.observe(_STEP_KEYS[step], took)
+        m.step_seconds.observe_steps(ctx.timings, _STEP_KEYS)
         for d in ctx.decisions:
             code = d.code
             if code is None:

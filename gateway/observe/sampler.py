@@ -1,7 +1,8 @@
 """Once a second: what is state rather than a request (the loaded policy versions, reloads,
-the audit queue and spool, open circuits, a breaker store that could not be reached), read
-into gauges and counters; and the requests' counts flushed into the exported metrics. The
-review backlog (a query of the review store) is read every ``REVIEW_INTERVAL_S``.
+the audit queue and spool, open circuits, a breaker store that could not be reached, the
+spend of workflow-wide budgets), read into gauges and counters; and the requests' counts
+flushed into the exported metrics. The review backlog (a query of the review store) is read
+every ``REVIEW_INTERVAL_S``.
 
 Reloads are seen as a change of the live set's generation (applied) or of the last reload
 error (failed): two reloads within one second count as one.
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from gateway.audit.writer import AuditWriter
 from gateway.config import ModelConfig
+from gateway.limits.step import Limits
+from gateway.limits.store import StoreError
 from gateway.observe.drift import Drift
 from gateway.observe.metrics import Metrics
 from gateway.observe.observer import FAIL_OPEN
@@ -45,6 +48,7 @@ class Sampler:
             f"{m.provider}/{m.upstream_model}": (m.provider, name) for name, m in models.items()
         }
         self._breaker: Breaker | None = None
+        self._limits: Limits | None = None
         self._drift: Drift | None = None
         self._unreachable = 0
         self._writer: AuditWriter | None = None
@@ -94,6 +98,9 @@ class Sampler:
             self._metrics.review_backlog.labels(workflow, state).set(value)
         self._backlog = set(values)
 
+    def watch_limits(self, limits: Limits) -> None:
+        self._limits = limits
+
     def start(self) -> None:
         self.sample()
         self._task = asyncio.create_task(self._run(), name="observe-sampler")
@@ -118,6 +125,7 @@ class Sampler:
                 if self._writer is not None:
                     size = await asyncio.to_thread(_size, self._writer.spool_path)
                     self._metrics.audit_spool.set(size)
+                await self._spend()
             except Exception:  # a sampling bug must not stop the sampling for good
                 log.exception("metrics sampling failed")
 
@@ -168,6 +176,22 @@ class Sampler:
                     month = rule.usd_per_month or month
             self._metrics.budget.labels(name, "day").set(day)
             self._metrics.budget.labels(name, "month").set(month)
+
+    async def _spend(self) -> None:
+        """Spent and remaining of each workflow-wide budget, read from the limits store (the
+        one every instance shares); a store that does not answer leaves the last values."""
+        if self._limits is None:
+            return
+        try:
+            usage = await self._limits.scope_usage(self._registry.current.policies)
+        except StoreError as exc:
+            log.debug("budget usage not read: %s", exc)
+            return
+        for u in usage:
+            self._metrics.budget_spent.labels(u.workflow, u.scope, u.period).set(u.spent_usd)
+            self._metrics.budget_remaining.labels(u.workflow, u.scope, u.period).set(
+                u.remaining_usd
+            )
 
 
 def _size(path: Path) -> int:

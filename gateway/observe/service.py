@@ -13,6 +13,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
+from gateway.limits.step import Limits
 from gateway.observe.drift import Drift
 from gateway.observe.fingerprints import Fingerprints, fingerprint_key
 from gateway.observe.labels import Labels
@@ -63,6 +64,7 @@ class Observe:
         breaker: Breaker | None = None,
         writer: AuditWriter | None = None,
         reviews: ReviewStore | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if self.sampler is not None:
             if breaker is not None:
@@ -71,6 +73,8 @@ class Observe:
                 self.sampler.watch_audit(writer)
             if reviews is not None:
                 self.sampler.watch_reviews(reviews)
+            if limits is not None:
+                self.sampler.watch_limits(limits)
 
     def committed(self, seconds: float) -> None:
         """An audit batch committed (AuditWriter's ``on_commit``)."""

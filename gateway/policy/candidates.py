@@ -19,7 +19,7 @@ from gateway.policy.loader import load_policies
 from gateway.policy.models import DataPolicy
 from gateway.yamlsource import ConfigError, Problem
 
-__all__ = ["SUFFIX", "as_shadow", "candidate_files", "load_candidates"]
+__all__ = ["SUFFIX", "as_enforced", "as_shadow", "candidate_files", "load_candidates"]
 
 SUFFIX = ".candidate.yaml"
 
@@ -45,6 +45,20 @@ def as_shadow(policy: CompiledPolicy, live: CompiledPolicy | None) -> CompiledPo
     ):
         data = dataclasses.replace(data, detector=live.data.detector)
     return dataclasses.replace(policy, data=dataclasses.replace(data, shadow=True))
+
+
+def as_enforced(shadow: CompiledPolicy) -> CompiledPolicy | None:
+    """The candidate as a canary enforces it (its data rules act as its own ``mode`` says),
+    from its shadow form; None when its ``rollout`` gives it no share of traffic. The shared
+    detector stays shared: it finds exactly what the candidate's own would."""
+    rollout = shadow.source.rollout
+    if rollout is None or rollout.percent <= 0:
+        return None
+    data = shadow.data
+    if data is None:
+        return shadow
+    acting = dataclasses.replace(data, shadow=shadow.source.mode == "shadow")
+    return dataclasses.replace(shadow, data=acting)
 
 
 def _detects(data: DataPolicy) -> tuple[object, ...]:

@@ -165,7 +165,8 @@ class Policy(_Strict):
     workflow: WorkflowName
     owner: str
     description: str = ""
-    mode: Literal["enforce", "shadow"] = "enforce"
+    # ``paused``: the workflow takes no traffic (docs/policy-lifecycle.md#pause).
+    mode: Literal["enforce", "shadow", "paused"] = "enforce"
     access: AccessPolicy
     upstream: UpstreamPolicy = UpstreamPolicy()
     data: DataPolicy | None = None

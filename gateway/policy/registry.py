@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gateway.policy.candidates import as_enforced
 from gateway.policy.compile import CompiledPolicy
 
 __all__ = ["PolicyRegistry", "PolicySet", "ReloadError"]
@@ -23,12 +24,32 @@ _EMPTY: Mapping[str, CompiledPolicy] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """One generation of live policies and their candidates (``W.candidate.yaml``)."""
+    """One generation of live policies and their candidates (``W.candidate.yaml``):
+    ``candidates`` in their shadow form, ``enforced`` the same candidates as a canary
+    enforces them, for those whose ``rollout.percent`` is above 0 (gateway/rollout/assign.py)."""
 
     policies: Mapping[str, CompiledPolicy]
     candidates: Mapping[str, CompiledPolicy] = field(default_factory=lambda: _EMPTY)
     generation: int = 1
     loaded_at: float = field(default_factory=time.time)
+    enforced: Mapping[str, CompiledPolicy] = field(default_factory=lambda: _EMPTY)
+
+    @classmethod
+    def of(
+        cls,
+        policies: Mapping[str, CompiledPolicy],
+        candidates: Mapping[str, CompiledPolicy],
+        generation: int = 1,
+    ) -> PolicySet:
+        enforced = {
+            name: form for name, c in candidates.items() if (form := as_enforced(c)) is not None
+        }
+        return cls(
+            MappingProxyType(dict(policies)),
+            MappingProxyType(dict(candidates)),
+            generation,
+            enforced=MappingProxyType(enforced),
+        )
 
     @property
     def version(self) -> str:
@@ -54,9 +75,7 @@ class PolicyRegistry:
         policies: Mapping[str, CompiledPolicy],
         candidates: Mapping[str, CompiledPolicy] | None = None,
     ) -> None:
-        self.current = PolicySet(
-            MappingProxyType(dict(policies)), MappingProxyType(dict(candidates or {}))
-        )
+        self.current = PolicySet.of(policies, candidates or {})
         self.last_error: ReloadError | None = None
 
     def get(self, workflow: str) -> CompiledPolicy | None:
@@ -72,9 +91,7 @@ class PolicyRegistry:
     ) -> PolicySet:
         """Make a new generation live; ``candidates`` None keeps the current candidates."""
         old = self.current
-        self.current = PolicySet(
-            MappingProxyType(dict(policies)),
-            old.candidates if candidates is None else MappingProxyType(dict(candidates)),
-            old.generation + 1,
+        self.current = PolicySet.of(
+            policies, old.candidates if candidates is None else candidates, old.generation + 1
         )
         return self.current

@@ -18,6 +18,7 @@ from gateway import errors
 from gateway.access import check_caller, check_request
 from gateway.auth.principal import Principal
 from gateway.boundary.batch import find_many
+from gateway.boundary.ner import NerUnavailableError
 from gateway.boundary.record import by_action
 from gateway.boundary.step import _media_refusal
 from gateway.context import RequestContext
@@ -121,7 +122,7 @@ async def judge_request(
         found = await find_many(rules.detector, [slot.text for slot in request.texts])
     # The candidate's detector failing says something about the candidate, never about
     # whether live traffic may pass.
-    except Exception:  # noqa: BLE001
+    except DETECTOR_FAILURES:
         _detector_failed(verdict, candidate)
         return
     _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
@@ -149,12 +150,27 @@ def settle(verdict: CandidateVerdict, ctx: RequestContext) -> None:
         return
     try:
         found = [candidate.data.detector.find(slot.text) for slot in ctx.request.texts]
-    except Exception:  # noqa: BLE001 - as in judge_request
+    except DETECTOR_FAILURES:  # as in judge_request
         _detector_failed(verdict, candidate)
         return
     _apply(verdict, candidate, ((f.entity, 1) for findings in found for f in findings))
 
 
+# How detection fails: regexes, presidio recognizers and the NER model raise these on input
+# they cannot handle (a bad span, a recursion limit, a model that cannot load or allocate).
+# Anything else is a bug of the gateway's own and propagates: the live request fails as a 500
+# instead of a candidate silently recording "detector failed".
+DETECTOR_FAILURES: tuple[type[Exception], ...] = (
+    ValueError,
+    LookupError,
+    TypeError,
+    AttributeError,
+    ArithmeticError,
+    RuntimeError,
+    OSError,
+    MemoryError,
+    NerUnavailableError,
+)
 _MEDIA = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
 
 

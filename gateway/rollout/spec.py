@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 __all__ = ["AbortOn", "EvaluationPolicy", "RolloutKey", "RolloutPolicy"]
 
@@ -43,6 +50,9 @@ class AbortOn(_Strict):
 
     Rates are the largest increase allowed over live's, in rate points (``0.05``: five points
     more than live); latency and cost are the largest ratio to live's (``1.5``: half again).
+    A crossing must also be significant (gateway/rollout/judge.py). ``webhook`` is told of an
+    abort with a body signed as review decisions are (HMAC-SHA256 under the key in the
+    environment variable ``webhook_secret_env``).
     """
 
     window_s: Annotated[int, Field(ge=10, le=86_400)] = 300
@@ -54,6 +64,14 @@ class AbortOn(_Strict):
     review_rate: Rate | None = None
     latency_p95: Ratio | None = None
     cost_per_request: Ratio | None = None
+    webhook: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    webhook_secret_env: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _signed(self) -> AbortOn:
+        if self.webhook is not None and self.webhook_secret_env is None:
+            raise ValueError("abort_on.webhook needs webhook_secret_env: its body is signed")
+        return self
 
 
 class RolloutPolicy(_Strict):

@@ -18,8 +18,8 @@ of that bound, as socket timeouts apply per read.
 
 Keys: one deployment prefix (``stores.key_prefix``) and each user under its own name, the
 namespace ``<prefix>:<user>``; a key is ``<namespace>:{<tag>}:<rest>``, the hash tag holding
-every key one decision touches in one Redis Cluster slot. The limits keep their counters in
-one slot, ``{<prefix>:lim}:<rest>``, the namespace itself as the tag.
+every key one decision touches in one Redis Cluster slot. The limits tag by workflow,
+``{<prefix>:lim:<workflow>}:<rest>`` (gateway/limits/keys.py).
 """
 
 from __future__ import annotations

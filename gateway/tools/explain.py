@@ -109,6 +109,9 @@ async def explain(
     data = policy.data if policy is not None else None
     if data is not None and run.ctx.request is not None:
         out.findings = await _findings(data, request, policy)
+    if (chosen := run.ctx.policy) is not None:  # the version the one assignment picked
+        out.policy_file, out.policy_version = chosen.path, chosen.version
+        out.mode = chosen.source.mode
     verdict = decide(run.ctx.decisions)
     out.status, out.decision, out.header = run.status, verdict.outcome, verdict.header
     out.reasons = list(dict.fromkeys(verdict.reasons))

@@ -276,7 +276,7 @@ def _canary(
     abort_on = rollout.abort_on
     if abort_on is None:
         return Gate("canary", True, f"canary at {rollout.percent}% declares no abort_on thresholds")
-    requests = [r for r in records if r.endpoint not in ("admin", "review", "policy")]
+    requests = [r for r in records if r.endpoint not in ("admin", "review", "policy", "rollout")]
     mine = signals_of(r for r in requests if r.policy_version == candidate.version)
     theirs = signals_of(r for r in requests if r.policy_version == live.version)
     counts = f"{mine.requests} candidate and {theirs.requests} live requests"

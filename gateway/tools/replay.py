@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gateway import errors
@@ -29,6 +29,8 @@ from gateway.auth.principal import Principal
 from gateway.boundary.detector import DENY_TERM
 from gateway.errors import GatewayError
 from gateway.policy.compile import CompiledPolicy
+from gateway.policy.registry import PolicySet
+from gateway.rollout.assign import assign
 from gateway.steps import Decision, Step, decide
 
 __all__ = ["Change", "Replayed", "WorkflowReport", "replay"]
@@ -52,6 +54,7 @@ _REQUEST_REFUSALS = frozenset(
 )  # fmt: skip
 _MEDIA_REFUSALS = frozenset({errors.BOUNDARY_IMAGE.code, errors.BOUNDARY_UNREADABLE.code})
 _DATA_REFUSALS = frozenset({errors.BOUNDARY_BLOCKED.code, errors.BOUNDARY_BLOCKED_OUTPUT.code})
+_EVENTS = frozenset({"admin", "review", "policy", "rollout"})
 _POLICY_REFUSALS = _CALLER_REFUSALS | _REQUEST_REFUSALS | _MEDIA_REFUSALS | _DATA_REFUSALS
 
 
@@ -67,6 +70,9 @@ class Replayed:
     candidate: str
     reasons: list[str]  # the candidate's reason codes
     detail: str  # what changed, or why it cannot be decided
+    # Whether the caller falls in the candidate's canary share (``rollout.percent``), as the
+    # one assignment (gateway/rollout/assign.py) decides it; None: its key is not recorded.
+    canary: bool | None = False
 
 
 @dataclass(slots=True)
@@ -84,12 +90,13 @@ class WorkflowReport:
             "candidate_version": self.candidate_version,
             "records": self.records,
             "counts": {c: self.counts[c] for c in _ORDER},
+            "in_canary": sum(r.canary is True for r in self.changed),
             "notes": self.notes,
             "changes": [
                 {
                     "request_id": r.request_id, "time": r.time, "subject": r.subject,
                     "change": r.change, "live": r.live, "candidate": r.candidate,
-                    "reasons": r.reasons, "detail": r.detail,
+                    "reasons": r.reasons, "detail": r.detail, "canary": r.canary,
                 }
                 for r in self.changed
             ],
@@ -110,10 +117,12 @@ def replay(
     policies folder (a record made under one of their versions knows what that policy
     looked for)."""
     reports: dict[str, WorkflowReport] = {}
+    assigning = PolicySet.of(live, candidates)
     for record in records:
         candidate = candidates.get(record.workflow or "")
-        if candidate is None or record.policy_version is None or record.endpoint == "admin":
-            continue  # no candidate, or no policy decided it (auth failed, unknown workflow)
+        if candidate is None or record.policy_version is None or record.endpoint in _EVENTS:
+            continue  # no candidate, no policy decided it (auth failed, unknown workflow), or
+            # not a request: an admin call, a review action, a promotion, a pause or abort
         report = reports.get(candidate.name)
         if report is None:
             report = reports[candidate.name] = WorkflowReport(candidate.name, candidate.version)
@@ -125,8 +134,21 @@ def replay(
         report.records += 1
         report.counts[result.change] += 1
         if result.change != "same":
-            report.changed.append(result)
+            report.changed.append(replace(result, canary=_in_canary(record, assigning)))
     return reports
+
+
+def _in_canary(record: AuditRecord, policies: PolicySet) -> bool | None:
+    """Whether the recorded caller would be enforced under the candidate now."""
+    name = record.workflow or ""
+    live, candidate = policies.policies.get(name), policies.candidates.get(name)
+    rollout = candidate.source.rollout if candidate is not None else None
+    if live is None or rollout is None or rollout.percent <= 0:
+        return False
+    if rollout.key.startswith("header:"):
+        return None  # request headers are not recorded
+    caller = Principal(record.subject or "", frozenset(record.roles), record.team, record.key_id)
+    return assign(policies, live, caller, {}).arm == "candidate"
 
 
 def _live_verdict(record: AuditRecord) -> tuple[str, list[str]]:

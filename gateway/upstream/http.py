@@ -1,24 +1,24 @@
 """One pooled HTTP client per provider, and the one place its exceptions are mapped.
 
-aiohttp was chosen by measurement (bench/overhead.py, docs/performance.md): on one core it
-proxied about seven times more requests per second than httpx at concurrency 16.
+The client is gateway/upstream/wire.py's: aiohttp (chosen over httpx by bench/overhead.py,
+seven times the requests per second on one core) still cost about a quarter of the
+gateway's CPU per request in a profile of the default deployment (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 
-import aiohttp
 import orjson
 
 from gateway.config import UpstreamConfig
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
 from gateway.upstream.sse import sse_events
+from gateway.upstream.wire import Answer, Origin, WireError
 
 __all__ = ["OUTBOUND_TRACEPARENT", "HttpUpstream"]
 
@@ -42,13 +42,9 @@ class HttpUpstream:
         bounds: UpstreamConfig | None = None,
     ) -> None:
         self._bounds = bounds or UpstreamConfig()
-        self._base = base_url.rstrip("/")
-        self._headers = headers
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
-            skip_auto_headers=("User-Agent",),
-            auto_decompress=True,
-        )
+        self._origin = Origin(base_url, max_connections)
+        # Every request's head but its request line and its own headers, built once.
+        self._fixed = _header_lines({"host": self._origin.authority, **headers})
 
     async def post(
         self,
@@ -60,91 +56,114 @@ class HttpUpstream:
         method: str = "POST",
     ) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
-        remaining = timeouts.deadline - loop.time()
-        if remaining <= 0:
+        if timeouts.deadline - loop.time() <= 0:
             raise UpstreamFailure("timeout", "deadline passed before the attempt")
-        timeout = _client_timeout(timeouts.connect, timeouts.read)
         if (traceparent := OUTBOUND_TRACEPARENT.get()) is not None:
             headers = {**headers, "traceparent": traceparent}
+        head = self._head(method, path, headers, body)
         try:
             async with asyncio.timeout_at(timeouts.deadline):
-                response = await self._session.request(
-                    method,
-                    self._base + path,
-                    data=body,
-                    headers={**self._headers, **headers} if headers else self._headers,
-                    timeout=timeout,
+                answer = await self._origin.request(
+                    head, body or b"", timeouts.connect, timeouts.read
                 )
-                if response.status >= 400:
-                    await self._fail(response)
-                content_type = response.headers.get("content-type", "")
-                if not stream:
-                    try:
-                        data = await _read_at_most(response, self._bounds.max_answer_bytes)
-                    finally:
-                        response.release()
-                    _check_json(data)
-                    return UpstreamResponse(response.status, content_type, body=data)
+                try:
+                    content_type = await _checked(answer)
+                    if not stream:
+                        data = await self._whole(answer)
+                        return UpstreamResponse(answer.status, content_type, body=data)
+                    if not content_type.startswith("text/event-stream"):
+                        # An unknown stream shape is refused, never relayed unread.
+                        raise UpstreamFailure(
+                            "broken", f"stream answered with {content_type or 'no type'}"
+                        )
+                except BaseException:
+                    answer.release()
+                    raise
         except TimeoutError as exc:
             raise UpstreamFailure("timeout", "no answer before the deadline") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamFailure("connect", str(exc)) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamFailure("broken", type(exc).__name__) from exc
-        if not content_type.startswith("text/event-stream"):
-            response.close()
-            # An unknown stream shape is refused, never relayed unread.
-            raise UpstreamFailure("broken", f"stream answered with {content_type or 'no type'}")
-        return UpstreamResponse(
-            response.status,
-            content_type,
-            events=_events(response, self._bounds),
-        )
+        except WireError as exc:
+            raise UpstreamFailure(exc.kind, str(exc)) from exc
+        return UpstreamResponse(answer.status, content_type, events=_events(answer, self._bounds))
 
-    async def _fail(self, response: aiohttp.ClientResponse) -> None:
+    async def _whole(self, answer: Answer) -> bytes:
+        """The body of a whole answer, its connection handed back once read."""
+        limit = self._bounds.max_answer_bytes
         try:
-            body = await response.content.read(_MAX_ERROR_BODY)
+            data = await answer.read(limit)
         finally:
-            response.close()
-        raise UpstreamFailure(
-            "status",
-            f"HTTP {response.status}",
-            status=response.status,
-            retry_after=_retry_after(response.headers.get("retry-after")),
-            body=body,
-            content_type=response.headers.get("content-type"),
-        )
+            answer.release()
+        if data is None:
+            raise UpstreamFailure("too_large", f"an answer over {limit} bytes")
+        _check_json(data)
+        return data
+
+    def _head(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> bytes:
+        lines = [f"{method} {self._origin.prefix}{path} HTTP/1.1\r\n".encode(), self._fixed]
+        if headers:
+            lines.append(_header_lines(headers))
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(b"content-length: %d\r\n" % len(body or b""))
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._origin.aclose()
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, refused as soon as it is known to exceed ``limit`` bytes."""
-    if response.content_length is not None and response.content_length > limit:
-        response.close()
-        raise UpstreamFailure("too_large", f"an answer of {response.content_length} bytes")
-    data = bytearray()
-    while chunk := await response.content.readany():
-        data += chunk
-        if len(data) > limit:
-            response.close()
-            raise UpstreamFailure("too_large", f"an answer over {limit} bytes")
-    return bytes(data)
+def _header_lines(headers: dict[str, str]) -> bytes:
+    """``name: value\\r\\n`` lines; a name or value that would split the head is refused."""
+    lines = []
+    for name, value in headers.items():
+        line = f"{name}: {value}\r\n"
+        if line.count("\n") != 1 or "\r" in line[:-2]:
+            raise UpstreamFailure("config", f"header {name[:64]!r} holds a line break")
+        lines.append(line)
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise UpstreamFailure("config", "a header holds a character HTTP cannot carry") from exc
 
 
-async def _events(response: aiohttp.ClientResponse, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
+async def _checked(answer: Answer) -> str:
+    """The answer's content type, once its status and encoding are known to be usable. No
+    encoding is asked for, so an encoded answer is an unknown shape: refused unread."""
+    if answer.status >= 400:
+        await _fail(answer)
+    encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", ""):
+        raise UpstreamFailure("broken", f"answer in content-encoding {encoding[:32]!r}")
+    return answer.headers.get("content-type", "")
+
+
+async def _fail(answer: Answer) -> None:
+    body = b""
+    try:
+        while len(body) < _MAX_ERROR_BODY and (chunk := await answer.chunk()):
+            body += chunk
+    except WireError:
+        pass  # the status is the failure; its body is a courtesy
+    raise UpstreamFailure(
+        "status",
+        f"HTTP {answer.status}",
+        status=answer.status,
+        retry_after=_retry_after(answer.headers.get("retry-after")),
+        body=body[:_MAX_ERROR_BODY],
+        content_type=answer.headers.get("content-type"),
+    )
+
+
+async def _events(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
     """The response's SSE events; closing early drops the connection so the upstream stops."""
     try:
-        async for event in sse_events(_chunks(response, bounds), bounds.max_event_bytes):
+        async for event in sse_events(_chunks(answer, bounds), bounds.max_event_bytes):
             yield event
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamFailure("broken", type(exc).__name__) from exc
+    except WireError as exc:
+        raise UpstreamFailure("broken", str(exc)) from exc
     finally:
-        response.close()
+        answer.release()
 
 
-async def _chunks(response: aiohttp.ClientResponse, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
+async def _chunks(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
     """The body's chunks while the stream is within its duration and idle bounds. The
     timeout wraps the read only: it never fires while the relay waits on the client."""
     loop = asyncio.get_running_loop()
@@ -153,18 +172,12 @@ async def _chunks(response: aiohttp.ClientResponse, bounds: UpstreamConfig) -> A
         wait = min(ends - loop.time(), bounds.idle_timeout_s)
         try:
             async with asyncio.timeout(max(wait, 0.0)):
-                chunk = await response.content.readany()
-        except TimeoutError as exc:  # aiohttp's sock_read (the policy's) is one too
+                chunk = await answer.chunk()
+        except TimeoutError as exc:  # the policy's read timeout between chunks is one too
             raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
         if not chunk:
             return
         yield chunk
-
-
-@functools.lru_cache(maxsize=64)
-def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
-    """Per policy, not per request; the total is the deadline, enforced around the attempt."""
-    return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
 
 
 def _check_json(data: bytes) -> None:

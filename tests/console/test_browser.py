@@ -223,3 +223,32 @@ def test_an_admin_sees_overview_and_policies(
     assert "rita" in driver.page_source
     shot(driver, "keys")
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_an_admin_pauses_a_workflow_and_resumes_it_in_a_browser(
+    browser: WebDriver, proxy: PrefixProxy, console_gw: ReviewGateway
+) -> None:
+    driver, base = browser, f"{proxy.url}/console"
+    driver.get(f"{base}/login")
+    wait_for(driver, "input#credential")
+    driver.find_element(By.ID, "credential").send_keys(console_gw.admin)
+    click(driver, ".login button")
+    wait_for(driver, "nav")
+    driver.get(f"{base}/policies")
+    click(driver, 'main a[href="rollout"]')
+    wait_for(driver, "table.rollout")
+    row = '//table[contains(@class,"rollout")]//tr[td[1][text()="limited"]]'
+    driver.find_element(By.XPATH, f"{row}//input[@name='reason']").send_keys("load test at 14:00")
+    click(driver, 'tr:has(input[value="limited"]) form.pause button')
+    wait_for(driver, "form.resume")
+    text = driver.find_element(By.XPATH, row).text
+    assert "paused by root" in text and "load test at 14:00" in text
+    shot(driver, "rollout-paused")
+    with console_gw.client(console_gw.analyst) as c:
+        answer = c.post("/w/limited/v1/chat/completions",
+                        json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "policy.paused"
+    click(driver, 'tr:has(input[value="limited"]) form.resume button')
+    wait_for(driver, "table.rollout")
+    assert "paused by" not in driver.find_element(By.XPATH, row).text
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -18,12 +18,13 @@ from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import ReviewGateway
 
 GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "explain?seq=1", "overview",
-        "policies", "keys", "limits"]  # fmt: skip
-POSTS = ["claim", "decide", "reveal", "logout", "keys-create", "keys-revoke"]
+        "policies", "rollout", "keys", "limits"]  # fmt: skip
+POSTS = ["claim", "decide", "reveal", "logout", "keys-create", "keys-revoke", "rollout-pause",
+         "rollout-resume"]  # fmt: skip
 # Which console roles open which page.
 REVIEWER_ONLY = {"queue", "review?id=rv_x", "claim", "decide"}
-AUDITOR_ONLY = {"overview", "policies"}
-ADMIN_ONLY = {"keys", "limits", "keys-create", "keys-revoke"}
+AUDITOR_ONLY = {"overview", "policies", "rollout"}
+ADMIN_ONLY = {"keys", "limits", "keys-create", "keys-revoke", "rollout-pause", "rollout-resume"}
 
 
 def test_anonymous_is_sent_to_sign_in_and_sees_no_data(console_gw: ReviewGateway) -> None:
@@ -59,8 +60,9 @@ def test_each_role_is_refused_the_pages_it_does_not_hold(
         for path in GETS:
             status = console.get(path).status_code
             assert (status == 403) == (path in closed), (who, path, status)
-        for path in ("claim", "decide", "keys-create", "keys-revoke"):
-            data = {"id": "rv_x", "verdict": "approve", "subject": "x", "roles": "admin"}
+        for path in ("claim", "decide", "keys-create", "keys-revoke", "rollout-pause"):
+            data = {"id": "rv_x", "verdict": "approve", "subject": "x", "roles": "admin",
+                    "workflow": "limited", "reason": "not theirs"}  # fmt: skip
             status = console.post(path, data).status_code
             assert (status == 403) == (path in closed), (who, path, status)
     finally:

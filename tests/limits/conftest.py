@@ -39,7 +39,7 @@ async def drop_keys(prefix: str) -> None:
     """Delete this test's keys only: the shared Redis is never flushed."""
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{{{prefix}:lim}}*", count=1000)]
+        keys = [k async for k in client.scan_iter(match=f"{{{prefix}:lim*", count=1000)]
         if keys:
             await client.delete(*keys)
     finally:

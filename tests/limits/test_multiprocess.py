@@ -97,7 +97,7 @@ class Pair:
 
     def budget(self, workflow: str) -> tuple[int, int]:
         day = datetime.now(UTC).strftime("%Y%m%d")
-        key = f"{{{self.prefix}:lim}}:{workflow}:usd:day:{day}:workflow:*"
+        key = f"{{{self.prefix}:lim:{workflow}}}:{workflow}:usd:day:{day}:workflow:*"
         spent, reserved = self.redis.hmget(key, "s", "r")
         return int(spent or 0), int(reserved or 0)
 

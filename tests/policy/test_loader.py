@@ -55,7 +55,10 @@ def write(directory: Path, name: str, text: str) -> Path:
             GOOD + "upstream:\n  fallback_models: [gpt-test]\n",
             ["triage.yaml:6: upstream: Value error, fallback_models moved to the fallback section"],
         ),
-        (GOOD + "mode: audit\n", ["triage.yaml:6: mode: Input should be 'enforce' or 'shadow'"]),
+        (
+            GOOD + "mode: audit\n",
+            ["triage.yaml:6: mode: Input should be 'enforce', 'shadow' or 'paused'"],
+        ),
         (GOOD.replace("roles: [agent]", "roles: []"), ["triage.yaml:4: access.roles:"]),
         (GOOD.replace("owner: ops@example.com\n", ""), ["triage.yaml:1: owner: Field required"]),
         (

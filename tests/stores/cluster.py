@@ -16,6 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +147,16 @@ class PrivateCluster:
                 if lo <= slot <= hi:
                     return self._by_port(int(owner[1]))
         raise RuntimeError(f"no primary serves {key}")
+
+    def prefix_on_one_primary(self, stem: str, workflows: Sequence[str]) -> str:
+        """A fresh key prefix under which these workflows' limits (hash tag
+        ``{PREFIX:lim:WORKFLOW}``, one slot each) are served by one primary, so a test that
+        kills it puts all of them through the failover."""
+        while True:  # one try in three for two workflows on three primaries
+            prefix = f"{stem}-{uuid.uuid4().hex[:10]}"
+            owners = {self.primary_of(f"{{{prefix}:lim:{w}}}").port for w in workflows}
+            if len(owners) == 1:
+                return prefix
 
     def _by_port(self, port: int) -> Node:
         return next(n for n in self.nodes if n.port == port)

@@ -6,7 +6,7 @@ breaker) and a private PostgreSQL (the audit chain, ``durability: sync``); clien
 mixed traffic through the official SDKs (whole answers and streams, OpenAI and Anthropic,
 masking, tokenizing, a model that always fails and falls back, a rate-limited and a budgeted
 workflow), spread over the live instances as a load balancer would. During the run one
-instance is killed with SIGKILL, the primary holding the limits' slot fails over, and
+instance is killed with SIGKILL, the primary holding both limited workflows' slots fails over, and
 PostgreSQL restarts (immediate shutdown, as a crash). ``Fleet.check`` then says what held.
 """
 
@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,7 +132,8 @@ class Fleet:
 
     def __init__(self, root: Path, cluster: PrivateCluster, upstream: FakeUpstream) -> None:
         self.root, self.cluster, self.upstream = root, cluster, upstream
-        self.prefix = f"fleet-{uuid.uuid4().hex[:10]}"
+        # The rated and the budgeted workflow on one primary: the failover hits both limits.
+        self.prefix = cluster.prefix_on_one_primary("fleet", ("rated", "budgeted"))
         self.pg = PrivatePostgres()
         self.instances: list[Instance] = []
         self.keys: list[str] = []
@@ -256,7 +256,7 @@ class Fleet:
                 victim.proc.kill()  # ... as it dies: requests in flight on it are lost
                 victim.proc.wait()
             elif name == "failover":
-                self.cluster.fail_over(self.cluster.primary_of(f"{{{self.prefix}:lim}}"))
+                self.cluster.fail_over(self.cluster.primary_of(f"{{{self.prefix}:lim:rated}}"))
             elif name == "pg_restart":
                 self.pg.stop()
                 time.sleep(1.0)
@@ -290,7 +290,7 @@ class Fleet:
 
     def budget(self) -> tuple[int, int]:
         day = datetime.now(UTC).strftime("%Y%m%d")
-        key = f"{{{self.prefix}:lim}}:budgeted:usd:day:{day}:workflow:*"
+        key = f"{{{self.prefix}:lim:budgeted}}:budgeted:usd:day:{day}:workflow:*"
         port = self.cluster.primaries()[0].port
         with redis.RedisCluster(host="127.0.0.1", port=port) as r:
             spent, reserved = r.hmget(key, "s", "r")

@@ -1,8 +1,9 @@
 """Two gateway processes on a real Redis Cluster (three primaries with a replica each, started
 by the session's ``redis_cluster`` fixture), through the factory's ``redis+cluster://``: rate
 limits and budgets exact across both, the vault and the breaker shared; then the primary
-holding the limits' slot is killed mid-run, its replica takes over, and nothing is overspent
-or over-admitted.
+holding two workflows' limits is killed mid-run, its replica takes over, and nothing is
+overspent or over-admitted. Each workflow's limits sit in a slot of their own (tag
+``{PREFIX:lim:WORKFLOW}``), one slot for all of one decision's keys.
 
 What the failover may cost (docs/operations.md, "Redis Cluster"): requests whose admission
 meets the dead primary are refused (503 ``limits.store_unavailable``, the default
@@ -69,6 +70,28 @@ POLICIES = {
     "fo_budgeted": _policy(
         "fo_budgeted", limits={"budget": [{"per": "workflow", "usd_per_day": 0.01}]}
     ),
+    # One decision's keys: a per-user rate, a per-team token rate, a workflow budget.
+    **{
+        name: _policy(
+            name,
+            limits={
+                "rate": [
+                    {"per": "user", "requests_per_minute": 50},
+                    {"per": "team", "tokens_per_minute": 100_000},
+                ],
+                "budget": [{"per": "workflow", "usd_per_day": 1}],
+            },
+        )
+        for name in ("slot_a", "slot_b")
+    },
+    # A gateway-wide counter: its workflow's counters all join the gateway-wide slot.
+    "slot_g": _policy(
+        "slot_g",
+        limits={
+            "rate": [{"per": "global", "requests_per_minute": 50}],
+            "budget": [{"per": "user", "usd_per_day": 1}],
+        },
+    ),
     "tokens": _policy("tokens", data={"entities": {"EMAIL_ADDRESS": "tokenize"}}),
     "guarded": _policy(
         "guarded", fallback={"on": ["upstream_error", "circuit_open"], "message": "try later"}
@@ -95,13 +118,13 @@ class Pair:
     def redis(self) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.cluster.primaries()[0].port)
 
-    @property
-    def limits_slot_key(self) -> str:
-        return f"{{{self.prefix}:lim}}"
+    def slot_key(self, workflow: str) -> str:
+        """The hash tag of ``workflow``'s limits: one slot per workflow."""
+        return f"{{{self.prefix}:lim:{workflow}}}"
 
     def budget(self, workflow: str) -> tuple[int, int]:
         day = datetime.now(UTC).strftime("%Y%m%d")
-        key = f"{self.limits_slot_key}:{workflow}:usd:day:{day}:workflow:*"
+        key = f"{self.slot_key(workflow)}:{workflow}:usd:day:{day}:workflow:*"
         with self.redis() as r:
             spent, reserved = r.hmget(key, "s", "r")
         return int(spent or 0), int(reserved or 0)
@@ -112,7 +135,8 @@ def pair(
     redis_cluster: PrivateCluster, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("cluster-pair")
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    # The failover test's two workflows on one primary, so the kill hits both limits.
+    prefix = redis_cluster.prefix_on_one_primary("test", ("fo_rated", "fo_budgeted"))
     config = {
         **gateway_config(upstream),
         "models": MODELS,
@@ -265,9 +289,12 @@ def test_a_circuit_opened_through_one_instance_fails_fast_in_the_other(
 
 
 def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -> None:
-    """Both workflows' counters live in the limits' one slot; its primary is SIGKILLed while
-    16 clients call both workflows through both instances, once a fifth of each limit is
-    used; the calls go on until both limits refuse."""
+    """Both workflows' counters live on one primary (the prefix is chosen so); it is
+    SIGKILLed while 16 clients call both workflows through both instances, once a fifth of
+    each limit is used; the calls go on until both limits refuse."""
+    assert pair.cluster.primary_of(pair.slot_key("fo_rated")) == pair.cluster.primary_of(
+        pair.slot_key("fo_budgeted")
+    )
     lock = threading.Lock()
     seen: Counter[str] = Counter()
     window: list[float] = []
@@ -300,7 +327,7 @@ def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -
                 if seen["fo_rated:ok"] >= 12 and seen["fo_budgeted:ok"] >= 12:
                     break
             time.sleep(0.01)
-        primary = pair.cluster.primary_of(pair.limits_slot_key)
+        primary = pair.cluster.primary_of(pair.slot_key("fo_rated"))
         window.append(pair.cluster.fail_over(primary))
         failed_over.set()
 
@@ -341,6 +368,59 @@ def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -
     assert seen["after:fo_budgeted:limits.budget_exhausted"] >= 4
     assert reserved <= unavailable * RESERVE
     print(f"left reserved after the window: {reserved} (bound {unavailable * RESERVE})")
+
+
+def test_workflows_spread_over_slots_and_one_decisions_keys_share_one(pair: Pair) -> None:
+    """Every key a request wrote (its counters, its settlement marker) carries its workflow's
+    hash tag, so ``CLUSTER KEYSLOT`` puts them in one slot; two workflows' slots differ (CRC16
+    of different tags: 1 in 16,384 would coincide). A workflow with a ``per: global`` rule
+    keeps its keys in the gateway-wide slot, the shared counter's."""
+    for workflow in ("slot_a", "slot_b", "slot_g"):
+        for i in range(2):  # user-0 and user-1, through both instances
+            pair.client(i, workflow).chat.completions.create(
+                model="gpt-test",
+                messages=PROMPT,  # type: ignore[arg-type]
+            )
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    tags = {"slot_a": pair.slot_key("slot_a"), "slot_b": pair.slot_key("slot_b")}
+    tags["slot_g"] = f"{{{pair.prefix}:lim}}"
+    owner = {tag: w for w, tag in tags.items()}
+    expected = {
+        w: {
+            f"{w}:rpm:user:user-0",
+            f"{w}:rpm:user:user-1",
+            f"{w}:tpm:team:-",
+            f"{w}:usd:day:{day}:workflow:*",
+            "settled",
+        }
+        for w in ("slot_a", "slot_b")
+    }
+    expected["slot_g"] = {
+        "*:rpm:global:*",
+        f"slot_g:usd:day:{day}:user:user-0",
+        f"slot_g:usd:day:{day}:user:user-1",
+        "settled",
+    }
+    written: dict[str, set[str]] = {w: set() for w in tags}
+    slots: dict[str, set[int]] = {w: set() for w in tags}
+    deadline = time.monotonic() + 5  # a settlement may finish after its response
+    while written != expected and time.monotonic() < deadline:
+        with pair.redis() as r:
+            for raw in r.scan_iter(match=f"{{{pair.prefix}:lim*", count=1000):
+                key = raw.decode()
+                tag, body = key[: key.index("}") + 1], key[key.index("}") + 2 :]
+                scope = body.split(":")[0]
+                w = owner.get(tag)
+                if w is None:  # another test's workflow
+                    assert scope not in tags, key  # a counter away from its workflow's slot
+                    continue
+                written[w].add("settled" if scope == "settled" else body)
+                slots[w].add(int(r.cluster_keyslot(key)))
+        time.sleep(0.1)
+    print(f"slots {slots}")
+    assert written == expected
+    assert all(len(s) == 1 for s in slots.values()), slots  # one slot per decision's keys
+    assert len(slots["slot_a"] | slots["slot_b"] | slots["slot_g"]) == 3, slots
 
 
 async def test_concurrent_first_calls_on_a_new_cluster_client_all_succeed(

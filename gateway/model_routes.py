@@ -1,0 +1,156 @@
+"""The model routes (``POST /v1{path}`` and ``/w/{workflow}/v1{path}``, one per surface)
+served on bare ASGI, ahead of litestar's router; every other request goes on to litestar.
+
+A profile of the default deployment (docs/performance.md) found about a sixth of the
+gateway's CPU per request in litestar's routing, request and response objects and exception
+middleware around a handler that needs none of them: the pipeline reads the body and the
+headers itself and hands back a ``Reply``. Installed as the litestar app's ``asgi_handler``,
+so litestar still sets the scope up and runs the ``before_send`` hooks (the audit step of a
+whole response) on every message sent from here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from litestar.response.streaming import ASGIStreamingResponse
+from litestar.types import ASGIApp, Receive, Send
+
+from gateway import errors
+from gateway.errors import GatewayError
+from gateway.pipeline import Reply
+from gateway.protocol import body_timed_out
+from gateway.surfaces import Surface
+
+__all__ = ["Handler", "ModelRoutes"]
+
+log = logging.getLogger("gateway")
+
+# The surface, the route's template (as litestar names it: the metrics' route label), the
+# workflow of the path (None: none in the path), the headers and the body reader.
+Handler = Callable[
+    [Any, Surface, str, str | None, Mapping[str, str], Callable[[], Awaitable[bytes]]],
+    Awaitable[Reply],
+]
+
+
+class ModelRoutes:
+    """``POST`` on a surface's path is served by ``handle``; anything else by ``app``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        surfaces: Mapping[str, Surface],
+        templates: Mapping[str, str],
+        handle: Handler,
+        max_body_bytes: int,
+    ) -> None:
+        self._app = app
+        self._surfaces = surfaces  # "/chat/completions" -> its surface
+        self._templates = templates  # "/v1/chat/completions", "/w//v1/chat/completions"
+        self._handle = handle
+        self._limit = max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._route(scope["path"])
+            if route is not None:
+                await self._serve(scope, receive, send, *route)
+                return
+        await self._app(scope, receive, send)
+
+    def _route(self, path: str) -> tuple[Surface, str, str | None] | None:
+        """The surface, template and path workflow of a model route, None for another path."""
+        workflow: str | None = None
+        if path.startswith("/w/"):
+            end = path.find("/", 3)
+            if end <= 3:
+                return None
+            workflow, path = path[3:end], path[end:]
+            key = "/w/" + path
+        else:
+            key = path
+        if not path.startswith("/v1/") or (surface := self._surfaces.get(path[3:])) is None:
+            return None
+        return surface, self._templates[key], workflow
+
+    async def _serve(
+        self,
+        scope: Any,
+        receive: Receive,
+        send: Send,
+        surface: Surface,
+        template: str,
+        workflow: str | None,
+    ) -> None:
+        headers: dict[str, str] = {}
+        for name, value in reversed(scope["headers"]):  # the first of a repeated name wins
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        limit = self._limit
+
+        async def read_body() -> bytes:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise GatewayError(errors.REQUEST_TOO_LARGE, _too_large(limit))
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise GatewayError(errors.REQUEST_INVALID, detail="client disconnected")
+                chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+                size += len(chunk)
+                if size > limit:
+                    raise GatewayError(errors.REQUEST_TOO_LARGE, _too_large(limit))
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            if body_timed_out(scope):  # the protocol ended the body: it came too slowly
+                raise GatewayError(errors.REQUEST_BODY_TIMEOUT, headers={"connection": "close"})
+            return b"".join(chunks)
+
+        reply = await self._handle(scope, surface, template, workflow, headers, read_body)
+        if reply.events is not None:
+            streamed = ASGIStreamingResponse(
+                iterator=reply.events,
+                headers=reply.headers,
+                media_type=reply.content_type,
+                status_code=reply.status,
+            )
+            await streamed(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
+                    (b"content-type", _media_type(reply.content_type)),
+                    (b"content-length", b"%d" % len(reply.body)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body exceeds {limit} bytes."
+
+
+def _media_type(content_type: str) -> bytes:
+    """As litestar writes it: text types name their charset."""
+    if content_type.startswith("text/") and "charset" not in content_type:
+        content_type += "; charset=utf-8"
+    return content_type.encode("latin-1")
+
+
+def templates_of(router: Any, surfaces: Mapping[str, Surface]) -> dict[str, str]:
+    """Each model route's template as litestar's router names it (the ``path_template`` of
+    its scope), so the metrics' route label is the same whichever serves it."""
+    found: dict[str, str] = {}
+    for path in surfaces:
+        for key, sample in ((f"/v1{path}", f"/v1{path}"), (f"/w//v1{path}", f"/w/x/v1{path}")):
+            found[key] = router.handle_routing(path=sample, method="POST")[4]
+    return found
