@@ -22,7 +22,10 @@ from tests.fakes.upstream import FakeUpstream, Received
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CAPTURED = sorted((REPO / "tests" / "data" / "claude_code").glob("captured_*.json"))
+DATA = REPO / "tests" / "data" / "claude_code"
+CAPTURED = sorted(DATA.glob("captured_*.json"))
+TURNS = [p for p in CAPTURED if "count_tokens" not in p.stem]
+COUNTS = [p for p in CAPTURED if "count_tokens" in p.stem]
 WORKFLOW = "coding_agent"
 MODEL = "claude-sonnet"  # ANTHROPIC_MODEL in the recipe; Claude Code's default is not offered
 # The provider's beta allow-list: the one Claude Code sends that is not on it is dropped.
@@ -77,6 +80,15 @@ def _first_user_text(body: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+def _plant(body: dict[str, Any], text: str) -> None:
+    """Append to the first user message: a block list (turns) or a string (token counts)."""
+    first = body["messages"][0]
+    if isinstance(first["content"], str):
+        first["content"] += text
+    else:
+        _first_user_text(body)["text"] += text
+
+
 def _send(replay: Replay, record: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
     """POST as Claude Code does: its path (``?beta=true``), its headers, its key header."""
     headers = {**record["headers"], "x-api-key": replay.key}
@@ -84,13 +96,13 @@ def _send(replay: Replay, record: dict[str, Any], body: dict[str, Any]) -> httpx
     return httpx.post(url, content=orjson.dumps(body), headers=headers, timeout=30)
 
 
-@pytest.mark.parametrize("path", CAPTURED, ids=[p.stem for p in CAPTURED])
+@pytest.mark.parametrize("path", TURNS, ids=[p.stem for p in TURNS])
 def test_captured_request_passes_inspected(replay: Replay, path: Path) -> None:
     record = _captured(path)
     assert record["path"] == "/v1/messages?beta=true"
     body = copy.deepcopy(record["body"])
     body["model"] = MODEL
-    _first_user_text(body)["text"] += f" Mail the result to {EMAIL}."
+    _plant(body, f" Mail the result to {EMAIL}.")
     replay.upstream.reset()
     response = _send(replay, record, body)
     assert response.status_code == 200, response.text
@@ -141,7 +153,7 @@ def test_captured_request_with_a_secret_is_refused(replay: Replay, path: Path) -
     record = _captured(path)
     body = copy.deepcopy(record["body"])
     body["model"] = MODEL
-    _first_user_text(body)["text"] += f" Use {SECRET}."
+    _plant(body, f" Use {SECRET}.")
     replay.upstream.reset()
     response = _send(replay, record, body)
     assert response.status_code == 403, response.text
@@ -155,7 +167,7 @@ def test_captured_request_with_a_secret_is_refused(replay: Replay, path: Path) -
 def test_captured_tools_are_claude_codes() -> None:
     """What was captured is what the README says: the tool loop (a ``tool_use`` answered by a
     ``tool_result`` with cache_control), Bash among the tools, a system message mid-way."""
-    turn = _captured(REPO / "tests" / "data" / "claude_code" / "captured_tool_result.json")
+    turn = _captured(DATA / "captured_tool_result.json")
     body = turn["body"]
     assert [m["role"] for m in body["messages"]] == ["user", "system", "assistant", "user"]
     (result,) = body["messages"][-1]["content"]
@@ -168,7 +180,7 @@ def test_the_same_address_masks_alike_in_every_turn(replay: Replay) -> None:
     """``placeholders: keyed``: both captured turns carry the address in the same prompt, and
     the upstream sees one placeholder for it, so the provider's prompt cache keeps hitting."""
     seen = set()
-    for path in CAPTURED:
+    for path in TURNS:
         record = _captured(path)
         body = copy.deepcopy(record["body"])
         body["model"] = MODEL
@@ -179,3 +191,25 @@ def test_the_same_address_masks_alike_in_every_turn(replay: Replay) -> None:
         text = _first_user_text(sent.body)["text"]
         seen.add(text[text.index("<EMAIL_ADDRESS_") :])
     assert len(seen) == 1, seen
+
+
+@pytest.mark.parametrize("path", COUNTS, ids=[p.stem for p in COUNTS])
+def test_captured_token_count_passes_inspected(replay: Replay, path: Path) -> None:
+    """Claude Code's ``/context`` counts each prompt section and tool group separately
+    (``model``, ``messages``, ``tools`` and the token-counting beta): counted upstream with the
+    text masked as the turn it counts would be."""
+    record = _captured(path)
+    assert record["path"] == "/v1/messages/count_tokens?beta=true"
+    body = copy.deepcopy(record["body"])
+    body["model"] = MODEL
+    _plant(body, f" Mail the result to {EMAIL}.")
+    replay.upstream.reset()
+    response = _send(replay, record, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["input_tokens"] > 0
+    (sent,) = replay.upstream.received
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.headers["anthropic-beta"] == record["headers"]["anthropic-beta"]
+    assert "token-counting-2024-11-01" in sent.headers["anthropic-beta"]
+    assert sent.body == {**_unmasked(body, sent), "model": sent.body["model"]}
+    assert EMAIL not in orjson.dumps(sent.body).decode()
