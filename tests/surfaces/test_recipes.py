@@ -1,7 +1,8 @@
 """The client recipes of docs/clients.md, run as written against what ``make run`` serves:
 the repository's own gateway.yaml (every model on the mock) and its ``coding_agent`` workflow,
 unchanged. Claude Code and Codex CLI are replayed as their request shapes (they are not
-installed here); the Agents SDK and LangChain run for real."""
+installed here; Claude Code's captured requests are replayed by test_claude_code_captured.py);
+the Agents SDK and LangChain run for real."""
 
 from __future__ import annotations
 
