@@ -17,8 +17,8 @@ import difflib
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from gateway.boundary.extra import ExtraRecognizer, extra_entities
 from gateway.boundary.fields import Fields
 from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.keyed import KeyedCache, digest
@@ -28,9 +28,13 @@ from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
 from gateway.boundary.patterns import PII_RULES
 from gateway.boundary.phones import compile_all
+from gateway.boundary.presidio_entities import PRESIDIO_ENTITIES
 from gateway.boundary.rules import CONTEXT_BOOST, CONTEXT_SCORE, Rule, fixed
 from gateway.boundary.secrets import SECRET_RULES
 from gateway.boundary.spec import DetectionSpec
+
+if TYPE_CHECKING:
+    from gateway.boundary.extra import ExtraRecognizer
 
 __all__ = [
     "DENY_TERM",
@@ -249,15 +253,19 @@ def build_detector(spec: DetectionSpec, ner: NerModel | None) -> Detector:
     if "PHONE_NUMBER" in spec.entities:
         compile_all()
     rules = tuple(r for r in _RULES if r.entity in spec.entities) + tuple(_policy_rules(spec))
-    extras = tuple(
-        ExtraRecognizer(e) for e in sorted(spec.entities - NATIVE_ENTITIES - NER_ENTITIES)
-    )
+    wanted = sorted(spec.entities - NATIVE_ENTITIES - NER_ENTITIES)
+    extras: tuple[ExtraRecognizer, ...] = ()
+    if wanted:
+        # presidio pulls in spaCy (~3 s, ~50 MiB): paid only by a policy that names its entities
+        from gateway.boundary.extra import ExtraRecognizer
+
+        extras = tuple(ExtraRecognizer(e) for e in wanted)
     return PatternDetector(spec, rules, extras, ner)
 
 
 def detectable_entities(ner_configured: bool) -> frozenset[str]:
     """Entities a policy may name: ours, presidio's pattern recognizers', NER's if configured."""
-    found = NATIVE_ENTITIES | extra_entities()
+    found = NATIVE_ENTITIES | PRESIDIO_ENTITIES
     return found | NER_ENTITIES if ner_configured else found
 
 
