@@ -98,10 +98,14 @@ async def scope_usage(
     sampler's feed: per-caller budgets would make a series per caller)."""
     wanted: list[tuple[str, str, str, int, str]] = []
     for name, policy in sorted(policies.items()):
-        for b in policy.limits.budgets if policy.limits is not None else ():
+        plan = policy.limits
+        if plan is None:
+            continue
+        tag = slot_tag(prefix, name, plan)
+        for b in plan.budgets:
             if b.per in _SHARED_SCOPES:
                 ident, _, _ = period_bounds(b.period, now)
-                key = budget_key(prefix, name, b.period, ident, b.per, "*")
+                key = budget_key(tag, name, b.period, ident, b.per, "*")
                 wanted.append((name, b.per, b.period, b.micro_usd, key))
     if not wanted:
         return []
