@@ -28,9 +28,9 @@ LAYERS: list[set[str]] = [  # lowest first
         "fallback", "review", "audit", "context",
     },
     {"rollout"},
-    {"pipeline", "protocol"},  # protocol: the HTTP server under the app
+    {"pipeline", "relay", "protocol"},  # relay: the stream relay; protocol: the HTTP server
     {"observe", "console"},  # read the finished request; the operator pages
-    {"app", "admin", "services", "workers"},
+    {"app", "model_routes", "admin", "services", "workers"},
     {"tools"},
     {"cli", "__main__"},
 ]  # fmt: skip
