@@ -7,6 +7,7 @@ never a detected value. Text is kept only when the policy's ``retention.content`
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -14,10 +15,12 @@ from typing import Any
 import orjson
 
 from gateway.audit.names import shown_name
+from gateway.auth.principal import Principal
 from gateway.context import RequestContext
+from gateway.errors import Reason
 from gateway.steps import Step, decide
 
-__all__ = ["AuditRecord", "build_record"]
+__all__ = ["AuditRecord", "build_record", "event_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,53 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         path=ctx.path,
         trace_id=ctx.trace_id,
         fingerprints=ctx.fingerprints,
+    )
+
+
+def event_record(
+    kind: str,
+    label: str,
+    workflow: str,
+    version: str | None,
+    actor: Principal | None,
+    reason: Reason,
+    **field: Any,
+) -> AuditRecord:
+    """A record of something done to a workflow rather than a request to it (a review action,
+    a rollout event): ``kind`` is its endpoint and decision, ``label`` goes into its id,
+    ``actor`` who did it (None: the gateway itself), ``field`` the kind's own record field
+    (``review_action=...``, ``rollout=...``)."""
+    return AuditRecord(
+        request_id=f"{kind}-{label}-{secrets.token_hex(6)}",
+        time=round(time.time(), 6),
+        endpoint=kind,
+        workflow=workflow,
+        policy_version=version,
+        mode=None,
+        subject=actor.subject if actor else None,
+        roles=sorted(actor.roles) if actor else [],
+        team=actor.team if actor else None,
+        key_id=actor.key_id if actor else None,
+        auth_method=actor.method if actor else None,
+        model_requested=None,
+        model_used=None,
+        fallback_used=False,
+        decision=kind,
+        reasons=[reason.code],
+        status=reason.status,
+        streamed=False,
+        stream_end=None,
+        upstream_status=None,
+        attempts=0,
+        retries=0,
+        latency_ms=0.0,
+        upstream_ms=None,
+        tokens_in=None,
+        tokens_out=None,
+        reserved_usd=None,
+        actual_usd=None,
+        upstream_store=None,
+        **field,
     )
 
 

@@ -7,10 +7,9 @@ The record's ``subject`` and ``roles`` are the operator's (none for an automatic
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any
 
+from gateway.audit import record
 from gateway.audit.record import AuditRecord
 from gateway.auth.principal import Principal
 from gateway.errors import Reason
@@ -26,35 +25,12 @@ def event_record(
     action: str,
     **details: Any,
 ) -> AuditRecord:
-    return AuditRecord(
-        request_id=f"rollout-{workflow}-{action}-{secrets.token_hex(6)}",
-        time=round(time.time(), 6),
-        endpoint="rollout",
-        workflow=workflow,
-        policy_version=version,
-        mode=None,
-        subject=actor.subject if actor else None,
-        roles=sorted(actor.roles) if actor else [],
-        team=actor.team if actor else None,
-        key_id=actor.key_id if actor else None,
-        auth_method=actor.method if actor else None,
-        model_requested=None,
-        model_used=None,
-        fallback_used=False,
-        decision="rollout",
-        reasons=[code.code],
-        status=code.status,
-        streamed=False,
-        stream_end=None,
-        upstream_status=None,
-        attempts=0,
-        retries=0,
-        latency_ms=0.0,
-        upstream_ms=None,
-        tokens_in=None,
-        tokens_out=None,
-        reserved_usd=None,
-        actual_usd=None,
-        upstream_store=None,
+    return record.event_record(
+        "rollout",
+        f"{workflow}-{action}",
+        workflow,
+        version,
+        actor,
+        code,
         rollout={"action": action, **details},
     )
