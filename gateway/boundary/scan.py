@@ -162,7 +162,9 @@ async def find_windowed(
     kept: list[Finding] = []
     # No finding is longer than one window's whole view: older ones end before this window.
     longest = MARGIN + window + MAX_REACH
-    own_start, size = 0, window
+    # The first window is a quarter size: a dense text (4 KB of IP addresses cost 26 ms) is
+    # known by it before a whole window of it is scanned in one unit.
+    own_start, size = 0, max(MIN_WINDOW, window // 4)
     while own_start < len(text):
         own_end = min(len(text), own_start + size)
         began = time.thread_time()
