@@ -7,8 +7,9 @@ needs when the processes share no memory.
   reload that brings one in later is refused request by request (fail closed, whatever the
   policy's ``fail_open``), never limited per process.
 - The circuit breaker stays per worker, as ``breaker.shared: false`` keeps it per instance.
-- The SQLite audit trail stays one chain: each write takes SQLite's write lock
-  (``BEGIN IMMEDIATE``) before it reads the chain head; each worker spools to its own file.
+- The SQLite audit trail stays one chain: each write takes the writers' ``flock`` and
+  SQLite's write lock (``BEGIN IMMEDIATE``) before it reads the chain head; each worker spools
+  to its own file.
 - Policies, keys and JWKS are loaded and hot-reloaded by each worker on its own.
 """
 

@@ -3,10 +3,19 @@
 sqlite3 blocks, so every call runs on one dedicated thread (which also serializes them);
 ``BEGIN IMMEDIATE`` takes the write lock before the chain head is read, so CLI purges and
 the gateway never link onto the same head.
+
+Several processes write one chain (``serve --workers N``, a CLI purge). SQLite's own lock is
+polled: a writer that finds it taken sleeps 1, 2, 5, 10 ... up to 100 ms before it looks
+again, so two busy workers took turns with idle gaps (p99 100-130 ms, 1.24x the throughput of
+one worker, bench/workers.py). Each write transaction therefore first takes an ``flock`` on
+``FILE.lock``: the kernel queues the waiters and wakes the next one when the lock is released,
+and the waiter's event loop keeps serving meanwhile, its records joining the next batch.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -40,6 +49,7 @@ class SqliteSink:
         self.chain = chain
         self._thread = CallThread("audit-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -52,6 +62,22 @@ class SqliteSink:
                 raise SinkError(f"sqlite {self._path}: {exc}") from exc
 
         return await self._thread.run(call)
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        """``fn`` as a write transaction under the writers' ``flock`` (the module's docstring)."""
+
+        def call(db: sqlite3.Connection) -> T:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(
+                    self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+                )
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                return fn(db)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+        return call
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -105,7 +131,7 @@ class SqliteSink:
                     db.execute("ROLLBACK")
                 raise
 
-        await self._run(tx)
+        await self._run(self._locked(tx))
 
     async def query(self, query: Query) -> list[StoredRow]:
         sql, args = select_rows(P, query, _ph)
@@ -174,7 +200,7 @@ class SqliteSink:
                     db.execute("ROLLBACK")
                 raise
 
-        return await self._run(tx)
+        return await self._run(self._locked(tx))
 
     def _fold(self, db: sqlite3.Connection, now: float) -> tuple[int, Checkpoint | None]:
         """Drop the tombstones that start the chain, leaving a signed checkpoint."""
@@ -198,8 +224,11 @@ class SqliteSink:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
-        if self._db is not None:
+        if self._db is not None or self._lock_fd is not None:
             await self._run(shut)
         self._thread.stop()
 
