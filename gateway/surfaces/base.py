@@ -32,6 +32,7 @@ __all__ = [
     "clean_event",
     "event_parts",
     "frame",
+    "json_answer",
     "json_event",
     "note_usage",
     "shape_error",
@@ -278,6 +279,21 @@ def json_event(payload: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise broken_stream("an event that is not an object")
     return data
+
+
+def json_answer(raw: bytes, walk: Callable[[Answer], None] | None = None) -> Answer:
+    """``raw`` parsed, its usage noted, its texts left to ``walk`` (on first use); a body that
+    is not JSON is an unreadable answer (the boundary refuses it)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = Answer(raw, None)
+        answer.unreadable = "not JSON"
+        return answer
+    answer = Answer(raw, data, walk)
+    if isinstance(data, dict):
+        note_usage(answer, data.get("usage"))
+    return answer
 
 
 def note_usage(holder: Answer | StreamReader, usage: Any) -> None:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway import errors
 from gateway.errors import GatewayError
 
-__all__ = ["invalid", "optional_int", "parse_object", "require_list", "require_str"]
+if TYPE_CHECKING:
+    from gateway.normalized import NormalizedRequest
+
+__all__ = [
+    "OutputCeiling",
+    "invalid",
+    "optional_int",
+    "parse_object",
+    "require_list",
+    "require_str",
+]
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
@@ -69,3 +79,25 @@ def optional_bool(body: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise invalid(f"'{key}' must be a boolean")
     return value
+
+
+class OutputCeiling:
+    """The body fields that cap a request's output tokens (``access.max_output_tokens``); the
+    first is the one set when the client asked for none."""
+
+    def __init__(self, *fields: str) -> None:
+        self._fields = fields
+
+    def asked(self, request: NormalizedRequest) -> list[tuple[str, int]]:
+        body = request.body
+        return [(f, body[f]) for f in self._fields if body.get(f) is not None]
+
+    def lower(self, request: NormalizedRequest, limit: int) -> bool:
+        """Bring every asked ceiling down to ``limit`` (or set one); False: none was above."""
+        asked = self.asked(request)
+        lowered = [f for f, value in asked if value > limit] if asked else [self._fields[0]]
+        for f in lowered:
+            request.body[f] = limit
+        if lowered:
+            request.max_tokens = limit
+        return bool(lowered)

@@ -11,7 +11,7 @@ from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces import anthropic_messages
 from gateway.surfaces.anthropic_messages import request as messages
-from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, StreamReader
+from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, StreamReader, json_answer
 from gateway.surfaces.fields import parse_object
 
 __all__ = ["API", "SURFACE", "count_body"]
@@ -40,13 +40,7 @@ def parse(raw: bytes) -> NormalizedRequest:
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     """``{"input_tokens": n}``: nothing to inspect, nothing billed."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    return Answer(raw, data, lambda _: None)
+    return json_answer(raw)
 
 
 def count_body(tokens: int) -> bytes:

@@ -13,6 +13,7 @@ from gateway.surfaces.base import (
     Choice,
     broken_stream,
     event_parts,
+    json_answer,
     json_event,
     note_usage,
 )
@@ -38,16 +39,7 @@ ANSWER_NONTEXT = nontext(
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     """A message: its usage now, its text (one choice) and text slots when first asked for."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    answer = Answer(raw, data, _walk)
-    if isinstance(data, dict):
-        note_usage(answer, data.get("usage"))
-    return answer
+    return json_answer(raw, _walk)
 
 
 def _walk(answer: Answer) -> None:

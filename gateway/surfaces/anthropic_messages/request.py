@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.normalized import NormalizedRequest, SlotKind, TextSlot, json_leaves
 from gateway.surfaces.fields import (
+    OutputCeiling,
     invalid,
     optional_bool,
     optional_int,
@@ -166,17 +167,9 @@ def parse(raw: bytes) -> NormalizedRequest:
     return request
 
 
-def output_ceilings(request: NormalizedRequest) -> list[tuple[str, int]]:
-    value = request.body.get("max_tokens")
-    return [] if value is None else [("max_tokens", value)]
-
-
-def set_output_ceiling(request: NormalizedRequest, limit: int) -> bool:
-    value = request.body.get("max_tokens")
-    if value is not None and value <= limit:
-        return False
-    request.body["max_tokens"] = request.max_tokens = limit
-    return True
+_CEILING = OutputCeiling("max_tokens")
+output_ceilings = _CEILING.asked
+set_output_ceiling = _CEILING.lower
 
 
 def ask_usage_in_stream(request: NormalizedRequest) -> bool:

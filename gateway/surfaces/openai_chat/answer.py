@@ -13,6 +13,7 @@ from gateway.surfaces.base import (
     Choice,
     broken_stream,
     event_parts,
+    json_answer,
     json_event,
     note_usage,
 )
@@ -60,15 +61,7 @@ def _logprobs(choice: dict[str, Any]) -> list[float]:
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     """A chat.completion: its usage now, its choices and text slots when first asked for
     (at once when stripping logprobs, so the body never goes on with them)."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    answer = Answer(raw, data, _stripping if strip_logprobs else _walk)
-    if isinstance(data, dict):
-        note_usage(answer, data.get("usage"))
+    answer = json_answer(raw, _stripping if strip_logprobs else _walk)
     if strip_logprobs:
         answer.choices  # noqa: B018 - walked now: stripping changes the body
     return answer

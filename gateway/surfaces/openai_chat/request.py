@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.normalized import NormalizedRequest, SlotKind, TextSlot
 from gateway.surfaces.fields import (
+    OutputCeiling,
     invalid,
     optional_bool,
     optional_int,
@@ -81,8 +82,6 @@ NONTEXT = nontext(
         )
     ),
 )
-# The output ceiling: either field is taken (the newer one is written when neither is set).
-_CEILINGS = ("max_completion_tokens", "max_tokens")
 
 
 def _content(message: dict[str, Any], i: int, kind: SlotKind, request: NormalizedRequest) -> None:
@@ -163,19 +162,10 @@ def parse(raw: bytes) -> NormalizedRequest:
     return request
 
 
-def output_ceilings(request: NormalizedRequest) -> list[tuple[str, int]]:
-    body = request.body
-    return [(f, body[f]) for f in _CEILINGS if body.get(f) is not None]
-
-
-def set_output_ceiling(request: NormalizedRequest, limit: int) -> bool:
-    asked = output_ceilings(request)
-    lowered = [f for f, value in asked if value > limit] if asked else [_CEILINGS[0]]
-    for f in lowered:
-        request.body[f] = limit
-    if lowered:
-        request.max_tokens = limit
-    return bool(lowered)
+# Either field is taken (the newer one is written when neither is set).
+_CEILING = OutputCeiling("max_completion_tokens", "max_tokens")
+output_ceilings = _CEILING.asked
+set_output_ceiling = _CEILING.lower
 
 
 def include_usage(body: dict[str, Any]) -> bool:

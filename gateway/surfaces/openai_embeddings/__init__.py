@@ -15,7 +15,7 @@ from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest, TextSlot, json_leaves
 from gateway.surfaces import openai_chat
-from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, note_usage
+from gateway.surfaces.base import Answer, ErrorsOf, NoTextAnswers, json_answer
 from gateway.surfaces.fields import invalid, parse_object, require_str
 from gateway.surfaces.openai_chat.answer import Reader
 from gateway.surfaces.total import NonText, every_leaf, nontext
@@ -70,17 +70,9 @@ def parse(raw: bytes) -> NormalizedRequest:
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     """A list of vectors: only its usage is read (there is no text in it)."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    answer = Answer(raw, data, lambda _: None)
-    if isinstance(data, dict):
-        note_usage(answer, data.get("usage"))
-        if answer.tokens_in is not None and answer.tokens_out is None:
-            answer.tokens_out = 0
+    answer = json_answer(raw)
+    if answer.tokens_in is not None and answer.tokens_out is None:
+        answer.tokens_out = 0
     return answer
 
 

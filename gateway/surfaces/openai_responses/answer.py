@@ -14,6 +14,7 @@ from gateway.surfaces.base import (
     broken_stream,
     event_parts,
     frame,
+    json_answer,
     json_event,
     note_usage,
 )
@@ -37,27 +38,12 @@ _PLAIN = frozenset({"id", "type", "status", "call_id", "role"})
 
 def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
     """A ``response`` object: its usage now, its texts when first asked for."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    answer = Answer(raw, data, _walk)
-    if isinstance(data, dict):
-        note_usage(answer, data.get("usage"))
-    return answer
+    return json_answer(raw, _walk)
 
 
 def read_items(raw: bytes) -> Answer:
     """A list of a kept response's input items (``/input_items``): their texts, as slots."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
-    return Answer(raw, data, _walk_items)
+    return json_answer(raw, _walk_items)
 
 
 def _walk_items(answer: Answer) -> None:

@@ -10,6 +10,7 @@ from gateway import errors
 from gateway.errors import GatewayError
 from gateway.normalized import NormalizedRequest, SlotKind, TextSlot, json_leaves
 from gateway.surfaces.fields import (
+    OutputCeiling,
     invalid,
     optional_bool,
     optional_int,
@@ -187,17 +188,9 @@ def _tools(body: dict[str, Any], request: NormalizedRequest) -> None:
             json_leaves(tool, "tool", "tool_description", request.texts)
 
 
-def output_ceilings(request: NormalizedRequest) -> list[tuple[str, int]]:
-    value = request.body.get("max_output_tokens")
-    return [] if value is None else [("max_output_tokens", value)]
-
-
-def set_output_ceiling(request: NormalizedRequest, limit: int) -> bool:
-    value = request.body.get("max_output_tokens")
-    if value is not None and value <= limit:
-        return False
-    request.body["max_output_tokens"] = request.max_tokens = limit
-    return True
+_CEILING = OutputCeiling("max_output_tokens")
+output_ceilings = _CEILING.asked
+set_output_ceiling = _CEILING.lower
 
 
 def ask_usage_in_stream(request: NormalizedRequest) -> bool:
