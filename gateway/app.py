@@ -99,9 +99,7 @@ def create_app(
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
     rollout = build_rollout(config, registry, writer, observe.metrics, environ)
-    reviews = Reviews(
-        open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
-    )
+    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
     pipeline = build_pipeline(
         config,
         environ,

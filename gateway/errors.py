@@ -344,10 +344,12 @@ REVIEW_NOT_ASSIGNED = _reason(
     "review.not_assigned", 403, "This item is assigned to other reviewers."
 )
 REVIEW_REVEALED = _reason(
-    "review.revealed", 200, "A reviewer holding the reveal role read an item's tokenized values."
+    "review.revealed", 200, "A reviewer granted review.reveal read an item's tokenized values."
 )
 REVIEW_REVEAL_DENIED = _reason(
-    "review.reveal_denied", 403, "Revealing tokenized values needs the console's reveal role."
+    "review.reveal_denied",
+    403,
+    "Revealing tokenized values needs a grant in the workflow's policy (review.reveal).",
 )
 REVIEW_STORE_UNAVAILABLE = _reason(
     "review.store_unavailable", 503, "The review store is unavailable."

@@ -4,7 +4,7 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | page | roles |
 | --- | --- |
 | queue, review, claim, decide | admin, reviewer |
-| reveal | admin or reviewer, with reveal |
+| reveal | admin or reviewer, granted ``review.reveal`` by the item's workflow |
 | explorer, record, explain | admin, reviewer, auditor |
 | overview, policies, rollout | admin, auditor |
 | keys, keys-create, keys-revoke, limits, rollout-pause, rollout-resume | admin |
@@ -172,7 +172,12 @@ def console_router(
             return page("Review", f"<p>{esc(exc.message)}</p>", who, exc.status)
         return page(
             f"Review {item.id}",
-            queue_pages.item_page(item, who[0].csrf, who[0].subject, may_reveal=who[1].reveal),
+            queue_pages.item_page(
+                item,
+                who[0].csrf,
+                who[0].subject,
+                may_reveal=reviews.may_reveal(item, principal(who[0])),
+            ),
             who,
         )
 

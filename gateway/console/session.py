@@ -31,7 +31,6 @@ class Access:
     admin: bool
     reviewer: bool
     auditor: bool
-    reveal: bool = False  # beside admin or reviewer: shows review items' tokenized values
 
     @property
     def any(self) -> bool:
@@ -46,7 +45,7 @@ class Sessions:
 
     def access(self, roles: frozenset[str]) -> Access:
         r = self._config.roles
-        return Access(r.admin in roles, r.reviewer in roles, r.auditor in roles, r.reveal in roles)
+        return Access(r.admin in roles, r.reviewer in roles, r.auditor in roles)
 
     async def sign_in(self, credential: str) -> Session | None:
         """A new session for a credential that holds a console role; None otherwise (the

@@ -76,13 +76,11 @@ class Reviews:
         config: ReviewConfig,
         env: Mapping[str, str],
         admin_role: str,
-        reveal_role: str | None = None,
     ) -> None:
         self.store = store
         self._writer = writer
         self._claim_s = config.claim_minutes * 60
         self._admin_role = admin_role
-        self._reveal_role = reveal_role  # None: nobody reveals
         self.webhooks = Webhooks(config, env, self._attempted)
         self.resend: Resend | None = None  # set by app.py once the pipeline exists
         self.resending: set[str] = set()  # request ids of approved requests being sent on
@@ -332,19 +330,36 @@ class Reviews:
             return body.decode(), status, errors.REVIEW_APPROVED
         return None, None, errors.REVIEW_APPROVED  # a flag: the app already has its answer
 
+    def may_reveal(self, item: Item, reviewer: Principal) -> bool:
+        """Whether the item's workflow, as its policy is loaded now, grants ``reviewer``
+        ``review.reveal`` (by subject or role), and the reviewer may work the item."""
+        return self._granted(item, reviewer) and self.may_claim(item, reviewer)
+
+    def _granted(self, item: Item, reviewer: Principal) -> bool:
+        policy = self._policies.all().get(item.workflow) if self._policies else None
+        review = effective_review(policy.source) if policy is not None else None
+        return review is not None and review.grants_reveal(reviewer.subject, reviewer.roles)
+
     async def reveal(self, id_: str, reviewer: Principal, why: str) -> Item:
-        """The item with its tokens replaced by their values, for a reviewer holding the
-        reveal role who may work it; recorded in the audit chain first (who, and why, masked
-        under the workflow's policy), and refused if it cannot be. The values are read from
-        the vault, never stored with the item; a token past its lifetime stays a token."""
-        if self._reveal_role is None or self._reveal_role not in reviewer.roles:
-            raise GatewayError(errors.REVIEW_REVEAL_DENIED)
+        """The item with its tokens replaced by their values, for a reviewer its workflow's
+        live policy grants ``review.reveal`` and who may work it; recorded in the audit chain
+        first (who, and why, masked under the workflow's policy), and refused if it cannot be.
+        A refusal is recorded too. The values are read from the vault, never stored with the
+        item; a token past its lifetime stays a token."""
         why = why.strip()
         if not why or len(why) > _MAX_WHY:
             raise GatewayError(errors.REQUEST_INVALID, f"why: 1 to {_MAX_WHY} characters.")
         item = await self.get(id_)
-        if not self.may_claim(item, reviewer):
-            raise GatewayError(errors.REVIEW_NOT_ASSIGNED)
+        policy = self._policies.all().get(item.workflow) if self._policies else None
+        said = (await Masker(policy).texts([why]))[0] if policy is not None else _UNMASKED
+        if not self.may_reveal(item, reviewer):
+            refusal = (
+                errors.REVIEW_NOT_ASSIGNED
+                if self._granted(item, reviewer)
+                else errors.REVIEW_REVEAL_DENIED
+            )
+            await self._record(action_record(item, reviewer, refusal, "reveal", why=said))
+            raise GatewayError(refusal)
         tokens = list(dict.fromkeys(
             m.group(0)
             for text in (orjson.dumps(item.request).decode(), item.shown or "")
@@ -356,8 +371,6 @@ class Reviews:
                 values = await self._boundary.vault.get(item.workflow, item.subject, tokens)
             except StoreError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from None
-        policy = self._policies.all().get(item.workflow) if self._policies else None
-        said = (await Masker(policy).texts([why]))[0] if policy is not None else _UNMASKED
         record = action_record(
             item, reviewer, errors.REVIEW_REVEALED, "reveal", why=said,
             tokens=len(tokens), revealed=len(values),

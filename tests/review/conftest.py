@@ -126,11 +126,20 @@ def review_policies(hook_url: str) -> dict[str, dict[str, object]]:
             **base, "workflow": "flagged", "access": access, "data": blocked,
             "fallback": {"on": ["blocked"], "message": FALLBACK, "review": True},
         },
+        # Reveal is granted per workflow: "tokens" to the role reveal (vera holds it),
+        # "tokens_b" to the subject rita; nobody else, the console's admin included.
         "tokens": {
             **base, "workflow": "tokens", "access": access,
             "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
             "fallback": {"on": ["blocked"], "message": FALLBACK},
-            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold"},
+            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold",
+                       "reveal": ["reveal"]},
+        },
+        "tokens_b": {
+            **base, "workflow": "tokens_b", "access": access,
+            "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
+            "fallback": {"on": ["blocked"], "message": FALLBACK},
+            "review": {"on": ["blocked"], "mode": "hold", "reveal": ["rita"]},
         },
     }  # fmt: skip
 
@@ -145,7 +154,7 @@ class ReviewGateway:
     other_reviewer: str  # remy: roles reviewer
     admin: str  # root: roles admin
     auditor: str  # audrey: roles auditor
-    revealer: str  # vera: roles reviewer and reveal
+    revealer: str  # vera: roles reviewer and reveal (granted reveal by the tokens workflow)
     server: GatewayServer
 
     def client(self, key: str) -> httpx.Client:
