@@ -127,6 +127,7 @@ def create_app(
             await writer.start()  # replays a spool left by the last run first
         purging = start_purging(config, store, registry)
         await rollout.poll()  # a restarted instance obeys the pauses before its first request
+        reviews.start()  # resumes webhook deliveries a stop or crash left due
         polling = asyncio.create_task(rollout.run(), name="rollout-poll")
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         await observe.start()

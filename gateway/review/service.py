@@ -7,6 +7,7 @@ both win), then recorded in the audit chain as its own record, then sent to the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -81,18 +82,26 @@ class Reviews:
         self._writer = writer
         self._claim_s = config.claim_minutes * 60
         self._admin_role = admin_role
-        self.webhooks = Webhooks(config, env, self._attempted)
+        self.webhooks = Webhooks(config, env, store, self._attempted)
         self.resend: Resend | None = None  # set by app.py once the pipeline exists
         self.resending: set[str] = set()  # request ids of approved requests being sent on
         self._boundary: Boundary | None = None
         self._policies: PolicyRegistry | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
     def connect(self, boundary: Boundary, policies: PolicyRegistry) -> None:
         """The boundary's vault and token key (tokens in what reviewers see, and reveals),
         and the loaded policies (a reveal's reason is masked under its workflow's)."""
         self._boundary, self._policies = boundary, policies
 
+    def start(self) -> None:
+        """Resume the webhook deliveries a stop or a crash left due (gateway/review/webhook.py)."""
+        self._sweeping = asyncio.create_task(self.webhooks.run(), name="review-webhook-sweep")
+
     async def aclose(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
         await self.webhooks.aclose()
         await self.store.close()
 
@@ -300,8 +309,9 @@ class Reviews:
         if not (item.claimed(now) and item.claimed_by == reviewer.subject):
             raise GatewayError(errors.REVIEW_CONFLICT)
         result, status, reason = await self._outcome(item, verdict, note, text)
+        lease = self.webhooks.lease() if item.webhook else None  # due with the decision
         done = self.store.decide(
-            id_, reviewer.subject, _VERDICTS[verdict], note, result, status, time.time()
+            id_, reviewer.subject, _VERDICTS[verdict], note, result, status, time.time(), lease
         )
         if not await self._guarded(done):
             raise GatewayError(errors.REVIEW_CONFLICT)
@@ -309,7 +319,7 @@ class Reviews:
             action_record(item, reviewer, reason, "decide", verdict=_VERDICTS[verdict], note=note)
         )
         decided = await self.get(id_)
-        self.webhooks.send(decided)
+        self.webhooks.send(decided, lease)
         return decided
 
     async def _outcome(

@@ -170,6 +170,20 @@ def start_review_gateway(
     extra: dict[str, object] | None = None,
     policies: dict[str, dict[str, object]] | None = None,
 ) -> ReviewGateway:
+    path, env, made = write_review_gateway(root, upstream, hook, extra, policies)
+    server = GatewayServer(path, env).start()
+    return ReviewGateway(server.url, root, server=server, **made)
+
+
+def write_review_gateway(
+    root: Path,
+    upstream: FakeUpstream,
+    hook: Hook,
+    extra: dict[str, object] | None = None,
+    policies: dict[str, dict[str, object]] | None = None,
+) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """gateway.yaml, the policies and the keys under ``root`` (the keys made once): the
+    config's path, the environment to serve it with, and the keys by name."""
     config = {**gateway_config(upstream), "audit": {"purge_interval_s": 0},
               "review": {"webhook_backoff_s": 0.05}, **(extra or {})}  # fmt: skip
     path = write_yaml(root / "gateway.yaml", config)
@@ -187,8 +201,7 @@ def start_review_gateway(
     } if not keys.exists() else _reuse(root)  # fmt: skip
     (root / "keys.json").write_text(json.dumps(made))
     env = {**UPSTREAM_KEYS, "REVIEW_HOOK_SECRET": HOOK_SECRET}
-    server = GatewayServer(path, env).start()
-    return ReviewGateway(server.url, root, server=server, **made)
+    return path, env, made
 
 
 def _reuse(root: Path) -> dict[str, str]:
