@@ -316,6 +316,8 @@ def create_app(
                         limits,
                         config,
                         rollout,
+                        writer,
+                        observe.metrics,
                     )
                 ]
                 if config.console.enabled

@@ -358,6 +358,12 @@ ACCESS_CONSOLE_ROLE = _reason(
     "access.console_role_required", 403, "This page needs a console role you do not hold."
 )
 CONSOLE_SIGN_IN = _reason("console.sign_in_required", 401, "Sign in to the console first.")
+# The audit records of console sessions (docs/console-and-review.md).
+CONSOLE_SIGNED_IN = _reason("console.signed_in", 200, "Signed in to the console.")
+CONSOLE_SIGN_IN_REFUSED = _reason(
+    "console.sign_in_refused", 401, "A console sign-in was refused: the credential, or its roles."
+)
+CONSOLE_SIGNED_OUT = _reason("console.signed_out", 200, "Signed out of the console.")
 CONSOLE_CSRF = _reason(
     "console.csrf_failed", 403, "The form's CSRF token is missing or wrong: reload the page."
 )
