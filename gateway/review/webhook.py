@@ -98,6 +98,9 @@ class Webhooks:
             except StoreUnavailable as exc:
                 log.error("review webhooks: due deliveries not read: %s", exc)
                 next_at = time.time() + _SWEEP_S
+            except Exception:  # the loop outlives any one item; the next sweep tries again
+                log.exception("review webhooks: sweep failed")
+                next_at = time.time() + _SWEEP_S
             await asyncio.sleep(min(max(next_at - time.time(), 0.05), _SWEEP_S))
 
     async def sweep(self) -> float:
