@@ -99,9 +99,7 @@ def create_app(
     limits = build_limits(config, redis.limits if redis else None, workers)
     roles = config.console.roles
     rollout = build_rollout(config, registry, writer, observe.metrics, environ)
-    reviews = Reviews(
-        open_review_store(config), writer, config.review, environ, roles.admin, roles.reveal
-    )
+    reviews = Reviews(open_review_store(config), writer, config.review, environ, roles.admin)
     pipeline = build_pipeline(
         config,
         environ,
@@ -129,6 +127,7 @@ def create_app(
             await writer.start()  # replays a spool left by the last run first
         purging = start_purging(config, store, registry)
         await rollout.poll()  # a restarted instance obeys the pauses before its first request
+        reviews.start()  # resumes webhook deliveries a stop or crash left due
         polling = asyncio.create_task(rollout.run(), name="rollout-poll")
         watching = asyncio.create_task(reloader.watch(), name="policy-reload")
         await observe.start()
@@ -317,6 +316,8 @@ def create_app(
                         limits,
                         config,
                         rollout,
+                        writer,
+                        observe.metrics,
                     )
                 ]
                 if config.console.enabled

@@ -344,10 +344,12 @@ REVIEW_NOT_ASSIGNED = _reason(
     "review.not_assigned", 403, "This item is assigned to other reviewers."
 )
 REVIEW_REVEALED = _reason(
-    "review.revealed", 200, "A reviewer holding the reveal role read an item's tokenized values."
+    "review.revealed", 200, "A reviewer granted review.reveal read an item's tokenized values."
 )
 REVIEW_REVEAL_DENIED = _reason(
-    "review.reveal_denied", 403, "Revealing tokenized values needs the console's reveal role."
+    "review.reveal_denied",
+    403,
+    "Revealing tokenized values needs a grant in the workflow's policy (review.reveal).",
 )
 REVIEW_STORE_UNAVAILABLE = _reason(
     "review.store_unavailable", 503, "The review store is unavailable."
@@ -356,6 +358,12 @@ ACCESS_CONSOLE_ROLE = _reason(
     "access.console_role_required", 403, "This page needs a console role you do not hold."
 )
 CONSOLE_SIGN_IN = _reason("console.sign_in_required", 401, "Sign in to the console first.")
+# The audit records of console sessions (docs/console-and-review.md).
+CONSOLE_SIGNED_IN = _reason("console.signed_in", 200, "Signed in to the console.")
+CONSOLE_SIGN_IN_REFUSED = _reason(
+    "console.sign_in_refused", 401, "A console sign-in was refused: the credential, or its roles."
+)
+CONSOLE_SIGNED_OUT = _reason("console.signed_out", 200, "Signed out of the console.")
 CONSOLE_CSRF = _reason(
     "console.csrf_failed", 403, "The form's CSRF token is missing or wrong: reload the page."
 )

@@ -85,6 +85,10 @@ class AuditRecord:
     # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
     # operator, None for an automatic abort); None on every other record (gateway/rollout/).
     rollout: dict[str, Any] | None = None
+    # A console sign-in's or sign-out's record (endpoint "console"; the subject is who signed
+    # in, None when the credential was refused): {"action", "outcome", ...}, never the
+    # credential; None on every other record (gateway/console/session.py).
+    console: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
@@ -161,7 +165,7 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
 def event_record(
     kind: str,
     label: str,
-    workflow: str,
+    workflow: str | None,
     version: str | None,
     actor: Principal | None,
     reason: Reason,

@@ -79,7 +79,8 @@ def queue_page(
 def item_page(
     item: Item, csrf: str, subject: str, *, may_reveal: bool = False, revealed: bool = False
 ) -> str:
-    """``may_reveal``: the viewer holds the reveal role (a form to reveal, with a reason);
+    """``may_reveal``: the item's workflow grants the viewer ``review.reveal`` (a form to
+    reveal, with a reason);
     ``revealed``: ``item`` comes from a reveal, its tokens replaced by their values."""
     now = time.time()
     facts = [

@@ -39,8 +39,10 @@ _PAGE = 1000
 # arrived later; a scan of a time range may start after the last seq of the buckets that
 # ended this long before it (the longest request: upstream.timeout_s is at most 600 s).
 _SEQ_MARGIN_S = 900
-# Records that are not model traffic: review actions, the app's polls, admin routes.
-_NOT_TRAFFIC = frozenset({"review", "reviews", "admin"})
+# Records that are not model traffic: review actions, the app's polls, admin routes, policy
+# promotions, rollout pauses and aborts, console sign-ins (the events gateway/audit/record.py's
+# event_record makes; some name a workflow).
+_NOT_TRAFFIC = frozenset({"review", "reviews", "admin", "policy", "rollout", "console"})
 # Latency histogram: bucket k holds latencies up to 0.05 ms * 1.2**k (about 20% wide).
 _BASE_MS, _GROWTH = 0.05, 1.2
 _CACHED_RANGES = 8  # a few periods' worth (the overview reads two: its own and the one before)

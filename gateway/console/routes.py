@@ -4,7 +4,7 @@ every POST its CSRF token, and a refusal is a page (or a redirect to sign-in), n
 | page | roles |
 | --- | --- |
 | queue, review, claim, decide | admin, reviewer |
-| reveal | admin or reviewer, with reveal |
+| reveal | admin or reviewer, granted ``review.reveal`` by the item's workflow |
 | explorer, record, explain | admin, reviewer, auditor |
 | overview, policies, rollout | admin, auditor |
 | keys, keys-create, keys-revoke, limits, rollout-pause, rollout-resume | admin |
@@ -22,6 +22,7 @@ from litestar import Response, Router, get, post
 from gateway.audit.chain import GENESIS, StoredRow
 from gateway.audit.history import HistoryError, open_history
 from gateway.audit.sink import AuditStore, SinkError
+from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
 from gateway.auth.principal import Principal
 from gateway.config import GatewayConfig
@@ -37,6 +38,7 @@ from gateway.console.settings import ConsoleConfig
 from gateway.console.ui import Req, Ui, auditor, html, reader, redirect, reviewer
 from gateway.errors import GatewayError
 from gateway.limits.step import Limits
+from gateway.observe.metrics import Metrics
 from gateway.policy.registry import PolicyRegistry
 from gateway.review.routes import decision_of
 from gateway.review.service import Reviews
@@ -65,8 +67,10 @@ def console_router(
     limits: Limits | None,
     gateway: GatewayConfig,
     rollout: Rollout,
+    writer: AuditWriter | None = None,
+    metrics: Metrics | None = None,
 ) -> Router:
-    sessions = Sessions(config, authenticator, reviews.store)
+    sessions = Sessions(config, authenticator, reviews.store, writer, metrics)
     policy_tests = PolicyTests(gateway)
     history = open_history(gateway) if gateway.audit.enabled else None
 
@@ -172,7 +176,12 @@ def console_router(
             return page("Review", f"<p>{esc(exc.message)}</p>", who, exc.status)
         return page(
             f"Review {item.id}",
-            queue_pages.item_page(item, who[0].csrf, who[0].subject, may_reveal=who[1].reveal),
+            queue_pages.item_page(
+                item,
+                who[0].csrf,
+                who[0].subject,
+                may_reveal=reviews.may_reveal(item, principal(who[0])),
+            ),
             who,
         )
 

@@ -2,26 +2,40 @@
 session (the review store's ``sessions`` table, so every instance and worker knows it and
 sign-out ends it everywhere), a cookie that carries only its random id, and a CSRF token per
 session that every state-changing request must echo.
+
+Every sign-in, refused sign-in and sign-out is an audit record (endpoint ``console``) on the
+hash chain, so ``gateway audit verify`` covers who opened the console, when, with which
+roles; never the credential. Refusals are also counted in ``gateway_console_sign_ins``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from litestar import Request
+from prometheus_client import Counter
 
+from gateway import errors
+from gateway.audit.record import event_record
+from gateway.audit.writer import AuditWriter
 from gateway.auth import Authenticator
+from gateway.auth.principal import Principal
 from gateway.console.settings import ConsoleConfig
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Reason
+from gateway.observe.metrics import Metrics
 from gateway.review.store import ReviewStore, Session
 
 __all__ = ["COOKIE", "Access", "Sessions"]
 
 COOKIE = "gw_console"
+
+log = logging.getLogger("gateway.console")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +45,6 @@ class Access:
     admin: bool
     reviewer: bool
     auditor: bool
-    reveal: bool = False  # beside admin or reviewer: shows review items' tokenized values
 
     @property
     def any(self) -> bool:
@@ -39,23 +52,47 @@ class Access:
 
 
 class Sessions:
-    def __init__(self, config: ConsoleConfig, authenticator: Authenticator, store: ReviewStore):
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        authenticator: Authenticator,
+        store: ReviewStore,
+        writer: AuditWriter | None = None,
+        metrics: Metrics | None = None,
+    ):
         self._config = config
         self._auth = authenticator
         self._store = store
+        self._writer = writer
+        self._counted = (
+            Counter(
+                "gateway_console_sign_ins",
+                "Console sign-ins by outcome (ok, refused).",
+                ("outcome",),
+                registry=metrics.registry,
+            )
+            if metrics is not None
+            else None
+        )
 
     def access(self, roles: frozenset[str]) -> Access:
         r = self._config.roles
-        return Access(r.admin in roles, r.reviewer in roles, r.auditor in roles, r.reveal in roles)
+        return Access(r.admin in roles, r.reviewer in roles, r.auditor in roles)
+
+    def console_roles(self, roles: frozenset[str]) -> list[str]:
+        r = self._config.roles
+        return [name for name in (r.admin, r.reviewer, r.auditor) if name in roles]
 
     async def sign_in(self, credential: str) -> Session | None:
         """A new session for a credential that holds a console role; None otherwise (the
-        reason stays inside: every failure reads the same)."""
+        reason stays inside: every failure reads the same, the audit record names it)."""
         try:
             principal = await self._auth.authenticate({"authorization": f"Bearer {credential}"})
-        except GatewayError:
+        except GatewayError as exc:
+            await self._refused(None, exc.reason.code)
             return None
         if not self.access(principal.roles).any:
+            await self._refused(principal, errors.ACCESS_CONSOLE_ROLE.code)
             return None
         expires = time.time() + self._config.session_minutes * 60
         if principal.expires_at is not None:  # a JWT's session ends with the token
@@ -68,6 +105,12 @@ class Sessions:
             expires,
         )
         await self._store.new_session(session)
+        self._count("ok")
+        await self._record(
+            principal, errors.CONSOLE_SIGNED_IN, action="sign_in", outcome="ok",
+            console_roles=self.console_roles(principal.roles), session=_ref(session),
+            expires=round(expires, 3),
+        )  # fmt: skip
         return session
 
     async def current(self, request: Request[Any, Any, Any]) -> Session | None:
@@ -78,6 +121,34 @@ class Sessions:
 
     async def sign_out(self, session: Session) -> None:
         await self._store.end_session(session.id)
+        await self._record(
+            Principal(session.subject, session.roles), errors.CONSOLE_SIGNED_OUT,
+            action="sign_out", outcome="ok", console_roles=self.console_roles(session.roles),
+            session=_ref(session),
+        )  # fmt: skip
+
+    async def _refused(self, principal: Principal | None, cause: str) -> None:
+        self._count("refused")
+        await self._record(
+            principal, errors.CONSOLE_SIGN_IN_REFUSED, action="sign_in", outcome="refused",
+            cause=cause,
+        )  # fmt: skip
+
+    def _count(self, outcome: str) -> None:
+        if self._counted is not None:
+            self._counted.labels(outcome).inc()
+
+    async def _record(self, actor: Principal | None, reason: Reason, **console: Any) -> None:
+        """Appended to the audit chain as a review action is; a failure is logged (the
+        sign-in itself does not depend on it)."""
+        if self._writer is None:
+            return
+        record = event_record("console", str(console["action"]), None, None, actor, reason,
+                              console=console)  # fmt: skip
+        if console["action"] == "sign_out":  # the session's, not a credential's
+            record = replace(record, key_id=None, auth_method=None)
+        if not await self._writer.put(record):
+            log.error("console %s not recorded in the audit trail", console["action"])
 
     @staticmethod
     def csrf_ok(session: Session, sent: str | None) -> bool:
@@ -93,3 +164,8 @@ class Sessions:
         return f"{COOKIE}={value}; Max-Age={max_age}; HttpOnly; SameSite=Strict" + (
             "; Secure" if secure else ""
         )
+
+
+def _ref(session: Session) -> str:
+    """Names a session in the audit trail without its id (the cookie's secret)."""
+    return hashlib.sha256(session.id.encode()).hexdigest()[:16]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = ["ConsoleConfig", "ConsoleRoles"]
 
@@ -16,14 +16,24 @@ class _Strict(BaseModel):
 class ConsoleRoles(_Strict):
     """The credential roles (gateway keys' roles, a JWT's roles claim) that open the console:
     ``admin`` everything, ``reviewer`` the queue and the explorer, ``auditor`` the explorer,
-    records and policies, read-only. Reviewers also use ``/admin/reviews``. ``reveal``, held
-    beside ``admin`` or ``reviewer``, shows a review item's tokenized values (each reveal is
-    an audit record); no other role ever sees them, ``admin`` included."""
+    records and policies, read-only. Reviewers also use ``/admin/reviews``. Who may reveal a
+    review item's tokenized values is each workflow's policy's ``review.reveal``, not a role
+    here."""
 
     admin: Annotated[str, Field(min_length=1)] = "admin"
     reviewer: Annotated[str, Field(min_length=1)] = "reviewer"
     auditor: Annotated[str, Field(min_length=1)] = "auditor"
-    reveal: Annotated[str, Field(min_length=1)] = "reveal"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_reveal(cls, data: object) -> object:
+        # The gateway-wide reveal role is gone: say where the grant went, not "extra field".
+        if isinstance(data, dict) and "reveal" in data:
+            raise ValueError(
+                "console.roles.reveal was removed: grant reveal per workflow in its policy "
+                "(review.reveal: [roles or subjects]; docs/console-and-review.md)"
+            )
+        return data
 
 
 class ConsoleConfig(_Strict):

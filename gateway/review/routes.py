@@ -131,8 +131,8 @@ def review_router(authenticator: Authenticator, reviews: Reviews, roles: frozens
 
     @post("/{review_id:str}/reveal", status_code=200)
     async def reveal(request: Request[Any, Any, Any]) -> Response[bytes]:
-        """The item with its tokenized values shown: the console's reveal role only, each
-        reveal recorded (who, and why) in the audit chain."""
+        """The item with its tokenized values shown: only to a reviewer the item's workflow
+        grants ``review.reveal``; each reveal, and each refusal, recorded (who, and why)."""
         review_id = request.path_params["review_id"]
         data = _object(await request.body())
         why = data.get("why")

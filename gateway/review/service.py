@@ -7,6 +7,7 @@ both win), then recorded in the audit chain as its own record, then sent to the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -76,25 +77,31 @@ class Reviews:
         config: ReviewConfig,
         env: Mapping[str, str],
         admin_role: str,
-        reveal_role: str | None = None,
     ) -> None:
         self.store = store
         self._writer = writer
         self._claim_s = config.claim_minutes * 60
         self._admin_role = admin_role
-        self._reveal_role = reveal_role  # None: nobody reveals
-        self.webhooks = Webhooks(config, env, self._attempted)
+        self.webhooks = Webhooks(config, env, store, self._attempted)
         self.resend: Resend | None = None  # set by app.py once the pipeline exists
         self.resending: set[str] = set()  # request ids of approved requests being sent on
         self._boundary: Boundary | None = None
         self._policies: PolicyRegistry | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
     def connect(self, boundary: Boundary, policies: PolicyRegistry) -> None:
         """The boundary's vault and token key (tokens in what reviewers see, and reveals),
         and the loaded policies (a reveal's reason is masked under its workflow's)."""
         self._boundary, self._policies = boundary, policies
 
+    def start(self) -> None:
+        """Resume the webhook deliveries a stop or a crash left due (gateway/review/webhook.py)."""
+        self._sweeping = asyncio.create_task(self.webhooks.run(), name="review-webhook-sweep")
+
     async def aclose(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
         await self.webhooks.aclose()
         await self.store.close()
 
@@ -302,8 +309,9 @@ class Reviews:
         if not (item.claimed(now) and item.claimed_by == reviewer.subject):
             raise GatewayError(errors.REVIEW_CONFLICT)
         result, status, reason = await self._outcome(item, verdict, note, text)
+        lease = self.webhooks.lease() if item.webhook else None  # due with the decision
         done = self.store.decide(
-            id_, reviewer.subject, _VERDICTS[verdict], note, result, status, time.time()
+            id_, reviewer.subject, _VERDICTS[verdict], note, result, status, time.time(), lease
         )
         if not await self._guarded(done):
             raise GatewayError(errors.REVIEW_CONFLICT)
@@ -311,7 +319,7 @@ class Reviews:
             action_record(item, reviewer, reason, "decide", verdict=_VERDICTS[verdict], note=note)
         )
         decided = await self.get(id_)
-        self.webhooks.send(decided)
+        self.webhooks.send(decided, lease)
         return decided
 
     async def _outcome(
@@ -332,19 +340,36 @@ class Reviews:
             return body.decode(), status, errors.REVIEW_APPROVED
         return None, None, errors.REVIEW_APPROVED  # a flag: the app already has its answer
 
+    def may_reveal(self, item: Item, reviewer: Principal) -> bool:
+        """Whether the item's workflow, as its policy is loaded now, grants ``reviewer``
+        ``review.reveal`` (by subject or role), and the reviewer may work the item."""
+        return self._granted(item, reviewer) and self.may_claim(item, reviewer)
+
+    def _granted(self, item: Item, reviewer: Principal) -> bool:
+        policy = self._policies.all().get(item.workflow) if self._policies else None
+        review = effective_review(policy.source) if policy is not None else None
+        return review is not None and review.grants_reveal(reviewer.subject, reviewer.roles)
+
     async def reveal(self, id_: str, reviewer: Principal, why: str) -> Item:
-        """The item with its tokens replaced by their values, for a reviewer holding the
-        reveal role who may work it; recorded in the audit chain first (who, and why, masked
-        under the workflow's policy), and refused if it cannot be. The values are read from
-        the vault, never stored with the item; a token past its lifetime stays a token."""
-        if self._reveal_role is None or self._reveal_role not in reviewer.roles:
-            raise GatewayError(errors.REVIEW_REVEAL_DENIED)
+        """The item with its tokens replaced by their values, for a reviewer its workflow's
+        live policy grants ``review.reveal`` and who may work it; recorded in the audit chain
+        first (who, and why, masked under the workflow's policy), and refused if it cannot be.
+        A refusal is recorded too. The values are read from the vault, never stored with the
+        item; a token past its lifetime stays a token."""
         why = why.strip()
         if not why or len(why) > _MAX_WHY:
             raise GatewayError(errors.REQUEST_INVALID, f"why: 1 to {_MAX_WHY} characters.")
         item = await self.get(id_)
-        if not self.may_claim(item, reviewer):
-            raise GatewayError(errors.REVIEW_NOT_ASSIGNED)
+        policy = self._policies.all().get(item.workflow) if self._policies else None
+        said = (await Masker(policy).texts([why]))[0] if policy is not None else _UNMASKED
+        if not self.may_reveal(item, reviewer):
+            refusal = (
+                errors.REVIEW_NOT_ASSIGNED
+                if self._granted(item, reviewer)
+                else errors.REVIEW_REVEAL_DENIED
+            )
+            await self._record(action_record(item, reviewer, refusal, "reveal", why=said))
+            raise GatewayError(refusal)
         tokens = list(dict.fromkeys(
             m.group(0)
             for text in (orjson.dumps(item.request).decode(), item.shown or "")
@@ -356,8 +381,6 @@ class Reviews:
                 values = await self._boundary.vault.get(item.workflow, item.subject, tokens)
             except StoreError as exc:
                 raise GatewayError(errors.BOUNDARY_VAULT, detail=str(exc)) from None
-        policy = self._policies.all().get(item.workflow) if self._policies else None
-        said = (await Masker(policy).texts([why]))[0] if policy is not None else _UNMASKED
         record = action_record(
             item, reviewer, errors.REVIEW_REVEALED, "reveal", why=said,
             tokens=len(tokens), revealed=len(values),

@@ -48,16 +48,23 @@ class ReviewPolicy(_Strict):
     ``x-gateway-review-id``, and the outcome when a reviewer decides (poll or webhook).
 
     ``assign_to``: roles or subjects that may claim this workflow's items (empty: every
-    reviewer). ``webhook`` is called with a body signed by HMAC-SHA256 under the key in the
-    environment variable ``webhook_secret_env`` on every decision.
+    reviewer). ``reveal``: roles or subjects that may read this workflow's tokenized values
+    (empty: nobody; a grant is never implied, not even for the console's admin). ``webhook``
+    is called with a body signed by HMAC-SHA256 under the key in the environment variable
+    ``webhook_secret_env`` on every decision.
     """
 
     on: Annotated[list[ReviewOn], Field(min_length=1)]
     mode: Literal["flag", "hold"] = "flag"
     assign_to: list[Annotated[str, Field(min_length=1)]] = []
+    reveal: list[Annotated[str, Field(min_length=1)]] = []
     sla_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     webhook: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     webhook_secret_env: Annotated[str, Field(min_length=1)] | None = None
+
+    def grants_reveal(self, subject: str, roles: frozenset[str]) -> bool:
+        """Whether this caller may read the workflow's tokenized values."""
+        return subject in self.reveal or not roles.isdisjoint(self.reveal)
 
     @property
     def tools(self) -> frozenset[str]:

@@ -9,6 +9,7 @@ are made by the store's migrations (gateway/review/migrate.py).
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,13 +187,15 @@ class ReviewStore:
         result: str | None,
         result_status: int | None,
         now: float,
+        lease: float | None = None,
     ) -> bool:
-        """Record the decision on an item ``reviewer`` holds; False if they hold it no more."""
+        """Record the decision on an item ``reviewer`` holds; False if they hold it no more.
+        ``lease``: its webhook delivery is due, held by this process until then."""
         state = "rejected" if verdict == "rejected" else "approved"
         return (
             await self._db.execute(
                 f"UPDATE {self._p}items SET state = ?, decided_by = ?, decided_at = ?, "
-                "verdict = ?, note = ?, result = ?, result_status = ? "
+                "verdict = ?, note = ?, result = ?, result_status = ?, webhook_lease = ? "
                 "WHERE id = ? AND state = 'pending' AND claimed_by = ? AND claimed_until > ?",
                 [
                     state,
@@ -202,10 +205,29 @@ class ReviewStore:
                     note,
                     result,
                     result_status,
+                    lease,
                     id_,
                     reviewer,
                     now,
                 ],
+            )
+            == 1
+        )
+
+    async def due_deliveries(self) -> builtins.list[tuple[str, float]]:  # ``list``: a method
+        """(item, lease) of every decision whose webhook delivery is still due."""
+        rows = await self._db.fetch(
+            f"SELECT id, webhook_lease FROM {self._p}items WHERE webhook_lease IS NOT NULL", []
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def swap_lease(self, id_: str, held: float, lease: float | None) -> bool:
+        """Compare-and-set a delivery's lease: take a lapsed one, renew or release one's own,
+        or end it (None: nothing due). False: another process holds it now."""
+        return (
+            await self._db.execute(
+                f"UPDATE {self._p}items SET webhook_lease = ? WHERE id = ? AND webhook_lease = ?",
+                [lease, id_, held],
             )
             == 1
         )

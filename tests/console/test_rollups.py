@@ -31,7 +31,8 @@ async def test_settled_buckets_are_rolled_up_once_and_open_ones_read_live(
     ]  # fmt: skip
     fresh = [record(100 + n, time=now - 5, workflow="a") for n in range(3)]
     not_traffic = [record(200 + n, time=now - 3000, endpoint=e, workflow="a")
-                   for n, e in enumerate(("review", "reviews", "admin"))]  # fmt: skip
+                   for n, e in enumerate(("review", "reviews", "admin", "policy", "rollout",
+                                          "console"))]  # fmt: skip
     await audit.write([*old, *not_traffic, *fresh])
     store = make_store()
     rollups = Rollups(audit, store)
@@ -40,7 +41,8 @@ async def test_settled_buckets_are_rolled_up_once_and_open_ones_read_live(
         assert behind == 0  # waited for
         assert start == (now - 2 * 3600) // BUCKET_S * BUCKET_S
         a, b = figures["a"], figures["b"]
-        assert (a.requests, b.requests) == (20 + 3, 20)  # review actions and polls are not traffic
+        # Review actions, polls, promotions, pauses and sign-ins are not traffic.
+        assert (a.requests, b.requests) == (20 + 3, 20)
         assert a.decisions["deny"] + b.decisions["deny"] == 13
         assert b.reasons["boundary.blocked_entity"] + a.reasons["boundary.blocked_entity"] == 13
         assert a.entities["mask:EMAIL_ADDRESS"] == 40

@@ -126,11 +126,20 @@ def review_policies(hook_url: str) -> dict[str, dict[str, object]]:
             **base, "workflow": "flagged", "access": access, "data": blocked,
             "fallback": {"on": ["blocked"], "message": FALLBACK, "review": True},
         },
+        # Reveal is granted per workflow: "tokens" to the role reveal (vera holds it),
+        # "tokens_b" to the subject rita; nobody else, the console's admin included.
         "tokens": {
             **base, "workflow": "tokens", "access": access,
             "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
             "fallback": {"on": ["blocked"], "message": FALLBACK},
-            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold"},
+            "review": {"on": ["blocked", "tool:refund_payment"], "mode": "hold",
+                       "reveal": ["reveal"]},
+        },
+        "tokens_b": {
+            **base, "workflow": "tokens_b", "access": access,
+            "data": {"entities": {"EMAIL_ADDRESS": "tokenize", "PHONE_NUMBER": "block"}},
+            "fallback": {"on": ["blocked"], "message": FALLBACK},
+            "review": {"on": ["blocked"], "mode": "hold", "reveal": ["rita"]},
         },
     }  # fmt: skip
 
@@ -145,7 +154,7 @@ class ReviewGateway:
     other_reviewer: str  # remy: roles reviewer
     admin: str  # root: roles admin
     auditor: str  # audrey: roles auditor
-    revealer: str  # vera: roles reviewer and reveal
+    revealer: str  # vera: roles reviewer and reveal (granted reveal by the tokens workflow)
     server: GatewayServer
 
     def client(self, key: str) -> httpx.Client:
@@ -161,6 +170,20 @@ def start_review_gateway(
     extra: dict[str, object] | None = None,
     policies: dict[str, dict[str, object]] | None = None,
 ) -> ReviewGateway:
+    path, env, made = write_review_gateway(root, upstream, hook, extra, policies)
+    server = GatewayServer(path, env).start()
+    return ReviewGateway(server.url, root, server=server, **made)
+
+
+def write_review_gateway(
+    root: Path,
+    upstream: FakeUpstream,
+    hook: Hook,
+    extra: dict[str, object] | None = None,
+    policies: dict[str, dict[str, object]] | None = None,
+) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """gateway.yaml, the policies and the keys under ``root`` (the keys made once): the
+    config's path, the environment to serve it with, and the keys by name."""
     config = {**gateway_config(upstream), "audit": {"purge_interval_s": 0},
               "review": {"webhook_backoff_s": 0.05}, **(extra or {})}  # fmt: skip
     path = write_yaml(root / "gateway.yaml", config)
@@ -178,8 +201,7 @@ def start_review_gateway(
     } if not keys.exists() else _reuse(root)  # fmt: skip
     (root / "keys.json").write_text(json.dumps(made))
     env = {**UPSTREAM_KEYS, "REVIEW_HOOK_SECRET": HOOK_SECRET}
-    server = GatewayServer(path, env).start()
-    return ReviewGateway(server.url, root, server=server, **made)
+    return path, env, made
 
 
 def _reuse(root: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.review.db import PostgresDb, SqliteDb, StoreUnavailable
-from gateway.review.migrate import MIGRATIONS, VERSION
+from gateway.review.migrate import MIGRATIONS, VERSION, migrate_pg
 from gateway.review.store import ReviewStore
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.support.server import write_yaml
@@ -182,3 +182,45 @@ async def test_gateway_migrate_makes_the_review_schema_on_postgres(tmp_path: Pat
     finally:
         await drop_schema(schema)
         await drop_schema(audit)
+
+
+async def test_decisions_left_undelivered_by_the_release_before_are_due(
+    backend: Backend,
+) -> None:
+    """0002 marks due the decisions with a webhook and no successful attempt (a restart cut
+    them off before deliveries were resumed); those delivered, or without a webhook, are not."""
+    store = backend.store()
+    await store.list()  # made at 0001 only: the 0002 file is set aside while it is
+    await store.close()
+    await backend.run("DELETE FROM {p}schema_migrations WHERE version > 1")
+    if VERSION > 1:
+        await backend.run(
+            "DROP INDEX IF EXISTS {i}items_webhook",
+            "ALTER TABLE {p}items DROP COLUMN webhook_lease",
+        )
+    hooked = DATA.replace('"webhook": null', '"webhook":"http://127.0.0.1:9/h"')
+    for id_, data, state in [
+        ("rv_cut", hooked, "rejected"), ("rv_sent", hooked, "approved"),
+        ("rv_nohook", DATA, "approved"), ("rv_waiting", hooked, "pending"),
+    ]:  # fmt: skip
+        await backend.run(
+            "INSERT INTO {p}items (id, created, sla_at, workflow, data, state, claimed_until) "
+            f"VALUES ('{id_}', 1.0, 2.0, 'held', '{data}', '{state}', 0)"
+        )
+    await backend.run(
+        "INSERT INTO {p}deliveries (item, attempt, at, status, error) VALUES "
+        "('rv_cut', 1, 3.0, 500, NULL), ('rv_sent', 1, 3.0, 500, NULL), "
+        "('rv_sent', 2, 4.0, 204, NULL)"
+    )
+    if backend.kind == "postgres":  # a store at an older version: `gateway migrate` first
+        db = await asyncpg.connect(PG_URL)
+        try:
+            await migrate_pg(db, backend.schema, upgrade=True)
+        finally:
+            await db.close()
+    again = backend.store()
+    try:
+        assert await again.due_deliveries() == [("rv_cut", 0.0)]
+    finally:
+        await again.close()
+    assert await backend.versions() == list(range(1, VERSION + 1))
