@@ -170,10 +170,7 @@ def _sqlite_schema() -> list[str]:
     out: list[str] = []
     for m in MIGRATIONS:
         if f"{m.version:04d}" in _TABLES:
-            out += [
-                s.replace("{schema}.", "audit_").replace("{schema}_", "audit_")
-                for s in m.statements("{schema}")
-            ]
+            out += m.statements({"{schema}.": "audit_", "{schema}_": "audit_"})
     return out
 
 

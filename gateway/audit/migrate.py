@@ -21,12 +21,10 @@ whole job is a dozen statements under one advisory lock in the driver the sink a
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
+
+from gateway.stores.migrations import Migration, MigrationError, advisory_lock, load_migrations
 
 __all__ = [
     "MIGRATIONS",
@@ -40,53 +38,18 @@ __all__ = [
 ]
 
 
-class MigrationError(Exception):
-    """The schema cannot be brought to this release's version (the cause says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-    compatible_from: int
-    transactional: bool
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
-
-    def statements(self, schema: str, *, fresh: bool = False) -> list[str]:
-        """The file's statements for ``schema`` (a validated identifier, see AuditConfig)."""
-        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
-        text = "\n".join(lines).replace("{schema}", schema)
-        if fresh:
-            text = text.replace(" CONCURRENTLY", "")
-        return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]
-
-
 def _load() -> tuple[Migration, ...]:
-    found: list[Migration] = []
-    for entry in sorted(resources.files("gateway.audit.migrations").iterdir(), key=str):
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if not match:
-            continue
-        sql = entry.read_text()
-        compatible = re.search(r"^-- compatible-from: (\d+)$", sql, re.M)
-        if compatible is None:
-            raise MigrationError(f"{entry.name}: no '-- compatible-from: N' line")
-        found.append(
-            Migration(
-                version=int(match[1]),
-                name=match[2],
-                sql=sql,
-                compatible_from=int(compatible[1]),
-                transactional="\n-- transaction: none\n" not in f"\n{sql}",
-            )
-        )
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise MigrationError("migrations must be numbered 0001, 0002, ... without gaps")
-    return tuple(found)
+    found = load_migrations("gateway.audit.migrations")
+    for m in found:
+        if m.compatible_from is None:
+            raise MigrationError(f"{m.version:04d}_{m.name}.sql: no '-- compatible-from: N' line")
+    return found
+
+
+def _statements(m: Migration, schema: str, *, fresh: bool = False) -> list[str]:
+    """``m`` for ``schema`` (a validated identifier, see AuditConfig); ``fresh``: an empty
+    schema, where ``CONCURRENTLY`` has nothing to keep writing to."""
+    return m.statements({"{schema}": schema, " CONCURRENTLY": "" if fresh else " CONCURRENTLY"})
 
 
 MIGRATIONS = _load()
@@ -135,14 +98,7 @@ async def migrate(db: Any, schema: str, *, fresh_only: bool = False) -> list[Mig
     ``fresh_only``: create an empty schema, but leave an existing one as it is (the sink's
     start: upgrading is the operator's ``gateway migrate``).
     """
-    key = f"gateway.audit:{schema}"
-    # Polled, not waited for in pg_advisory_lock: a waiting statement holds a snapshot, and
-    # CREATE INDEX CONCURRENTLY in the holder waits for every older snapshot (a deadlock).
-    while True:
-        if await db.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
-            break
-        await asyncio.sleep(0.1)
-    try:
+    async with advisory_lock(db, f"gateway.audit:{schema}"):
         await db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         state = await read_state(db, schema)
         if state.version and fresh_only:
@@ -161,23 +117,21 @@ async def migrate(db: Any, schema: str, *, fresh_only: bool = False) -> list[Mig
         if state.version == 0:  # empty: all in one transaction, nothing to keep serving
             async with db.transaction():
                 for m in pending:
-                    for statement in m.statements(schema, fresh=True):
+                    for statement in _statements(m, schema, fresh=True):
                         await db.execute(statement)
                     await _record(db, schema, m)
             return pending
         for m in pending:
             if m.transactional:
                 async with db.transaction():
-                    for statement in m.statements(schema):
+                    for statement in _statements(m, schema):
                         await db.execute(statement)
                     await _record(db, schema, m)
             else:
-                for statement in m.statements(schema):
+                for statement in _statements(m, schema):
                     await db.execute(statement)
                 await _record(db, schema, m)
         return pending
-    finally:
-        await db.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
 
 async def _record(db: Any, schema: str, m: Migration) -> None:

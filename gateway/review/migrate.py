@@ -19,16 +19,14 @@ transaction with its row in ``{p}schema_migrations``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 import sqlite3
 import sys
 from contextlib import closing
-from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+
+from gateway.stores.migrations import Migration, MigrationError, advisory_lock, load_migrations
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -39,37 +37,12 @@ __all__ = [
 ]  # fmt: skip
 
 
-class MigrationError(Exception):
-    """The review store cannot be brought to this release's version (the message says why)."""
+def _statements(m: Migration, prefix: str) -> list[str]:
+    """``m`` with ``{p}``, the table prefix, and ``{i}``, the index names' prefix."""
+    return m.statements({"{p}": prefix, "{i}": prefix.replace(".", "_")})
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
-
-    def statements(self, prefix: str) -> list[str]:
-        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
-        text = "\n".join(lines).replace("{p}", prefix).replace("{i}", prefix.replace(".", "_"))
-        return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]
-
-
-def _load() -> tuple[Migration, ...]:
-    found = []
-    for entry in sorted(resources.files("gateway.review.migrations").iterdir(), key=str):
-        if match := re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name):
-            found.append(Migration(int(match[1]), match[2], entry.read_text()))
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise MigrationError("review migrations must be numbered 0001, 0002, ... without gaps")
-    return tuple(found)
-
-
-MIGRATIONS = _load()
+MIGRATIONS = load_migrations("gateway.review.migrations")
 VERSION = MIGRATIONS[-1].version
 
 _TABLE = (
@@ -101,7 +74,7 @@ def migrate_sqlite(conn: sqlite3.Connection, prefix: str) -> list[Migration]:
         applied = dict(conn.execute(f"SELECT version, checksum FROM {prefix}schema_migrations"))
         pending = _pending(applied)
         for m in pending:
-            for statement in m.statements(prefix):
+            for statement in _statements(m, prefix):
                 conn.execute(statement)
             conn.execute(
                 f"INSERT INTO {prefix}schema_migrations (version, name, checksum, applied_at) "
@@ -118,12 +91,7 @@ def migrate_sqlite(conn: sqlite3.Connection, prefix: str) -> list[Migration]:
 async def migrate_pg(db: Any, schema: str, *, upgrade: bool) -> list[Migration]:
     """Bring ``schema`` up to date on an asyncpg connection; without ``upgrade`` (a gateway's
     first use) only a store with nothing recorded. The migrations applied."""
-    key = f"gateway.review:{schema}"
-    while True:  # polled, as the audit's migrator does (a waiting statement holds a snapshot)
-        if await db.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
-            break
-        await asyncio.sleep(0.1)
-    try:
+    async with advisory_lock(db, f"gateway.review:{schema}"):
         await db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         prefix = f"{schema}."
         await db.execute(_TABLE.replace("{p}", prefix))
@@ -137,7 +105,7 @@ async def migrate_pg(db: Any, schema: str, *, upgrade: bool) -> list[Migration]:
             )
         for m in pending:
             async with db.transaction():
-                for statement in m.statements(prefix):
+                for statement in _statements(m, prefix):
                     await db.execute(statement)
                 await db.execute(
                     f"INSERT INTO {prefix}schema_migrations (version, name, checksum, "
@@ -145,8 +113,6 @@ async def migrate_pg(db: Any, schema: str, *, upgrade: bool) -> list[Migration]:
                     m.version, m.name, m.checksum,
                 )  # fmt: skip
         return pending
-    finally:
-        await db.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
 
 def migrate_store(config: GatewayConfig) -> int:

@@ -37,6 +37,7 @@ def schema() -> Iterator[str]:
     name = f"migr_{uuid.uuid4().hex[:12]}"
     yield name
     asyncio.run(drop_schema(name))
+    asyncio.run(drop_schema(f"{name}_review"))
 
 
 @pytest.fixture
@@ -50,7 +51,10 @@ def _cli(tmp_path: Path, schema: str, *args: str) -> int:
     config = write_yaml(
         tmp_path / "gateway.yaml",
         {"providers": {"demo": {"type": "mock"}}, "models": {},
-         "stores": {"audit_url": PG_URL}, "audit": {"pg_schema": schema}},
+         "stores": {"audit_url": PG_URL}, "audit": {"pg_schema": schema},
+         # its own review store too: `migrate` brings both up, and the shared one may be
+         # at another branch's version
+         "review": {"pg_schema": f"{schema}_review"}},
     )  # fmt: skip
     return main(["--config", str(config), "migrate", *args])
 

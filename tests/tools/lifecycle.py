@@ -130,6 +130,8 @@ def make_folder(root: Path, upstream: FakeUpstream, store: str) -> Iterator[Fold
     if store == "postgres":
         config["stores"] = {"audit_url": PG_URL}
         config["audit"] = {**config["audit"], "pg_schema": schema}
+        # its own review store too (`migrate` brings both up; the shared one may be newer)
+        config["review"] = {**config.get("review", {}), "pg_schema": f"{schema}_review"}
     path = write_yaml(root / "gateway.yaml", config)
     write_yaml(root / "policies" / "chat_app.yaml", chat_policy())
     write_yaml(root / "policies" / "tests" / "chat_app.yaml", CASES)
@@ -139,6 +141,7 @@ def make_folder(root: Path, upstream: FakeUpstream, store: str) -> Iterator[Fold
     finally:
         if store == "postgres":
             asyncio.run(drop_schema(schema))
+            asyncio.run(drop_schema(f"{schema}_review"))
 
 
 def keys(folder: Folder) -> tuple[str, str]:
