@@ -20,7 +20,7 @@ from gateway.context import RequestContext
 from gateway.errors import Reason
 from gateway.steps import Step, decide
 
-__all__ = ["AuditRecord", "build_record", "event_record"]
+__all__ = ["NOT_TRAFFIC", "AuditRecord", "build_record", "event_record", "is_traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +160,18 @@ def build_record(ctx: RequestContext, status: int) -> AuditRecord:
         trace_id=ctx.trace_id,
         fingerprints=ctx.fingerprints,
     )
+
+
+# Records that are not model traffic: the kinds event_record makes (review actions, policy
+# promotions, rollout pauses and aborts, console sign-ins; some name a workflow), the app's
+# polls of its reviews and admin routes. Whatever counts requests, rates and latency (the
+# console's rollups, ``gateway report``) leaves them out.
+NOT_TRAFFIC = frozenset({"review", "reviews", "admin", "policy", "rollout", "console"})
+
+
+def is_traffic(record: AuditRecord) -> bool:
+    """A request to a model route (answered, refused or failed), not an event."""
+    return record.endpoint not in NOT_TRAFFIC
 
 
 def event_record(

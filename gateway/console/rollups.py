@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from gateway.audit.record import AuditRecord
+from gateway.audit.record import AuditRecord, is_traffic
 from gateway.audit.sink import AuditStore, Query, SinkError
 from gateway.observe.signals import RATE_SIGNALS, Sample
 from gateway.review.store import ReviewStore, StoreUnavailable
@@ -39,10 +39,6 @@ _PAGE = 1000
 # arrived later; a scan of a time range may start after the last seq of the buckets that
 # ended this long before it (the longest request: upstream.timeout_s is at most 600 s).
 _SEQ_MARGIN_S = 900
-# Records that are not model traffic: review actions, the app's polls, admin routes, policy
-# promotions, rollout pauses and aborts, console sign-ins (the events gateway/audit/record.py's
-# event_record makes; some name a workflow).
-_NOT_TRAFFIC = frozenset({"review", "reviews", "admin", "policy", "rollout", "console"})
 # Latency histogram: bucket k holds latencies up to 0.05 ms * 1.2**k (about 20% wide).
 _BASE_MS, _GROWTH = 0.05, 1.2
 _CACHED_RANGES = 8  # a few periods' worth (the overview reads two: its own and the one before)
@@ -243,7 +239,7 @@ class Rollups:
             for row in rows:
                 last = row.seq
                 record = row.record()
-                if record is None or record.workflow is None or record.endpoint in _NOT_TRAFFIC:
+                if record is None or record.workflow is None or not is_traffic(record):
                     continue
                 found.setdefault(record.workflow, Rollup()).add(record)
             if len(rows) < _PAGE:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.audit.record import AuditRecord
+from gateway.audit.record import AuditRecord, is_traffic
 from gateway.config import ModelConfig
 from gateway.limits.cost import model_cost, usd
 from gateway.observe.signals import Sample, Window, drift_scores, percentile
@@ -82,8 +82,11 @@ def build_report(
     min_samples: int,
 ) -> dict[str, Any]:
     """The report of ``current`` (records in [since, until)) against ``previous`` (the period
-    of the same length before), per workflow."""
+    of the same length before), per workflow: requests only, not the events the trail also
+    holds (review actions, sign-ins, rollout events)."""
     days = max((until - since) / 86400, 1e-9)
+    current = [r for r in current if is_traffic(r)]
+    previous = [r for r in previous if is_traffic(r)]
     names = [workflow] if workflow else sorted({r.workflow or "none" for r in current})
     out: dict[str, Any] = {"since": since, "until": until, "workflows": {}}
     for name in names:

@@ -67,3 +67,19 @@ def test_drifted_signals_and_new_fingerprints_against_the_previous_period() -> N
     assert section["previous"]["requests"] == 300
     text = render_markdown(report)
     assert "| block_rate | 0.25 | 0.0 |" in text
+
+
+def test_events_in_the_trail_are_not_requests() -> None:
+    """Review actions, sign-ins and rollout events share the chain: none is counted, and a
+    sign-in (no workflow) makes no "none" workflow."""
+    now = time.time()
+    requests = [record(i, time=now - 100 + i) for i in range(4)]
+    events = [
+        record(100, time=now - 50, endpoint="review", decision="review"),
+        record(101, time=now - 40, endpoint="rollout", decision="rollout"),
+        record(102, time=now - 30, endpoint="console", decision="console", workflow=None),
+        record(103, time=now - 20, endpoint="reviews", decision="allow"),
+    ]
+    report = build_report(None, now - 3600, now, requests + events, [], {}, {}, 10)
+    assert list(report["workflows"]) == sorted({r.workflow or "none" for r in requests})
+    assert sum(w["requests"] for w in report["workflows"].values()) == 4
