@@ -364,6 +364,8 @@ CONSOLE_SIGN_IN_REFUSED = _reason(
     "console.sign_in_refused", 401, "A console sign-in was refused: the credential, or its roles."
 )
 CONSOLE_SIGNED_OUT = _reason("console.signed_out", 200, "Signed out of the console.")
+CONSOLE_KEY_CREATED = _reason("console.key_created", 200, "A gateway key was created.")
+CONSOLE_KEY_REVOKED = _reason("console.key_revoked", 200, "A gateway key was revoked.")
 CONSOLE_CSRF = _reason(
     "console.csrf_failed", 403, "The form's CSRF token is missing or wrong: reload the page."
 )

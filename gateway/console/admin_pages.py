@@ -15,6 +15,7 @@ from pathlib import Path
 from litestar import Response, get, post
 from litestar.handlers import HTTPRouteHandler
 
+from gateway import errors
 from gateway.auth.keys import create_key, read_keys, revoke_key
 from gateway.console.html import esc, form, table
 from gateway.console.ui import Req, Ui, admin, redirect
@@ -106,11 +107,16 @@ def admin_handlers(
             )
         expires = datetime.now(UTC) + timedelta(days=int(days)) if days else None
         try:
-            key, _ = create_key(keys_file, subject, roles, team, expires)
+            key, made = create_key(keys_file, subject, roles, team, expires)
         except (ConfigError, OSError) as exc:
             return ui.page(
                 "Keys", f"<p>The keys file could not be written: {esc(exc)}</p>", who, 500
             )
+        await ui.sessions.record(
+            who[0], errors.CONSOLE_KEY_CREATED, action="key_create", key=made.id,
+            key_subject=subject, key_roles=roles, key_team=team,
+            expires=expires.isoformat(timespec="seconds") if expires else None,
+        )  # fmt: skip
         return ui.page("Keys", _keys_body(keys_file, who[0].csrf, created=key), who)
 
     @post("/keys-revoke", status_code=303)
@@ -120,9 +126,13 @@ def admin_handlers(
         if isinstance(who, Response):
             return who
         try:
-            revoke_key(keys_file, fields.get("key_id", ""))
+            revoked = revoke_key(keys_file, fields.get("key_id", ""))
         except KeyError:
             return ui.page("Keys", "<p>No such key.</p>", who, 404)
+        await ui.sessions.record(
+            who[0], errors.CONSOLE_KEY_REVOKED, action="key_revoke", key=revoked.id,
+            key_subject=revoked.subject,
+        )  # fmt: skip
         return redirect("keys")
 
     @get("/limits")

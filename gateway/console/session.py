@@ -138,14 +138,19 @@ class Sessions:
         if self._counted is not None:
             self._counted.labels(outcome).inc()
 
+    async def record(self, session: Session, reason: Reason, **console: Any) -> None:
+        """An admin's action in the console (a key created or revoked), by ``session``'s
+        subject, on the audit chain like its sign-in."""
+        await self._record(Principal(session.subject, session.roles), reason, **console)
+
     async def _record(self, actor: Principal | None, reason: Reason, **console: Any) -> None:
         """Appended to the audit chain as a review action is; a failure is logged (the
-        sign-in itself does not depend on it)."""
+        action itself does not depend on it)."""
         if self._writer is None:
             return
         record = event_record("console", str(console["action"]), None, None, actor, reason,
                               console=console)  # fmt: skip
-        if console["action"] == "sign_out":  # the session's, not a credential's
+        if console["action"] != "sign_in":  # the session's, not a credential's
             record = replace(record, key_id=None, auth_method=None)
         if not await self._writer.put(record):
             log.error("console %s not recorded in the audit trail", console["action"])

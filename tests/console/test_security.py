@@ -16,6 +16,7 @@ from tests.boundary.corpus import load_corpus
 from tests.console.conftest import PII_POLICIES, Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import ReviewGateway
+from tests.review.test_queue import records
 
 GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "explain?seq=1", "overview",
         "policies", "rollout", "keys", "limits"]  # fmt: skip
@@ -215,6 +216,16 @@ def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGate
         else:
             raise AssertionError("the revoked key is still accepted")
         assert "revoked" in admin.get("keys").text
+        # Both changes are on the audit chain, by the admin, with the key's id, never the key.
+        changes = [r for r in records(gw) if r.endpoint == "console" and r.console
+                   and r.console["action"] in ("key_create", "key_revoke")]  # fmt: skip
+        assert [(r.reasons[0], r.subject, r.console["key"], r.console["key_subject"])
+                for r in changes if r.console] == [
+            ("console.key_created", "root", key_id, "newbie"),
+            ("console.key_revoked", "root", key_id, "newbie"),
+        ]  # fmt: skip
+        assert changes[0].console and changes[0].console["key_roles"] == ["analyst"]
+        assert key.group(1) not in str([r.console for r in changes])
         limited = openai.OpenAI(base_url=f"{gw.url}/w/limited/v1", api_key=gw.analyst)
         for _ in range(4):
             limited.chat.completions.create(
