@@ -8,13 +8,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
+from gateway.auth.principal import Principal
+from gateway.context import RequestContext
 from gateway.limits.keys import counter_tag
 from gateway.limits.redis import RedisStore
+from gateway.limits.report import usage_rows
+from gateway.limits.step import Limits
 from gateway.limits.store import Ask, BudgetCheck, BudgetUsage, Excess, RateCheck, Settlement
 from gateway.stores import open_redis
+from gateway.surfaces import openai_chat
 from tests.limits.conftest import REDIS_URL, cluster_url, drop_keys
+from tests.limits.test_periods import MODELS, Clock, policy
 
 S = 1e6
 T0 = 1_780_000_000.0
@@ -131,3 +138,36 @@ async def test_a_clamp_in_a_later_slot_is_given_back_when_settling(
         f"{user}:settled:req-1",
         marker,
     ]
+
+
+async def test_usage_rows_read_counters_spread_over_slots(split: RedisStore, prefix: str) -> None:
+    """``gateway limits show`` and ``GET /admin/limits`` find each subject's counters in its
+    own slot (a scan over every node, one MGET per slot on a Cluster)."""
+    clock = Clock("2026-03-10T12:00:00")
+    limits = Limits(split, MODELS, prefix, clock)
+    compiled = policy(
+        {
+            "rate": [
+                {"per": "user", "requests_per_minute": 5},
+                {"per": "workflow", "requests_per_hour": 50},
+            ],
+            "budget": [{"per": "user", "usd_per_day": 1}],
+        }
+    )
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
+    for who in ("alice", "alice", "bob"):
+        ctx = RequestContext("chat", "wf", principal=Principal(who, frozenset({"analyst"})))
+        await limits.admit(ctx, openai_chat.parse(orjson.dumps(body)), compiled)
+        ctx.model_used, ctx.tokens_in, ctx.tokens_out = "gpt-test", 10, 20
+        await limits.settle(ctx)
+    rows = await usage_rows(split, prefix, {"wf": compiled}, clock())
+    used = {(r["rule"], r["subject"]): r["used"] for r in rows}
+    assert used == {
+        ("requests_per_minute", "alice"): 2,
+        ("requests_per_minute", "bob"): 1,
+        ("requests_per_hour", "*"): 3,
+        ("usd_per_day", "alice"): 100e-6,  # 10 in + 2 x 20 out, twice
+        ("usd_per_day", "bob"): 50e-6,
+    }
+    alice = await usage_rows(split, prefix, {"wf": compiled}, clock(), subject="alice")
+    assert {r["subject"] for r in alice} == {"alice"}
