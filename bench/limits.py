@@ -120,7 +120,7 @@ def split_store(url: str, prefix: str, bound: float) -> RedisStore | None:
     if "split" not in inspect.signature(RedisStore).parameters:
         return None
     client = open_redis(url, user="lim", prefix=prefix, timeout_s=bound)
-    return RedisStore(client, split=True)  # type: ignore[call-arg]
+    return RedisStore(client, split=True)
 
 
 def _one_ask(limits: Limits, compiled: CompiledPolicy) -> Ask:

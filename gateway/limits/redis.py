@@ -48,7 +48,7 @@ _SETTLE = Script.load("gateway.limits", "settle.lua")
 _RELEASE = Script.load("gateway.limits", "release.lua")
 # How long a slot's hold record lives: a release sent later (its resends end within 8 s)
 # gives back nothing, and a record left by an instance that died is gone by then.
-HOLD_MS = 60_000
+HOLD_MS = 30_000
 _RELEASE_AGAIN_S = (0.1, 0.5, 2.0, 5.0)
 
 
