@@ -119,11 +119,11 @@ class RedisStore:
         return self._redis.raw
 
     async def admit(self, ask: Ask) -> Verdict:
-        if self._split:
-            slots = _slots(ask)
-            if len(slots) > 1:
-                return await self._admit_by_slot(ask, slots)
         keys = [r.key for r in ask.rates] + [b.key for b in ask.budgets]
+        if self._split and keys:
+            tag = tag_of(keys[0])
+            if not all(k.startswith(tag) for k in keys):  # a key's tag ends at its first "}"
+                return await self._admit_by_slot(ask, _slots(ask))
         return await self._admit(ask, keys)
 
     async def _admit(self, ask: Ask, keys: list[str]) -> Verdict:
