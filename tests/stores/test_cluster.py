@@ -73,14 +73,15 @@ POLICIES = {
     "fo_budgeted": _policy(
         "fo_budgeted", limits={"budget": [{"per": "workflow", "usd_per_day": 0.01}]}
     ),
-    # One decision's keys: a per-user rate, a per-team token rate, a workflow budget.
+    # Three scopes' keys: a per-user rate, a per-team token rate (a day's: its counter
+    # outlives a loaded machine's slow test), a workflow budget.
     **{
         name: _policy(
             name,
             limits={
                 "rate": [
                     {"per": "user", "requests_per_minute": 50},
-                    {"per": "team", "tokens_per_minute": 100_000},
+                    {"per": "team", "tokens_per_day": 1_000_000},
                 ],
                 "budget": [{"per": "workflow", "usd_per_day": 1}],
             },
@@ -464,7 +465,7 @@ def test_workflows_and_subjects_spread_over_slots(pair: Pair) -> None:
                 (tag(w, "user", user), "hold"),
             }
         for t, body in (
-            (tag(w, "team", "-"), f"{w}:tpm:team:-"),
+            (tag(w, "team", "-"), f"{w}:tpd:team:-"),
             (tag(w, "workflow"), f"{w}:usd:day:{day}:workflow:*"),
         ):
             expected |= {(t, body), (t, "settled"), (t, "hold")}
