@@ -173,7 +173,7 @@ def write_gateway(
     return path, keys
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=["memory", "redis", "cluster"])
 def limited(
     request: pytest.FixtureRequest,
     upstream: FakeUpstream,
@@ -181,7 +181,11 @@ def limited(
 ) -> Iterator[LimitedGateway]:
     root = tmp_path_factory.mktemp(f"limits-{request.param}")
     prefix = new_prefix()
-    redis_url = REDIS_URL if request.param == "redis" else None
+    redis_url: str | None = None
+    if request.param == "redis":
+        redis_url = REDIS_URL
+    elif request.param == "cluster":
+        redis_url = cluster_url()
     path, keys = write_gateway(
         root, upstream, prefix, redis_url, LIMIT_POLICIES, store_timeout_ms=5000
     )
@@ -192,4 +196,4 @@ def limited(
     finally:
         server.stop()
         if redis_url:
-            asyncio.run(drop_keys(prefix))
+            asyncio.run(drop_keys(prefix, redis_url))
