@@ -65,7 +65,7 @@ def counter_tag(prefix: str, workflow: str, per: Per, value: str) -> str:
     >>> counter_tag("gw", "support", "global", "*"), counter_tag("gw", "support", "workflow", "*")
     ('{gw:lim}', '{gw:lim:support}')
     >>> counter_tag("gw", "support", "user", "alice")
-    '{gw:lim:support:user:9b7e0a1c}'
+    '{gw:lim:support:user:6dcf3c59}'
     """
     if per == "global":
         return f"{{{namespace(prefix, 'lim')}}}"
