@@ -1,25 +1,39 @@
 """Counter names: whose traffic a rule counts, and the store key of each counter.
 
-Every key one decision reads or writes (its rate and budget counters, its settlement marker)
-starts with one hash tag, so one script can check and update them all in one Redis Cluster
-slot, while different workflows spread over the slots:
+Every counter's key starts with a hash tag that puts it in the Redis Cluster slot of its
+scope, so counters spread over the slots by workflow and by subject:
 
-- ``{PREFIX:lim:WORKFLOW}`` for a workflow whose rules all count within it (``per`` user,
-  key, team, role, workflow);
-- ``{PREFIX:lim}``, the gateway-wide slot, for a workflow with a ``per: global`` rule: that
-  counter is shared by every such workflow, so their counters all sit where it does.
+- ``{PREFIX:lim}`` for a ``per: global`` counter (shared by every workflow naming it);
+- ``{PREFIX:lim:WORKFLOW}`` for a ``per: workflow`` counter;
+- ``{PREFIX:lim:WORKFLOW:PER:DIGEST}`` for a caller's counter (``per`` user, key, team or
+  role), DIGEST a short hash of the value, so any subject (even one holding ``}``) makes a
+  well-formed tag and each subject of a busy workflow lands in a slot of its own.
+
+A request whose counters all share one tag is checked by one script; one whose counters span
+tags is reserved slot by slot (gateway/limits/redis.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from gateway.auth.principal import Principal
-from gateway.limits.plan import LimitPlan
 from gateway.limits.spec import Per
 from gateway.stores.redis import namespace
 
-__all__ = ["budget_key", "rate_key", "settled_key", "slot_tag", "subjects"]
+__all__ = [
+    "budget_key",
+    "counter_tag",
+    "rate_key",
+    "settled_key",
+    "subjects",
+    "tag_of",
+    "tag_pattern",
+    "workflow_tag",
+]
 
 _NONE = "-"  # the counter of callers without a team
+_CALLERS: frozenset[Per] = frozenset({"user", "key", "team", "role"})
 
 
 def subjects(principal: Principal, admitted_roles: frozenset[str]) -> dict[Per, tuple[str, ...]]:
@@ -36,20 +50,40 @@ def subjects(principal: Principal, admitted_roles: frozenset[str]) -> dict[Per, 
     }
 
 
-def slot_tag(prefix: str, workflow: str, plan: LimitPlan) -> str:
-    """The hash tag of every counter a request to ``workflow`` touches.
+def _digest(value: str) -> str:
+    return hashlib.blake2b(value.encode(), digest_size=4).hexdigest()
 
-    >>> from gateway.limits.spec import LimitsPolicy, RateRule
-    >>> from gateway.limits.plan import compile_limits
-    >>> def plan(per):
-    ...     return compile_limits(LimitsPolicy(rate=[RateRule(per=per, requests_per_minute=9)]))
-    >>> slot_tag("gw", "support", plan("user")), slot_tag("gw", "support", plan("global"))
-    ('{gw:lim:support}', '{gw:lim}')
+
+def workflow_tag(prefix: str, workflow: str) -> str:
+    """The hash tag of ``workflow``'s own counters (and of its settlement markers)."""
+    return f"{{{namespace(prefix, 'lim')}:{workflow}}}"
+
+
+def counter_tag(prefix: str, workflow: str, per: Per, value: str) -> str:
+    """The hash tag of one counter.
+
+    >>> counter_tag("gw", "support", "global", "*"), counter_tag("gw", "support", "workflow", "*")
+    ('{gw:lim}', '{gw:lim:support}')
+    >>> counter_tag("gw", "support", "user", "alice")
+    '{gw:lim:support:user:6dcf3c59}'
     """
-    tag = namespace(prefix, "lim")
-    if any(r.per == "global" for r in plan.rates) or any(b.per == "global" for b in plan.budgets):
-        return f"{{{tag}}}"
-    return f"{{{tag}:{workflow}}}"
+    if per == "global":
+        return f"{{{namespace(prefix, 'lim')}}}"
+    if per == "workflow":
+        return workflow_tag(prefix, workflow)
+    return f"{{{namespace(prefix, 'lim')}:{workflow}:{per}:{_digest(value)}}}"
+
+
+def tag_pattern(prefix: str, workflow: str, per: Per) -> str:
+    """A glob matching the tag of every counter of ``per`` in ``workflow`` (admin scans)."""
+    if per in _CALLERS:
+        return f"{{{namespace(prefix, 'lim')}:{workflow}:{per}:*}}"
+    return counter_tag(prefix, workflow, per, "*")
+
+
+def tag_of(key: str) -> str:
+    """The hash tag a key starts with, braces included (every limits key starts with one)."""
+    return key[: key.index("}") + 1]
 
 
 def _scope(workflow: str, per: Per) -> str:
@@ -65,6 +99,7 @@ def budget_key(tag: str, workflow: str, period: str, ident: str, per: Per, value
 
 
 def settled_key(tag: str, request_id: str) -> str:
-    """The marker that makes a request's settlement happen once, however often it is sent;
-    in the slot of the counters it settles, so the settle script holds them all."""
+    """The marker that makes a request's settlement happen once, however often it is sent.
+    A store whose counters span slots writes it in each slot it settles (same name after
+    the tag), so each slot's settle script holds its own marker."""
     return f"{tag}:settled:{request_id}"

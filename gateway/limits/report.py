@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.limits.cost import usd
 from gateway.limits.gcra import EPSILON_US
-from gateway.limits.keys import budget_key, rate_key, slot_tag
+from gateway.limits.keys import budget_key, counter_tag, rate_key, tag_of, tag_pattern
 from gateway.limits.periods import period_bounds
 from gateway.limits.store import Store
 from gateway.policy.compile import CompiledPolicy
@@ -38,24 +38,27 @@ async def usage_rows(
         plan = policy.limits
         if plan is None or (workflow is not None and name != workflow):
             continue
-        tag = slot_tag(prefix, name, plan)
         for r in plan.rates:
-            base = rate_key(tag, name, r.metric, r.per, "")
+            base = rate_key(tag_pattern(prefix, name, r.per), name, r.metric, r.per, "")
+            body = len(rate_key("", name, r.metric, r.per, ""))  # the key after its tag
             keys = await store.scan(base + (subject or "*"))
             for key, tat in (await store.rate_tat(sorted(keys))).items():
                 ahead = max(0.0, tat - now * 1e6)
                 interval = r.period_us / r.limit
                 free = math.floor((r.period_us - ahead + EPSILON_US) / interval)
                 remaining = min(r.limit, max(0, free))
-                row = _row(name, r.name, r.per, key[len(base) :], r.limit, r.limit - remaining)
+                who = key[len(tag_of(key)) + body :]
+                row = _row(name, r.name, r.per, who, r.limit, r.limit - remaining)
                 rows.append(row | {"remaining": remaining, "resets_in_s": round(ahead / 1e6, 3)})
         for b in plan.budgets:
             ident, end, _ = period_bounds(b.period, now)
-            base = budget_key(tag, name, b.period, ident, b.per, "")
+            base = budget_key(tag_pattern(prefix, name, b.per), name, b.period, ident, b.per, "")
+            body = len(budget_key("", name, b.period, ident, b.per, ""))
             keys = sorted(await store.scan(base + (subject or "*")))
             for key, use in (await store.usage(keys)).items():
                 limit = usd(b.micro_usd)
-                row = _row(name, f"usd_per_{b.period}", b.per, key[len(base) :], limit, 0.0)
+                who = key[len(tag_of(key)) + body :]
+                row = _row(name, f"usd_per_{b.period}", b.per, who, limit, 0.0)
                 row |= {
                     "used": usd(use.spent),
                     "reserved": usd(use.reserved),
@@ -101,10 +104,10 @@ async def scope_usage(
         plan = policy.limits
         if plan is None:
             continue
-        tag = slot_tag(prefix, name, plan)
         for b in plan.budgets:
             if b.per in _SHARED_SCOPES:
                 ident, _, _ = period_bounds(b.period, now)
+                tag = counter_tag(prefix, name, b.per, "*")
                 key = budget_key(tag, name, b.period, ident, b.per, "*")
                 wanted.append((name, b.per, b.period, b.micro_usd, key))
     if not wanted:

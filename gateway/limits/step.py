@@ -26,7 +26,14 @@ from gateway.limits.cost import model_cost, tokens_cost, usd, worst_prices
 from gateway.limits.estimate import estimate_input_tokens
 from gateway.limits.grant import Grant
 from gateway.limits.headers import rate_headers
-from gateway.limits.keys import budget_key, rate_key, settled_key, slot_tag, subjects
+from gateway.limits.keys import (
+    budget_key,
+    counter_tag,
+    rate_key,
+    settled_key,
+    subjects,
+    workflow_tag,
+)
 from gateway.limits.periods import period_bounds
 from gateway.limits.plan import LimitPlan, RateLimit
 from gateway.limits.report import ScopeUsage, scope_usage
@@ -47,7 +54,7 @@ _CACHE_MAX = 65_536  # callers x policies; cleared whole when full (rebuilt on n
 
 @dataclass(frozen=True, slots=True)
 class _Counters:
-    tag: str  # the one Cluster slot of all of them (keys.slot_tag)
+    tag: str  # the workflow's hash tag: its settlement markers' (keys.workflow_tag)
     rules: tuple[RateLimit, ...]  # the rule of each rate counter, for refusal messages
     rates: tuple[RateCheck, ...]
     budgets: tuple[BudgetCheck, ...]
@@ -112,6 +119,7 @@ class Limits:
             verdict.out,
             in_tokens + verdict.out,
             plan.needs_usage and surface.ask_usage_in_stream(request),
+            excess=verdict.excess,
         )
 
     def ask(
@@ -156,11 +164,11 @@ class Limits:
         if found is not None:
             return found
         who = subjects(principal, policy.access.roles)
-        tag = slot_tag(self.prefix, policy.name, plan)
+        name, prefix = policy.name, self.prefix
         rules = tuple((r, value) for r in plan.rates for value in who[r.per])
         rates = tuple(
             RateCheck(
-                rate_key(tag, policy.name, r.metric, r.per, value),
+                rate_key(counter_tag(prefix, name, r.per, value), name, r.metric, r.per, value),
                 r.unit,
                 r.limit,
                 r.period_us,
@@ -172,12 +180,13 @@ class Limits:
         for b in plan.budgets:
             ident, end, ttl = period_bounds(b.period, now)
             for value in who[b.per]:
-                key = budget_key(tag, policy.name, b.period, ident, b.per, value)
+                tag = counter_tag(prefix, name, b.per, value)
+                key = budget_key(tag, name, b.period, ident, b.per, value)
                 budgets.append(BudgetCheck(key, b.micro_usd, ttl, end))
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         found = self._cache[cache_key] = _Counters(
-            tag,
+            workflow_tag(prefix, name),
             tuple(r for r, _ in rules),
             rates,
             tuple(budgets),
@@ -246,6 +255,7 @@ class Limits:
             grant.token_rates,
             grant.counted_tokens - (tokens_in + tokens_out),
             settled_key(grant.tag, ctx.request_id),
+            grant.excess,
         )
 
     def _cost(self, name: str | None, tokens_in: int, tokens_out: int) -> int:

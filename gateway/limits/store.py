@@ -16,6 +16,7 @@ __all__ = [
     "Ask",
     "BudgetCheck",
     "BudgetUsage",
+    "Excess",
     "RateCheck",
     "RateState",
     "Settlement",
@@ -83,6 +84,17 @@ class RateState:
 
 
 @dataclass(frozen=True, slots=True)
+class Excess:
+    """What one slot holds beyond a request's grant, when its counters span slots and an
+    earlier slot reserved for more output tokens than a later slot's budget let through
+    (``budget_clamp``): its settlement gives this back too."""
+
+    tag: str  # the slot's hash tag
+    reserved: int  # micro-USD on that slot's budgets
+    tokens: int  # on that slot's token rules
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """``refused_by``: the index of the refusing rate rule, or ``budget``; ``out`` the
     output tokens granted and ``reserved`` the micro-USD held for them."""
@@ -93,6 +105,7 @@ class Verdict:
     reserved: int = 0
     refused_by: int | Literal["budget"] | None = None
     retry_us: float = 0.0
+    excess: tuple[Excess, ...] = ()  # only from a store that reserves slot by slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,7 @@ class Settlement:
     # Set: the settlement is applied once per marker, so a call that timed out (and may or
     # may not have reached the store) can be sent again safely.
     marker: str | None = None
+    excess: tuple[Excess, ...] = ()  # the Verdict's: given back per slot
 
 
 @dataclass(frozen=True, slots=True)

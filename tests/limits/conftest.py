@@ -1,9 +1,11 @@
-"""Limits fixtures: one store fixture parametrized over memory and the real Redis (a key
-prefix of its own per test, its keys deleted after), and helpers to build asks."""
+"""Limits fixtures: one store fixture parametrized over memory, the real Redis and a real
+Redis Cluster (tests/stores/cluster.py; a key prefix of its own per test, its keys deleted
+after), and helpers to build asks."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,7 +14,6 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis import RedisStore
@@ -20,6 +21,7 @@ from gateway.limits.store import Store
 from gateway.stores import open_redis
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.stores.cluster import shared_cluster
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -35,15 +37,22 @@ def new_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-async def drop_keys(prefix: str) -> None:
+async def drop_keys(prefix: str, url: str = REDIS_URL) -> None:
     """Delete this test's keys only: the shared Redis is never flushed."""
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = open_redis(url, user="lim", timeout_s=5.0).raw
     try:
         keys = [k async for k in client.scan_iter(match=f"{{{prefix}:lim*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        for key in keys:  # one by one: on a Cluster they span slots
+            await client.delete(key)
     finally:
         await client.aclose()
+
+
+def cluster_url() -> str:
+    """The session's Redis Cluster (started on first use, shared with tests/stores)."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli are needed (.ci/run installs them)")
+    return shared_cluster().url
 
 
 @pytest.fixture
@@ -51,17 +60,18 @@ def prefix() -> str:
     return new_prefix()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    shared = redis_store()
+    url = cluster_url() if request.param == "cluster" else REDIS_URL
+    shared = redis_store(url)
     try:
         yield shared
     finally:
         await shared.aclose()
-        await drop_keys(prefix)
+        await drop_keys(prefix, url)
 
 
 # --------------------------------------------------------------------------- gateway fixtures
@@ -163,7 +173,7 @@ def write_gateway(
     return path, keys
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=["memory", "redis", "cluster"])
 def limited(
     request: pytest.FixtureRequest,
     upstream: FakeUpstream,
@@ -171,7 +181,11 @@ def limited(
 ) -> Iterator[LimitedGateway]:
     root = tmp_path_factory.mktemp(f"limits-{request.param}")
     prefix = new_prefix()
-    redis_url = REDIS_URL if request.param == "redis" else None
+    redis_url: str | None = None
+    if request.param == "redis":
+        redis_url = REDIS_URL
+    elif request.param == "cluster":
+        redis_url = cluster_url()
     path, keys = write_gateway(
         root, upstream, prefix, redis_url, LIMIT_POLICIES, store_timeout_ms=5000
     )
@@ -182,4 +196,4 @@ def limited(
     finally:
         server.stop()
         if redis_url:
-            asyncio.run(drop_keys(prefix))
+            asyncio.run(drop_keys(prefix, redis_url))

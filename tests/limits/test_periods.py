@@ -14,7 +14,7 @@ from gateway.auth.principal import Principal
 from gateway.config import ModelConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.limits.keys import budget_key
+from gateway.limits.keys import budget_key, counter_tag
 from gateway.limits.step import Limits
 from gateway.limits.store import Store
 from gateway.policy.compile import CompiledPolicy, compile_policy
@@ -108,8 +108,12 @@ async def test_a_reservation_settles_into_the_day_it_was_made(store: Store, pref
     clock.at("2026-03-11T00:00:00.500")
     ctx.model_used, ctx.tokens_in, ctx.tokens_out = "gpt-test", 10, 20
     await limits.settle(ctx)
-    before = budget_key(f"{{{prefix}:lim:wf}}", "wf", "day", "20260310", "user", "alice")
-    after = budget_key(f"{{{prefix}:lim:wf}}", "wf", "day", "20260311", "user", "alice")
+    before = budget_key(
+        counter_tag(prefix, "wf", "user", "alice"), "wf", "day", "20260310", "user", "alice"
+    )
+    after = budget_key(
+        counter_tag(prefix, "wf", "user", "alice"), "wf", "day", "20260311", "user", "alice"
+    )
     usage = await store.usage([before, after])
     assert (usage[before].spent, usage[before].reserved) == (50, 0)
     assert after not in usage
@@ -139,5 +143,7 @@ async def test_december_rolls_into_january(store: Store, prefix: str) -> None:
     await refused(limits, monthly)
     clock.at("2027-01-01T00:00:00")
     await call(limits, monthly)
-    key = budget_key(f"{{{prefix}:lim:wf}}", "wf", "month", "202701", "user", "alice")
+    key = budget_key(
+        counter_tag(prefix, "wf", "user", "alice"), "wf", "month", "202701", "user", "alice"
+    )
     assert (await store.usage([key]))[key].spent == 300

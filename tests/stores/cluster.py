@@ -9,6 +9,7 @@ Node timeout 1 s (the default is 15 s): a failover takes about 2 s here instead 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import signal
@@ -183,3 +184,17 @@ class PrivateCluster:
 def _replica_online(primary: Node) -> bool:
     replica = primary.info().get("slave0")
     return isinstance(replica, dict) and replica.get("state") == "online"
+
+
+_SHARED: list[PrivateCluster] = []
+
+
+def shared_cluster() -> PrivateCluster:
+    """The one cluster of this test process, started by its first user (tests/stores and
+    tests/limits both ask for it) and destroyed when the process exits."""
+    if not _SHARED:
+        cluster = PrivateCluster()
+        atexit.register(cluster.destroy)
+        cluster.start()
+        _SHARED.append(cluster)
+    return _SHARED[0]

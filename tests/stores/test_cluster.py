@@ -2,8 +2,10 @@
 by the session's ``redis_cluster`` fixture), through the factory's ``redis+cluster://``: rate
 limits and budgets exact across both, the vault and the breaker shared; then the primary
 holding two workflows' limits is killed mid-run, its replica takes over, and nothing is
-overspent or over-admitted. Each workflow's limits sit in a slot of their own (tag
-``{PREFIX:lim:WORKFLOW}``), one slot for all of one decision's keys.
+overspent or over-admitted. Each workflow's own counters sit in a slot of their own (tag
+``{PREFIX:lim:WORKFLOW}``), and each subject's (user, key, team, role) in another
+(``{PREFIX:lim:WORKFLOW:PER:DIGEST}``): a request whose counters span slots is reserved slot
+by slot, and stays exact across instances.
 
 What the failover may cost (docs/operations.md, "Redis Cluster"): requests whose admission
 meets the dead primary are refused (503 ``limits.store_unavailable``, the default
@@ -30,6 +32,7 @@ import openai
 import pytest
 import redis
 
+from gateway.limits.keys import counter_tag
 from gateway.stores import open_redis
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
@@ -70,21 +73,42 @@ POLICIES = {
     "fo_budgeted": _policy(
         "fo_budgeted", limits={"budget": [{"per": "workflow", "usd_per_day": 0.01}]}
     ),
-    # One decision's keys: a per-user rate, a per-team token rate, a workflow budget.
+    # Three scopes' keys: a per-user rate, a per-team token rate (a day's: its counter
+    # outlives a loaded machine's slow test), a workflow budget.
     **{
         name: _policy(
             name,
             limits={
                 "rate": [
                     {"per": "user", "requests_per_minute": 50},
-                    {"per": "team", "tokens_per_minute": 100_000},
+                    {"per": "team", "tokens_per_day": 1_000_000},
                 ],
                 "budget": [{"per": "workflow", "usd_per_day": 1}],
             },
         )
         for name in ("slot_a", "slot_b")
     },
-    # A gateway-wide counter: its workflow's counters all join the gateway-wide slot.
+    # Per user AND per workflow on every request: the slot-by-slot path, under load.
+    "spread": _policy(
+        "spread",
+        limits={
+            "rate": [
+                {"per": "user", "requests_per_hour": 5},
+                {"per": "workflow", "requests_per_hour": 40},
+            ]
+        },
+    ),
+    # About 5 calls of 182 per user (1,000 micro-USD) and 27 for the workflow (5,000).
+    "spread_budget": _policy(
+        "spread_budget",
+        limits={
+            "budget": [
+                {"per": "user", "usd_per_day": 0.001},
+                {"per": "workflow", "usd_per_day": 0.005},
+            ]
+        },
+    ),
+    # A gateway-wide counter, and a per-user budget in each user's slot.
     "slot_g": _policy(
         "slot_g",
         limits={
@@ -122,9 +146,10 @@ class Pair:
         """The hash tag of ``workflow``'s limits: one slot per workflow."""
         return f"{{{self.prefix}:lim:{workflow}}}"
 
-    def budget(self, workflow: str) -> tuple[int, int]:
+    def budget(self, workflow: str, per: str = "workflow", who: str = "*") -> tuple[int, int]:
         day = datetime.now(UTC).strftime("%Y%m%d")
-        key = f"{self.slot_key(workflow)}:{workflow}:usd:day:{day}:workflow:*"
+        tag = counter_tag(self.prefix, workflow, per, who)  # type: ignore[arg-type]
+        key = f"{tag}:{workflow}:usd:day:{day}:{per}:{who}"
         with self.redis() as r:
             spent, reserved = r.hmget(key, "s", "r")
         return int(spent or 0), int(reserved or 0)
@@ -246,6 +271,51 @@ def test_budget_is_never_passed_across_two_instances(pair: Pair) -> None:
     assert spent == outcomes["ok"] * COST <= 5000
     assert outcomes["ok"] >= 10
     assert outcomes["ok"] + outcomes["limits.budget_exhausted"] == 96
+
+
+def test_per_user_and_per_workflow_rates_are_exact_across_slots_and_instances(
+    pair: Pair,
+) -> None:
+    """5 an hour per user and 40 for the workflow, in different slots: 16 clients (each its
+    own user) over two processes send 96. Each user's slot lets 5 of 6 through, 80 in all;
+    the workflow's lets exactly 40 of those; the 40 it refuses give their user's hold back."""
+    left = _counted(96)
+    outcomes = _hammer(
+        16,
+        lambda i: _outcome(
+            lambda: pair.client(i, "spread").chat.completions.create(
+                model="gpt-test", messages=PROMPT
+            )  # type: ignore[arg-type]
+        ),
+        lambda: left(0),
+    )
+    assert outcomes == Counter({"ok": 40, "limits.rate_exceeded": 56})
+
+
+def test_per_user_and_per_workflow_budgets_are_never_passed_across_slots(pair: Pair) -> None:
+    """Each call holds 260 in its user's slot and in the workflow's; nothing is spent beyond
+    either budget, every slot ends with nothing reserved, and spend is what the calls cost."""
+    left = _counted(96)
+    outcomes = _hammer(
+        16,
+        lambda i: _outcome(
+            lambda: pair.client(i, "spread_budget").chat.completions.create(
+                model="gpt-test", messages=PROMPT
+            )  # type: ignore[arg-type]
+        ),
+        lambda: left(0),
+    )
+    ok = outcomes["ok"]
+    assert ok + outcomes["limits.budget_exhausted"] == 96, outcomes
+    assert ok >= 10
+    deadline = time.monotonic() + 5  # a settlement may finish after its response
+    while pair.budget("spread_budget")[0] < ok * COST and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pair.budget("spread_budget") == (ok * COST, 0)
+    assert ok * COST <= 5000
+    users = [pair.budget("spread_budget", "user", f"user-{i}") for i in range(16)]
+    assert all(reserved == 0 and spent <= 1000 for spent, reserved in users), users
+    assert sum(spent for spent, _ in users) == ok * COST
 
 
 def test_a_token_minted_by_one_instance_is_restored_by_the_other(
@@ -370,11 +440,12 @@ def test_a_primary_fails_over_mid_run_and_nothing_is_over_admitted(pair: Pair) -
     print(f"left reserved after the window: {reserved} (bound {unavailable * RESERVE})")
 
 
-def test_workflows_spread_over_slots_and_one_decisions_keys_share_one(pair: Pair) -> None:
-    """Every key a request wrote (its counters, its settlement marker) carries its workflow's
-    hash tag, so ``CLUSTER KEYSLOT`` puts them in one slot; two workflows' slots differ (CRC16
-    of different tags: 1 in 16,384 would coincide). A workflow with a ``per: global`` rule
-    keeps its keys in the gateway-wide slot, the shared counter's."""
+def test_workflows_and_subjects_spread_over_slots(pair: Pair) -> None:
+    """Every counter carries the hash tag of its scope, and ``CLUSTER KEYSLOT`` puts two users
+    of one workflow in different slots, as it does two workflows (CRC16 of different tags: 1
+    in 16,384 would coincide). Settlement markers are written in each slot a request settles
+    (its budgets' and token rules'), hold records in each slot a request spanning slots held.
+    A ``per: global`` counter stays in the gateway-wide slot, shared by every workflow."""
     for workflow in ("slot_a", "slot_b", "slot_g"):
         for i in range(2):  # user-0 and user-1, through both instances
             pair.client(i, workflow).chat.completions.create(
@@ -382,45 +453,47 @@ def test_workflows_spread_over_slots_and_one_decisions_keys_share_one(pair: Pair
                 messages=PROMPT,  # type: ignore[arg-type]
             )
     day = datetime.now(UTC).strftime("%Y%m%d")
-    tags = {"slot_a": pair.slot_key("slot_a"), "slot_b": pair.slot_key("slot_b")}
-    tags["slot_g"] = f"{{{pair.prefix}:lim}}"
-    owner = {tag: w for w, tag in tags.items()}
-    expected = {
-        w: {
-            f"{w}:rpm:user:user-0",
-            f"{w}:rpm:user:user-1",
-            f"{w}:tpm:team:-",
-            f"{w}:usd:day:{day}:workflow:*",
-            "settled",
-        }
-        for w in ("slot_a", "slot_b")
-    }
-    expected["slot_g"] = {
-        "*:rpm:global:*",
-        f"slot_g:usd:day:{day}:user:user-0",
-        f"slot_g:usd:day:{day}:user:user-1",
-        "settled",
-    }
-    written: dict[str, set[str]] = {w: set() for w in tags}
-    slots: dict[str, set[int]] = {w: set() for w in tags}
+
+    def tag(workflow: str, per: str, who: str = "*") -> str:
+        return counter_tag(pair.prefix, workflow, per, who)  # type: ignore[arg-type]
+
+    expected: set[tuple[str, str]] = set()
+    for w in ("slot_a", "slot_b"):
+        for user in ("user-0", "user-1"):
+            expected |= {
+                (tag(w, "user", user), f"{w}:rpm:user:{user}"),
+                (tag(w, "user", user), "hold"),
+            }
+        for t, body in (
+            (tag(w, "team", "-"), f"{w}:tpd:team:-"),
+            (tag(w, "workflow"), f"{w}:usd:day:{day}:workflow:*"),
+        ):
+            expected |= {(t, body), (t, "settled"), (t, "hold")}
+    expected |= {(tag("slot_g", "global"), "*:rpm:global:*"), (tag("slot_g", "global"), "hold")}
+    for user in ("user-0", "user-1"):
+        t = tag("slot_g", "user", user)
+        expected |= {(t, f"slot_g:usd:day:{day}:user:{user}"), (t, "settled"), (t, "hold")}
+    ours = {t for t, _ in expected}
+    written: set[tuple[str, str]] = set()
+    slots: dict[str, int] = {}
     deadline = time.monotonic() + 5  # a settlement may finish after its response
     while written != expected and time.monotonic() < deadline:
         with pair.redis() as r:
             for raw in r.scan_iter(match=f"{{{pair.prefix}:lim*", count=1000):
                 key = raw.decode()
-                tag, body = key[: key.index("}") + 1], key[key.index("}") + 2 :]
-                scope = body.split(":")[0]
-                w = owner.get(tag)
-                if w is None:  # another test's workflow
-                    assert scope not in tags, key  # a counter away from its workflow's slot
+                t, body = key[: key.index("}") + 1], key[key.index("}") + 2 :]
+                if t not in ours:  # another test's workflow
                     continue
-                written[w].add("settled" if scope == "settled" else body)
-                slots[w].add(int(r.cluster_keyslot(key)))
+                kind = body.split(":")[0]
+                written.add((t, kind if kind in ("settled", "hold") else body))
+                slots[t] = int(r.cluster_keyslot(key))
         time.sleep(0.1)
-    print(f"slots {slots}")
     assert written == expected
-    assert all(len(s) == 1 for s in slots.values()), slots  # one slot per decision's keys
-    assert len(slots["slot_a"] | slots["slot_b"] | slots["slot_g"]) == 3, slots
+    print(f"slots {slots}")
+    a0, a1 = slots[tag("slot_a", "user", "user-0")], slots[tag("slot_a", "user", "user-1")]
+    assert a0 != a1  # two subjects of one workflow: two slots
+    assert slots[tag("slot_a", "workflow")] != slots[tag("slot_b", "workflow")]
+    assert len(set(slots.values())) >= len(ours) - 2  # spread (a coincidence or two allowed)
 
 
 async def test_concurrent_first_calls_on_a_new_cluster_client_all_succeed(

@@ -1,10 +1,13 @@
 -- Admit one request against all its rules, atomically: check every rule, and only if all
 -- pass, update them all. The same sums as gcra.py and memory.py (the Python reference).
 --
--- KEYS: the rate keys (one GCRA TAT each), then the budget keys (hash: s spent, r reserved).
+-- KEYS: the rate keys (one GCRA TAT each), then the budget keys (hash: s spent, r reserved),
+-- then, for one slot of a request reserved slot by slot, its hold record.
 -- ARGV[1]: JSON {now, in_cost, out_price, max_out, clamp, min_out, in_tokens,
 --                rates: [[interval, period, cost, tokens], ...],
---                budgets: [[limit, ttl_s, resets_us], ...]}
+--                budgets: [[limit, ttl_s, resets_us], ...], hold_ms}
+-- The hold record (written only when admitted, kept hold_ms) says what release.lua gives
+-- back if a later slot refuses: "now reserved added_us_of_each_rate...".
 -- Returns JSON [allowed, out, reserved, refused_by (-1 none, 0 budget, i rate), retry_us,
 --               then per rate: remaining, reset_us].
 -- JSON both ways: one argument to encode and one string to parse keep the client's share of
@@ -80,7 +83,7 @@ if n_budgets > 0 then
   end
 end
 
-local tats, states = {}, {}
+local tats, added, states = {}, {}, {}
 local worst, worst_retry = -1, -1
 for i = 1, n_rates do
   local interval, period, cost = rates[i][1], rates[i][2], rates[i][3]
@@ -88,7 +91,7 @@ for i = 1, n_rates do
   local base = tat_of(i)
   local new = base + cost * interval
   if new - now <= period + EPS then
-    tats[i] = new
+    tats[i], added[i] = new, new - base
     states[#states + 1] = remaining(new, interval, period)
     states[#states + 1] = math.floor(new - now)
   else
@@ -112,5 +115,11 @@ for j = 1, n_budgets do
   if redis.call('HINCRBY', KEYS[n_rates + j], 'r', reserved) == reserved then
     redis.call('EXPIRE', KEYS[n_rates + j], budgets[j][2])
   end
+end
+if #KEYS > n_rates + n_budgets then
+  -- Numbers as %.17g: cjson keeps 14 digits, and now (microseconds) has 16.
+  local parts = {string.format('%.17g', now), tostring(reserved)}
+  for i = 1, n_rates do parts[#parts + 1] = string.format('%.17g', added[i]) end
+  redis.call('SET', KEYS[#KEYS], table.concat(parts, ' '), 'PX', a.hold_ms)
 end
 return result({1, out, reserved, -1, 0}, states)
