@@ -17,9 +17,10 @@ whole (connecting, the handshake, a script's EVALSHA-then-EVAL) runs under ``asy
 of that bound, as socket timeouts apply per read.
 
 Keys: one deployment prefix (``stores.key_prefix``) and each user under its own name, the
-namespace ``<prefix>:<user>``; a key is ``<namespace>:{<tag>}:<rest>``, the hash tag holding
-every key one decision touches in one Redis Cluster slot. The limits tag by workflow,
-``{<prefix>:lim:<workflow>}:<rest>`` (gateway/limits/keys.py).
+namespace ``<prefix>:<user>``; a key is ``<namespace>:{<tag>}:<rest>``, the hash tag naming
+the Redis Cluster slot its keys share. The limits tag a subject's counters by workflow, kind
+and subject and a workflow's by workflow, and reserve slot by slot when one request's rules
+span several (gateway/limits/keys.py, redis.py; docs/operations.md).
 """
 
 from __future__ import annotations
