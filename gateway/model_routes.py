@@ -12,11 +12,11 @@ itself, just before its head is sent, as the ``before_send`` hook does for lites
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Send
 
 from gateway import errors
@@ -106,27 +106,51 @@ class ModelRoutes:
             return b"".join(chunks)
 
         reply = await self._handle(scope, surface, template, workflow, headers, read_body)
+        head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+        head.append((b"content-type", _media_type(reply.content_type)))
         if reply.events is not None:
-            streamed = ASGIStreamingResponse(
-                iterator=reply.events,
-                headers=reply.headers,
-                media_type=reply.content_type,
-                status_code=reply.status,
-            )
-            await streamed(scope, receive, send)
+            await send({"type": "http.response.start", "status": reply.status, "headers": head})
+            await _stream(reply.events, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [
-                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
-                    (b"content-type", _media_type(reply.content_type)),
-                    (b"content-length", b"%d" % len(reply.body)),
-                ],
-            }
-        )
+        head.append((b"content-length", b"%d" % len(reply.body)))
+        await send({"type": "http.response.start", "status": reply.status, "headers": head})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+async def _stream(events: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Each event sent as it comes, in this task; a client gone away ends the stream at once
+    (the relay's ``finally`` records the cut), as litestar's streaming response does, but
+    without its task group: the first event is not held back until a new task runs (first
+    event added, docs/performance.md)."""
+    task = asyncio.current_task()
+    assert task is not None
+    sending = True
+
+    def gone(watcher: asyncio.Future[bool]) -> None:
+        if sending and not watcher.cancelled() and watcher.result():
+            task.cancel()
+
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    watcher.add_done_callback(gone)
+    try:
+        async for chunk in events:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        sending = False
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not (watcher.done() and not watcher.cancelled() and watcher.result()):
+            raise  # not the client's doing (a shutdown): it goes on
+        task.uncancel()
+    finally:
+        sending = False
+        watcher.cancel()
+
+
+async def _disconnected(receive: Receive) -> bool:
+    """True once the client has gone away (anything else it sends now is ignored)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    return True
 
 
 def _too_large(limit: int) -> str:
