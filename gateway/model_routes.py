@@ -124,10 +124,13 @@ async def _stream(events: AsyncIterator[bytes], receive: Receive, send: Send) ->
     event added, docs/performance.md)."""
     task = asyncio.current_task()
     assert task is not None
-    sending = True
+    state = {"sending": True, "cut": False}
 
     def gone(watcher: asyncio.Future[bool]) -> None:
-        if sending and not watcher.cancelled() and watcher.result():
+        if watcher.cancelled() or watcher.exception() is not None:
+            return  # the stream ended first, or the server is going down: nothing to cut
+        if state["sending"] and watcher.result():
+            state["cut"] = True
             task.cancel()
 
     watcher = asyncio.ensure_future(_disconnected(receive))
@@ -135,14 +138,13 @@ async def _stream(events: AsyncIterator[bytes], receive: Receive, send: Send) ->
     try:
         async for chunk in events:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        sending = False
+        state["sending"] = False
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not (watcher.done() and not watcher.cancelled() and watcher.result()):
-            raise  # not the client's doing (a shutdown): it goes on
-        task.uncancel()
+        if not state["cut"] or task.uncancel() > 0:
+            raise  # not (only) the client's doing, a shutdown: it goes on
     finally:
-        sending = False
+        state["sending"] = False
         watcher.cancel()
 
 
