@@ -162,13 +162,18 @@ def create_app(
     ) -> Reply:
         """A model route served by ``ModelRoutes``: as ``run`` does through litestar."""
         workflow = workflow or headers.get("x-workflow") or None
-        ctx = scope["state"]["ctx"] = RequestContext(surface.endpoint, workflow)
+        ctx = RequestContext(surface.endpoint, workflow)
         observe.begin(ctx, "POST", template, headers.get("traceparent"))
         try:
-            return await pipeline.complete(ctx, Call(surface, workflow, headers, read_body))
+            reply = await pipeline.complete(ctx, Call(surface, workflow, headers, read_body))
         except Exception as exc:  # as on_error: the unexpected, without internals
             log.error("request %s failed", ctx.request_id, exc_info=exc)
-            return pipeline.refuse(ctx, surface, GatewayError(errors.INTERNAL))
+            reply = pipeline.refuse(ctx, surface, GatewayError(errors.INTERNAL))
+        # The audit step of a whole response, as ``audit_whole_response`` takes it for
+        # litestar's routes (a stream is recorded by the relay).
+        if ctx.streamed or await trail.finish(ctx, reply.status):
+            return reply
+        return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
 
     async def run(request: HttpRequest, surface: Surface) -> Response[Any]:
         ctx = request.state.ctx = _begin(request, surface.endpoint)
@@ -294,7 +299,7 @@ def create_app(
         surface = surface_for(scope.get("path", ""), headers)
         return pipeline.refuse(ctx, surface, GatewayError(errors.AUDIT_UNAVAILABLE))
 
-    app = Litestar(
+    app = GatewayApp(
         route_handlers=[
             *(route(surface) for surface in SURFACES.values()),
             models,
@@ -346,17 +351,25 @@ def create_app(
         openapi_config=None,
         logging_config=None,  # `gateway serve` configures logging (--log-format)
     )
-    # The model routes skip litestar's router, request and response (gateway/model_routes.py);
-    # litestar still prepares the scope and runs ``before_send`` (the audit step).
+    # The model routes skip litestar altogether (gateway/model_routes.py).
     by_path = {surface.path: surface for surface in SURFACES.values()}
-    app.asgi_handler = ModelRoutes(
-        app.asgi_handler,
-        by_path,
-        templates_of(app.asgi_router, by_path),
-        handle_model_route,
-        limit,
+    app.model_routes = ModelRoutes(
+        by_path, templates_of(app.asgi_router, by_path), handle_model_route, limit
     )
     return app
+
+
+class GatewayApp(Litestar):
+    """Litestar with the model routes served ahead of it, on bare ASGI."""
+
+    model_routes: ModelRoutes | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        routes = self.model_routes
+        if routes is not None and (route := routes.route(scope)) is not None:
+            await routes.serve(scope, receive, send, *route)
+            return
+        await super().__call__(scope, receive, send)
 
 
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.

@@ -1,22 +1,23 @@
 """The model routes (``POST /v1{path}`` and ``/w/{workflow}/v1{path}``, one per surface)
-served on bare ASGI, ahead of litestar's router; every other request goes on to litestar.
+served on bare ASGI, ahead of litestar; every other request goes on to litestar.
 
 A profile of the default deployment (docs/performance.md) found about a sixth of the
 gateway's CPU per request in litestar's routing, request and response objects and exception
 middleware around a handler that needs none of them: the pipeline reads the body and the
-headers itself and hands back a ``Reply``. Installed as the litestar app's ``asgi_handler``,
-so litestar still sets the scope up and runs the ``before_send`` hooks (the audit step of a
-whole response) on every message sent from here.
+headers itself and hands back a ``Reply``. ``GatewayApp`` (app.py) calls ``route``/``serve``
+before litestar's own ``__call__``, so a model route does not pay for litestar's scope set-up
+or its ``before_send`` wrapper either: the handler takes the audit step of a whole response
+itself, just before its head is sent, as the ``before_send`` hook does for litestar's routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from litestar.response.streaming import ASGIStreamingResponse
-from litestar.types import ASGIApp, Receive, Send
+from litestar.types import Receive, Send
 
 from gateway import errors
 from gateway.errors import GatewayError
@@ -37,32 +38,25 @@ Handler = Callable[
 
 
 class ModelRoutes:
-    """``POST`` on a surface's path is served by ``handle``; anything else by ``app``."""
+    """``POST`` on a surface's path is served by ``handle`` (``route`` finds it)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         surfaces: Mapping[str, Surface],
         templates: Mapping[str, str],
         handle: Handler,
         max_body_bytes: int,
     ) -> None:
-        self._app = app
         self._surfaces = surfaces  # "/chat/completions" -> its surface
         self._templates = templates  # "/v1/chat/completions", "/w//v1/chat/completions"
         self._handle = handle
         self._limit = max_body_bytes
 
-    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            route = self._route(scope["path"])
-            if route is not None:
-                await self._serve(scope, receive, send, *route)
-                return
-        await self._app(scope, receive, send)
-
-    def _route(self, path: str) -> tuple[Surface, str, str | None] | None:
-        """The surface, template and path workflow of a model route, None for another path."""
+    def route(self, scope: Any) -> tuple[Surface, str, str | None] | None:
+        """The surface, template and path workflow of a model route, None for anything else."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path: str = scope["path"]
         workflow: str | None = None
         if path.startswith("/w/"):
             end = path.find("/", 3)
@@ -76,7 +70,7 @@ class ModelRoutes:
             return None
         return surface, self._templates[key], workflow
 
-    async def _serve(
+    async def serve(
         self,
         scope: Any,
         receive: Receive,
@@ -112,27 +106,53 @@ class ModelRoutes:
             return b"".join(chunks)
 
         reply = await self._handle(scope, surface, template, workflow, headers, read_body)
+        head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+        head.append((b"content-type", _media_type(reply.content_type)))
         if reply.events is not None:
-            streamed = ASGIStreamingResponse(
-                iterator=reply.events,
-                headers=reply.headers,
-                media_type=reply.content_type,
-                status_code=reply.status,
-            )
-            await streamed(scope, receive, send)
+            await send({"type": "http.response.start", "status": reply.status, "headers": head})
+            await _stream(reply.events, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [
-                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
-                    (b"content-type", _media_type(reply.content_type)),
-                    (b"content-length", b"%d" % len(reply.body)),
-                ],
-            }
-        )
+        head.append((b"content-length", b"%d" % len(reply.body)))
+        await send({"type": "http.response.start", "status": reply.status, "headers": head})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+async def _stream(events: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Each event sent as it comes, in this task; a client gone away ends the stream at once
+    (the relay's ``finally`` records the cut), as litestar's streaming response does, but
+    without its task group: the first event is not held back until a new task runs (first
+    event added, docs/performance.md)."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"sending": True, "cut": False}
+
+    def gone(watcher: asyncio.Future[bool]) -> None:
+        if watcher.cancelled() or watcher.exception() is not None:
+            return  # the stream ended first, or the server is going down: nothing to cut
+        if state["sending"] and watcher.result():
+            state["cut"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    watcher.add_done_callback(gone)
+    try:
+        async for chunk in events:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        state["sending"] = False
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not state["cut"] or task.uncancel() > 0:
+            raise  # not (only) the client's doing, a shutdown: it goes on
+    finally:
+        state["sending"] = False
+        watcher.cancel()
+
+
+async def _disconnected(receive: Receive) -> bool:
+    """True once the client has gone away (anything else it sends now is ignored)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    return True
 
 
 def _too_large(limit: int) -> str:

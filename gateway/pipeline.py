@@ -9,7 +9,8 @@ The steps are ``Step`` (gateway/steps.py), in this order. Each starts through
 logs); each records its verdicts as ``Decision``s, and ``decide`` turns them into what the
 gateway decided. A refusal on the way may still become a success: the policy's fallback
 message (gateway/fallback/). The audit step runs when the response finishes: for a whole
-response in app.py's ``before_send`` hook, for a stream in ``relay`` (gateway/relay.py);
+response in app.py (the model routes' handler, or the ``before_send`` hook of litestar's
+routes), for a stream in ``relay`` (gateway/relay.py);
 both go through ``AuditTrail`` (gateway/audit/trail.py), which enters ``Step.AUDIT``.
 """
 

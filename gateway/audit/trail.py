@@ -1,7 +1,8 @@
 """The audit step: the one record of a request, made when the request finishes.
 
 Two places call it, because a response finishes in two ways: a whole response just before
-its head is sent (app.py's ``before_send`` hook, which sees every response), and a stream
+its head is sent (app.py: the model routes' handler, and the ``before_send`` hook for every
+route litestar serves), and a stream
 just before its final event, or in the relay's ``finally`` when the client went away
 (pipeline.py). ``ctx.audited`` makes sure there is only one. Both enter ``Step.AUDIT`` here, so
 the step is timed and observed like every other.

@@ -18,8 +18,6 @@ import logging
 import time
 from collections.abc import Callable, Collection
 
-import aiohttp
-
 from gateway.auth.keyset import UnusableKey, VerifyKey, parse_jwks
 
 __all__ = ["RemoteKeys"]
@@ -47,7 +45,7 @@ class RemoteKeys:
         self._on_change = on_change
         self._min_interval_s = min_interval_s
         self._max_age_s = max_age_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self.keys: tuple[VerifyKey, ...] = ()
         self._raw = b""
         self.failing = True  # until the first fetch succeeds
@@ -95,6 +93,8 @@ class RemoteKeys:
         self._inflight = None
 
     async def _fetch(self) -> None:
+        import aiohttp  # only where a JWKS is configured: a third of a second of start-up
+
         self.fetches += 1
         try:
             raw = await self._download()
@@ -113,8 +113,10 @@ class RemoteKeys:
             self._on_change()
 
     async def _download(self) -> bytes:
+        import aiohttp
+
         async with (
-            aiohttp.ClientSession(timeout=self._timeout) as session,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_s)) as session,
             session.get(self._url, headers={"accept": "application/json"}) as response,
         ):
             if response.status != 200:

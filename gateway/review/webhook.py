@@ -15,13 +15,15 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from gateway.review.spec import ReviewConfig
 from gateway.review.store import Delivery, Item, ReviewStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    import aiohttp  # imported when a webhook is first sent: a third of a second of start-up
 
 __all__ = ["Webhooks", "sign"]
 
@@ -153,6 +155,8 @@ class Webhooks:
         secret = self._env.get(item.webhook_secret_env or "", "")
         if not secret:
             log.error("review %s: webhook secret %s is not set", item.id, item.webhook_secret_env)
+        import aiohttp
+
         body = orjson.dumps(payload(item))
         if self._session is None:
             self._session = aiohttp.ClientSession(
