@@ -108,7 +108,7 @@ def build_observe(
     tracing = None
     if observe.tracing.enabled:
         providers = {n: config.providers[m.provider].type for n, m in config.models.items()}
-        tracing = Tracing(observe.tracing, labels, metrics, providers)
+        tracing = Tracing(observe.tracing, labels, metrics, providers, environ)
         finishers.append(tracing.finish)
     key = fingerprint_key(environ, observe.fingerprint_key_env)
     fingerprints = Fingerprints(key, labels, metrics, access)
