@@ -43,6 +43,7 @@ _LIMIT_REFUSALS = {
 }
 
 _STEP_KEYS = {step: (step.value,) for step in Step}
+_AUDIT, _FORWARD = Step.AUDIT, Step.FORWARD
 
 # Told of each finished request with its verdict and duration (traces).
 Finisher = Callable[[RequestContext, Verdict, float], None]
@@ -91,9 +92,11 @@ class Observer:
         self._steps = metrics.step_seconds.appenders(_STEP_KEYS) if metrics is not None else {}
 
     def left(self, ctx: RequestContext, step: Step, seconds: float) -> None:
-        if step is Step.AUDIT:
+        # Called at every step, for the two it acts on. Module constants: an enum member read
+        # from its class costs about four plain attribute reads (Python 3.11).
+        if step is _AUDIT:
             self.finished(ctx)
-        elif step is Step.FORWARD and self._on_forward is not None:
+        elif step is _FORWARD and self._on_forward is not None:
             self._on_forward(ctx)
 
     def finished(self, ctx: RequestContext) -> None:
