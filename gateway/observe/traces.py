@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-import httpx
-
 from gateway.context import RequestContext
 from gateway.observe import otlp
 from gateway.observe.config import TracingConfig
@@ -325,8 +323,8 @@ class Tracing:
                 body = otlp.request(self._config.service_name, _SCOPE, batch)
                 try:
                     status = self._sender.send(body)
-                except httpx.HTTPError as exc:  # the collector's problem never ends the thread
-                    status, problem = 0, str(exc)
+                except Exception as exc:  # noqa: BLE001 - nothing a collector does ends the thread
+                    status, problem = 0, str(exc) or type(exc).__name__
                 else:
                     problem = f"HTTP {status}"
                 if 200 <= status < 300:
