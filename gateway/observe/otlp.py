@@ -26,6 +26,7 @@ __all__ = [
     "Sender",
     "attributes",
     "headers_from_env",
+    "name_field",
     "request",
     "span",
 ]
@@ -139,6 +140,7 @@ def span(
 
 
 def name_field(name: str) -> bytes:
+    """A span's encoded ``name`` field, for ``span`` (a constant name: encode it once)."""
     return _field(5, name.encode())
 
 
