@@ -47,9 +47,10 @@ class AccessLogConfig(_Strict):
 
 
 class TracingConfig(_Strict):
-    """OpenTelemetry spans exported by OTLP/HTTP (needs ``pip install
-    llm-data-gateway[otel]``). A collector that is down or slow never delays a request: spans
-    wait in a bounded queue and the ones that do not fit are dropped and counted."""
+    """OpenTelemetry spans exported by OTLP/HTTP (protobuf, encoded by the gateway: no extra
+    package). A collector that is down or slow never delays a request: a finished request's
+    spans wait in a bounded queue of ``queue_max`` spans, whole, and the ones that do not fit
+    are dropped and counted; an export sends about ``batch_max`` spans (requests whole)."""
 
     enabled: bool = False
     endpoint: str = "http://127.0.0.1:4318/v1/traces"

@@ -53,7 +53,7 @@ class Fingerprints:
     def digest(self, data: bytes) -> str:
         if self._key is None:
             return hashlib.sha256(data).hexdigest()[:16]
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:16]
+        return hmac.digest(self._key, data, "sha256").hex()[:16]  # one call, in C
 
     def take(self, ctx: RequestContext) -> None:
         """Fingerprint the request as it left (the forward step was left and an attempt
@@ -73,6 +73,8 @@ class Fingerprints:
         if tools:
             out["tools"] = self.digest(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS))
         ctx.fingerprints = out
+        if not out:
+            return
         workflow = self._labels.workflow(ctx.workflow)
         for kind, fp in out.items():
             self._count(workflow, kind, fp, ctx)

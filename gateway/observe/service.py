@@ -108,18 +108,23 @@ def build_observe(
     tracing = None
     if observe.tracing.enabled:
         providers = {n: config.providers[m.provider].type for n, m in config.models.items()}
-        tracing = Tracing(observe.tracing, labels, metrics, providers)
+        tracing = Tracing(observe.tracing, labels, metrics, providers, environ)
         finishers.append(tracing.finish)
     key = fingerprint_key(environ, observe.fingerprint_key_env)
     fingerprints = Fingerprints(key, labels, metrics, access)
     drift = None
     if observe.drift.enabled and metrics is not None:
-        drift = Drift(observe.drift, labels, metrics, config.models)
-        finishers.append(drift.finish)
+        drift = Drift(observe.drift, labels, metrics)
     observer = None
     if metrics is not None or access is not None or finishers:
         observer = Observer(
-            labels, metrics, access, config.models, finishers, on_forward=fingerprints.take
+            labels,
+            metrics,
+            access,
+            config.models,
+            finishers,
+            on_forward=fingerprints.take,
+            drift=drift,
         )
     if metrics is None:
         return Observe(observer, None, None, tracing=tracing)

@@ -12,9 +12,11 @@ over the signals, not over the requests (only ``latency_p95`` sorts the window).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter, mul
+from typing import NamedTuple
 
 from gateway import errors
 
@@ -43,9 +45,9 @@ RATE_SIGNALS = (
 _NO_HITS = (False,) * len(RATE_SIGNALS)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """What one request showed of its workflow's behaviour; ``hits`` in RATE_SIGNALS order."""
+class Sample(NamedTuple):
+    """What one request showed of its workflow's behaviour; ``hits`` in RATE_SIGNALS order.
+    A named tuple: made for every request, in a third of a frozen dataclass's time."""
 
     hits: tuple[bool, ...]
     masked: frozenset[str]  # entity types masked, redacted or tokenized
@@ -88,6 +90,9 @@ class Sample:
         return Sample(hits, masked, tokens_out or 0, cost_usd or 0.0, latency_s)
 
 
+_HITS, _MASKED, _TOKENS, _COST = (itemgetter(i) for i in range(4))
+
+
 class Window:
     """The last ``size`` samples (all of them: None) with running sums."""
 
@@ -107,6 +112,31 @@ class Window:
             self._count(self.samples[0], -1)
         self.samples.append(sample)
         self._count(sample, 1)
+
+    def extend(self, samples: Sequence[Sample]) -> None:
+        """``add`` each of ``samples``, each running sum moved once for them all."""
+        maxlen = self.samples.maxlen
+        if maxlen is not None:
+            samples = samples[-maxlen:]
+            if (gone := len(self.samples) + len(samples) - maxlen) > 0:
+                self._sum(list(islice(self.samples, gone)), -1)
+        self.samples.extend(samples)
+        self._sum(samples, 1)
+
+    def _sum(self, samples: Sequence[Sample], sign: int) -> None:
+        tokens = list(map(_TOKENS, samples))
+        cost = list(map(_COST, samples))
+        self.tokens += sign * sum(tokens)
+        self.tokens_sq += sign * sum(map(mul, tokens, tokens))
+        self.cost += sign * sum(cost)
+        self.cost_sq += sign * sum(map(mul, cost, cost))
+        for hits, n in Counter(map(_HITS, samples)).items():  # a few distinct ones
+            for i, hit in enumerate(hits):
+                if hit:
+                    self.hits[i] += sign * n
+        for masked, n in Counter(map(_MASKED, samples)).items():
+            for entity in masked:
+                self.masked[entity] = self.masked.get(entity, 0) + sign * n
 
     def _count(self, s: Sample, sign: int) -> None:
         if s.hits is not _NO_HITS:

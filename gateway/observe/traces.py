@@ -7,31 +7,34 @@ checks. Attributes follow the GenAI semantic conventions (``gen_ai.*``); never a
 answer. A W3C ``traceparent`` from the client is the parent; the gateway's request span is the
 parent it sends upstream (``gateway/upstream/http.py`` reads ``OUTBOUND_TRACEPARENT``).
 
-Export never delays a request: finished spans go into a bounded queue that a thread of its
-own sends from; spans that do not fit are dropped and counted (``gateway_spans_dropped``).
-Needs ``pip install llm-data-gateway[otel]``.
+A request that is not sampled costs two random draws and its ``traceparent``: no span, no
+attribute. A sampled one is encoded at once into OTLP protobuf (gateway/observe/otlp.py).
+
+Export never delays a request: a finished request's spans go into a bounded queue that a
+thread of its own sends from, about once a second; spans that do not fit are dropped and
+counted (``gateway_spans_dropped``).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from gateway.context import RequestContext
+from gateway.observe import otlp
 from gateway.observe.config import TracingConfig
 from gateway.observe.labels import Labels
 from gateway.observe.metrics import Metrics
 from gateway.steps import Step, Verdict
 from gateway.upstream.http import OUTBOUND_TRACEPARENT
-from gateway.yamlsource import ConfigError, Problem
 
 __all__ = ["Tracing", "parse_traceparent"]
 
@@ -39,7 +42,15 @@ log = logging.getLogger("gateway.observe")
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _OPERATION = {"chat": "chat", "messages": "chat", "responses": "chat", "embeddings": "embeddings"}
-_PROVIDER = {"openai": "openai", "anthropic": "anthropic"}
+_SCOPE = "llm-data-gateway"
+# A step span's name and attribute never change: encoded once.
+_STEP_SPAN = {
+    step: (otlp.name_field(f"gateway.{step.value}"), otlp.attributes({"gateway.step": step.value}))
+    for step in Step
+}
+# Looked up once: an enum member read from its class costs a few attribute reads each time.
+_GATEWAY, _FORWARD = Step.GATEWAY, Step.FORWARD
+_BATCH_DELAY_S = 1.0  # the export thread's sleep between sends, unless a batch fills first
 
 
 def parse_traceparent(value: str | None) -> tuple[int, int, bool] | None:
@@ -57,10 +68,11 @@ def parse_traceparent(value: str | None) -> tuple[int, int, bool] | None:
 
 @dataclass(slots=True)
 class _Trace:
+    """A sampled request's trace (an unsampled one keeps none)."""
+
     trace_id: int
     span_id: int  # the request span's, sent upstream as the parent
     parent: int | None  # the client's span, if it sent one
-    sampled: bool
 
 
 class Tracing:
@@ -72,42 +84,21 @@ class Tracing:
         labels: Labels,
         metrics: Metrics | None,
         providers: Mapping[str, str],
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace import ReadableSpan
-            from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-            from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-        except ImportError:
-            raise ConfigError(
-                [
-                    Problem(
-                        "observe.tracing",
-                        0,
-                        "tracing needs OpenTelemetry: pip install 'llm-data-gateway[otel]'",
-                    )
-                ]
-            ) from None
-        self._otel: dict[str, Any] = {
-            "ReadableSpan": ReadableSpan,
-            "SpanContext": SpanContext,
-            "SpanKind": SpanKind,
-            "Status": Status,
-            "StatusCode": StatusCode,
-            "TraceFlags": TraceFlags,
-        }
         self._config = config
         self._labels = labels
         self._metrics = metrics
         self._providers = providers  # model -> provider type
         self._ratio = config.sample_ratio
-        self._resource = Resource.create({"service.name": config.service_name})
-        self._scope = InstrumentationScope("llm-data-gateway")
-        self._exporter = OTLPSpanExporter(
-            endpoint=config.endpoint, timeout=config.export_timeout_ms / 1000
+        self._sender = otlp.Sender(
+            config.endpoint, config.export_timeout_ms / 1000, otlp.headers_from_env(environ or {})
         )
-        self._queue: queue.Queue[Any] = queue.Queue(config.queue_max)
+        # (spans, encoded spans) per request, at most queue_max spans in all
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self.dropped = 0
         self.exported = 0
         self._stop = threading.Event()
@@ -118,69 +109,51 @@ class Tracing:
 
     def begin(self, ctx: RequestContext, traceparent: str | None) -> None:
         """The request's trace: the client's, or a new one sampled at ``sample_ratio``."""
-        parent = parse_traceparent(traceparent)
+        parent = parse_traceparent(traceparent) if traceparent is not None else None
         if parent is not None:
             trace_id, parent_id, sampled = parent
         else:
             trace_id, parent_id = random.getrandbits(128) or 1, None
             sampled = self._ratio >= 1.0 or random.random() < self._ratio
         span_id = random.getrandbits(64) or 1
-        ctx.trace = _Trace(trace_id, span_id, parent_id, sampled)
-        ctx.trace_id = f"{trace_id:032x}"
-        flags = "01" if sampled else "00"
-        OUTBOUND_TRACEPARENT.set(f"00-{trace_id:032x}-{span_id:016x}-{flags}")
+        ctx.trace_id = hex_id = f"{trace_id:032x}"
+        if sampled:
+            ctx.trace = _Trace(trace_id, span_id, parent_id)
+            OUTBOUND_TRACEPARENT.set(f"00-{hex_id}-{span_id:016x}-01")
+        else:
+            OUTBOUND_TRACEPARENT.set(f"00-{hex_id}-{span_id:016x}-00")
 
     def finish(self, ctx: RequestContext, verdict: Verdict, seconds: float) -> None:
         trace = ctx.trace
-        if not isinstance(trace, _Trace) or not trace.sampled:
-            return
-        for span in self._spans(ctx, trace, verdict, seconds):
-            try:
-                self._queue.put_nowait(span)
-            except queue.Full:
-                self.dropped += 1
-                if self._metrics is not None:
-                    self._metrics.spans_dropped.add(())
+        if not isinstance(trace, _Trace):
+            return  # not sampled
+        spans = self._spans(ctx, trace, verdict, seconds)
+        n = len(spans)
+        with self._lock:
+            fits = self._queued + n <= self._config.queue_max
+            if fits:
+                self._queue.append((n, b"".join(spans)))
+                self._queued += n
+                full = self._queued >= self._config.batch_max
+        if not fits:  # a request's spans go whole or not at all
+            self.dropped += n
+            if self._metrics is not None:
+                self._metrics.spans_dropped.add((), n)
+        elif full:
+            self._wake.set()
 
-    # -- building spans ---------------------------------------------------------------------
+    # -- building spans (sampled requests only) --------------------------------------------
 
     def _spans(
         self, ctx: RequestContext, trace: _Trace, verdict: Verdict, seconds: float
-    ) -> list[Any]:
-        o = self._otel
+    ) -> list[bytes]:
+        trace_id = trace.trace_id.to_bytes(16, "big")
+        started = ctx.started
         # perf_counter -> epoch nanoseconds, by the request's arrival
-        epoch0 = time.time_ns() - int((perf_counter() - ctx.started) * 1e9)
+        epoch0 = time.time_ns() - int((perf_counter() - started) * 1e9)
 
         def ns(t: float) -> int:
-            return epoch0 + int((t - ctx.started) * 1e9)
-
-        flags = o["TraceFlags"](o["TraceFlags"].SAMPLED)
-
-        def context(span_id: int) -> Any:
-            return o["SpanContext"](trace.trace_id, span_id, is_remote=False, trace_flags=flags)
-
-        def span(
-            name: str,
-            span_id: int,
-            parent: int | None,
-            start: int,
-            end: int,
-            attributes: dict[str, Any],
-            kind: Any = None,
-            error: bool = False,
-        ) -> Any:
-            return o["ReadableSpan"](
-                name,
-                context=context(span_id),
-                parent=context(parent) if parent is not None else None,
-                resource=self._resource,
-                attributes=attributes,
-                kind=kind if kind is not None else o["SpanKind"].INTERNAL,
-                status=o["Status"](o["StatusCode"].ERROR if error else o["StatusCode"].UNSET),
-                start_time=start,
-                end_time=end,
-                instrumentation_scope=self._scope,
-            )
+            return epoch0 + int((t - started) * 1e9)
 
         labels, policy, request = self._labels, ctx.policy, ctx.request
         requested = labels.model(request.model if request is not None else None)
@@ -189,7 +162,6 @@ class Tracing:
         root_attrs: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.request.model": requested,
-            "gateway.request_id": ctx.request_id,
             "gateway.workflow": labels.workflow(ctx.workflow),
             "gateway.decision": verdict.decision,
             "gateway.reasons": [labels.reason(c) for c in verdict.reasons],
@@ -207,75 +179,91 @@ class Tracing:
             root_attrs["gen_ai.usage.input_tokens"] = ctx.tokens_in
         if ctx.tokens_out is not None:
             root_attrs["gen_ai.usage.output_tokens"] = ctx.tokens_out
-        end = ctx.started + seconds
         spans = [
-            span(
-                f"{operation} {requested}",
+            otlp.span(
+                trace_id,
                 trace.span_id,
                 trace.parent,
-                ns(ctx.started),
-                ns(end),
-                root_attrs,
-                kind=o["SpanKind"].SERVER,
+                otlp.name_field(f"{operation} {requested}"),
+                otlp.SERVER,
+                ns(started),
+                ns(started + seconds),
+                otlp.attributes(root_attrs)
+                + otlp.attributes({"gateway.request_id": ctx.request_id}, cache=False),
                 error=verdict.outcome == "error",
+                remote_parent=trace.parent is not None,
             )
         ]
-        t = ctx.started
+        t = started
         forward_id = None
+        starts: dict[Step, tuple[float, float]] = {}  # each step's first run
         for step, took in ctx.timings:
-            if step is Step.GATEWAY:
+            if step not in starts:
+                starts[step] = (t, t + took)
+            if step is _GATEWAY:
                 t += took
                 continue
             step_id = random.getrandbits(64) or 1
-            if step is Step.FORWARD and forward_id is None:
+            if step is _FORWARD and forward_id is None:
                 forward_id = step_id
+            name, attrs = _STEP_SPAN[step]
             spans.append(
-                span(
-                    f"gateway.{step.value}",
+                otlp.span(
+                    trace_id,
                     step_id,
                     trace.span_id,
+                    name,
+                    otlp.INTERNAL,
                     ns(t),
                     ns(t + took),
-                    {"gateway.step": step.value},
+                    attrs,
                 )
             )
             t += took
-        for model, started, ended, failed in ctx.attempt_log:
-            attrs: dict[str, Any] = {
+        for model, begun, ended, failed in ctx.attempt_log:
+            attempt: dict[str, Any] = {
                 "gen_ai.operation.name": operation,
                 "gen_ai.request.model": labels.model(model),
                 "gen_ai.provider.name": self._providers.get(model, "other"),
             }
             if failed is not None:
-                attrs["error.type"] = failed
+                attempt["error.type"] = failed
             spans.append(
-                span(
-                    f"{operation} {labels.model(model)}",
+                otlp.span(
+                    trace_id,
                     random.getrandbits(64) or 1,
                     forward_id or trace.span_id,
-                    ns(started),
+                    otlp.name_field(f"{operation} {labels.model(model)}"),
+                    otlp.CLIENT,
+                    ns(begun),
                     ns(ended),
-                    attrs,
-                    kind=o["SpanKind"].CLIENT,
+                    otlp.attributes(attempt),
                     error=failed is not None,
                 )
             )
-        spans.extend(self._guardrails(ctx, trace, span, ns, verdict))
+        for guard, (start, end), guard_attrs in self._guardrails(ctx, starts):
+            spans.append(
+                otlp.span(
+                    trace_id,
+                    random.getrandbits(64) or 1,
+                    trace.span_id,
+                    otlp.name_field(guard),
+                    otlp.INTERNAL,
+                    ns(start),
+                    ns(end),
+                    otlp.attributes(guard_attrs),
+                )
+            )
         return spans
 
     def _guardrails(
-        self, ctx: RequestContext, trace: _Trace, span: Any, ns: Any, verdict: Verdict
-    ) -> list[Any]:
-        """A span for the data boundary and one for the quality checks, where they ran."""
+        self, ctx: RequestContext, starts: Mapping[Step, tuple[float, float]]
+    ) -> list[tuple[str, tuple[float, float], dict[str, Any]]]:
+        """A span for the data boundary and one for the quality checks, where they ran:
+        (name, (start, end), attributes)."""
         out = []
         policy = ctx.policy
         version = policy.version if policy is not None else "none"
-        starts: dict[Step, tuple[float, float]] = {}
-        t = ctx.started
-        for step, took in ctx.timings:
-            if step not in starts:
-                starts[step] = (t, t + took)
-            t += took
         boundary = ctx.boundary
         if boundary is not None and Step.BOUNDARY in starts:
             decided = [d for d in ctx.decisions if d.step in (Step.BOUNDARY, Step.INSPECT_ANSWER)]
@@ -291,75 +279,69 @@ class Tracing:
                     attrs[f"gateway.entities.{direction}.{self._labels.action(action)}"] = sum(
                         entities.values()
                     )
-            start, end = starts[Step.BOUNDARY]
-            out.append(
-                span(
-                    "guardrail data_boundary",
-                    random.getrandbits(64) or 1,
-                    trace.span_id,
-                    ns(start),
-                    ns(end),
-                    attrs,
-                )
-            )
+            out.append(("guardrail data_boundary", starts[Step.BOUNDARY], attrs))
         if Step.QUALITY in starts:
             decided = [d for d in ctx.decisions if d.step is Step.QUALITY]
             worst = max((d.outcome for d in decided), key=_RANK.__getitem__, default="allow")
             codes = [self._labels.reason(d.code) for d in decided if d.code]
-            start, end = starts[Step.QUALITY]
-            out.append(
-                span(
-                    "guardrail quality",
-                    random.getrandbits(64) or 1,
-                    trace.span_id,
-                    ns(start),
-                    ns(end),
-                    {
-                        "gateway.guardrail.name": "quality",
-                        "gateway.policy.version": version,
-                        "gateway.guardrail.verdict": worst,
-                        "gateway.guardrail.rules": codes,
-                    },
-                )
-            )
+            quality = {
+                "gateway.guardrail.name": "quality",
+                "gateway.policy.version": version,
+                "gateway.guardrail.verdict": worst,
+                "gateway.guardrail.rules": codes,
+            }
+            out.append(("guardrail quality", starts[Step.QUALITY], quality))
         return out
 
     # -- the export thread ------------------------------------------------------------------
 
+    def _take(self) -> tuple[int, list[bytes]]:
+        """Queued requests' spans, up to about ``batch_max`` spans, and how many."""
+        batch: list[bytes] = []
+        n = 0
+        with self._lock:
+            while self._queue and n < self._config.batch_max:
+                count, spans = self._queue.popleft()
+                batch.append(spans)
+                n += count
+            self._queued -= n
+        return n, batch
+
     def _export_forever(self) -> None:
-        batch_max = self._config.batch_max
-        while not self._stop.is_set() or not self._queue.empty():
-            try:
-                first = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            # Wait for a fuller batch (an export costs the same Python work for one span or
-            # hundreds), unless stopping.
-            batch = [first]
-            deadline = time.monotonic() + _BATCH_DELAY_S
-            while len(batch) < batch_max:
-                left = deadline - time.monotonic()
-                try:
-                    if left <= 0 or self._stop.is_set():
-                        batch.append(self._queue.get_nowait())
-                    else:
-                        batch.append(self._queue.get(timeout=left))
-                except queue.Empty:
+        failing = False
+        while True:
+            # Sleep between sends (an export costs about the same for one span as for
+            # hundreds), woken early by a full batch or the stop.
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._wake.wait(_BATCH_DELAY_S)
+                self._wake.clear()
+            while True:
+                n, batch = self._take()
+                if not batch:
                     break
-            try:
-                result = self._exporter.export(batch)
-            except Exception:  # the collector's problem must never end the export thread
-                log.warning("OTLP export failed", exc_info=True)
-                continue
-            if getattr(result, "name", "") == "SUCCESS":
-                self.exported += len(batch)
+                body = otlp.request(self._config.service_name, _SCOPE, batch)
+                try:
+                    status = self._sender.send(body)
+                except Exception as exc:  # noqa: BLE001 - nothing a collector does ends the thread
+                    status, problem = 0, str(exc) or type(exc).__name__
+                else:
+                    problem = f"HTTP {status}"
+                if 200 <= status < 300:
+                    self.exported += n
+                    failing = False
+                elif not failing:  # once per outage, not every batch
+                    failing = True
+                    log.warning("OTLP export to %s failed: %s", self._config.endpoint, problem)
+            if stopping:
+                return
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Send what is queued (for at most ``timeout_s``), then stop."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout_s)
-        self._exporter.shutdown()  # type: ignore[no-untyped-call]
+        self._sender.close()
 
 
-_BATCH_DELAY_S = 1.0
 _RANK = {"allow": 0, "transform": 1, "deny": 2, "error": 3}
