@@ -11,6 +11,8 @@ tests/observe/test_traces.py decodes what is sent with opentelemetry-proto.
 
 from __future__ import annotations
 
+import gzip
+import ssl
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -29,6 +31,7 @@ __all__ = [
     "name_field",
     "request",
     "span",
+    "tls_from_env",
 ]
 
 # Span.SpanKind
@@ -152,34 +155,61 @@ def request(service_name: str, scope_name: str, spans: Iterable[bytes]) -> bytes
     return _field(1, resource + scope_spans)
 
 
-def headers_from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The export's extra headers (a collector's credentials), as the OpenTelemetry exporters
-    read them: ``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, else ``OTEL_EXPORTER_OTLP_HEADERS``,
-    ``key=value`` pairs separated by commas, values URL-encoded."""
-    raw = environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or environ.get(
-        "OTEL_EXPORTER_OTLP_HEADERS", ""
+def _setting(environ: Mapping[str, str], name: str) -> str | None:
+    """``OTEL_EXPORTER_OTLP_TRACES_<name>``, else ``OTEL_EXPORTER_OTLP_<name>``, as
+    OpenTelemetry's exporters read their settings."""
+    return (
+        environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}")
+        or environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+        or None
     )
+
+
+def headers_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The export's extra headers (a collector's credentials): ``..._HEADERS``, ``key=value``
+    pairs separated by commas, values URL-encoded."""
     out: dict[str, str] = {}
-    for pair in raw.split(","):
+    for pair in (_setting(environ, "HEADERS") or "").split(","):
         key, sep, value = pair.partition("=")
         if sep and key.strip():
             out[unquote(key.strip()).lower()] = unquote(value.strip())
     return out
 
 
+def tls_from_env(environ: Mapping[str, str]) -> ssl.SSLContext | bool:
+    """How the collector's certificate is checked: ``..._CERTIFICATE`` (a CA file to trust)
+    and ``..._CLIENT_CERTIFICATE`` with ``..._CLIENT_KEY`` (mutual TLS); else the system's
+    CAs. A file that cannot be read stops the start, naming the setting."""
+    ca, cert = _setting(environ, "CERTIFICATE"), _setting(environ, "CLIENT_CERTIFICATE")
+    if ca is None and cert is None:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        if cert is not None:
+            context.load_cert_chain(cert, _setting(environ, "CLIENT_KEY"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"OTLP export: the certificate settings cannot be used: {exc}") from None
+    return context
+
+
 class Sender:
     """POSTs encoded requests to the collector (one connection, kept alive); used by the
-    export thread only."""
+    export thread only. Headers, TLS files and ``..._COMPRESSION: gzip`` come from the
+    environment, as OpenTelemetry's exporters take them."""
 
-    def __init__(self, endpoint: str, timeout_s: float, headers: Mapping[str, str]) -> None:
+    def __init__(self, endpoint: str, timeout_s: float, environ: Mapping[str, str]) -> None:
         self._endpoint = endpoint
-        self._client = httpx.Client(
-            timeout=timeout_s,
-            headers={**headers, "content-type": "application/x-protobuf"},
-        )
+        self._gzip = (_setting(environ, "COMPRESSION") or "none").lower() == "gzip"
+        headers = {**headers_from_env(environ), "content-type": "application/x-protobuf"}
+        if self._gzip:
+            headers["content-encoding"] = "gzip"
+        verify = tls_from_env(environ)
+        self._client = httpx.Client(timeout=timeout_s, headers=headers, verify=verify)
 
     def send(self, body: bytes) -> int:
         """The collector's status; raises httpx.HTTPError when it cannot be reached."""
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=1)  # spans compress well even so
         return self._client.post(self._endpoint, content=body).status_code
 
     def close(self) -> None:

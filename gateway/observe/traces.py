@@ -91,9 +91,7 @@ class Tracing:
         self._metrics = metrics
         self._providers = providers  # model -> provider type
         self._ratio = config.sample_ratio
-        self._sender = otlp.Sender(
-            config.endpoint, config.export_timeout_ms / 1000, otlp.headers_from_env(environ or {})
-        )
+        self._sender = otlp.Sender(config.endpoint, config.export_timeout_ms / 1000, environ or {})
         # (spans, encoded spans) per request, at most queue_max spans in all
         self._queue: deque[tuple[int, bytes]] = deque()
         self._queued = 0

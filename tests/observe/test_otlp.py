@@ -3,8 +3,21 @@ span, decoded by opentelemetry-proto."""
 
 from __future__ import annotations
 
+import datetime
+import gzip
+import http.server
+import ipaddress
+import ssl
+import threading
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -101,3 +114,82 @@ def test_headers_from_the_environment() -> None:
     env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] = "only=this"
     assert otlp.headers_from_env(env) == {"only": "this"}
     assert otlp.headers_from_env({}) == {}
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "collector")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "collector.pem", folder / "collector.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_a_tls_collector_with_its_own_ca_and_gzip(tmp_path: Path) -> None:
+    """``OTEL_EXPORTER_OTLP_CERTIFICATE`` and ``..._COMPRESSION`` are honoured, as the
+    OpenTelemetry exporters honour them."""
+    cert_file, key_file = _self_signed(tmp_path)
+    received: list[tuple[str | None, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append((self.headers.get("content-encoding"), body))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/v1/traces"
+    body = otlp.request("gw", "scope", [])
+    try:
+        trusting = otlp.Sender(
+            url,
+            5,
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": str(cert_file),
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            },
+        )
+        assert trusting.send(body) == 200
+        trusting.close()
+        assert [(enc, gzip.decompress(raw)) for enc, raw in received] == [("gzip", body)]
+        untrusting = otlp.Sender(url, 5, {})  # the system's CAs do not know this one
+        with pytest.raises(httpx.ConnectError):
+            untrusting.send(body)
+        untrusting.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ValueError, match="certificate settings"):
+        otlp.Sender(url, 5, {"OTEL_EXPORTER_OTLP_CERTIFICATE": str(tmp_path / "missing.pem")})
