@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from gateway import errors
+from gateway.boundary.findings import Finding
 from gateway.errors import GatewayError, Reason
 
-__all__ = ["SLICE_S", "Pacer"]
+__all__ = ["REWRITE_UNIT", "SLICE_S", "Pacer", "rewrite_paced"]
 
 SLICE_S = 0.002  # how long a scan holds the loop before it lets others run (a unit may add ~1 ms)
+# Findings rewritten in one unit (about 1 ms at ~1 us each): 2,000 messages of phone numbers
+# hold 230,000 findings, which took 0.4 s in one piece.
+REWRITE_UNIT = 1024
 
 
 class Pacer:
@@ -68,6 +74,15 @@ class Pacer:
         self._since = time.perf_counter()
         self._cpu_since = time.thread_time()
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the scan has a budget (the server's; offline tools have none)."""
+        return self._budget is not None
+
+    def refuse(self, detail: str) -> NoReturn:
+        """Refuse now, as past the budget: work that could not be stopped at it."""
+        raise GatewayError(self.refusal, detail=detail)
+
     def charge(self, seconds: float) -> None:
         """Count work done off the loop (a worker thread) against the budget."""
         self.spent_s += seconds
@@ -89,3 +104,27 @@ class Pacer:
                 self.refusal,
                 detail=f"scanning used {self.spent_s:.2f} s of CPU, over {self._budget:g} s",
             )
+
+
+async def rewrite_paced(
+    rewrite: Callable[[str, list[Finding], int, int], str],
+    text: str,
+    findings: Sequence[Finding],
+    pacer: Pacer,
+) -> str:
+    """``rewrite(text, findings, 0, len(text))`` in pieces of ``REWRITE_UNIT`` findings, the
+    clock looked at after each: the loop is shared and the CPU counted against the budget.
+
+    ``findings`` are sorted and do not overlap, so each piece runs from one finding's start
+    to the next piece's first one.
+    """
+    pieces = []
+    at = 0
+    for first in range(0, len(findings), REWRITE_UNIT):
+        chunk = list(findings[first : first + REWRITE_UNIT])
+        following = first + REWRITE_UNIT
+        end = findings[following].start if following < len(findings) else len(text)
+        pieces.append(rewrite(text, chunk, at, end))
+        at = end
+        await pacer.tick()
+    return "".join(pieces) if pieces else text
