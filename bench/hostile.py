@@ -149,7 +149,8 @@ def start_gateway(
     }
     (root / "policies" / "bench.yaml").write_text(yaml.safe_dump(policy))
     key = create_key(root / "keys.yaml", "bench", ["bench"])[0]
-    gateway = [str(Path(__file__).with_name("looplag.py")), str(holds)] if holds else ["-m", "gateway"]
+    monitor = [str(Path(__file__).with_name("looplag.py")), str(holds)]
+    gateway = monitor if holds else ["-m", "gateway"]
     process = subprocess.Popen(
         [python, *gateway, "serve", "--config", str(root / "gateway.yaml"),
          "--log-level", "error"],

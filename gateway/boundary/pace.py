@@ -55,6 +55,9 @@ class Pacer:
         self._cpu_since = time.thread_time()
         self.spent_s = 0.0  # CPU seconds scanned on the loop's thread so far
         self.yields = 0
+        # Characters one unit of this request's text may hold, as its last unit measured
+        # (scan.py): the next text starts there, not at a whole window of dense text again.
+        self.unit_chars: int | None = None
 
     def resume(self, refusal: Reason | None = None) -> None:
         """Start another scan of the same request (its answer's): what ran in between (the

@@ -35,7 +35,7 @@ from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.pace import Pacer
 from gateway.boundary.secrets import PEM_BEGIN
 
-__all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed"]
+__all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed", "next_size"]
 
 WINDOW = 4 * 1024  # about 1 ms of scanning (bench/detect.py): one unit of a request's scan
 INLINE_CHARS = WINDOW  # a longer text is scanned window by window (or in a thread)
@@ -64,7 +64,8 @@ async def find_all(
     pacer = pacer or Pacer()
     found: list[list[Finding]] = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
-    for group in _groups(small, texts):
+    for group in _groups(small, texts, pacer):
+        began = time.thread_time()
         if isinstance(detector, PatternDetector):
             # One NER batch and one cache look-up per group: a chat's history costs little.
             scanned = detector.find_many([texts[i] for i in group])
@@ -72,6 +73,8 @@ async def find_all(
             scanned = [detector.find(texts[i]) for i in group]
         for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
+        chars = sum(len(texts[i]) for i in group)
+        pacer.unit_chars = next_size(chars, WINDOW, time.thread_time() - began)
         await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
@@ -86,12 +89,13 @@ async def find_all(
     return found
 
 
-def _groups(indices: list[int], texts: Sequence[str]) -> Iterator[list[int]]:
-    """``indices`` in runs of about ``WINDOW`` characters of text: one unit of work each."""
+def _groups(indices: list[int], texts: Sequence[str], pacer: Pacer) -> Iterator[list[int]]:
+    """``indices`` in runs of about ``WINDOW`` characters of text (fewer where the last unit
+    found the text dense: ``pacer.unit_chars``): one unit of work each."""
     group: list[int] = []
     size = 0
     for i in indices:
-        if group and size + len(texts[i]) > WINDOW:
+        if group and size + len(texts[i]) > (pacer.unit_chars or WINDOW):
             yield group
             group, size = [], 0
         group.append(i)
@@ -175,7 +179,8 @@ async def find_windowed(
     longest = MARGIN + window + MAX_REACH
     # The first window is a quarter size: a dense text (4 KB of IP addresses cost 26 ms) is
     # known by it before a whole window of it is scanned in one unit.
-    own_start, size = 0, max(MIN_WINDOW, window // 4)
+    # The request's earlier texts may have shown a smaller unit (250 parts of dense text).
+    own_start, size = 0, min(max(MIN_WINDOW, window // 4), pacer.unit_chars or window)
     while own_start < len(text):
         own_end = min(len(text), own_start + size)
         began = time.thread_time()
@@ -201,13 +206,13 @@ async def find_windowed(
             reach *= 4
             await pacer.tick()
         kept.extend(mine)
-        size = _next_size(size, window, time.thread_time() - began)
+        size = pacer.unit_chars = next_size(size, window, time.thread_time() - began)
         own_start = own_end
         await pacer.tick()
     return await _resolved_paced(kept, pacer)
 
 
-def _next_size(size: int, window: int, took: float) -> int:
+def next_size(size: int, window: int, took: float) -> int:
     """The next window's size, so that one takes about ``UNIT_S``: a window's cost follows
     its findings, not its length (4 KB of IP addresses cost 26 ms, of prose 1 ms)."""
     fitted = int(size * UNIT_S / took) if took > 0 else window
