@@ -4,6 +4,7 @@
     python bench/hostile.py --seconds 5      # a quick look
     python bench/hostile.py --no-inspection  # the same without detection: the rest's share
     python bench/hostile.py --baseline /work/main/.venv/bin/python   # before/after, one run
+    python bench/hostile.py --holds          # also: what held the event loop > 5 ms, by kind
 
 One gateway worker (``python -m gateway serve``, default ``server`` bounds, ``max_body_bytes``
 raised to 8 MiB so 4 MB bodies are read) answers through its in-process mock provider, under a
@@ -126,8 +127,9 @@ def _cpu_s(pid: int) -> float:
 
 
 def start_gateway(
-    root: Path, inspect: bool, python: str
+    root: Path, inspect: bool, python: str, holds: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``holds``: run it under bench/looplag.py, which writes the loop's holds there."""
     port = _free_port()
     config = {
         "listen": {"host": "127.0.0.1", "port": port},
@@ -147,8 +149,10 @@ def start_gateway(
     }
     (root / "policies" / "bench.yaml").write_text(yaml.safe_dump(policy))
     key = create_key(root / "keys.yaml", "bench", ["bench"])[0]
+    monitor = [str(Path(__file__).with_name("looplag.py")), str(holds)]
+    gateway = monitor if holds else ["-m", "gateway"]
     process = subprocess.Popen(
-        [python, "-m", "gateway", "serve", "--config", str(root / "gateway.yaml"),
+        [python, *gateway, "serve", "--config", str(root / "gateway.yaml"),
          "--log-level", "error"],
         cwd=root, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -248,11 +252,12 @@ def cpu_per_body(url: str, key: str, pid: int, answers: dict[str, str]) -> float
     return worst
 
 
-async def scenario(seconds: float, inspect: bool, python: str) -> bool:
+async def scenario(seconds: float, inspect: bool, python: str, holds: bool = False) -> bool:
     """One gateway: the probe alone, then under attack; prints the figures, returns whether
-    the targets were met."""
+    the targets were met. ``holds``: also what held its loop (bench/looplag.py)."""
     with tempfile.TemporaryDirectory() as tmp:
-        process, url, key = start_gateway(Path(tmp), inspect, python)
+        held = Path(tmp) / "holds.jsonl" if holds else None
+        process, url, key = start_gateway(Path(tmp), inspect, python, held)
         try:
             headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
@@ -276,6 +281,10 @@ async def scenario(seconds: float, inspect: bool, python: str) -> bool:
         finally:
             process.kill()
             process.wait(timeout=10)
+        if held is not None:
+            from looplag import summarize
+
+            print("\n" + summarize(held) if held.exists() else "\nno hold over 5 ms")
     a50, a99 = _quantiles(alone)
     u50, u99 = _quantiles(attacked) if len(attacked) > 1 else (attacked[0], attacked[0])
     print(f"\nprobe alone:        p50 {a50:6.1f} ms  p99 {a99:6.1f} ms  ({len(alone)} requests)")
@@ -288,12 +297,12 @@ async def scenario(seconds: float, inspect: bool, python: str) -> bool:
     return met
 
 
-async def run(seconds: float, inspect: bool, baseline: str | None) -> int:
+async def run(seconds: float, inspect: bool, baseline: str | None, holds: bool) -> int:
     if baseline is not None:
         print(f"== before: the gateway {baseline} imports ==")
-        await scenario(seconds, inspect, baseline)
+        await scenario(seconds, inspect, baseline, holds)
         print("\n== after: this checkout ==")
-    met = await scenario(seconds, inspect, sys.executable)
+    met = await scenario(seconds, inspect, sys.executable, holds)
     return 0 if met else 1
 
 
@@ -310,10 +319,15 @@ def main() -> int:
         metavar="PYTHON",
         help="first run the same on the gateway this interpreter imports (before a change)",
     )
+    parser.add_argument(
+        "--holds",
+        action="store_true",
+        help="run the gateway under bench/looplag.py: what held its event loop > 5 ms, by kind",
+    )
     args = parser.parse_args()
     import uvloop
 
-    return uvloop.run(run(args.seconds, not args.no_inspection, args.baseline))
+    return uvloop.run(run(args.seconds, not args.no_inspection, args.baseline, args.holds))
 
 
 if __name__ == "__main__":

@@ -130,9 +130,14 @@ class Rewriter:
         self._keyed_taken[short] = value
         return short
 
-    def request_text(self, text: str, findings: list[Finding]) -> str:
-        """The text as it may leave: every finding handled by its entity's action."""
-        return rewrite(text, findings, lambda f, value: self._replace(f, value, tokenize=True))
+    def request_text(
+        self, text: str, findings: list[Finding], start: int = 0, end: int | None = None
+    ) -> str:
+        """The text as it may leave (``text[start:end]``): every finding handled by its
+        entity's action."""
+        return rewrite(
+            text, findings, lambda f, value: self._replace(f, value, tokenize=True), start, end
+        )
 
     def answer_text(self, text: str, findings: list[Finding], start: int, end: int) -> str:
         """Model output for the caller: mask and redact apply; a tokenized entity is the

@@ -24,10 +24,7 @@ async def inspect_read(inspection: Inspection, answer: Answer) -> bytes:
     texts = answer.texts
     originals = [slot.text for slot in texts]
     found = await inspection.find(originals) if inspection.rules.source.scan_output else None
-    rewritten = [
-        inspection.answer_text(text, found[i], 0, len(text)) if found and found[i] else text
-        for i, text in enumerate(originals)
-    ]
+    rewritten = await inspection.answer_texts(originals, found)
     inspection.check_answer()
     inspection.finish_answer()
     signed = [slot for slot in texts if slot.signed]

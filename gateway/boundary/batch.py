@@ -13,13 +13,14 @@ condition windowed scanning relies on) are batched; others scan text by text. Th
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
 from collections.abc import Sequence
 
 from gateway.boundary.detector import PatternDetector
 from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.pace import Pacer
-from gateway.boundary.scan import WINDOW, find_all
+from gateway.boundary.scan import WINDOW, find_all, next_size
 
 __all__ = ["SEPARATOR", "SHORT", "find_many"]
 
@@ -44,8 +45,11 @@ async def find_many(
     batch: list[str] = []
     size = 0
     for text in short:
-        if batch and size + len(text) > WINDOW:
+        # A unit's size as the last one measured it (pace.py): dense texts, smaller batches.
+        if batch and size + len(text) > (pacer.unit_chars or WINDOW):
+            began = time.thread_time()
             found.update(_scan(detector, batch))
+            pacer.unit_chars = next_size(size, WINDOW, time.thread_time() - began)
             await pacer.tick()
             batch, size = [], 0
         batch.append(text)

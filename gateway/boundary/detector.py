@@ -58,7 +58,19 @@ CACHE_ENTRIES = 8192
 # millions of objects that every full garbage collection then walks (a pause of 0.7 s was
 # measured), and a chat's history rarely holds more per text.
 CACHED_FINDINGS = 64
-_FOUND: KeyedCache[tuple[Finding, ...]] = KeyedCache(CACHE_ENTRIES)
+# Each entry one flat tuple of atoms (start, end, entity, score, rule, start, ...), which
+# the collector stops tracking once it survives a collection: as Finding objects, a full
+# cache (500,000 of them) made every full collection walk them, 100 ms each (1 ms so).
+_Packed = tuple[int | str | float, ...]
+_FOUND: KeyedCache[_Packed] = KeyedCache(CACHE_ENTRIES)
+
+
+def _packed(found: list[Finding]) -> _Packed:
+    return tuple(x for f in found for x in (f.start, f.end, f.entity, f.score, f.rule))
+
+
+def _unpacked(entry: _Packed) -> list[Finding]:
+    return [Finding._make(entry[i : i + 5]) for i in range(0, len(entry), 5)]
 
 
 class PatternDetector:
@@ -113,16 +125,18 @@ class PatternDetector:
         """``find`` without the NER model (for a text made of two texts' ends)."""
         key = digest(self._version, "patterns", text)
         if key in _FOUND:
-            return list(_FOUND[key])
+            return _unpacked(_FOUND[key])
         found = self._find(text, ner=False, ner_hits=None)
         if len(found) <= CACHED_FINDINGS:
-            _FOUND[key] = tuple(found)
+            _FOUND[key] = _packed(found)
         return found
 
     def find_many(self, texts: Sequence[str]) -> list[list[Finding]]:
         """``find`` for each text: cached ones looked up, NER run once over the rest."""
         keys = [digest(self._version, "all", text) for text in texts]
-        out: list[list[Finding] | None] = [list(_FOUND[k]) if k in _FOUND else None for k in keys]
+        out: list[list[Finding] | None] = [
+            _unpacked(_FOUND[k]) if k in _FOUND else None for k in keys
+        ]
         missing = [i for i, found in enumerate(out) if found is None]
         ner_hits: dict[int, _NerHits] = {}
         if self._ner is not None and self._ner_entities and missing:
@@ -134,7 +148,7 @@ class PatternDetector:
         for i in missing:
             found = self._find(texts[i], ner=True, ner_hits=ner_hits.get(i, []))
             if len(found) <= CACHED_FINDINGS:
-                _FOUND[keys[i]] = tuple(found)
+                _FOUND[keys[i]] = _packed(found)
             out[i] = found
         return [found or [] for found in out]
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = ["Detector", "Finding"]
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One detected value: ``text[start:end]`` of the text as the client sent it.
+
+    A named tuple, not a frozen dataclass: a hostile body holds hundreds of thousands of
+    findings, each built more than once (window offsets, the cache), and a frozen dataclass
+    costs three times as much to build (about 3 us against 1).
 
     ``entity`` is a presidio entity name (``EMAIL_ADDRESS``, ``SECRET``, a custom name);
     ``rule`` is a stable id of what matched (``email``, ``secret.aws_access_key``,

@@ -11,19 +11,27 @@ It also adds up the CPU time the scan used on the loop's thread (``time.thread_t
 loaded machine does not make a request look costlier) and refuses the request once it passes
 the budget (``server.max_scan_cpu_s``): a body built to be slow to scan (dense look-alikes,
 long runs that every rule reads) is answered in bounded time, never let through uninspected.
+Rewriting the findings (``rewrite_paced``) runs on the same clock and budget: a body of
+230,000 phone numbers took 0.4 s to rewrite in one piece.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from gateway import errors
+from gateway.boundary.findings import Finding
 from gateway.errors import GatewayError, Reason
 
-__all__ = ["SLICE_S", "Pacer"]
+__all__ = ["REWRITE_UNIT", "SLICE_S", "Pacer", "rewrite_paced"]
 
 SLICE_S = 0.002  # how long a scan holds the loop before it lets others run (a unit may add ~1 ms)
+# Findings rewritten in one unit (about 1 ms at ~1 us each): 2,000 messages of phone numbers
+# hold 230,000 findings, which took 0.4 s in one piece.
+REWRITE_UNIT = 1024
 
 
 class Pacer:
@@ -49,6 +57,9 @@ class Pacer:
         self._cpu_since = time.thread_time()
         self.spent_s = 0.0  # CPU seconds scanned on the loop's thread so far
         self.yields = 0
+        # Characters one unit of this request's text may hold, as its last unit measured
+        # (scan.py): the next text starts there, not at a whole window of dense text again.
+        self.unit_chars: int | None = None
 
     def resume(self, refusal: Reason | None = None) -> None:
         """Start another scan of the same request (its answer's): what ran in between (the
@@ -67,6 +78,15 @@ class Pacer:
         self.yields += 1
         self._since = time.perf_counter()
         self._cpu_since = time.thread_time()
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the scan has a budget (the server's; offline tools have none)."""
+        return self._budget is not None
+
+    def refuse(self, detail: str) -> NoReturn:
+        """Refuse now, as past the budget: work that could not be stopped at it."""
+        raise GatewayError(self.refusal, detail=detail)
 
     def charge(self, seconds: float) -> None:
         """Count work done off the loop (a worker thread) against the budget."""
@@ -89,3 +109,27 @@ class Pacer:
                 self.refusal,
                 detail=f"scanning used {self.spent_s:.2f} s of CPU, over {self._budget:g} s",
             )
+
+
+async def rewrite_paced(
+    rewrite: Callable[[str, list[Finding], int, int], str],
+    text: str,
+    findings: Sequence[Finding],
+    pacer: Pacer,
+) -> str:
+    """``rewrite(text, findings, 0, len(text))`` in pieces of ``REWRITE_UNIT`` findings, the
+    clock looked at after each: the loop is shared and the CPU counted against the budget.
+
+    ``findings`` are sorted and do not overlap, so each piece runs from one finding's start
+    to the next piece's first one.
+    """
+    pieces = []
+    at = 0
+    for first in range(0, len(findings), REWRITE_UNIT):
+        chunk = list(findings[first : first + REWRITE_UNIT])
+        following = first + REWRITE_UNIT
+        end = findings[following].start if following < len(findings) else len(text)
+        pieces.append(rewrite(text, chunk, at, end))
+        at = end
+        await pacer.tick()
+    return "".join(pieces) if pieces else text

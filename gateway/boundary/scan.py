@@ -8,9 +8,14 @@ characters before its own part (context words) and ``OVERLAP`` after it, so an e
 starts in its part is seen whole if it is shorter than that. A finding that reaches the
 window's end, or the start of a JWT or private key that no finding covers (a cut JWT does not
 match at all), makes the window look four times further, up to ``MAX_REACH``; past that the
-text is scanned whole in a worker thread. Detectors that cannot be windowed (NER, a policy's
-own patterns) scan a long text in a worker thread, where the GIL still shares the core with
-the loop: bench/detect.py measures small-scan latency in both cases.
+text is scanned whole in a worker thread if the request has no CPU budget (offline tools),
+else refused as too costly: a whole-text scan cannot be stopped at the budget (4 MB scanned so
+took 0.6 s past it). A JWT start whose run of token characters ends inside the view, or a
+``-----BEGIN`` that is not a private key's header, is settled there: no finding can start at
+it and run past the view, so random base64 (an ``eyJ`` every 256 KB) or a certificate never
+widens a window. Detectors that cannot be windowed (NER, a policy's own patterns) scan a long
+text in a worker thread, where the GIL still shares the core with the loop: bench/detect.py
+measures small-scan latency in both cases.
 
 A value may be split across two texts of one request (two content parts, two messages): the
 end of each text is scanned joined to the start of the next, and a value that straddles the
@@ -21,14 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import re
 import time
 from collections.abc import Iterator, Sequence
 
 from gateway.boundary.detector import PatternDetector, resolve
 from gateway.boundary.findings import Detector, Finding
 from gateway.boundary.pace import Pacer
+from gateway.boundary.secrets import PEM_BEGIN
 
-__all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed"]
+__all__ = ["INLINE_CHARS", "JOIN_REACH", "find_all", "find_windowed", "next_size"]
 
 WINDOW = 4 * 1024  # about 1 ms of scanning (bench/detect.py): one unit of a request's scan
 INLINE_CHARS = WINDOW  # a longer text is scanned window by window (or in a thread)
@@ -38,6 +45,10 @@ MAX_REACH = 128 * 1024
 UNIT_S = 0.001  # what one window should cost; a dense one shrinks the next, down to MIN_WINDOW
 MIN_WINDOW = 256
 _LONG_ENTITIES = ("eyJ", "-----BEGIN")
+# What ends a JWT's run of characters ([\w.-]): ASCII only, which normalizing (NFKC, digits)
+# leaves as it is, so the run read on the raw text is no shorter than the rule's.
+_JWT_RUN_END = re.compile(r"[ \t\r\n\"'`<>()\[\]{},;:!?/+=*&^%$#@|\\~]")
+_PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*")
 _SLACK = 8
 JOIN_REACH = 96  # characters of each side of a join between two texts: a split short value
 
@@ -53,7 +64,8 @@ async def find_all(
     pacer = pacer or Pacer()
     found: list[list[Finding]] = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
-    for group in _groups(small, texts):
+    for group in _groups(small, texts, pacer):
+        began = time.thread_time()
         if isinstance(detector, PatternDetector):
             # One NER batch and one cache look-up per group: a chat's history costs little.
             scanned = detector.find_many([texts[i] for i in group])
@@ -61,6 +73,8 @@ async def find_all(
             scanned = [detector.find(texts[i]) for i in group]
         for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
+        chars = sum(len(texts[i]) for i in group)
+        pacer.unit_chars = next_size(chars, WINDOW, time.thread_time() - began)
         await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
@@ -75,12 +89,13 @@ async def find_all(
     return found
 
 
-def _groups(indices: list[int], texts: Sequence[str]) -> Iterator[list[int]]:
-    """``indices`` in runs of about ``WINDOW`` characters of text: one unit of work each."""
+def _groups(indices: list[int], texts: Sequence[str], pacer: Pacer) -> Iterator[list[int]]:
+    """``indices`` in runs of about ``WINDOW`` characters of text (fewer where the last unit
+    found the text dense: ``pacer.unit_chars``): one unit of work each."""
     group: list[int] = []
     size = 0
     for i in indices:
-        if group and size + len(texts[i]) > WINDOW:
+        if group and size + len(texts[i]) > (pacer.unit_chars or WINDOW):
             yield group
             group, size = [], 0
         group.append(i)
@@ -164,7 +179,8 @@ async def find_windowed(
     longest = MARGIN + window + MAX_REACH
     # The first window is a quarter size: a dense text (4 KB of IP addresses cost 26 ms) is
     # known by it before a whole window of it is scanned in one unit.
-    own_start, size = 0, max(MIN_WINDOW, window // 4)
+    # The request's earlier texts may have shown a smaller unit (250 parts of dense text).
+    own_start, size = 0, min(max(MIN_WINDOW, window // 4), pacer.unit_chars or window)
     while own_start < len(text):
         own_end = min(len(text), own_start + size)
         began = time.thread_time()
@@ -181,24 +197,28 @@ async def find_windowed(
             # A JWT or key start inside one found earlier (its payload) needs nothing more.
             recent = kept[bisect.bisect_left(kept, own_start - longest, key=_start) :]
             around = [f for f in recent if f.end > own_start] + found
-            if end == len(text) or _complete(mine, markers, end, around):
+            if end == len(text) or _complete(text, mine, markers, end, around):
                 break
             if reach >= MAX_REACH:  # something very long: scan the text whole, off the loop
+                if pacer.bounded:  # ... which nothing could stop at the budget
+                    pacer.refuse(f"a value runs past {MAX_REACH // 1024} KB")
                 return await _in_thread(detector, text, pacer)
             reach *= 4
             await pacer.tick()
         kept.extend(mine)
-        size = _next_size(size, window, time.thread_time() - began)
+        size = pacer.unit_chars = next_size(size, window, time.thread_time() - began)
         own_start = own_end
         await pacer.tick()
     return await _resolved_paced(kept, pacer)
 
 
-def _next_size(size: int, window: int, took: float) -> int:
+def next_size(size: int, window: int, took: float) -> int:
     """The next window's size, so that one takes about ``UNIT_S``: a window's cost follows
-    its findings, not its length (4 KB of IP addresses cost 26 ms, of prose 1 ms)."""
+    its findings, not its length (4 KB of IP addresses cost 26 ms, of prose 1 ms). It at
+    most doubles: a window the findings cache answered costs nothing, and the next one, not
+    cached, would be a whole window of dense text again (17 ms)."""
     fitted = int(size * UNIT_S / took) if took > 0 else window
-    return max(MIN_WINDOW, min(window, fitted))
+    return max(MIN_WINDOW, min(window, fitted, 2 * size))
 
 
 def _start(finding: Finding) -> int:
@@ -250,8 +270,11 @@ def _long_entity_starts(text: str, start: int, end: int) -> list[int]:
     return found
 
 
-def _complete(mine: list[Finding], markers: list[int], end: int, around: list[Finding]) -> bool:
-    """None of ``mine`` may go on past ``end``; each JWT or key start lies in a finding.
+def _complete(
+    text: str, mine: list[Finding], markers: list[int], end: int, around: list[Finding]
+) -> bool:
+    """None of ``mine`` may go on past ``end``; each JWT or key start lies in a finding or
+    is settled inside the view (``_settled``).
 
     "Near the end" allows for a cut that stops a match a few characters short: a key cut
     right after a line break, a URL whose trailing punctuation was dropped.
@@ -267,6 +290,19 @@ def _complete(mine: list[Finding], markers: list[int], end: int, around: list[Fi
         while i < len(spans) and spans[i][0] <= at:
             covered_to = max(covered_to, spans[i][1])
             i += 1
-        if covered_to <= at:
+        if covered_to <= at and not _settled(text, at, end):
             return False
     return True
+
+
+def _settled(text: str, at: int, end: int) -> bool:
+    """Whether no JWT or private key that starts at ``at`` can run past ``end``: a JWT's run
+    of token characters ends before it, or a ``-----BEGIN`` line is read whole and is not a
+    private key's header."""
+    if text.startswith("eyJ", at):
+        return _JWT_RUN_END.search(text, at, end - _SLACK) is not None
+    header = _PEM_HEADER.match(text, at)
+    if header is None:
+        return True
+    head = text[at : header.end() + 5]  # a private key's header ends with "-----"
+    return header.end() + 5 < end - _SLACK and head.isascii() and not PEM_BEGIN.match(head)

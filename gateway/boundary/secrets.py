@@ -10,7 +10,7 @@ import re
 
 from gateway.boundary.rules import Check, Hit, Rule
 
-__all__ = ["SECRET_RULES", "open_secret"]
+__all__ = ["PEM_BEGIN", "SECRET_RULES", "open_secret"]
 
 _END = r"(?![\w-])"
 # After a key's first character: it starts a token (the character before it is not a word
@@ -196,7 +196,7 @@ _LONG_START = re.compile(
     r"[\"']?[ \t]*[:=][ \t]*[\"']?"
 )
 _TOKEN_END = frozenset(" \t\r\n\"'`<>)]}")
-_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 _PEM_LINE = re.compile(r"[ \t]*(?:[A-Za-z0-9+/=]{1,100}|[A-Za-z-]+:.*)?[ \t]*\Z")
 
 
@@ -211,7 +211,7 @@ def open_secret(text: str, start: int = 0) -> int | None:
     found: int | None = None
     begin = text.rfind("-----BEGIN", start)
     if begin >= 0 and "-----END" not in text[begin:]:
-        header = _PEM_BEGIN.match(text, begin)
+        header = PEM_BEGIN.match(text, begin)
         lines = text[header.end() :].replace("\\n", "\n").split("\n") if header else []
         if header is None and len(text) - begin < 64:
             found = begin  # the header itself is still arriving

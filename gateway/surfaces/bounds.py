@@ -1,7 +1,8 @@
 """The bounds every request body is held to, whatever its API: one walk before any step reads it.
 
 ``read_request`` is how the pipeline parses a body: the surface parses it (the JSON parser
-reads at most 1024 levels), then one walk refuses a body nested deeper than
+reads at most 1024 levels; too many messages or tools are refused as soon as the JSON is
+parsed, before the surface walks them), then one walk refuses a body nested deeper than
 ``server.max_json_depth`` (one limit for the parser and the encoder, which stops at 254
 levels, so nothing accepted can fail to be written again), with more messages, content parts
 or tools than allowed, or with one string longer than ``server.max_string_bytes``. The walk
@@ -21,6 +22,7 @@ from gateway.config import ServerConfig
 from gateway.errors import GatewayError, Reason
 from gateway.normalized import NormalizedRequest
 from gateway.surfaces.base import Surface
+from gateway.surfaces.fields import PARSED
 
 __all__ = ["check_body", "read_request"]
 
@@ -36,10 +38,14 @@ _SLICE_S = 0.002
 async def read_request(surface: Surface, raw: bytes, bounds: ServerConfig) -> NormalizedRequest:
     """``raw`` parsed by ``surface`` (the body is parsed once), then checked against
     ``bounds`` before any step reads it."""
+    # The counts are checked as soon as the JSON is parsed, before the surface walks it.
+    token = PARSED.set(lambda body: _check_counts(body, bounds))
     try:
         request = surface.parse(raw)
     except RecursionError:  # a reader that recurses met a body deeper than it can go
         raise _refuse(errors.REQUEST_TOO_DEEP, "deeper than the gateway reads") from None
+    finally:
+        PARSED.reset(token)
     await check_body(request.body, bounds)
     return request
 
@@ -51,14 +57,7 @@ def _refuse(reason: Reason, what: str) -> GatewayError:
 async def check_body(body: Any, bounds: ServerConfig) -> None:
     """Raise GatewayError if ``body`` exceeds any of ``bounds``; an iterative walk (no
     recursion to exhaust), linear in the body's size."""
-    if isinstance(body, dict):
-        for key, limit, reason in (
-            *((k, bounds.max_messages, errors.REQUEST_TOO_MANY_MESSAGES) for k in _MESSAGES),
-            *((k, bounds.max_tools, errors.REQUEST_TOO_MANY_TOOLS) for k in _TOOLS),
-        ):
-            value = body.get(key)
-            if isinstance(value, list) and len(value) > limit:
-                raise _refuse(reason, f"'{key}' has {len(value)}, at most {limit} are accepted")
+    _check_counts(body, bounds)
     max_depth, max_bytes = bounds.max_json_depth, bounds.max_string_bytes
     parts, max_parts = 0, bounds.max_parts
     stack: list[tuple[Any, int]] = [(body, 1)]
@@ -97,6 +96,19 @@ async def check_body(body: Any, bounds: ServerConfig) -> None:
             if time.perf_counter() - started > _SLICE_S:
                 await asyncio.sleep(0)  # let the other requests run
                 started = time.perf_counter()
+
+
+def _check_counts(body: Any, bounds: ServerConfig) -> None:
+    """The number of messages and tools: read at the top level, without a walk."""
+    if not isinstance(body, dict):
+        return
+    for key, limit, reason in (
+        *((k, bounds.max_messages, errors.REQUEST_TOO_MANY_MESSAGES) for k in _MESSAGES),
+        *((k, bounds.max_tools, errors.REQUEST_TOO_MANY_TOOLS) for k in _TOOLS),
+    ):
+        value = body.get(key)
+        if isinstance(value, list) and len(value) > limit:
+            raise _refuse(reason, f"'{key}' has {len(value)}, at most {limit} are accepted")
 
 
 def _check_string(text: str, limit: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.normalized import NormalizedRequest
 
 __all__ = [
+    "PARSED",
     "OutputCeiling",
     "invalid",
     "optional_int",
@@ -21,11 +24,17 @@ __all__ = [
     "require_str",
 ]
 
+# Called with the body as soon as it is parsed, before a surface builds anything of it:
+# surfaces/bounds.py refuses 10,000 messages there, not after their 50,000 slot objects
+# (80 ms on the loop, most of it the garbage collections they set off).
+PARSED: ContextVar[Callable[[dict[str, Any]], None] | None] = ContextVar("parsed", default=None)
+
 
 def parse_object(raw: bytes) -> dict[str, Any]:
     """The body as one JSON object. A byte order mark or bytes that are not UTF-8 are
     refused as such (never decoded by guess: another parser could read other text); a key
-    named twice keeps its last value, the one inspected and the one forwarded."""
+    named twice keeps its last value, the one inspected and the one forwarded. ``PARSED``'s
+    check, if one is set, runs first."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -34,6 +43,9 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise GatewayError(errors.REQUEST_INVALID_JSON, detail=str(exc)) from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
+    check = PARSED.get()
+    if check is not None:
+        check(body)
     return body
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import string
 import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import errors
 from gateway.boundary import CustomRecognizer, DetectionSpec, build_detector, find_all
 from gateway.boundary.findings import Finding
+from gateway.boundary.pace import Pacer
 from gateway.boundary.scan import INLINE_CHARS, find_windowed
+from gateway.errors import GatewayError
 from tests.boundary.corpus import load_corpus
 
 ENTITIES = frozenset(
@@ -94,3 +98,37 @@ async def test_the_loop_keeps_running_while_a_large_body_is_scanned() -> None:
     task.cancel()
     assert len(found) == 80_000
     assert ticks > 100  # one window per tick, about 250 windows
+
+
+def _base64(size: int, seed: int) -> str:
+    rng = random.Random(seed)
+    text = "".join(rng.choices(string.ascii_letters + string.digits + "+/", k=size))
+    # An eyJ every 256 KB or so in random base64; a few more here, each in a short run.
+    return "".join(text[i : i + 65536] + "eyJ" for i in range(0, size, 65536))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _base64(1024 * 1024, 1),
+        "log: -----BEGIN CERTIFICATE-----\n"
+        + "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBa\n" * 4000,
+    ],
+    ids=["base64 with eyJ", "a 200 KB certificate"],
+)
+async def test_a_start_settled_in_its_window_never_widens_it_to_the_whole_text(text: str) -> None:
+    """A JWT start whose run of token characters ends in the view, or a BEGIN line that is
+    no private key's, needs no wider window: under a budget the scan is never refused for a
+    value past the widest window (the mock's echoed 4 MB of base64 once went whole to a
+    thread, 0.6 s of CPU past the budget)."""
+    pacer = Pacer(budget_s=60)
+    assert await find_windowed(DETECTOR, text, pacer=pacer) == DETECTOR.find(text)
+
+
+async def test_a_value_past_the_widest_window_is_refused_under_a_budget_not_scanned_whole() -> None:
+    text = "filler text. " * 100 + "token eyJ" + "a1_" * 150_000 + " and more filler." * 100
+    with pytest.raises(GatewayError) as raised:
+        await find_windowed(DETECTOR, text, pacer=Pacer(budget_s=60))
+    assert raised.value.reason is errors.BOUNDARY_TOO_COSTLY
+    # Offline tools have no budget: scanned whole, off the loop.
+    assert await find_windowed(DETECTOR, text, pacer=Pacer()) == DETECTOR.find(text)

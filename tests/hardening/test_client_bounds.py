@@ -183,6 +183,13 @@ def test_ten_thousand_messages_are_refused(bounded: Bounded) -> None:
     )
 
 
+def test_too_many_messages_are_refused_before_the_surface_reads_them(bounded: Bounded) -> None:
+    # The last message is one the surface would refuse as invalid: counted first, the body
+    # never costs the walk that builds its slots (10,000 messages held the loop 80 ms).
+    messages = [*HI * 10_000, {"role": "user", "content": 5}]
+    _refused(bounded, {"model": "gpt-test", "messages": messages}, "request.too_many_messages")
+
+
 def test_too_many_parts_and_tools_are_refused(bounded: Bounded) -> None:
     parts = [{"type": "text", "text": "x"}] * 120
     _refused(
