@@ -14,10 +14,11 @@ and the waiter's event loop keeps serving meanwhile, its records joining the nex
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,17 +68,25 @@ class SqliteSink:
         """``fn`` as a write transaction under the writers' ``flock`` (the module's docstring)."""
 
         def call(db: sqlite3.Connection) -> T:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(
-                    self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
-                )
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
+            with self._writers_lock():
                 return fn(db)
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
         return call
+
+    @contextlib.contextmanager
+    def _writers_lock(self) -> Iterator[None]:
+        """The ``flock`` every write to the file takes first, the schema's included: a
+        writer left to SQLite's polling would starve while the others hand the lock on."""
+        if self._lock_fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(
+                self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+            )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -85,10 +94,11 @@ class SqliteSink:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             # First, so worker processes opening the file together wait for each other.
             db.execute("PRAGMA busy_timeout=10000")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            for statement in schema(P, "BLOB"):
-                db.execute(statement)
+            with self._writers_lock():
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                for statement in schema(P, "BLOB"):
+                    db.execute(statement)
             self._db = db
         return self._db
 
