@@ -21,12 +21,13 @@ import openai
 import orjson
 import pytest
 
-from gateway.audit.chain import Chain, verify_rows
+from gateway.audit.chain import Chain
 from gateway.audit.postgres import PostgresSink
 from tests.audit.conftest import start_gateway
 from tests.audit.privatepg import PrivatePostgres
 from tests.conftest import UPSTREAM_KEYS
 from tests.fakes.upstream import FakeUpstream
+from tests.support.chain import verified
 
 BODY = orjson.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
 STREAM = orjson.dumps(
@@ -164,11 +165,7 @@ def test_postgres_stopped_mid_load_loses_nothing(upstream: FakeUpstream, tmp_pat
             ids = [r[0] for r in rows]
             assert len(ids) == len(set(ids)), "a record was written twice"
             assert set(completed) - set(ids) == set()
-            sink = PostgresSink(pg.url, "audit", Chain(None))
-            try:
-                report = await verify_rows(sink.chain, sink.rows(), None, await sink.head())
-            finally:
-                await sink.close()
+            report = await verified(PostgresSink(pg.url, "audit", Chain(None)))
             assert report.ok, report
 
         asyncio.run(check())

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import httpx
 
-from gateway.audit.chain import Chain, verify_rows
+from gateway.audit.chain import Chain
 from gateway.audit.sqlite import SqliteSink
 from tests.console.conftest import Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import Hook, start_review_gateway
 from tests.review.test_queue import records
+from tests.support.chain import verified
 
 
 def test_sign_ins_and_sign_outs_are_on_the_audit_chain(
@@ -69,11 +70,7 @@ def test_sign_ins_and_sign_outs_are_on_the_audit_chain(
     assert 'gateway_console_sign_ins_total{outcome="refused"} 2.0' in metrics
 
     async def verify() -> None:
-        sink = SqliteSink(tmp_path / "audit.db", Chain(None))
-        try:
-            report = await verify_rows(sink.chain, sink.rows(), None, await sink.head())
-        finally:
-            await sink.close()
+        report = await verified(SqliteSink(tmp_path / "audit.db", Chain(None)))
         assert report.ok, report
 
     asyncio.run(verify())

@@ -14,11 +14,12 @@ import httpx
 import openai
 import pytest
 
-from gateway.audit.chain import Chain, verify_rows
+from gateway.audit.chain import Chain
 from gateway.audit.record import AuditRecord
 from gateway.audit.sqlite import SqliteSink
 from tests.fakes.upstream import FakeUpstream, ToolCall
 from tests.review.conftest import FALLBACK, HOOK_SECRET, Hook, ReviewGateway
+from tests.support.chain import verified
 
 EMAIL = "jane.roe@example.org"
 
@@ -264,11 +265,7 @@ def test_webhook_retries_until_taken_and_every_attempt_is_recorded(
 
 def test_audit_verify_covers_the_review_actions(review_gw: ReviewGateway) -> None:
     async def check() -> None:
-        sink = SqliteSink(review_gw.root / "audit.db", Chain(None))
-        try:
-            report = await verify_rows(sink.chain, sink.rows(), None, await sink.head())
-        finally:
-            await sink.close()
+        report = await verified(SqliteSink(review_gw.root / "audit.db", Chain(None)))
         assert report.ok, report
         assert report.checked == len(records(review_gw))
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from gateway.audit.chain import Chain, verify_rows
+from gateway.audit.chain import Chain
 from gateway.audit.sqlite import SqliteSink
 from gateway.review.store import Delivery, Item, ReviewStore
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import Hook, ReviewGateway, write_review_gateway
 from tests.review.test_queue import ask, records, verify_signature
+from tests.support.chain import verified
 from tests.support.process import kill_group, serve
 
 # Attempts 1 s apart, then 2 s, 4 s...: room to stop the process between two of them.
@@ -71,11 +72,7 @@ def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _verify_chain(root: Path) -> None:
     async def check() -> None:
-        sink = SqliteSink(root / "audit.db", Chain(None))
-        try:
-            report = await verify_rows(sink.chain, sink.rows(), None, await sink.head())
-        finally:
-            await sink.close()
+        report = await verified(SqliteSink(root / "audit.db", Chain(None)))
         assert report.ok, report
 
     asyncio.run(check())
