@@ -55,6 +55,8 @@ __all__ = ["Rollout", "RolloutObserver", "build_rollout"]
 
 log = logging.getLogger("gateway.rollout")
 
+_AUDIT = Step.AUDIT  # read at every step: a module constant, as in observe/observer.py
+
 POLL_S = 0.25
 JUDGE_S = 1.0
 _PAUSED = errors.POLICY_PAUSED.code
@@ -352,7 +354,7 @@ class RolloutObserver:
     def left(self, ctx: RequestContext, step: Step, seconds: float) -> None:
         if self._first is not None:
             self._first.left(ctx, step, seconds)
-        if step is Step.AUDIT:
+        if step is _AUDIT:
             self._rollout.note(ctx)
 
 
