@@ -119,17 +119,17 @@ class Exchange:
             if not self.started:
                 await self._send_500()
             else:
-                self._conn.transport.close()
+                self._close()
         else:
             if result is not None:
                 log.error("ASGI callable should return None, but returned '%s'.", result)
-                self._conn.transport.close()
+                self._close()
             elif not self.started and not self.disconnected:
                 log.error("ASGI callable returned without starting response.")
                 await self._send_500()
             elif not self.complete and not self.disconnected:
                 log.error("ASGI callable returned without completing response.")
-                self._conn.transport.close()
+                self._close()
         finally:
             self._ran = True
 
@@ -219,6 +219,11 @@ class Exchange:
                 conn.answered(self)
 
     # -- inside
+
+    def _close(self) -> None:
+        """Close the connection after what was sent (a response cut short)."""
+        self._flush()
+        self._conn.transport.close()
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
