@@ -132,8 +132,15 @@ async def _stream_cpu(target: Target, probe: Probe, count: int) -> tuple[float, 
 
 
 async def _compare(
-    servers: dict[str, tuple[Target, int]], concurrency: list[int], rounds: int, seconds: float
-) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
+    servers: dict[str, tuple[Target, int]],
+    cpus: set[int],
+    concurrency: list[int],
+    rounds: int,
+    seconds: float,
+) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]], float]:
+    """CPU per request by server and cell, first events by server, and the largest share of
+    the pinned core the hypervisor took in any cell."""
+    steal = 0.0
     cpu: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
     first: dict[str, list[float]] = collections.defaultdict(list)
     body = chat_body(stream=False)
@@ -141,11 +148,12 @@ async def _compare(
     for r in range(rounds):
         for name in names if r % 2 == 0 else reversed(names):
             target, pid = servers[name]
-            probe = Probe(pid, set())
+            probe = Probe(pid, cpus)
             for c in concurrency:
                 sample = await run_load(target, c, 0.3, seconds, probe, body)
                 if sample.errors:
                     raise BenchError(f"{name} c={c}: {sample.first_error}")
+                steal = max(steal, sample.steal if sample.steal == sample.steal else 0.0)
                 cpu[name, f"c={c}"].append(sample.cpu_per_request)
             await run_streams(target, 50, 0)  # warm-up
             per_stream, p50 = await _stream_cpu(target, probe, 500)
@@ -157,7 +165,7 @@ async def _compare(
                 + f", first event {p50 * 1e3:.3f} ms",
                 file=sys.stderr,
             )
-    return cpu, first
+    return cpu, first, steal
 
 
 def _table(
@@ -224,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                 _wait_ready(procs, name, port, None, 30)
                 servers[name] = (Target(name, port, DIRECT_PATH, "x", name), pid)
             time.sleep(0.5)
-            cpu, first = uvloop.run(_compare(servers, concurrency, args.rounds, args.duration))
+            cpu, first, steal = uvloop.run(
+                _compare(servers, where.gateway, concurrency, args.rounds, args.duration)
+            )
             procs.check_alive()
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -239,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                     check=False,
                     capture_output=True,
                 )
-    print(f"load average {os.getloadavg()[0]:.2f}\n")
+    print(f"load average {os.getloadavg()[0]:.2f}, CPU steal at most {steal:.0%}\n")
     print(_table(cpu, first, list(servers)))
     return 0
 

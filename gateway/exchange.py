@@ -3,9 +3,12 @@
 
 A response's head is held until its first body message and written with it, so a whole
 response is one write (one system call) and a stream's head goes with its first event: the
-ASGI spec has the server send nothing before the first body message. Headers the app sends
-are checked as uvicorn checks them (a name is a token, a value has no control character but
-tab), with one regular expression over all names and one over all values.
+ASGI spec has the server send nothing before the first body message. The first body message
+of a turn of the event loop is written at once; those sent after it in the same turn (a
+burst of events the upstream sent together, the relay handing on one per message) are
+written together at the turn's end. Headers the app sends are checked as uvicorn checks them
+(a name is a token, a value has no control character but tab), with one regular expression
+over all names and one over all values.
 """
 
 from __future__ import annotations
