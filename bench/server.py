@@ -1,6 +1,6 @@
 """The HTTP server side alone: what serving a request costs before the gateway's own work.
 
-    python bench/server.py                   # about 40 s
+    python bench/server.py                   # about a minute
     python bench/server.py --before main     # the gateway's server at a git ref beside this one
     python bench/server.py --rounds 5 --duration 3
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import math
 import os
 import subprocess
 import sys
@@ -46,6 +47,7 @@ from overhead import (
     _stream_body,
     _wait_ready,
     chat_body,
+    placement,
     run_load,
     run_streams,
 )
@@ -153,7 +155,8 @@ async def _compare(
                 sample = await run_load(target, c, 0.3, seconds, probe, body)
                 if sample.errors:
                     raise BenchError(f"{name} c={c}: {sample.first_error}")
-                steal = max(steal, sample.steal if sample.steal == sample.steal else 0.0)
+                if not math.isnan(sample.steal):
+                    steal = max(steal, sample.steal)
                 cpu[name, f"c={c}"].append(sample.cpu_per_request)
             await run_streams(target, 50, 0)  # warm-up
             per_stream, p50 = await _stream_cpu(target, probe, 500)
@@ -194,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         _serve(args.serve[0], int(args.serve[1]))
         return 0
-    from overhead import placement
-
     where = placement()
     if where.pinned:
         os.sched_setaffinity(0, where.others)
