@@ -1,4 +1,5 @@
-"""``gateway serve``: run the gateway with uvicorn (uvloop and httptools, chosen by measurement).
+"""``gateway serve``: run the gateway with uvicorn's server on uvloop and the gateway's own
+HTTP/1.1 protocol on httptools (gateway/protocol.py), each chosen by measurement.
 
 ``--workers N`` serves one port with N processes: uvicorn's supervisor binds the socket once,
 the workers share it (the kernel hands each connection to one of them), and it restarts a
@@ -71,12 +72,13 @@ def register(commands: Any) -> None:
 
 
 def _options(host: str, port: int, level: str, server: ServerConfig) -> dict[str, Any]:
-    """uvicorn's settings; ``http``: httptools with the head and body bounded (protocol.py);
-    no access log of uvicorn's (the gateway writes its own, gateway/observe/logs.py), and
-    uvicorn's lines go through the format configured here. No proxy-headers middleware: it
-    rewrites the scope's client and scheme from ``X-Forwarded-*``, which nothing of the
-    gateway reads (the console reads ``x-forwarded-proto`` itself), and it was one more ASGI
-    layer on every request (docs/performance.md)."""
+    """uvicorn's settings; ``http``: the gateway's own protocol, with the head and body bounded
+    (protocol.py); no access log of uvicorn's (the gateway writes its own,
+    gateway/observe/logs.py), and uvicorn's lines go through the format configured here. No
+    proxy-headers middleware: it rewrites the scope's client and scheme from
+    ``X-Forwarded-*``, which nothing of the gateway reads (the console reads
+    ``x-forwarded-proto`` itself), and it was one more ASGI layer on every request
+    (docs/performance.md)."""
     return dict(
         host=host, port=port, loop="uvloop", http=protocol_for(server), access_log=False,
         log_config=None, log_level=level, server_header=False, proxy_headers=False,

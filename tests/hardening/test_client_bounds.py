@@ -87,6 +87,20 @@ def test_a_slow_head_is_cut_at_its_timeout(
     assert any("cut: request.head_timeout (" in m and " so far)" in m for m in counted), counted
 
 
+def test_a_slow_head_on_a_kept_alive_connection_is_cut_at_its_timeout(bounded: Bounded) -> None:
+    """The head's bound starts again with the next request's first byte, whatever deadline
+    the connection's one timer was armed for before (the keep-alive wait's, 5 s)."""
+    with bounded.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.5)
+        started = time.monotonic()
+        sock.sendall(b"POST /w/plain/v1/chat/completions HTTP/1.1\r\nho")
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"request.head_timeout" in answer
+    assert 0.9 < time.monotonic() - started < 3
+
+
 def test_a_silent_connection_is_closed_at_the_head_timeout(bounded: Bounded) -> None:
     started = time.monotonic()
     with bounded.connect() as sock:
