@@ -1,9 +1,11 @@
 """One request and its response on a connection of gateway/protocol.py: the ASGI app's
 ``receive`` and ``send``, and the task that runs it.
 
-A response's head is held until its first body message and written with it, so a whole
-response is one write (one system call) and a stream's head goes with its first event: the
-ASGI spec has the server send nothing before the first body message. The first body message
+A response's head is held until its first body message or the end of that turn of the
+event loop, whichever comes first: a whole response (head and body sent in one turn) is one
+write (one system call), and a stream's head is not held back until its first event (the ASGI
+spec lets a server wait for the first body message; a client waiting for a slow model's first
+token would then see no status either). The first body message
 of a turn of the event loop is written at once; those sent after it in the same turn (a
 burst of events the upstream sent together, the relay handing on one per message) are
 written together at the turn's end. Headers the app sends are checked as uvicorn checks them
@@ -173,6 +175,7 @@ class Exchange:
             self.started = True
             self.expect_continue = False
             self._head = self._head_of(message["status"], message.get("headers", ()))
+            conn.loop.call_soon(self._flush_head)
             return
         if self.complete:
             raise RuntimeError(f"Unexpected '{kind}' sent after the response completed.")
@@ -227,6 +230,14 @@ class Exchange:
         """Close the connection after what was sent (a response cut short)."""
         self._flush()
         self._conn.transport.close()
+
+    def _flush_head(self) -> None:
+        """A head whose first body message did not follow in the same turn goes alone: a
+        stream's client gets its status and headers while the upstream (or the boundary's
+        hold-back window) keeps the first event back."""
+        head, self._head = self._head, None
+        if head is not None and not self._conn.transport.is_closing():
+            self._conn.transport.write(head)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
