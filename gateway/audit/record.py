@@ -7,6 +7,7 @@ never a detected value. Text is kept only when the policy's ``retention.content`
 
 from __future__ import annotations
 
+import operator
 import secrets
 import time
 from dataclasses import dataclass, field, fields
@@ -23,9 +24,14 @@ from gateway.steps import Step, decide
 __all__ = ["NOT_TRAFFIC", "AuditRecord", "build_record", "event_record", "is_traffic"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditRecord:
-    """One request, whatever its outcome. ``time`` is when it arrived (epoch seconds)."""
+    """One request, whatever its outcome. ``time`` is when it arrived (epoch seconds).
+
+    Built once and never changed (``dataclasses.replace`` makes another). Not ``frozen``:
+    a frozen class sets each of its 45 fields through ``object.__setattr__``, which made
+    building the record of every request cost 5-7 µs instead of under one.
+    """
 
     request_id: str
     time: float
@@ -92,9 +98,10 @@ class AuditRecord:
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
-        # Not dataclasses.asdict: it deep-copies every nested value (4x the time).
-        fields = {name: getattr(self, name) for name in _FIELDS}
-        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+        # Not dataclasses.asdict: it deep-copies every nested value (4x the time). The fields
+        # are read in sorted order in one call: orjson's sort then finds them in order.
+        values = dict(zip(_SORTED, _SORTED_VALUES(self), strict=True))
+        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AuditRecord:
@@ -106,7 +113,8 @@ class AuditRecord:
         return sorted({e for side in self.entities.values() for c in side.values() for e in c})
 
 
-_FIELDS = tuple(f.name for f in fields(AuditRecord))
+_SORTED = tuple(sorted(f.name for f in fields(AuditRecord)))
+_SORTED_VALUES = operator.attrgetter(*_SORTED)
 
 
 def build_record(ctx: RequestContext, status: int) -> AuditRecord:

@@ -30,6 +30,7 @@ __all__ = ["check_body", "read_request"]
 _MESSAGES = ("messages", "input")
 _TOOLS = ("tools", "functions")
 _PARTS = "content"
+_COUNTED = _MESSAGES + _TOOLS
 # How often the walk looks at the clock, and how long it runs before it yields.
 _CHECK_EVERY = 4096
 _SLICE_S = 0.002
@@ -75,7 +76,8 @@ async def check_body(body: Any, bounds: ServerConfig) -> None:
                         errors.REQUEST_TOO_MANY_PARTS, f"at most {max_parts} are accepted"
                     )
             for key in node:
-                _check_string(key, max_bytes)
+                if len(key) * 4 > max_bytes:  # only a string this long may be over
+                    _check_string(key, max_bytes)
             children: Iterable[Any] = node.values()
         elif isinstance(node, list):
             if len(node) > _CHECK_EVERY:  # walked in slices, so the walk can yield within
@@ -87,8 +89,9 @@ async def check_body(body: Any, bounds: ServerConfig) -> None:
             continue
         for child in children:
             if isinstance(child, str):
-                _check_string(child, max_bytes)
-            elif isinstance(child, dict | list):
+                if len(child) * 4 > max_bytes:
+                    _check_string(child, max_bytes)
+            elif isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
         seen += len(node) + 1
         if seen >= _CHECK_EVERY:
@@ -102,13 +105,15 @@ def _check_counts(body: Any, bounds: ServerConfig) -> None:
     """The number of messages and tools: read at the top level, without a walk."""
     if not isinstance(body, dict):
         return
-    for key, limit, reason in (
-        *((k, bounds.max_messages, errors.REQUEST_TOO_MANY_MESSAGES) for k in _MESSAGES),
-        *((k, bounds.max_tools, errors.REQUEST_TOO_MANY_TOOLS) for k in _TOOLS),
-    ):
+    for key in _COUNTED:
         value = body.get(key)
-        if isinstance(value, list) and len(value) > limit:
-            raise _refuse(reason, f"'{key}' has {len(value)}, at most {limit} are accepted")
+        if isinstance(value, list):
+            if key in _TOOLS:
+                limit, reason = bounds.max_tools, errors.REQUEST_TOO_MANY_TOOLS
+            else:
+                limit, reason = bounds.max_messages, errors.REQUEST_TOO_MANY_MESSAGES
+            if len(value) > limit:
+                raise _refuse(reason, f"'{key}' has {len(value)}, at most {limit} are accepted")
 
 
 def _check_string(text: str, limit: int) -> None:

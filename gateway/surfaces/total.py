@@ -16,8 +16,8 @@ is still inspected unless it is a wire-format field name, ``FIELD_NAMES``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.normalized import JsonText, NormalizedRequest, TextSlot
@@ -92,62 +92,74 @@ class NonText:
     reason: str
 
 
-Segment = tuple[str, str | None]  # (key or "*", the ``type`` a filter asks for)
+@dataclass(slots=True)
+class _Node:
+    """Where a walk may be in a surface's paths: the segments that go on from here (a key,
+    ``*``, ``*[type=T]`` by T) and whether a listed path ends here (its value is not text)."""
+
+    named: dict[str, _Node] = field(default_factory=dict)
+    star: _Node | None = None
+    typed: dict[str, _Node] = field(default_factory=dict)
+    ends: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class NonTextPaths:
-    """A surface's non-text paths, compiled once."""
+    """A surface's non-text paths, compiled once into a tree of their segments: a walk
+    steps from a set of nodes to the next with a look-up or two per key, not a pass over
+    every path."""
 
     entries: tuple[NonText, ...]
-    patterns: tuple[tuple[Segment, ...], ...]
+    root: _Node
 
 
 def nontext(*entries: NonText) -> NonTextPaths:
     """The one list of a surface's non-text paths."""
-    patterns = []
+    root = _Node()
     for entry in entries:
-        segments: list[Segment] = []
+        node = root
         for part in entry.path.split("."):
             match = _FILTER.match(part)
             if match is None and "[" in part:
                 raise ValueError(f"bad segment {part!r} in non-text path {entry.path!r}")
-            segments.append(("*", match.group(1)) if match else (part, None))
-        patterns.append(tuple(segments))
-    return NonTextPaths(entries, tuple(patterns))
+            if match is not None:
+                node = node.typed.setdefault(match.group(1), _Node())
+            elif part == "*":
+                node.star = node = node.star or _Node()
+            else:
+                node = node.named.setdefault(part, _Node())
+        node.ends = True
+    return NonTextPaths(entries, root)
 
 
-State = tuple[int, int]  # (pattern, segments matched)
+State = tuple[_Node, ...]  # the nodes the walk is at: a key may match a name and ``*`` both
 
 
-def _advance(
-    paths: NonTextPaths, states: Iterable[State], key: str | int, value: Any
-) -> list[State] | None:
+def _advance(states: State, key: str | int, value: Any) -> State | None:
     """The states after stepping into ``key``; None when a listed path ends there."""
-    out: list[State] = []
-    for p, at in states:
-        name, kind = paths.patterns[p][at]
-        if name != "*" and name != key:
-            continue
-        if kind is not None and not (isinstance(value, dict) and value.get("type") == kind):
-            continue
-        if at + 1 == len(paths.patterns[p]):
-            return None
-        out.append((p, at + 1))
-    return out
+    out: list[_Node] = []
+    for node in states:
+        named = node.named.get(key) if isinstance(key, str) else None
+        typed = None
+        if node.typed and isinstance(value, dict) and (kind := value.get("type")).__class__ is str:
+            typed = node.typed.get(kind)
+        for child in (named, node.star, typed):
+            if child is not None:
+                if child.ends:
+                    return None
+                out.append(child)
+    return tuple(out)
 
 
 class _Walk:
     def __init__(
         self,
-        paths: NonTextPaths,
         texts: list[TextSlot],
         owners: list[JsonText],
         role: str,
         uninspectable: list[str],
         media: list[str],
     ) -> None:
-        self.paths = paths
         self.role = role
         self.uninspectable = uninspectable
         self.media = media
@@ -160,17 +172,17 @@ class _Walk:
         self.values: list[TextSlot] = []
         self.keys: list[TextSlot] = []
 
-    def node(self, root: dict[str, Any] | list[Any], states: list[State]) -> None:
+    def node(self, root: dict[str, Any] | list[Any], states: State) -> None:
         """Walks ``root`` without recursing (a body may nest as deep as the parser allows)."""
-        stack: list[tuple[dict[str, Any] | list[Any], list[State]]] = [(root, states)]
+        stack: list[tuple[dict[str, Any] | list[Any], State]] = [(root, states)]
         while stack:
             self._members(*stack.pop(), stack)
 
     def _members(
         self,
         node: dict[str, Any] | list[Any],
-        states: list[State],
-        stack: list[tuple[dict[str, Any] | list[Any], list[State]]],
+        states: State,
+        stack: list[tuple[dict[str, Any] | list[Any], State]],
     ) -> None:
         items = node.items() if isinstance(node, dict) else enumerate(node)
         if isinstance(node, list) and len(node) >= _INT_RUN and all(_is_int(v) for v in node):
@@ -183,7 +195,7 @@ class _Walk:
             named = key.__class__ is str and key not in FIELD_NAMES
             if named and not (held and (ident, key, "key") in self.covered):
                 keys.append(TextSlot(role, node, key, "field", None, "key"))
-            after = _advance(self.paths, states, key, value) if states else states
+            after = _advance(states, key, value) if states else states
             if after is None:
                 continue
             kind = value.__class__
@@ -230,10 +242,8 @@ def every_leaf(request: NormalizedRequest, paths: NonTextPaths) -> None:
     """Slots for every string, key and number of ``request.body`` no slot covers and
     ``paths`` does not list. Every surface's ``parse`` calls it last; the boundary step
     calls it with no list for a request whose surface did not (fail closed)."""
-    walk = _Walk(
-        paths, request.texts, request.json_texts, "request", request.uninspectable, request.media
-    )
-    walk.node(request.body, [(p, 0) for p in range(len(paths.patterns))])
+    walk = _Walk(request.texts, request.json_texts, "request", request.uninspectable, request.media)
+    walk.node(request.body, (paths.root,))
     request.texts.extend(walk.values)
     request.texts.extend(walk.keys)  # after the values they name (see ``TextSlot``)
     request.complete = True
@@ -246,8 +256,8 @@ def answer_leaves(answer: Answer, paths: NonTextPaths) -> None:
     if not isinstance(answer.data, dict | list):
         return
     unreadable: list[str] = []
-    walk = _Walk(paths, answer.texts, answer.owners, "assistant", unreadable, unreadable)
-    walk.node(answer.data, [(p, 0) for p in range(len(paths.patterns))])
+    walk = _Walk(answer.texts, answer.owners, "assistant", unreadable, unreadable)
+    walk.node(answer.data, (paths.root,))
     answer.texts.extend(walk.values)
     answer.texts.extend(walk.keys)
     if unreadable:
@@ -303,8 +313,8 @@ async def inspect_leaves(channels: Channels, obj: Any, paths: NonTextPaths) -> b
     if not isinstance(obj, dict | list):
         return False
     unreadable: list[str] = []
-    walk = _Walk(paths, [], [], "assistant", unreadable, unreadable)
-    walk.node(obj, [(p, 0) for p in range(len(paths.patterns))])
+    walk = _Walk([], [], "assistant", unreadable, unreadable)
+    walk.node(obj, (paths.root,))
     if unreadable:
         raise shape_error(unreadable[0])
     changed = False
