@@ -84,12 +84,16 @@ class Observer:
         self._priced = frozenset(
             name for name, m in self._models.items() if m.usd_per_mtok_in or m.usd_per_mtok_out
         )
-        self._finishers = finishers or []
+        self._finishers = list(finishers or ())
         self._on_forward = on_forward
         self._drift = drift
         self._failed = False
         self._rows: dict[tuple[str, str, str, str, str], _Row] = {}
         self._steps = metrics.step_seconds.appenders(_STEP_KEYS) if metrics is not None else {}
+
+    def finish_with(self, finisher: Finisher) -> None:
+        """Also tell ``finisher`` of each finished request, after the others."""
+        self._finishers.append(finisher)
 
     def left(self, ctx: RequestContext, step: Step, seconds: float) -> None:
         # Called at every step, for the two it acts on. Module constants: an enum member read
@@ -102,8 +106,7 @@ class Observer:
     def finished(self, ctx: RequestContext) -> None:
         """Observe a finished request; a fault here is logged, never the request's."""
         seconds = perf_counter() - ctx.started
-        decisions = ctx.decisions
-        verdict = decide(decisions) if decisions else _ALLOWED
+        verdict = decide(ctx.decisions)
         try:
             if self.metrics is not None or self._drift is not None:
                 workflow = self.labels.workflow(ctx.workflow)
@@ -215,8 +218,6 @@ class Observer:
 
 
 _DECISIONS = frozenset({"allow", "transform", "masked", "deny", "error"})
-# What ``decide`` makes of no decisions (most requests): one object, not one per request.
-_ALLOWED = decide(())
 
 
 def request_cost(ctx: RequestContext, models: Mapping[str, ModelConfig]) -> float:

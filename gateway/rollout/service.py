@@ -30,7 +30,7 @@ from gateway.auth.principal import Principal
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.context import RequestContext, StepObserver
 from gateway.observe.metrics import Metrics
-from gateway.observe.observer import request_cost
+from gateway.observe.observer import Observer, request_cost
 from gateway.observe.signals import Sample
 from gateway.policy.compile import CompiledPolicy
 from gateway.policy.registry import PolicyRegistry
@@ -114,8 +114,13 @@ class Rollout:
 
     # -- the request path -------------------------------------------------------------------
 
-    def observing(self, first: StepObserver | None) -> RolloutObserver:
-        """The step observer that tells ``first`` (metrics, logs) and then this service."""
+    def observing(self, first: StepObserver | None) -> StepObserver:
+        """The step observer that tells ``first`` (metrics, logs) and then this service. The
+        gateway's ``Observer`` takes ``note`` as its last finisher: each step a request leaves
+        is then one call, not two (a dozen per request)."""
+        if isinstance(first, Observer):
+            first.finish_with(lambda ctx, _verdict, _seconds: self.note(ctx))
+            return first
         return RolloutObserver(first, self)
 
     def note(self, ctx: RequestContext) -> None:

@@ -70,6 +70,11 @@ class Translating:
     def speaks(self, api: Api) -> bool:
         return self._inner.speaks(api) or api in _OTHER
 
+    def native(self, api: Api) -> Provider:
+        """The provider to send ``api``'s requests to: the inner one if it speaks ``api``
+        (one coroutine less per request than going through ``send``), else this."""
+        return self._inner if self._inner.speaks(api) else self
+
     async def send(
         self, request: NormalizedRequest, upstream_model: str, timeouts: Timeouts
     ) -> UpstreamResponse:

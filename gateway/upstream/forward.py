@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from gateway import errors
 from gateway.config import ModelConfig
@@ -19,6 +20,7 @@ from gateway.policy.compile import CompiledPolicy
 from gateway.steps import Step
 from gateway.surfaces import OPENAI, RESPONSES, surface_of
 from gateway.translate.chat_responses import ViaResponses
+from gateway.translate.provider import Translating
 from gateway.upstream.breaker import Breaker
 from gateway.upstream.provider import (
     Provider,
@@ -27,7 +29,7 @@ from gateway.upstream.provider import (
     UpstreamFailure,
     UpstreamResponse,
 )
-from gateway.upstream.retry import with_retries
+from gateway.upstream.retry import retried
 
 __all__ = ["Forwarder", "note_fallback"]
 
@@ -68,7 +70,8 @@ class Forwarder:
         """The provider to send ``api``'s requests for ``model`` to, None if none can."""
         config, provider = self._models[model], self.provider_of(model)
         if config.serves(surface_of(api).endpoint) and provider.speaks(api):
-            return provider
+            # A provider's own API goes to it directly, not through its translating wrapper.
+            return provider.native(api) if isinstance(provider, Translating) else provider
         if api == OPENAI.api and config.serves(RESPONSES.endpoint):
             return ViaResponses(provider) if provider.speaks(RESPONSES.api) else None
         return None
@@ -106,97 +109,80 @@ class Forwarder:
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + upstream.timeout_s
         timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
-        if not self.serves(request.model, request.api):
+        requested = self._route(request.model, request.api)
+        if requested is None:
             raise GatewayError(
                 errors.REQUEST_WRONG_API, f"Model '{request.model}' is not served through this API."
             )
-        started = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
-        try:
-            return await self._send(
-                ctx, request, policy, chain or policy.model_chain(request.model), timeouts
-            )
-        finally:  # from the first attempt of the first call to the last answer's head
-            ctx.upstream_s = time.perf_counter() - started + (ctx.upstream_s or 0.0)
-
-    async def _send(
-        self,
-        ctx: RequestContext,
-        request: NormalizedRequest,
-        policy: CompiledPolicy,
-        chain: Sequence[str],
-        timeouts: Timeouts,
-    ) -> UpstreamResponse:
-        upstream = policy.source.upstream
         on = policy.source.fallback.on
         failure: GatewayError | None = None
-        for model in chain:
-            provider = self._route(model, request.api)
-            if provider is None:
-                continue
-            if failure is not None:  # the next model answers for the one that failed
-                note_fallback(ctx, failure.reason.code)
-            route = self._models[model]
-
-            async def attempt(
-                provider: Provider = provider,
-                upstream_model: str = route.upstream_model,
-                model: str = model,
-            ) -> UpstreamResponse:
-                started, failed = time.perf_counter(), None
+        started = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
+        try:
+            # Each model's tries are awaited here, not through a layer per concern (retries,
+            # breaker, translation): each layer was one more coroutine per request.
+            for model in chain or policy.model_chain(request.model):
+                provider = requested if model == request.model else self._route(model, request.api)
+                if provider is None:
+                    continue
+                if failure is not None:  # the next model answers for the one that failed
+                    note_fallback(ctx, failure.reason.code)
                 try:
-                    if self._breaker is None:
-                        ctx.attempts += 1
-                        return await provider.send(request, upstream_model, timeouts)
-                    return await self._guarded(ctx, provider, request, upstream_model, timeouts)
+                    try:
+                        response = await self._attempt(ctx, provider, request, model, timeouts)
+                    except UpstreamFailure as first:  # only a failure pays for the retries
+                        again = partial(self._attempt, ctx, provider, request, model, timeouts)
+                        response = await retried(again, first, upstream.retries, timeouts.deadline)
                 except UpstreamFailure as exc:
-                    failed = exc.kind
-                    raise
-                finally:  # each attempt, for the traces (gateway/observe/traces.py)
-                    ctx.attempt_log.append((model, started, time.perf_counter(), failed))
-
-            try:
-                response = await with_retries(attempt, upstream.retries, timeouts.deadline)
-            except UpstreamFailure as exc:
-                log.warning(
-                    "upstream %s failed for model %s: %s [request %s]",
-                    provider.name,
-                    model,
-                    exc,
-                    ctx.request_id,
-                )
-                failure = _as_gateway_error(exc)
-                ctx.upstream_status = exc.status
-                if not exc.try_next_model or trigger_of(failure.reason.code) not in on:
-                    break
-                continue
-            ctx.model_used = model
-            ctx.upstream_status = response.status
-            return response
+                    log.warning(
+                        "upstream %s failed for model %s: %s [request %s]",
+                        provider.name,
+                        model,
+                        exc,
+                        ctx.request_id,
+                    )
+                    failure = _as_gateway_error(exc)
+                    ctx.upstream_status = exc.status
+                    if not exc.try_next_model or trigger_of(failure.reason.code) not in on:
+                        break
+                    continue
+                ctx.model_used = model
+                ctx.upstream_status = response.status
+                return response
+        finally:  # from the first attempt of the first call to the last answer's head
+            ctx.upstream_s = time.perf_counter() - started + (ctx.upstream_s or 0.0)
         assert failure is not None  # the chain always holds a model that speaks the API
         raise failure
 
-    async def _guarded(
+    async def _attempt(
         self,
         ctx: RequestContext,
         provider: Provider,
         request: NormalizedRequest,
-        upstream_model: str,
+        model: str,
         timeouts: Timeouts,
     ) -> UpstreamResponse:
-        """One attempt through the circuit breaker of (provider, model)."""
-        assert self._breaker is not None
+        """One attempt, through the circuit breaker of (provider, model) if there is one."""
+        upstream_model = self._models[model].upstream_model
         key = f"{provider.name}/{upstream_model}"
-        if not await self._breaker.allow(key):
-            raise UpstreamFailure("circuit", f"circuit {key} is open")
-        ctx.attempts += 1
+        started, failed = time.perf_counter(), None
         try:
-            response = await provider.send(request, upstream_model, timeouts)
+            if self._breaker is not None and not await self._breaker.allow(key):
+                raise UpstreamFailure("circuit", f"circuit {key} is open")
+            ctx.attempts += 1
+            try:
+                response = await provider.send(request, upstream_model, timeouts)
+            except UpstreamFailure as exc:
+                if self._breaker is not None and exc.kind != "config":  # it reached the provider
+                    await self._breaker.record(key, not exc.upstream_fault)
+                raise
+            if self._breaker is not None:
+                await self._breaker.record(key, True)
+            return response
         except UpstreamFailure as exc:
-            if exc.kind != "config":  # never reached the provider
-                await self._breaker.record(key, not exc.upstream_fault)
+            failed = exc.kind
             raise
-        await self._breaker.record(key, True)
-        return response
+        finally:  # each attempt, for the traces (gateway/observe/traces.py)
+            ctx.attempt_log.append((model, started, time.perf_counter(), failed))
 
 
 def note_fallback(ctx: RequestContext, code: str) -> None:

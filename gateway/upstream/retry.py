@@ -19,7 +19,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from gateway.upstream.provider import UpstreamFailure
 
-__all__ = ["with_retries"]
+__all__ = ["retried"]
 
 T = TypeVar("T")
 
@@ -51,15 +51,14 @@ class _StopAtDeadline(stop_base):
         return self._clock() + (state.upcoming_sleep or 0.0) >= self._deadline
 
 
-async def with_retries(attempt: Callable[[], Awaitable[T]], retries: int, deadline: float) -> T:
-    """Run ``attempt`` up to ``retries + 1`` times; raise the last failure when out of tries
-    or when the next wait would end after ``deadline`` (a ``loop.time()``)."""
-    try:
-        return await attempt()
-    except UpstreamFailure as exc:
-        if retries == 0 or not exc.retryable:
-            raise
-        first = exc
+async def retried(
+    attempt: Callable[[], Awaitable[T]], first: UpstreamFailure, retries: int, deadline: float
+) -> T:
+    """The tries after a first that failed with ``first``: ``attempt`` up to ``retries``
+    more times; raise the last failure when out of tries or when the next wait would end
+    after ``deadline`` (a ``loop.time()``). The first try is the caller's own plain call."""
+    if retries == 0 or not first.retryable:
+        raise first
     loop = asyncio.get_running_loop()
     delay = first.retry_after
     if delay is None:
