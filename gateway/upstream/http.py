@@ -61,35 +61,38 @@ class HttpUpstream:
         if (traceparent := OUTBOUND_TRACEPARENT.get()) is not None:
             headers = {**headers, "traceparent": traceparent}
         head = self._head(method, path, headers, body)
+        # Every wait until the answer is in (a free connection, the connection, the head,
+        # the body) ends at the deadline: the client's own timers bound each by it, one
+        # timer per wait instead of an asyncio.timeout_at around them all.
+        deadline = timeouts.deadline
         try:
-            async with asyncio.timeout_at(timeouts.deadline):
-                answer = await self._origin.request(
-                    head, body or b"", timeouts.connect, timeouts.read
-                )
-                try:
-                    content_type = await _checked(answer)
-                    if not stream:
-                        data = await self._whole(answer)
-                        return UpstreamResponse(answer.status, content_type, body=data)
-                    if not content_type.startswith("text/event-stream"):
-                        # An unknown stream shape is refused, never relayed unread.
-                        raise UpstreamFailure(
-                            "broken", f"stream answered with {content_type or 'no type'}"
-                        )
-                except BaseException:
-                    answer.release()
-                    raise
+            answer = await self._origin.request(
+                head, body or b"", timeouts.connect, timeouts.read, deadline
+            )
+            try:
+                content_type = await _checked(answer, deadline)
+                if not stream:
+                    data = await self._whole(answer, deadline)
+                    return UpstreamResponse(answer.status, content_type, body=data)
+                if not content_type.startswith("text/event-stream"):
+                    # An unknown stream shape is refused, never relayed unread.
+                    raise UpstreamFailure(
+                        "broken", f"stream answered with {content_type or 'no type'}"
+                    )
+            except BaseException:
+                answer.release()
+                raise
         except TimeoutError as exc:
             raise UpstreamFailure("timeout", "no answer before the deadline") from exc
         except WireError as exc:
             raise UpstreamFailure(exc.kind, str(exc)) from exc
         return UpstreamResponse(answer.status, content_type, events=_events(answer, self._bounds))
 
-    async def _whole(self, answer: Answer) -> bytes:
+    async def _whole(self, answer: Answer, deadline: float) -> bytes:
         """The body of a whole answer, its connection handed back once read."""
         limit = self._bounds.max_answer_bytes
         try:
-            data = await answer.read(limit)
+            data = await answer.read(limit, deadline)
         finally:
             answer.release()
         if data is None:
@@ -124,21 +127,21 @@ def _header_lines(headers: dict[str, str]) -> bytes:
         raise UpstreamFailure("config", "a header holds a character HTTP cannot carry") from exc
 
 
-async def _checked(answer: Answer) -> str:
+async def _checked(answer: Answer, deadline: float) -> str:
     """The answer's content type, once its status and encoding are known to be usable. No
     encoding is asked for, so an encoded answer is an unknown shape: refused unread."""
     if answer.status >= 400:
-        await _fail(answer)
+        await _fail(answer, deadline)
     encoding = answer.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", ""):
         raise UpstreamFailure("broken", f"answer in content-encoding {encoding[:32]!r}")
     return answer.headers.get("content-type", "")
 
 
-async def _fail(answer: Answer) -> None:
+async def _fail(answer: Answer, deadline: float) -> None:
     body = b""
     try:
-        while len(body) < _MAX_ERROR_BODY and (chunk := await answer.chunk()):
+        while len(body) < _MAX_ERROR_BODY and (chunk := await answer.chunk(deadline)):
             body += chunk
     except WireError:
         pass  # the status is the failure; its body is a courtesy
@@ -169,10 +172,9 @@ async def _chunks(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes
     loop = asyncio.get_running_loop()
     ends = loop.time() + bounds.stream_timeout_s
     while True:
-        wait = min(ends - loop.time(), bounds.idle_timeout_s)
-        try:
-            async with asyncio.timeout(max(wait, 0.0)):
-                chunk = await answer.chunk()
+        now = loop.time()
+        try:  # one timer for this bound and the read timeout, whichever ends first
+            chunk = await answer.chunk(now + max(min(ends - now, bounds.idle_timeout_s), 0.0))
         except TimeoutError as exc:  # the policy's read timeout between chunks is one too
             raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
         if not chunk:

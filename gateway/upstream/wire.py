@@ -106,16 +106,18 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    async def wait(self, read_timeout: float | None) -> None:
-        """Until the parser has something new (head, body, end) or the connection failed."""
+    async def wait(self, read_timeout: float | None, deadline: float | None = None) -> None:
+        """Until the parser has something new (head, body, end) or the connection failed;
+        TimeoutError after ``read_timeout`` seconds or at ``deadline`` (a ``loop.time()``),
+        whichever comes first: one timer for both."""
         if self.error is not None:
             raise self.error
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        timer = (
-            asyncio.get_running_loop().call_later(read_timeout, _expire, waiter)
-            if read_timeout is not None
-            else None
-        )
+        loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
+        if read_timeout is not None:
+            expires = loop.time() + read_timeout
+            deadline = expires if deadline is None else min(deadline, expires)
+        timer = loop.call_at(deadline, _expire, waiter) if deadline is not None else None
         try:
             await waiter
         finally:
@@ -171,8 +173,9 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 class Answer:
     """An answer's status and head; its body read whole (``read``) or chunk by chunk
-    (``chunk``). ``release`` hands the connection back (or closes it if the body was not
-    read to its end); it must be called once, whatever happened."""
+    (``chunk``), each wait bounded by the read timeout and a ``deadline`` if given.
+    ``release`` hands the connection back (or closes it if the body was not read to its
+    end); it must be called once, whatever happened."""
 
     __slots__ = ("_conn", "_origin", "_read_timeout", "headers", "status")
 
@@ -188,7 +191,7 @@ class Answer:
         value = self.headers.get("content-length")
         return int(value) if value is not None and value.isdigit() else None
 
-    async def chunk(self) -> bytes:
+    async def chunk(self, deadline: float | None = None) -> bytes:
         """The next part of the body; ``b""`` at its end."""
         conn = self._conn
         if conn is None:
@@ -196,16 +199,16 @@ class Answer:
         while not conn.body:
             if conn.complete:
                 return b""
-            await conn.wait(self._read_timeout)
+            await conn.wait(self._read_timeout, deadline)
         return conn.take()
 
-    async def read(self, limit: int) -> bytes | None:
+    async def read(self, limit: int, deadline: float | None = None) -> bytes | None:
         """The whole body, or None as soon as it is known to exceed ``limit`` bytes."""
         length = self.content_length
         if length is not None and length > limit:
             return None
         data = bytearray()
-        while chunk := await self.chunk():
+        while chunk := await self.chunk(deadline):
             data += chunk
             if len(data) > limit:
                 return None
@@ -236,18 +239,27 @@ class Origin:
         self._open: set[_Connection] = set()
 
     async def request(
-        self, head: bytes, body: bytes, connect_timeout: float, read_timeout: float | None
+        self,
+        head: bytes,
+        body: bytes,
+        connect_timeout: float,
+        read_timeout: float | None,
+        deadline: float | None = None,
     ) -> Answer:
         """Send ``head`` (request line and headers, ending in a blank line) and ``body``;
         the answer once its head is in. Raises WireError, or TimeoutError when the connection
-        or the head took too long."""
-        await self._slots.acquire()
+        or the head took too long, or at ``deadline`` (a ``loop.time()``)."""
+        if self._slots.locked() and deadline is not None:  # waiting for a connection
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
         conn: _Connection | None = None
         try:
-            conn = await self._connection(connect_timeout)
+            conn = await self._connection(connect_timeout, deadline)
             conn.send(head + body if body else head)
             while not conn.head_done:
-                await conn.wait(read_timeout)
+                await conn.wait(read_timeout, deadline)
             if conn.status < 200:  # an interim 1xx head: the answer follows it
                 raise WireError("broken", f"interim answer {conn.status}")
             return Answer(self, conn, read_timeout)
@@ -266,15 +278,16 @@ class Origin:
             self._open.discard(conn)
         self._slots.release()
 
-    async def _connection(self, connect_timeout: float) -> _Connection:
+    async def _connection(self, connect_timeout: float, deadline: float | None) -> _Connection:
         while self._idle:
             conn = self._idle.pop()  # the most recent: the least likely to be timed out
             if not conn.closed:
                 return conn
             self._open.discard(conn)
         loop = asyncio.get_running_loop()
+        expires = loop.time() + connect_timeout
         try:
-            async with asyncio.timeout(connect_timeout):
+            async with asyncio.timeout_at(expires if deadline is None else min(expires, deadline)):
                 _, conn = await loop.create_connection(
                     _Connection,
                     self._host,
