@@ -31,9 +31,11 @@ __all__ = [
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredRow:
-    """A row as the sinks store it; ``body`` is None once purged (a tombstone)."""
+    """A row as the sinks store it; ``body`` is None once purged (a tombstone). Never
+    changed once made; not ``frozen``, whose 12 ``object.__setattr__`` calls were a sixth
+    of linking a record on the audit thread."""
 
     seq: int
     time: float
