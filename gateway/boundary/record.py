@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.policy.models import DataAction
@@ -10,7 +10,7 @@ from gateway.policy.models import DataAction
 __all__ = ["BoundaryRecord", "by_action"]
 
 
-def by_action(counts: Counter[tuple[DataAction, str]]) -> dict[str, dict[str, int]]:
+def by_action(counts: Mapping[tuple[DataAction, str], int]) -> dict[str, dict[str, int]]:
     """``{(action, entity): n}`` as ``{action: {entity: n}}``."""
     out: dict[str, dict[str, int]] = {}
     for (action, entity), n in sorted(counts.items()):

@@ -97,7 +97,7 @@ class _Node:
     """Where a walk may be in a surface's paths: the segments that go on from here (a key,
     ``*``, ``*[type=T]`` by T) and whether a listed path ends here (its value is not text)."""
 
-    named: dict[str, _Node] = field(default_factory=dict)
+    named: dict[str | int, _Node] = field(default_factory=dict)  # an index matches none
     star: _Node | None = None
     typed: dict[str, _Node] = field(default_factory=dict)
     ends: bool = False
@@ -132,23 +132,28 @@ def nontext(*entries: NonText) -> NonTextPaths:
     return NonTextPaths(entries, root)
 
 
-State = tuple[_Node, ...]  # the nodes the walk is at: a key may match a name and ``*`` both
+State = list[_Node]  # the nodes the walk is at: a key may match a name and ``*`` both
 
 
 def _advance(states: State, key: str | int, value: Any) -> State | None:
     """The states after stepping into ``key``; None when a listed path ends there."""
-    out: list[_Node] = []
+    out: State = []
     for node in states:
-        named = node.named.get(key) if isinstance(key, str) else None
-        typed = None
-        if node.typed and isinstance(value, dict) and (kind := value.get("type")).__class__ is str:
-            typed = node.typed.get(kind)
-        for child in (named, node.star, typed):
-            if child is not None:
+        if (child := node.named.get(key)) is not None:
+            if child.ends:
+                return None
+            out.append(child)
+        if (child := node.star) is not None:
+            if child.ends:
+                return None
+            out.append(child)
+        if node.typed and isinstance(value, dict):
+            kind = value.get("type")
+            if isinstance(kind, str) and (child := node.typed.get(kind)) is not None:
                 if child.ends:
                     return None
                 out.append(child)
-    return tuple(out)
+    return out
 
 
 class _Walk:
@@ -243,7 +248,7 @@ def every_leaf(request: NormalizedRequest, paths: NonTextPaths) -> None:
     ``paths`` does not list. Every surface's ``parse`` calls it last; the boundary step
     calls it with no list for a request whose surface did not (fail closed)."""
     walk = _Walk(request.texts, request.json_texts, "request", request.uninspectable, request.media)
-    walk.node(request.body, (paths.root,))
+    walk.node(request.body, [paths.root])
     request.texts.extend(walk.values)
     request.texts.extend(walk.keys)  # after the values they name (see ``TextSlot``)
     request.complete = True
@@ -257,7 +262,7 @@ def answer_leaves(answer: Answer, paths: NonTextPaths) -> None:
         return
     unreadable: list[str] = []
     walk = _Walk(answer.texts, answer.owners, "assistant", unreadable, unreadable)
-    walk.node(answer.data, (paths.root,))
+    walk.node(answer.data, [paths.root])
     answer.texts.extend(walk.values)
     answer.texts.extend(walk.keys)
     if unreadable:
@@ -314,7 +319,7 @@ async def inspect_leaves(channels: Channels, obj: Any, paths: NonTextPaths) -> b
         return False
     unreadable: list[str] = []
     walk = _Walk([], [], "assistant", unreadable, unreadable)
-    walk.node(obj, (paths.root,))
+    walk.node(obj, [paths.root])
     if unreadable:
         raise shape_error(unreadable[0])
     changed = False
