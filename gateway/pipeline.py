@@ -324,7 +324,9 @@ class Pipeline:
         return Reply(exc.status, "application/json", headers, body)
 
     async def _settle(self, ctx: RequestContext) -> None:
-        if self._limits is not None:
+        # Called again by ``_complete``'s ``finally``: a request settled or never reserved
+        # (no limits in its policy) has nothing to release.
+        if self._limits is not None and ctx.limits is not None and not ctx.limits.settled:
             await self._limits.settle(ctx)
 
 
