@@ -36,7 +36,7 @@ async def find_many(
     ``pacer``: the request's clock and budget (pace.py); a fresh one without a budget if None.
     """
     pacer = pacer or Pacer()
-    if not (isinstance(detector, PatternDetector) and detector.chunkable) or len(texts) < 2:
+    if len(texts) < 2 or not (isinstance(detector, PatternDetector) and detector.chunkable):
         return await find_all(detector, texts, pacer)
     unique = list(dict.fromkeys(texts))
     short = [t for t in unique if len(t) <= SHORT]
