@@ -13,7 +13,6 @@ condition windowed scanning relies on) are batched; others scan text by text. Th
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_right
 from collections.abc import Sequence
 
@@ -47,9 +46,9 @@ async def find_many(
     for text in short:
         # A unit's size as the last one measured it (pace.py): dense texts, smaller batches.
         if batch and size + len(text) > (pacer.unit_chars or WINDOW):
-            began = time.thread_time()
+            began = pacer.clock()
             found.update(_scan(detector, batch))
-            pacer.unit_chars = next_size(size, WINDOW, time.thread_time() - began)
+            pacer.unit_chars = next_size(size, WINDOW, pacer.clock() - began)
             await pacer.tick()
             batch, size = [], 0
         batch.append(text)

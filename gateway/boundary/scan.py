@@ -65,7 +65,7 @@ async def find_all(
     found: list[list[Finding]] = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
     for group in _groups(small, texts, pacer):
-        began = time.thread_time()
+        began = pacer.clock()
         if isinstance(detector, PatternDetector):
             # One NER batch and one cache look-up per group: a chat's history costs little.
             scanned = detector.find_many([texts[i] for i in group])
@@ -74,7 +74,7 @@ async def find_all(
         for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
         chars = sum(len(texts[i]) for i in group)
-        pacer.unit_chars = next_size(chars, WINDOW, time.thread_time() - began)
+        pacer.unit_chars = next_size(chars, WINDOW, pacer.clock() - began)
         await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
@@ -183,7 +183,7 @@ async def find_windowed(
     own_start, size = 0, min(max(MIN_WINDOW, window // 4), pacer.unit_chars or window)
     while own_start < len(text):
         own_end = min(len(text), own_start + size)
-        began = time.thread_time()
+        began = pacer.clock()
         start = max(0, own_start - MARGIN)
         markers = _long_entity_starts(text, own_start, own_end)
         reach = overlap
@@ -206,7 +206,7 @@ async def find_windowed(
             reach *= 4
             await pacer.tick()
         kept.extend(mine)
-        size = pacer.unit_chars = next_size(size, window, time.thread_time() - began)
+        size = pacer.unit_chars = next_size(size, window, pacer.clock() - began)
         own_start = own_end
         await pacer.tick()
     return await _resolved_paced(kept, pacer)
