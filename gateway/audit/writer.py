@@ -50,11 +50,15 @@ class AuditWriter:
         self._max_delay = 0.0 if sync else max_delay_s  # nobody waits for a batch to fill
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(queue_max)
         self._task: asyncio.Task[None] | None = None
+        # The loop ``start`` ran on, which every ``put`` comes from: asyncio.get_running_loop()
+        # costs a getpid() system call (CPython's check for a fork) on every request.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._healthy = True
         self._next_replay = 0.0
         self._spooled = False  # records wait in the spool: new ones must queue behind them
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._spooled = await asyncio.to_thread(lambda: self._spool.pending)
         if self._spooled:
             await self._replay()
@@ -74,10 +78,10 @@ class AuditWriter:
 
     async def put(self, record: AuditRecord) -> bool:
         """Queue ``record``; in sync mode wait until it is durable. False: refuse the response."""
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._loop is None:
             log.error("audit writer not running: record of request %s dropped", record.request_id)
             return not self._block
-        future = asyncio.get_running_loop().create_future() if self._sync else None
+        future = self._loop.create_future() if self._sync else None
         try:
             self._queue.put_nowait((record, future))
         except asyncio.QueueFull:

@@ -37,6 +37,9 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        # Made by the loop it lives on (a protocol factory). Kept: asyncio.get_running_loop()
+        # costs a getpid() system call each time (CPython's check for a fork).
+        self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self._reset()
@@ -112,7 +115,7 @@ class _Connection(asyncio.Protocol):
         whichever comes first: one timer for both."""
         if self.error is not None:
             raise self.error
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         waiter = self.waiter = loop.create_future()
         if read_timeout is not None:
             expires = loop.time() + read_timeout
