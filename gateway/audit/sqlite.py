@@ -74,7 +74,10 @@ class SqliteSink:
         # The event loop's connection, and its own open file of the lock: ``flock`` locks
         # belong to an open file, so the loop cannot take the lock the thread holds.
         self._appender: tuple[sqlite3.Connection, int] | None = None
+        # The WAL, opened by ``_sync`` again after a connection closed: with none of this
+        # process's connections open, SQLite may have deleted the file (and a new one follows).
         self._wal_fd: int | None = None
+        self._wal_stale = False
         self._syncs = 0  # since the last checkpoint
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -85,6 +88,7 @@ class SqliteSink:
                 if self._db is not None:
                     self._db.close()
                     self._db = None
+                    self._wal_stale = True
                 raise SinkError(f"sqlite {self._path}: {exc}") from exc
 
         return await self._thread.run(call)
@@ -169,6 +173,7 @@ class SqliteSink:
             fcntl.flock(lock, fcntl.LOCK_UN)
             if broken:  # opened again by the thread's next call
                 self._appender = None
+                self._wal_stale = True
                 db.close()
                 os.close(lock)
         return True
@@ -214,12 +219,14 @@ class SqliteSink:
     def _sync(self, db: sqlite3.Connection) -> None:
         """Make every commit so far durable: ``fdatasync`` the WAL (the module's docstring);
         every ``_CHECKPOINT_EVERY`` syncs, a passive checkpoint into the database file."""
-        wal = self._path.with_name(self._path.name + "-wal")
-        if self._wal_fd is None or os.fstat(self._wal_fd).st_ino != os.stat(wal).st_ino:
+        if self._wal_fd is None or self._wal_stale:
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None
-            self._wal_fd = os.open(wal, os.O_RDONLY)
+            self._wal_stale = False
+            self._wal_fd = os.open(self._path.with_name(self._path.name + "-wal"), os.O_RDONLY)
+        # The one call here that lets go of the GIL: each has to win it back from the busy
+        # event loop (os.stat and fstat of the WAL here, to see it replaced, cost two more).
         os.fdatasync(self._wal_fd)
         self._syncs += 1
         if self._syncs >= _CHECKPOINT_EVERY:
