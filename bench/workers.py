@@ -1,7 +1,8 @@
 """Does ``gateway serve --workers 2`` serve twice what one worker does? The default deployment.
 
-    python bench/workers.py            # about a minute: 3 rounds of 1 and 2 workers, 8 s cells
-    python bench/workers.py --quick    # about 20 s smoke run
+    python bench/workers.py                # about 1.5 min: 3 rounds of 1 and 2 workers, 8 s cells
+    python bench/workers.py --quick        # about 20 s smoke run
+    python bench/workers.py --before main  # main's gateway too, in the same rounds
 
 The same instant upstream, config, policy and 1 KB chat request as bench/overhead.py, and the
 default deployment: key auth, the circuit breaker, metrics (with ``PROMETHEUS_MULTIPROC_DIR``
@@ -41,6 +42,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import overhead as ov  # bench/ is not a package: its folder is on the path
 
+ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.7
 BUSY_HOST = 0.1  # an event loop runnable but not running this share of a cell: other work
 WRK_THREADS = 1  # one epoll loop drives tens of thousands of req/s: the gateway's few thousand
@@ -95,7 +97,20 @@ class Load:
 
 
 @dataclass(slots=True)
+class Gateway:
+    """A gateway's code (this checkout, or ``--before``'s) with its own config, key and audit
+    file; run from ``source`` (``python -m`` puts the working directory first on the path)."""
+
+    name: str
+    source: Path
+    config: Path
+    key: str
+    script: Path  # wrk's, with this gateway's key
+
+
+@dataclass(slots=True)
 class Cell:
+    gateway: str
     workers: int
     load: Load
     gateway_cpu: float  # the gateway's process tree (supervisor and workers)
@@ -241,23 +256,37 @@ def _python_load(port: int, key: str, opts: argparse.Namespace, during: Callable
     )  # fmt: skip
 
 
+def _gateway(
+    procs: ov.Processes, name: str, source: Path, upstream_port: int, opts: argparse.Namespace
+) -> Gateway:
+    folder = procs.work / f"{name}-config"
+    folder.mkdir()
+    config = ov.write_config(folder, upstream_port)
+    if opts.no_audit:
+        config.write_text(config.read_text() + "audit: {enabled: false}\n")
+    key = ov.create_key(config, {**os.environ, "PYTHONPATH": str(source)})
+    script = folder / "load.lua"
+    script.write_text(WRK_SCRIPT.format(body=ov.chat_body(stream=False).decode(), key=key))
+    return Gateway(name, source, config, key, script)
+
+
 def _cell(
     procs: ov.Processes,
     env: dict[str, str],
-    config: Path,
-    key: str,
+    gw: Gateway,
     workers: int,
     opts: argparse.Namespace,
     wrk: str | None,
 ) -> Cell:
     port = ov._free_port()
-    name = f"gateway-{workers}w-{time.monotonic_ns()}"
+    name = f"{gw.name}-{workers}w-{time.monotonic_ns()}"
+    env = {**env, "PYTHONPATH": str(gw.source)}
     if workers > 1:  # every worker's metrics in one scrape (docs/observability.md)
         metrics = procs.work / f"{name}-metrics"
         metrics.mkdir()
         env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
-    argv = [*ov._gateway_cli(config), "serve", "--port", str(port), "--log-level", "warning"]
-    pid = procs.start(name, [*argv, "--workers", str(workers)], set(), env)
+    argv = [*ov._gateway_cli(gw.config), "serve", "--port", str(port), "--log-level", "warning"]
+    pid = procs.start(name, [*argv, "--workers", str(workers)], set(), env, cwd=gw.source)
     upstream = procs.procs["upstream"].pid
     try:
         ov._wait_ready(procs, name, port, "/readyz", 60)
@@ -272,16 +301,15 @@ def _cell(
         def count() -> None:
             connections.extend(_connections(port, servers))
 
-        script = procs.work / "load.lua"
         if wrk is not None:
-            _wrk(wrk, script, port, opts, opts.warmup, lambda: None)
+            _wrk(wrk, gw.script, port, opts, opts.warmup, lambda: None)
         commits = _audit_commits(port)
         loops = [_loop_times(p) for p in servers]
         before = [_cpu(p) for p in servers], _cpu(pid), _cpu(upstream)
         if wrk is not None:
-            load = _wrk(wrk, script, port, opts, opts.duration, count)
+            load = _wrk(wrk, gw.script, port, opts, opts.duration, count)
         else:
-            load = _python_load(port, key, opts, count)
+            load = _python_load(port, gw.key, opts, count)
         after = [_cpu(p) for p in servers], _cpu(pid), _cpu(upstream)
         loops = [
             (ran - r0, waited - w0)
@@ -295,7 +323,7 @@ def _cell(
         proc.terminate()
         proc.wait(timeout=30)
     return Cell(
-        workers=workers, load=load, gateway_cpu=sum(worker_cpu) + supervisor,
+        gateway=gw.name, workers=workers, load=load, gateway_cpu=sum(worker_cpu) + supervisor,
         worker_cpu=worker_cpu, upstream_cpu=after[2] - before[2], connections=connections,
         commits=commits_after[0] - commits[0], commit_seconds=commits_after[1] - commits[1],
         loops=[(r / load.elapsed, w / load.elapsed, 1 - (r + w) / load.elapsed) for r, w in loops],
@@ -319,7 +347,8 @@ def _row(r: int, c: Cell) -> str:
     batch = f"{n / c.commits:.1f}" if c.commits else "-"
     commit = ov._ms(c.commit_seconds / c.commits) if c.commits else "-"
     return (
-        f"| {r} | {c.workers} | {c.load.rps:,.0f} | {ov._ms(c.load.p50)} | {ov._ms(c.load.p99)}"
+        f"| {r} | {c.gateway} | {c.workers} | {c.load.rps:,.0f} | {ov._ms(c.load.p50)}"
+        f" | {ov._ms(c.load.p99)}"
         f" | {ov._us(c.gateway_cpu / n)} | {c.gateway_cpu / s:.2f} ({' + '.join(per)})"
         f" | {loops} | {'/'.join(str(x) for x in c.connections)} | {c.commits / s:,.0f}"
         f" | {batch} | {commit} | {ov._us(c.load.cpu / n)} | {ov._us(c.upstream_cpu / n)} |"
@@ -339,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s cells")
     parser.add_argument("--python-load", action="store_true", help="bench/overhead.py's generator")
     parser.add_argument(
+        "--before", metavar="REF", help="also a git ref's gateway, in the same rounds (main)"
+    )
+    parser.add_argument(
         "--no-audit", action="store_true", help="audit.enabled: false (to see what the audit costs)"
     )
     opts = parser.parse_args(argv)
@@ -357,35 +389,53 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[tuple[int, Cell]] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-workers-") as tmp:
         procs = ov.Processes(Path(tmp))
+        tree = _checkout(opts.before, Path(tmp)) if opts.before else None
         try:
             upstream_port = ov._free_port()
             script = str(Path(ov.__file__).resolve())
             upstream = [sys.executable, script, "--serve-upstream", str(upstream_port)]
             procs.start("upstream", upstream, set(), env)
             ov._wait_ready(procs, "upstream", upstream_port, None, 10)
-            config = ov.write_config(Path(tmp), upstream_port)
-            if opts.no_audit:
-                config.write_text(config.read_text() + "audit: {enabled: false}\n")
-            key = ov.create_key(config, env)
-            body = ov.chat_body(stream=False).decode()
-            (Path(tmp) / "load.lua").write_text(WRK_SCRIPT.format(body=body, key=key))
+            gateways = [_gateway(procs, "after" if tree else "gateway", ROOT, upstream_port, opts)]
+            if tree is not None:
+                gateways.insert(0, _gateway(procs, "before", tree, upstream_port, opts))
             for r in range(1, opts.rounds + 1):
-                for workers in (1, 2):
-                    print(f"round {r}, {workers} worker(s) ...", end="", file=sys.stderr)
-                    cell = _cell(procs, env, config, key, workers, opts, wrk)
-                    if cell.load.errors:
-                        raise ov.BenchError(
-                            f"{cell.load.errors} errors, first: {cell.load.first_error}"
+                for gw in gateways:
+                    for workers in (1, 2):
+                        print(
+                            f"round {r}, {gw.name}, {workers} worker(s) ...",
+                            end="",
+                            file=sys.stderr,
                         )
-                    cells.append((r, cell))
-                    print(f" {cell.load.rps:,.0f} req/s", file=sys.stderr)
+                        cell = _cell(procs, env, gw, workers, opts, wrk)
+                        if cell.load.errors:
+                            raise ov.BenchError(
+                                f"{cell.load.errors} errors, first: {cell.load.first_error}"
+                            )
+                        cells.append((r, cell))
+                        print(f" {cell.load.rps:,.0f} req/s", file=sys.stderr)
         except (ov.BenchError, OSError, subprocess.SubprocessError) as exc:
             print(f"\nbenchmark failed: {exc}", file=sys.stderr)
             return 1
         finally:
             procs.stop()
+            if tree is not None:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                    check=False, capture_output=True,
+                )  # fmt: skip
     print(report(cells, opts, wrk, load_before))
     return 0
+
+
+def _checkout(ref: str, into: Path) -> Path:
+    """``ref`` in a temporary git worktree (removed at the end), to run from there."""
+    tree = into / "before"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return tree
 
 
 def report(
@@ -394,11 +444,6 @@ def report(
     wrk: str | None,
     load_before: tuple[float, float, float],
 ) -> str:
-    by = {w: [c for _, c in cells if c.workers == w] for w in (1, 2)}
-    one, two = (_median([c.load.rps for c in by[w]]) for w in (1, 2))
-    ratio = two / one
-    one_us, two_us = (_median([c.gateway_cpu / c.load.requests for c in by[w]]) for w in (1, 2))
-    other_us = _median([(c.load.cpu + c.upstream_cpu) / c.load.requests for _, c in cells])
     waited = max((wait for _, c in cells for _, wait, _ in c.loops), default=0.0)
     cores = os.cpu_count() or 1
     generator = (
@@ -407,16 +452,30 @@ def report(
         else "bench/overhead.py's Python generator (wrk not found)"
     )
     after = os.getloadavg()
+    verdicts = []
+    for name in dict.fromkeys(c.gateway for _, c in cells):
+        by = {w: [c for _, c in cells if c.gateway == name and c.workers == w] for w in (1, 2)}
+        one, two = (_median([c.load.rps for c in by[w]]) for w in (1, 2))
+        one_us, two_us = (_median([c.gateway_cpu / c.load.requests for c in by[w]]) for w in (1, 2))
+        other_us = _median([(c.load.cpu + c.upstream_cpu) / c.load.requests for c in by[1] + by[2]])
+        ratio = two / one
+        verdicts.append(
+            f"{name}: 2 workers / 1 worker (medians of req/s) **{ratio:.2f}x**, target >="
+            f" {TARGET}x: **{'PASS' if ratio >= TARGET else 'MISS'}**. From CPU per request"
+            f" ({one_us * 1e6:.0f} µs with 1 worker, {two_us * 1e6:.0f} µs with 2,"
+            f" {other_us * 1e6:.0f} µs for the load generator and upstream), {cores} idle cores"
+            f" would give {ceiling(one_us, two_us, other_us, cores):.2f}x."
+        )
     return (
         f"\n{cores} CPUs, {generator}, concurrency {opts.concurrency}, keep-alive, closed loop,"
         f" {opts.duration:g} s cells after {opts.warmup:g} s of warm-up. Load average (1, 5, 15"
         f" min) {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f} before the run,"
         f" {after[0]:.1f} {after[1]:.1f} {after[2]:.1f} after (other work on the host).\n\n"
-        "| round | workers | req/s | p50 | p99 | gateway CPU per request | cores the gateway"
-        " got (per worker) | event loops: on a CPU, waiting for one, idle | connections per"
-        " worker | audit commits/s | records per commit | commit time | load generator CPU"
+        "| round | gateway | workers | req/s | p50 | p99 | gateway CPU per request | cores the"
+        " gateway got (per worker) | event loops: on a CPU, waiting for one, idle | connections"
+        " per worker | audit commits/s | records per commit | commit time | load generator CPU"
         " per request | upstream CPU per request |\n"
-        "|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|\n"
+        "|---|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|\n"
         + "\n".join(_row(r, c) for r, c in cells)
         + "\n\n"
         "Event loops: the share of the cell each worker's main thread ran, waited runnable for"
@@ -426,15 +485,11 @@ def report(
         + (
             f"**The host was busy**: an event loop waited for a CPU up to {waited:.0%} of a"
             " cell; with Linux's autogroup scheduling this run's gateway gets one share of the"
-            " CPU whether it has one worker or two, so the ratio below is the host's.\n\n"
+            " CPU whether it has one worker or two, so the ratios below are the host's.\n\n"
             if waited > BUSY_HOST
             else ""
         )
-        + f"2 workers / 1 worker (medians of req/s): **{ratio:.2f}x**, target >= {TARGET}x:"
-        f" **{'PASS' if ratio >= TARGET else 'MISS'}**\n"
-        f"From CPU per request ({one_us * 1e6:.0f} µs with 1 worker, {two_us * 1e6:.0f} µs with"
-        f" 2, {other_us * 1e6:.0f} µs for the load generator and upstream), {cores} idle cores"
-        f" would give: {ceiling(one_us, two_us, other_us, cores):.2f}x"
+        + "\n".join(verdicts)
     )
 
 
