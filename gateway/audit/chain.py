@@ -85,6 +85,18 @@ def _spaced(items: Iterable[str]) -> str:
     return " " + " ".join(items) + " " if items else " "
 
 
+Prepared = tuple[AuditRecord, bytes, str]  # a record, its canonical JSON and that JSON's digest
+
+
+def prepare(records: Iterable[AuditRecord]) -> list[Prepared]:
+    """Each record's canonical JSON and digest: what a row needs that is not the chain's."""
+    prepared: list[Prepared] = []
+    for record in records:
+        body = record.to_json()
+        prepared.append((record, body, hashlib.sha256(body).hexdigest()))
+    return prepared
+
+
 class Chain:
     """Links records into rows and signs checkpoints with one key (or none)."""
 
@@ -110,11 +122,14 @@ class Chain:
 
     def link(self, seq: int, prev: str, records: Iterable[AuditRecord]) -> list[StoredRow]:
         """Rows for ``records`` following ``seq``/``prev``, in order."""
+        return self.link_prepared(seq, prev, prepare(records))
+
+    def link_prepared(self, seq: int, prev: str, prepared: Iterable[Prepared]) -> list[StoredRow]:
+        """``link`` for records whose bodies ``prepare`` has already serialized: only the
+        chain hashes are left, the part that needs the head."""
         rows: list[StoredRow] = []
-        for record in records:
+        for record, body, digest in prepared:
             seq += 1
-            body = record.to_json()
-            digest = hashlib.sha256(body).hexdigest()
             h = self.row_hash(prev, seq, record.time, record.workflow, digest)
             rows.append(
                 StoredRow(

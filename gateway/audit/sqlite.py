@@ -1,28 +1,39 @@
-"""The default sink: one SQLite file, WAL with ``synchronous=FULL`` so a commit is on disk.
+"""The default sink: one SQLite file in WAL mode; a batch is acknowledged once it is on disk.
 
-sqlite3 blocks, so every call runs on one dedicated thread (which also serializes them);
-``BEGIN IMMEDIATE`` takes the write lock before the chain head is read, so CLI purges and
-the gateway never link onto the same head.
+Several processes write one chain (``serve --workers N``, a CLI purge). Each append takes an
+``flock`` on ``FILE.lock`` (the kernel queues the waiters and wakes the next one when it is
+released; SQLite's own lock is polled, up to 100 ms between looks) and then SQLite's write lock
+(``BEGIN IMMEDIATE``) before it reads the chain head, so two writers never link onto the same
+head. The others wait while one holds the lock, so it covers only the append itself:
 
-Several processes write one chain (``serve --workers N``, a CLI purge). SQLite's own lock is
-polled: a writer that finds it taken sleeps 1, 2, 5, 10 ... up to 100 ms before it looks
-again, so two busy workers took turns with idle gaps (p99 100-130 ms, 1.24x the throughput of
-one worker, bench/workers.py). Each write transaction therefore first takes an ``flock`` on
-``FILE.lock``: the kernel queues the waiters and wakes the next one when the lock is released,
-and the waiter's event loop keeps serving meanwhile, its records joining the next batch.
+- the records' JSON and digests are made before it (``prepare``);
+- the append runs on the event loop's thread when both locks are free at once, and on the
+  sink's thread (``CallThread``, which waits for them) when not. An append on that thread had
+  to win the GIL back from the busy event loop after each SQLite call, up to the 5 ms switch
+  interval each time: the lock was held 2-10 ms and two workers queued on it
+  (docs/performance.md, bench/workers.py). The loop's connection has no busy timeout, so a
+  writer that holds SQLite's lock without the flock sends the append to the thread too;
+- the sync comes after it: with ``synchronous=NORMAL`` a commit writes the WAL without
+  syncing it, and the sink's own ``fdatasync`` of the WAL, on its thread once the lock is
+  released, makes the commit durable before the batch is acknowledged. That sync covers every
+  frame written before it, by any process, and SQLite (NORMAL) overwrites WAL frames only after
+  a checkpoint has synced them into the database file, so an acknowledged record is never only
+  in a page cache. Checkpoints (passive, every ``_CHECKPOINT_EVERY`` syncs) run on the thread
+  too, never in a commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.audit.chain import GENESIS, Chain, Checkpoint, StoredRow
+from gateway.audit.chain import GENESIS, Chain, Checkpoint, Prepared, StoredRow, prepare
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import PurgeResult, Query, SinkError
 from gateway.audit.sql import COLUMNS, TOMBSTONE, schema, select_rows
@@ -30,8 +41,13 @@ from gateway.audit.thread import CallThread
 
 __all__ = ["SqliteSink"]
 
+log = logging.getLogger("gateway.audit")
+
 T = TypeVar("T")
 P = "audit_"
+# Syncs between passive checkpoints: a commit adds 8 to 25 WAL pages (1 to 28 records), so
+# about SQLite's own default, a checkpoint per 1,000 pages.
+_CHECKPOINT_EVERY = 64
 
 
 def _ph(_: int) -> str:
@@ -42,6 +58,10 @@ def _row(values: Sequence[object]) -> StoredRow:
     return StoredRow(*values)  # type: ignore[arg-type]
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 class SqliteSink:
     """``AuditStore`` on a SQLite file (created with its folder if missing)."""
 
@@ -49,17 +69,26 @@ class SqliteSink:
         self._path = path
         self.chain = chain
         self._thread = CallThread("audit-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the thread's: reads, purges, waits
         self._lock_fd: int | None = None
+        # The event loop's connection, and its own open file of the lock: ``flock`` locks
+        # belong to an open file, so the loop cannot take the lock the thread holds.
+        self._appender: tuple[sqlite3.Connection, int] | None = None
+        # The WAL, opened by ``_sync`` again after a connection closed: with none of this
+        # process's connections open, SQLite may have deleted the file (and a new one follows).
+        self._wal_fd: int | None = None
+        self._wal_stale = False
+        self._syncs = 0  # since the last checkpoint
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             try:
                 return fn(self._connect())
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 if self._db is not None:
                     self._db.close()
                     self._db = None
+                    self._wal_stale = True
                 raise SinkError(f"sqlite {self._path}: {exc}") from exc
 
         return await self._thread.run(call)
@@ -77,71 +106,135 @@ class SqliteSink:
     def _writers_lock(self) -> Iterator[None]:
         """The ``flock`` every write to the file takes first, the schema's included: a
         writer left to SQLite's polling would starve while the others hand the lock on."""
-        if self._lock_fd is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(
-                self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
-            )
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        fcntl.flock(self._lock_file(), fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(self._lock_file(), fcntl.LOCK_UN)
+
+    def _lock_file(self) -> int:
+        if self._lock_fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = self._open_lock()
+        return self._lock_fd
+
+    def _open_lock(self) -> int:
+        return os.open(
+            self._path.with_name(self._path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        # First, so worker processes opening the file together wait for each other.
+        db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        db.execute("PRAGMA synchronous=NORMAL")  # the sink syncs the WAL itself (_sync)
+        db.execute("PRAGMA wal_autocheckpoint=0")  # and checkpoints on its thread
+        return db
 
     def _connect(self) -> sqlite3.Connection:
+        """The thread's connection, and the loop's once the file is in WAL mode."""
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            # First, so worker processes opening the file together wait for each other.
-            db.execute("PRAGMA busy_timeout=10000")
+            db = self._open(10_000)
             with self._writers_lock():
                 db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
                 for statement in schema(P, "BLOB"):
                     db.execute(statement)
             self._db = db
+        if self._appender is None:
+            self._appender = (self._open(0), self._open_lock())
         return self._db
 
     async def write(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                todo = list(records)
-                if replay:
-                    known = {
-                        r[0]
-                        for r in db.execute(
-                            f"SELECT request_id FROM {P}records WHERE request_id IN "
-                            f"({','.join('?' * len(todo))})",
-                            [r.request_id for r in todo],
-                        )
-                    }
-                    todo = [r for r in todo if r.request_id not in known]
-                head = db.execute(f"SELECT seq, hash FROM {P}head WHERE id = 1").fetchone()
-                seq, prev = head if head else (0, GENESIS)
-                rows = self.chain.link(seq, prev, todo)
-                db.executemany(
-                    f"INSERT INTO {P}records ({COLUMNS}) VALUES ({','.join('?' * 12)})",
-                    [r.values() for r in rows],
-                )
-                if rows and head is None:  # the chain starts: row 2 names its key
-                    db.execute(
-                        f"INSERT OR IGNORE INTO {P}head (id, seq, hash) VALUES (2, 0, ?)",
-                        (self.chain.fingerprint(),),
-                    )
-                if rows:
-                    db.execute(
-                        f"INSERT INTO {P}head (id, seq, hash) VALUES (1, ?, ?) "
-                        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                        (rows[-1].seq, rows[-1].hash),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        prepared = prepare(records)
+        if replay or not self._append_here(prepared):
+            await self._run(self._locked(lambda db: self._append(db, prepared, replay)))
+        await self._run(self._sync)
 
-        await self._run(self._locked(tx))
+    def _append_here(self, prepared: list[Prepared]) -> bool:
+        """Append on the event loop's thread if both locks are free at once; False if not
+        (or before the thread has opened the file)."""
+        if self._appender is None:
+            return False
+        db, lock = self._appender
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        broken = False
+        try:
+            self._append(db, prepared, replay=False)
+        except sqlite3.Error as exc:
+            if _busy(exc):  # a writer without the flock holds SQLite's lock: wait on the thread
+                return False
+            broken = True
+            raise SinkError(f"sqlite {self._path}: {exc}") from exc
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if broken:  # opened again by the thread's next call
+                self._appender = None
+                self._wal_stale = True
+                db.close()
+                os.close(lock)
+        return True
+
+    def _append(self, db: sqlite3.Connection, prepared: list[Prepared], replay: bool) -> None:
+        """Link ``prepared`` onto the chain head and commit (not yet synced: ``_sync``)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if replay:
+                known = {
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT request_id FROM {P}records WHERE request_id IN "
+                        f"({','.join('?' * len(prepared))})",
+                        [record.request_id for record, _, _ in prepared],
+                    )
+                }
+                prepared = [p for p in prepared if p[0].request_id not in known]
+            head = db.execute(f"SELECT seq, hash FROM {P}head WHERE id = 1").fetchone()
+            seq, prev = head if head else (0, GENESIS)
+            rows = self.chain.link_prepared(seq, prev, prepared)
+            db.executemany(
+                f"INSERT INTO {P}records ({COLUMNS}) VALUES ({','.join('?' * 12)})",
+                [r.values() for r in rows],
+            )
+            if rows and head is None:  # the chain starts: row 2 names its key
+                db.execute(
+                    f"INSERT OR IGNORE INTO {P}head (id, seq, hash) VALUES (2, 0, ?)",
+                    (self.chain.fingerprint(),),
+                )
+            if rows:
+                db.execute(
+                    f"INSERT INTO {P}head (id, seq, hash) VALUES (1, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    (rows[-1].seq, rows[-1].hash),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _sync(self, db: sqlite3.Connection) -> None:
+        """Make every commit so far durable: ``fdatasync`` the WAL (the module's docstring);
+        every ``_CHECKPOINT_EVERY`` syncs, a passive checkpoint into the database file."""
+        if self._wal_fd is None or self._wal_stale:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+            self._wal_stale = False
+            self._wal_fd = os.open(self._path.with_name(self._path.name + "-wal"), os.O_RDONLY)
+        # The one call here that lets go of the GIL: each has to win it back from the busy
+        # event loop (os.stat and fstat of the WAL here, to see it replaced, cost two more).
+        os.fdatasync(self._wal_fd)
+        self._syncs += 1
+        if self._syncs >= _CHECKPOINT_EVERY:
+            self._syncs = 0
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # the records are on disk: the next one will try again
+                log.warning("audit checkpoint of %s failed: %s", self._path, exc)
 
     async def query(self, query: Query) -> list[StoredRow]:
         sql, args = select_rows(P, query, _ph)
@@ -210,7 +303,9 @@ class SqliteSink:
                     db.execute("ROLLBACK")
                 raise
 
-        return await self._run(self._locked(tx))
+        result = await self._run(self._locked(tx))
+        await self._run(self._sync)
+        return result
 
     def _fold(self, db: sqlite3.Connection, now: float) -> tuple[int, Checkpoint | None]:
         """Drop the tombstones that start the chain, leaving a signed checkpoint."""
@@ -230,16 +325,21 @@ class SqliteSink:
         return dropped, cp
 
     async def close(self) -> None:
-        def shut(_: sqlite3.Connection) -> None:
+        def shut() -> None:
+            if self._appender is not None:
+                self._appender[0].close()
+                os.close(self._appender[1])
+                self._appender = None
             if self._db is not None:
                 self._db.close()
                 self._db = None
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            for fd in (self._wal_fd, self._lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._wal_fd = self._lock_fd = None
 
-        if self._db is not None or self._lock_fd is not None:
-            await self._run(shut)
+        if self._db is not None or self._lock_fd is not None or self._appender is not None:
+            await self._thread.run(shut)
         self._thread.stop()
 
     async def readiness(self) -> str | None:

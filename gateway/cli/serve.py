@@ -1,11 +1,11 @@
 """``gateway serve``: run the gateway with uvicorn's server on uvloop and the gateway's own
 HTTP/1.1 protocol on httptools (gateway/protocol.py), each chosen by measurement.
 
-``--workers N`` serves one port with N processes: uvicorn's supervisor binds the socket once,
-the workers share it (the kernel hands each connection to one of them), and it restarts a
-worker that dies. Each worker builds its own app from the same ``gateway.yaml``
-(``worker_app``); what that means for limits, the vault and the audit trail is in
-gateway/workers.py.
+``--workers N`` serves one port with N processes: the supervisor (gateway/cli/supervisor.py,
+uvicorn's with a socket per worker) binds the port once per worker with ``SO_REUSEPORT``, the
+kernel spreads the connections over them, and it restarts a worker that dies. Each worker
+builds its own app from the same ``gateway.yaml`` (``worker_app``); what that means for
+limits, the vault and the audit trail is in gateway/workers.py.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.boundary.service import workers_key
 from gateway.cli.common import config_path, load_or_exit
+from gateway.cli.supervisor import Supervisor
 from gateway.config import GatewayConfig, ServerConfig, load_config
 from gateway.observe.logs import configure_logging
 from gateway.protocol import protocol_for
@@ -121,7 +121,7 @@ def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayCo
         timeout_worker_healthcheck=_WORKER_HEALTHCHECK_S,
         **_options(host, port, args.log_level, config.server),
     )
-    supervisor = Multiprocess(served, sockets=[served.bind_socket()])
+    supervisor = Supervisor(served)
     supervisor.run()
     # A worker whose app could not be built exits STARTUP_FAILURE (worker_app) and the
     # supervisor stops: every worker would fail the same way.

@@ -4,10 +4,13 @@ chain, because each takes SQLite's write lock before it reads the chain head."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import multiprocessing
+import os
 import random
 import sqlite3
 import statistics
+import threading
 import time
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
@@ -19,6 +22,7 @@ from gateway.audit.chain import Chain
 from gateway.audit.sqlite import SqliteSink
 from gateway.cli import main
 from tests.audit.conftest import record
+from tests.support.chain import verified
 from tests.support.server import write_yaml
 
 KEY = "multi-writer-chain-key-0123456789abcdef"
@@ -107,3 +111,110 @@ def test_a_waiting_writer_goes_on_as_soon_as_the_lock_is_released(tmp_path: Path
 
     waits = asyncio.run(gaps())
     assert statistics.median(waits) < 0.015, waits  # a poll: about 50 ms
+
+
+async def _write_watching_the_loop(sink: SqliteSink, n: int) -> tuple[float, float]:
+    """Write one record; (when the write returned, the longest the event loop went unserved
+    meanwhile)."""
+    longest, last = 0.0, time.monotonic()
+    deadline = last + 20
+    write = asyncio.ensure_future(sink.write([record(n)]))
+    while not write.done():
+        assert time.monotonic() < deadline, "the write never returned"
+        await asyncio.sleep(0.005)
+        longest, last = max(longest, time.monotonic() - last), time.monotonic()
+    await write
+    return time.monotonic(), longest
+
+
+def test_an_append_waits_for_another_writer_off_the_event_loop(tmp_path: Path) -> None:
+    """The append runs on the event loop when the lock is free at once; when another process
+    holds it, the wait (and the append) go to the sink's thread and the loop serves on."""
+    db = tmp_path / "audit.db"
+    fork = multiprocessing.get_context("fork")
+
+    async def run() -> tuple[float, float, float]:
+        sink = SqliteSink(db, Chain(KEY.encode()))
+        await sink.write([record(0)])  # opened: the loop's connection exists
+        held, released = fork.Event(), fork.Value("d", 0.0)
+        holder = fork.Process(target=_hold_writer_lock, args=(str(db), held, released, 0.5))
+        holder.start()
+        assert held.wait(30)
+        done, longest = await _write_watching_the_loop(sink, 1)
+        holder.join(30)
+        report = await verified(sink)
+        assert report.ok and report.checked == 2, report
+        return done, released.value, longest
+
+    done, released, longest = asyncio.run(run())
+    assert done >= released  # it waited for the other writer
+    assert longest < 0.2, longest  # and the loop was not blocked the 0.5 s it held the lock
+
+
+def test_a_writer_holding_sqlites_lock_without_the_flock_does_not_block_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A writer that does not take the flock (another program, an older gateway) holds SQLite's
+    write lock: the loop's connection has no busy timeout, so the append goes to the thread,
+    whose connection waits for the lock as SQLite does."""
+    db = tmp_path / "audit.db"
+
+    async def run() -> float:
+        sink = SqliteSink(db, Chain(KEY.encode()))
+        await sink.write([record(0)])
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.5, other.execute, "COMMIT")
+        _, longest = await _write_watching_the_loop(sink, 1)
+        other.close()
+        report = await verified(sink)
+        assert report.ok and report.checked == 2, report
+        return longest
+
+    longest = asyncio.run(run())
+    assert longest < 0.2, longest
+
+
+def test_a_write_returns_only_once_the_wal_holding_its_commit_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``synchronous=NORMAL`` leaves a commit in the page cache; the sink's own fdatasync of the
+    WAL makes it durable, after the writers' lock is released and before the write returns."""
+    db = tmp_path / "audit.db"
+    syncing, go_on = threading.Event(), threading.Event()
+    synced: list[str] = []
+    fdatasync = os.fdatasync
+
+    def watched(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        syncing.set()
+        assert go_on.wait(30)
+        fdatasync(fd)
+
+    async def run() -> None:
+        sink = SqliteSink(db, Chain(KEY.encode()))
+        await sink.write([record(0)])
+        monkeypatch.setattr(os, "fdatasync", watched)
+        write = asyncio.ensure_future(sink.write([record(1)]))
+        assert await asyncio.to_thread(syncing.wait, 30)
+        assert not write.done()
+        with sqlite3.connect(db) as reader:  # committed, and the lock is free for others
+            assert reader.execute("SELECT COUNT(*) FROM audit_records").fetchone() == (2,)
+        assert _lock_is_free(db)
+        go_on.set()
+        await write
+        await sink.close()
+
+    asyncio.run(run())
+    assert synced and synced[0] == f"{db}-wal"
+
+
+def _lock_is_free(db: Path) -> bool:
+    fd = os.open(f"{db}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True

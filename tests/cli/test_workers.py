@@ -3,9 +3,13 @@ stays one chain; state that would be per process is refused with the setting to 
 
 from __future__ import annotations
 
+import collections
+import http.client
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +22,7 @@ import openai
 import pytest
 import yaml
 from litestar.testing import TestClient
+from uvicorn.config import STARTUP_FAILURE
 
 from gateway.app import create_app
 from gateway.audit.spool import Spool
@@ -214,3 +219,85 @@ def test_workers_without_a_vault_key_write_the_same_keyed_placeholders(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def _workers_of(connections: list[http.client.HTTPConnection]) -> list[float]:
+    """The worker behind each open connection, named by when it loaded its policies."""
+    found = []
+    for conn in connections:
+        conn.request("GET", "/readyz")
+        found.append(float(json.loads(conn.getresponse().read())["policy_set"]["loaded_at"]))
+    return found
+
+
+def test_connections_opened_at_once_are_spread_over_the_workers(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): the kernel spreads new
+    connections by their address. On one shared socket the first worker awake took them all
+    (3 of 64 for the other, bench/workers.py), a load balancer's keep-alive pool included."""
+    config = _write(tmp_path, upstream, {"chat_app": MOCK_ONLY})
+    proc, url = serve(config, tmp_path / "gw.log", "--workers", "2", env=UPSTREAM_KEYS)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        time.sleep(1.0)  # both workers up, not only the first to answer
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(64)]
+        for conn in connections:
+            conn.connect()  # all at once, as a pool opens
+        per_worker = collections.Counter(_workers_of(connections))
+        for conn in connections:
+            conn.close()
+        assert len(per_worker) == 2, per_worker
+        assert min(per_worker.values()) >= 16, per_worker  # binomial(64, 1/2): 4 sd below
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_a_worker_that_dies_is_replaced_on_its_socket_and_no_connection_is_reset(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The supervisor holds each worker's socket: connections the kernel hands to a dead
+    worker's socket wait in its backlog for the replacement instead of being refused."""
+    config = _write(tmp_path, upstream, {"chat_app": MOCK_ONLY})
+    proc, url = serve(config, tmp_path / "gw.log", "--workers", "2", env=UPSTREAM_KEYS)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        time.sleep(1.0)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [
+            int(p) for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        before = set(
+            _workers_of(
+                [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(16)]
+            )
+        )
+        assert len(workers) == 2, children
+        os.kill(workers[1], signal.SIGKILL)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(32)]
+        after = collections.Counter(_workers_of(connections))  # every one answered
+        assert len(before) == 2 and len(after) == 2, (before, after)
+        assert len(set(after) - before) == 1  # the dead worker's slot, served by its successor
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_serve_refuses_a_port_another_process_listens_on(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """SO_REUSEPORT would share the port with another process of the same user: the
+    supervisor checks the address is free first, and fails as one worker does."""
+    config = _write(tmp_path, upstream, {"chat_app": MOCK_ONLY})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = tmp_path / "gw.log"
+        proc = start_serve(config, log, "--workers", "2", env=UPSTREAM_KEYS, port=port)
+        try:
+            assert proc.wait(timeout=60) == STARTUP_FAILURE
+        finally:
+            kill_group(proc)
+    assert "Address already in use" in log.read_text()
