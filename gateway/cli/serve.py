@@ -37,9 +37,8 @@ _WORKER_ENV = "GATEWAY_SERVE_WORKER"
 # How long the supervisor waits for a worker to answer its health ping. A new worker answers
 # only once its interpreter has started and unpickled its part (spawn); uvicorn's default,
 # 5 s, killed every worker of a loaded 2-core host before it answered, restarting them for
-# ever. Not much longer either: a ping sent to a worker that then exits (its app could not
-# be built) waits out the whole bound before the supervisor sees the exit. The ping is
-# answered by a thread of its own, so the bound never finds a busy event loop.
+# ever. The ping is answered by a thread of its own, so the bound never finds a busy event
+# loop; a worker that exits with a ping unanswered ends the wait at once (_Supervisor).
 _WORKER_HEALTHCHECK_S = 20
 
 
@@ -119,12 +118,29 @@ def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayCo
         timeout_worker_healthcheck=_WORKER_HEALTHCHECK_S,
         **_options(host, port, args.log_level, config.server),
     )
-    supervisor = Multiprocess(served, sockets=[served.bind_socket()])
+    supervisor = _Supervisor(served, sockets=[served.bind_socket()])
     supervisor.run()
     # A worker whose app could not be built exits STARTUP_FAILURE (worker_app) and the
     # supervisor stops: every worker would fail the same way.
     failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
     return 2 if failed else 0
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, seeing at once a worker that exits while its health ping waits.
+
+    Each worker's ping pipe is a socket pair whose worker end the supervisor also kept open
+    after spawning it (the worker has its own copy): so a worker that exited with a ping
+    unanswered (its app could not be built, it was killed) left the supervisor waiting out
+    the whole ``_WORKER_HEALTHCHECK_S`` for an answer, and ``serve`` exited 2 some 20 s late.
+    With the supervisor's copy closed, the worker's exit closes the pipe's last worker end
+    and the wait ends on EOF, as uvicorn's ping already handles (the worker is not alive).
+    """
+
+    def keep_subprocess_alive(self) -> None:
+        for process in self.processes:  # idempotent; new workers' before their first ping
+            process.child_conn.close()
+        super().keep_subprocess_alive()
 
 
 def worker_app() -> Litestar:
