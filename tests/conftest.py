@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -14,6 +15,7 @@ from hypothesis import settings
 
 from tests.fakes.upstream import FakeUpstream
 from tests.support.placeholders import VAULT_KEY
+from tests.support.scheduling import files_and_groups
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 # Properties here assert what is found, never how fast: a busy CI core must not fail them.
@@ -118,6 +120,13 @@ POLICIES: dict[str, dict[str, object]] = {
         "access": {"roles": ["ops"], "models": ["gpt-test"]},
     },
 }
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (``make test``): by file, and the tests that must not run beside
+    each other in one group, first (tests/support/scheduling.py)."""
+    return files_and_groups(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.fixture(scope="session")
