@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings
 
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import anthropic_client, openai_client
 from tests.support.placeholders import VAULT_KEY
 from tests.support.scheduling import files_and_groups
 from tests.support.server import GatewayServer, new_key, write_yaml
@@ -45,14 +46,14 @@ class Gateway:
 
     def openai(self, workflow: str = "chat_app", key: str | None = None) -> openai.OpenAI:
         """The official SDK pointed at a workflow; SDK retries off so each call is one request."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=self.openai_url(workflow),
             api_key=key if key is not None else self.analyst_key,
             max_retries=0,
         )
 
     def anthropic(self, workflow: str = "chat_app", key: str | None = None) -> anthropic.Anthropic:
-        return anthropic.Anthropic(
+        return anthropic_client(
             base_url=self.anthropic_url(workflow),
             api_key=key if key is not None else self.analyst_key,
             max_retries=0,

@@ -19,13 +19,13 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
-import openai
 import pytest
 import redis
 import yaml
 
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.limits.conftest import REDIS_URL
+from tests.support.clients import openai_client
 from tests.support.process import serve_many
 from tests.support.server import new_key
 
@@ -144,7 +144,7 @@ def test_the_compose_topology_serves_through_both_replicas(topology: Topology) -
     try:
         for i in range(10):
             _, url = procs[i % len(procs)]  # round robin, as the load balancer does
-            client = openai.OpenAI(base_url=f"{url}/w/support_reply/v1", api_key=key, max_retries=0)
+            client = openai_client(base_url=f"{url}/w/support_reply/v1", api_key=key, max_retries=0)
             answer = client.chat.completions.create(
                 model="gpt-4o-mini",
                 messages=[{"role": "user", "content": f"ticket {i}: reply to jane@example.com"}],

@@ -26,6 +26,7 @@ from tests.limits.conftest import (
     new_prefix,
     write_gateway,
 )
+from tests.support.clients import openai_client
 from tests.support.process import serve_many
 
 FAULTS = ("fail", "stall", "cut", "slow", "gone")  # one model per misbehaviour
@@ -59,7 +60,7 @@ class Pair:
 
     def client(self, i: int, workflow: str, **kw: float) -> openai.OpenAI:
         """Client ``i``: its own key, and every other client on the other gateway."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=f"{self.urls[i % 2]}/w/{workflow}/v1",
             api_key=self.keys[i % len(self.keys)],
             max_retries=0,

@@ -37,6 +37,7 @@ from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.limits.conftest import PRICED
 from tests.stores.cluster import PrivateCluster
+from tests.support.clients import openai_client
 from tests.support.process import serve_many
 from tests.support.server import new_key, write_yaml
 
@@ -131,7 +132,7 @@ class Pair:
 
     def client(self, i: int, workflow: str) -> openai.OpenAI:
         """Client ``i`` on gateway ``i % 2``, with a key of its own."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=f"{self.urls[i % 2]}/w/{workflow}/v1",
             api_key=self.keys[i % len(self.keys)],
             max_retries=0,
@@ -327,7 +328,7 @@ def test_a_token_minted_by_one_instance_is_restored_by_the_other(
     )
     assert answer.choices[0].message.content == f"wrote to {EMAIL}"
     upstream.script("gpt-up", Reply(f"wrote to {token}"))
-    other_instance = openai.OpenAI(
+    other_instance = openai_client(
         base_url=f"{pair.urls[1]}/w/tokens/v1", api_key=pair.keys[0], max_retries=0
     )
     answer = other_instance.chat.completions.create(
