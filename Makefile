@@ -36,8 +36,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (a 2-core CI host): whole files spread over them, and the tests that
+# take the machine or bound a time one after the other (tests/support/scheduling.py).
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py

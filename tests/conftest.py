@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -13,7 +14,9 @@ import pytest
 from hypothesis import settings
 
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import anthropic_client, openai_client
 from tests.support.placeholders import VAULT_KEY
+from tests.support.scheduling import files_and_groups
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 # Properties here assert what is found, never how fast: a busy CI core must not fail them.
@@ -43,14 +46,14 @@ class Gateway:
 
     def openai(self, workflow: str = "chat_app", key: str | None = None) -> openai.OpenAI:
         """The official SDK pointed at a workflow; SDK retries off so each call is one request."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=self.openai_url(workflow),
             api_key=key if key is not None else self.analyst_key,
             max_retries=0,
         )
 
     def anthropic(self, workflow: str = "chat_app", key: str | None = None) -> anthropic.Anthropic:
-        return anthropic.Anthropic(
+        return anthropic_client(
             base_url=self.anthropic_url(workflow),
             api_key=key if key is not None else self.analyst_key,
             max_retries=0,
@@ -118,6 +121,13 @@ POLICIES: dict[str, dict[str, object]] = {
         "access": {"roles": ["ops"], "models": ["gpt-test"]},
     },
 }
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (``make test``): by file, and the tests that must not run beside
+    each other in one group, first (tests/support/scheduling.py)."""
+    return files_and_groups(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.fixture(scope="session")

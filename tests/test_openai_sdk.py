@@ -6,6 +6,7 @@ import openai
 
 from tests.conftest import UPSTREAM_KEYS, Gateway
 from tests.fakes.upstream import FakeUpstream, Reply
+from tests.support.clients import openai_client
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
@@ -102,7 +103,7 @@ def test_models_lists_the_workflow_models(gateway: Gateway) -> None:
 
 def test_workflow_header_on_plain_v1_path(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.script("gpt-up", Reply("via header"))
-    c = openai.OpenAI(
+    c = openai_client(
         base_url=f"{gateway.url}/v1",
         api_key=gateway.analyst_key,
         default_headers={"X-Workflow": "chat_app"},

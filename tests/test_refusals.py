@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import TLS
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -90,7 +91,7 @@ def post(
         "content-type": "application/json",
         **headers,
     }
-    return httpx2.post(gateway.url + path, content=content, headers=hdrs)
+    return httpx2.post(gateway.url + path, content=content, headers=hdrs, verify=TLS)
 
 
 @pytest.mark.parametrize(

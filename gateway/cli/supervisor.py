@@ -98,7 +98,15 @@ class Supervisor(Multiprocess):
 
     def keep_subprocess_alive(self) -> None:
         """uvicorn's: a worker that died or hangs is replaced on its slot; one that could not
-        start stops the supervisor (every worker would fail the same way)."""
+        start stops the supervisor (every worker would fail the same way).
+
+        Each worker's ping pipe is a socket pair whose worker end the supervisor also kept
+        open after spawning it (the worker has its own copy): a worker that exited with a
+        ping unanswered (its app could not be built, it was killed) left the supervisor
+        waiting out the whole health-check bound, and ``serve`` exited 2 some 20 s late.
+        With the supervisor's copy closed, the worker's exit ends the wait on EOF."""
+        for process in self.processes:  # idempotent; new workers' before their first ping
+            process.child_conn.close()
         if self.should_exit.is_set():
             return
         for slot, process in enumerate(self.processes):

@@ -13,6 +13,7 @@ import pytest
 from gateway.audit import AuditRecord
 from tests.auth.conftest import AuthGateway, idp, jwt_gateway, start_gateway
 from tests.auth.test_hostile_tokens import HOSTILE, Mint
+from tests.support.clients import openai_client
 from tests.support.tokens import Idp
 
 __all__ = ["idp", "jwt_gateway", "start_gateway"]  # the auth tests' fixtures, used here
@@ -27,7 +28,7 @@ def test_a_refused_token_is_recorded_without_it(
     jwt_gateway: AuthGateway, idp: Idp, mint: Mint, code: str
 ) -> None:
     token = mint(idp)
-    client = openai.OpenAI(base_url=jwt_gateway.openai_url("open"), api_key=token, max_retries=0)
+    client = openai_client(base_url=jwt_gateway.openai_url("open"), api_key=token, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
     request_id = caught.value.response.headers["x-request-id"]

@@ -9,13 +9,14 @@ import pytest
 
 from tests.auth.conftest import ADMIN_ROLE, POLICIES, AuthGateway
 from tests.conftest import Gateway
+from tests.support.clients import TLS
 from tests.support.server import new_key
 from tests.support.tokens import Idp
 
 
 def _get(gw: Gateway, path: str, credential: str | None) -> httpx2.Response:
     headers = {"authorization": f"Bearer {credential}"} if credential else {}
-    return httpx2.get(f"{gw.url}{path}", headers=headers, timeout=10)
+    return httpx2.get(f"{gw.url}{path}", headers=headers, timeout=10, verify=TLS)
 
 
 def test_admin_key_lists_the_loaded_policies(jwt_gateway: AuthGateway) -> None:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.auth.conftest import AuthGateway, Start
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import TLS
 from tests.support.tokens import SECRET, Idp, b64, hs256_with, jwk, public_pem, unsigned
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
@@ -116,6 +117,7 @@ def _call(gw: AuthGateway, token: str | bytes) -> httpx2.Response:
         json={"model": "gpt-test", "messages": MESSAGES},
         headers={"authorization": auth},  # type: ignore[dict-item]
         timeout=10,
+        verify=TLS,
     )
 
 

@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import httpx2
-import openai
 import pytest
 import yaml
 from litestar.testing import TestClient
@@ -33,6 +32,7 @@ from tests.audit.conftest import record
 from tests.conftest import POLICIES, UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
 from tests.limits.conftest import REDIS_URL
+from tests.support.clients import openai_client
 from tests.support.process import free_port, kill_group, serve, start_serve
 from tests.support.server import new_key, write_yaml
 
@@ -78,7 +78,7 @@ def test_two_workers_serve_one_port_and_keep_one_audit_chain(
             workers.add(_loaded_at(url))
         assert len(workers) == 2, "the second worker never answered"
 
-        client = openai.OpenAI(base_url=f"{url}/w/chat_app/v1", api_key=key, max_retries=0)
+        client = openai_client(base_url=f"{url}/w/chat_app/v1", api_key=key, max_retries=0)
         failures: list[BaseException] = []
 
         def calls() -> None:

@@ -14,6 +14,7 @@ import pytest
 from tests.boundary.corpus import NER_MODEL
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import Hook, ReviewGateway, hook, start_review_gateway
+from tests.support.clients import TLS
 
 __all__ = ["hook"]  # the webhook receiver fixture, shared with tests/review
 
@@ -72,7 +73,7 @@ class Console:
     """A signed-in console user over plain HTTP: a cookie jar and the page's CSRF token."""
 
     def __init__(self, base: str, credential: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=30, follow_redirects=False)
+        self.http = httpx.Client(base_url=base, timeout=30, follow_redirects=False, verify=TLS)
         signed = self.http.post("/console/login", data={"credential": credential})
         self.status = signed.status_code
         self.cookie = signed.headers.get("set-cookie", "")
@@ -115,7 +116,7 @@ class PrefixProxy:
                     for k, v in self.headers.items()
                     if k.lower() not in ("host", "content-length")
                 }
-                with httpx.Client(timeout=30) as c:
+                with httpx.Client(timeout=30, verify=TLS) as c:
                     r = c.request(
                         self.command, target + self.path[3:], headers=headers, content=body
                     )

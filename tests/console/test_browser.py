@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -25,6 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.console.conftest import PrefixProxy
 from tests.review.conftest import FALLBACK, Hook, ReviewGateway
 from tests.review.test_queue import poll
+from tests.support.clients import openai_client
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENS = Path(__file__).resolve().parents[2] / "tmp" / "console-screens"
@@ -81,7 +81,7 @@ def click(driver: WebDriver, css: str) -> None:
 
 
 def held_request(gw: ReviewGateway, text: str) -> str:
-    client = openai.OpenAI(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
+    client = openai_client(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-test", messages=[{"role": "user", "content": text}]
     )

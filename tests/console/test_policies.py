@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
 from tests.console.conftest import Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import Hook, ReviewGateway, start_review_gateway
+from tests.support.clients import openai_client
 from tests.support.server import write_yaml
 
 CASES = {
@@ -61,7 +61,7 @@ def _page(console: Console) -> str:
 
 
 def test_policy_test_results_per_workflow_and_candidate_verdicts(gw: ReviewGateway) -> None:
-    client = openai.OpenAI(base_url=f"{gw.url}/w/flagged/v1", api_key=gw.analyst, max_retries=0)
+    client = openai_client(base_url=f"{gw.url}/w/flagged/v1", api_key=gw.analyst, max_retries=0)
     for text in ("mail a.b@example.com please", "no values here"):
         client.chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": text}]
@@ -98,7 +98,7 @@ def test_policy_test_results_per_workflow_and_candidate_verdicts(gw: ReviewGatew
 def test_a_record_of_a_version_no_longer_loaded_shows_its_text_from_the_history(
     gw: ReviewGateway,
 ) -> None:
-    client = openai.OpenAI(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
+    client = openai_client(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-test", messages=[{"role": "user", "content": "before the edit"}]
     )

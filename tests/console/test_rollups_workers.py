@@ -13,8 +13,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import openai
-
 from gateway.audit.chain import Chain
 from gateway.audit.sqlite import SqliteSink
 from tests.audit.conftest import record
@@ -22,6 +20,7 @@ from tests.cli.test_workers import MOCK_ONLY, _loaded_at
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.console.conftest import Console
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import openai_client
 from tests.support.process import serve
 from tests.support.server import new_key, write_yaml
 
@@ -57,7 +56,7 @@ def test_two_workers_roll_up_each_request_once(upstream: FakeUpstream, tmp_path:
         while len(workers) < 2 and time.monotonic() < deadline:
             workers.add(_loaded_at(url))
         assert len(workers) == 2, "the second worker never answered"
-        client = openai.OpenAI(base_url=f"{url}/w/chat_app/v1", api_key=analyst, max_retries=0)
+        client = openai_client(base_url=f"{url}/w/chat_app/v1", api_key=analyst, max_retries=0)
         for _ in range(_LIVE):  # the open bucket, read live
             client.chat.completions.create(
                 model="mock-model", messages=[{"role": "user", "content": "hello"}]

@@ -17,6 +17,7 @@ from tests.console.conftest import PII_POLICIES, Console
 from tests.fakes.upstream import FakeUpstream
 from tests.review.conftest import ReviewGateway
 from tests.review.test_queue import records
+from tests.support.clients import openai_client
 
 GETS = ["queue", "review?id=rv_x", "explorer", "record?seq=1", "explain?seq=1", "overview",
         "policies", "rollout", "keys", "limits"]  # fmt: skip
@@ -89,7 +90,7 @@ def test_the_session_cookie_is_http_only_strict_and_secure_behind_tls(
 
 def test_a_post_without_its_csrf_token_is_refused(console_gw: ReviewGateway) -> None:
     gw = console_gw
-    raw = openai.OpenAI(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
+    raw = openai_client(base_url=f"{gw.url}/w/held/v1", api_key=gw.analyst, max_retries=0)
     held = raw.chat.completions.with_raw_response.create(
         model="gpt-test", messages=[{"role": "user", "content": "write to a.b@example.com"}]
     )
@@ -128,7 +129,7 @@ def test_no_page_carries_a_value_the_policy_kept_out(
     values = {v for sample in corpus for _, v in sample.sensitive}
     upstream.reset()
     for workflow in PII_POLICIES:
-        client = openai.OpenAI(
+        client = openai_client(
             base_url=f"{gw.url}/w/{workflow}/v1", api_key=gw.analyst, max_retries=0
         )
         for sample in corpus:
@@ -197,7 +198,7 @@ def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGate
         listed = admin.get("keys").text
         assert "newbie" in listed
         assert key.group(1) not in listed  # shown once, never again
-        sdk = openai.OpenAI(base_url=f"{gw.url}/w/tooling/v1", api_key=key.group(1), max_retries=0)
+        sdk = openai_client(base_url=f"{gw.url}/w/tooling/v1", api_key=key.group(1), max_retries=0)
         for _ in range(30):  # the running gateway rereads the keys file within a second
             try:
                 sdk.models.list()
@@ -226,7 +227,7 @@ def test_an_admin_creates_a_key_shown_once_and_revokes_it(console_gw: ReviewGate
         ]  # fmt: skip
         assert changes[0].console and changes[0].console["key_roles"] == ["analyst"]
         assert key.group(1) not in str([r.console for r in changes])
-        limited = openai.OpenAI(base_url=f"{gw.url}/w/limited/v1", api_key=gw.analyst)
+        limited = openai_client(base_url=f"{gw.url}/w/limited/v1", api_key=gw.analyst)
         for _ in range(4):
             limited.chat.completions.create(
                 model="gpt-test", messages=[{"role": "user", "content": "hi"}]

@@ -19,14 +19,14 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
-import openai
 import pytest
 import redis
 import yaml
 
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.limits.conftest import REDIS_URL
-from tests.support.process import serve
+from tests.support.clients import openai_client
+from tests.support.process import serve_many
 from tests.support.server import new_key
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose"
@@ -139,15 +139,12 @@ def test_the_compose_topology_serves_through_both_replicas(topology: Topology) -
     assert migrate.returncode == 0, migrate.stderr
     keys_file = topology.config.parent / "keys" / "keys.yaml"
     key = new_key(keys_file, f"user-{uuid.uuid4().hex[:6]}", ["support-agent"])
-    procs = [
-        serve(topology.config, topology.root / f"gateway-{i}.log", *topology.command[1:],
-              env=topology.env)
-        for i in range(topology.replicas)
-    ]  # fmt: skip
+    logs = [topology.root / f"gateway-{i}.log" for i in range(topology.replicas)]
+    procs = serve_many(topology.config, logs, *topology.command[1:], env=topology.env)
     try:
         for i in range(10):
             _, url = procs[i % len(procs)]  # round robin, as the load balancer does
-            client = openai.OpenAI(base_url=f"{url}/w/support_reply/v1", api_key=key, max_retries=0)
+            client = openai_client(base_url=f"{url}/w/support_reply/v1", api_key=key, max_retries=0)
             answer = client.chat.completions.create(
                 model="gpt-4o-mini",
                 messages=[{"role": "user", "content": f"ticket {i}: reply to jane@example.com"}],

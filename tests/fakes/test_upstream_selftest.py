@@ -12,6 +12,8 @@ import httpx2
 import openai
 import pytest
 
+from tests.support.clients import anthropic_client, openai_client
+
 from .upstream import CutStream, FakeUpstream, InvalidJson, Reply, SlowStream, Stall, Status
 
 GPT = "gpt-fake"
@@ -33,12 +35,12 @@ def fake(server: FakeUpstream) -> FakeUpstream:
 
 @pytest.fixture
 def oai(fake: FakeUpstream) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0)
+    return openai_client(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0)
 
 
 @pytest.fixture
 def ant(fake: FakeUpstream) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake.base_url, api_key="x", max_retries=0)
+    return anthropic_client(base_url=fake.base_url, api_key="x", max_retries=0)
 
 
 def test_openai_non_stream(fake: FakeUpstream, oai: openai.OpenAI) -> None:
@@ -172,11 +174,11 @@ def test_stall_timeout_counts_and_stop_is_fast() -> None:
     fake = FakeUpstream()
     fake.start()
     fake.script(GPT, Stall(30), Stall(30))
-    quick = openai.OpenAI(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0, timeout=0.2)
+    quick = openai_client(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0, timeout=0.2)
     with pytest.raises(openai.APITimeoutError):
         quick.chat.completions.create(model=GPT, messages=MSGS)
     assert fake.wait_for_disconnects(1)
-    patient = openai.OpenAI(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0)
+    patient = openai_client(base_url=f"{fake.base_url}/v1", api_key="x", max_retries=0)
     errors: list[Exception] = []
 
     def call() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.upstream import FakeUpstream
 from tests.hardening.conftest import SERVER, Bounded, read_response
+from tests.support.clients import TLS
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -22,6 +23,7 @@ def _post(gw: Bounded, body: bytes, path: str = "/w/plain/v1/chat/completions") 
         content=body,
         headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"},
         timeout=30,
+        verify=TLS,
     )
 
 

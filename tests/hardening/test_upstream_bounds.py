@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.upstream import FakeUpstream, Flood, RawAnswer, RawStream, SlowStream
 from tests.hardening.conftest import Bounded
+from tests.support.clients import TLS
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -24,7 +25,11 @@ def _ask(gw: Bounded, workflow: str, stream: bool, anthropic: bool = False) -> h
         path = f"/w/{workflow}/v1/chat/completions"
         body = {"model": "gpt-test", "messages": HI, "stream": stream}
     return httpx.post(
-        gw.url + path, json=body, headers={"authorization": f"Bearer {gw.key}"}, timeout=30
+        gw.url + path,
+        json=body,
+        headers={"authorization": f"Bearer {gw.key}"},
+        timeout=30,
+        verify=TLS,
     )
 
 

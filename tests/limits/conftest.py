@@ -22,6 +22,7 @@ from gateway.stores import open_redis
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
 from tests.stores.cluster import shared_cluster
+from tests.support.clients import anthropic_client, openai_client
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -141,10 +142,10 @@ class LimitedGateway:
         return self.keys.pop()
 
     def openai(self, workflow: str, key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/w/{workflow}/v1", api_key=key, max_retries=0)
+        return openai_client(base_url=f"{self.url}/w/{workflow}/v1", api_key=key, max_retries=0)
 
     def anthropic(self, workflow: str, key: str) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=f"{self.url}/w/{workflow}", api_key=key, max_retries=0)
+        return anthropic_client(base_url=f"{self.url}/w/{workflow}", api_key=key, max_retries=0)
 
 
 def write_gateway(

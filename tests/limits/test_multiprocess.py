@@ -5,18 +5,11 @@ timeouts and clients leaving mid-stream leave no reservation behind."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.error import URLError
 
 import openai
 import pytest
@@ -33,6 +26,8 @@ from tests.limits.conftest import (
     new_prefix,
     write_gateway,
 )
+from tests.support.clients import openai_client
+from tests.support.process import serve_many
 
 FAULTS = ("fail", "stall", "cut", "slow", "gone")  # one model per misbehaviour
 MODELS: dict[str, dict[str, object]] = {
@@ -58,29 +53,6 @@ def _policies() -> dict[str, dict[str, object]]:
     }
 
 
-def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, **UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": VAULT_KEY}
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(config), "serve", "--port",
-             str(port), "--log-level", "warning"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-            return proc, url
-        except (URLError, OSError):
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")
-
-
 class Pair:
     def __init__(self, urls: list[str], keys: list[str], prefix: str) -> None:
         self.urls, self.keys, self.prefix = urls, keys, prefix
@@ -88,7 +60,7 @@ class Pair:
 
     def client(self, i: int, workflow: str, **kw: float) -> openai.OpenAI:
         """Client ``i``: its own key, and every other client on the other gateway."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=f"{self.urls[i % 2]}/w/{workflow}/v1",
             api_key=self.keys[i % len(self.keys)],
             max_retries=0,
@@ -116,7 +88,8 @@ def pair(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> It
         models=MODELS,
         store_timeout_ms=5000,
     )
-    procs = [_serve(config, root / f"gw{i}.log") for i in range(2)]
+    env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": VAULT_KEY}
+    procs = serve_many(config, [root / "gw0.log", root / "gw1.log"], env=env)
     try:
         yield Pair([url for _, url in procs], keys, prefix)
     finally:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.clients import TLS
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 POLICIES: dict[str, dict[str, Any]] = {
@@ -63,11 +64,12 @@ class Observed:
             headers={"authorization": f"Bearer {self.key}"},
             json={"model": model, "messages": [{"role": "user", "content": text}], **extra},
             timeout=10,
+            verify=TLS,
         )
 
     def scrape(self, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of ``/metrics``: (name, sorted labels) -> value."""
-        response = httpx.get(f"{self.url}/metrics", headers=headers, timeout=10)
+        response = httpx.get(f"{self.url}/metrics", headers=headers, timeout=10, verify=TLS)
         assert response.status_code == 200, response.text
         return samples(response.text)
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.audit.conftest import AuditedGateway, start_gateway
 from tests.fakes.upstream import FakeUpstream, Stall
+from tests.support.clients import TLS
 from tests.support.placeholders import keyed
 from tests.support.server import write_yaml
 
@@ -61,11 +62,12 @@ def reload(gw: AuditedGateway, key: str | None = None) -> httpx2.Response:
         f"{gw.url}/admin/policies/reload",
         headers={"authorization": f"Bearer {key or gw.admin_key}"},
         timeout=10,
+        verify=TLS,
     )
 
 
 def ready(gw: AuditedGateway) -> dict[str, Any]:
-    body: dict[str, Any] = httpx2.get(f"{gw.url}/readyz").json()
+    body: dict[str, Any] = httpx2.get(f"{gw.url}/readyz", verify=TLS).json()
     return body
 
 

@@ -20,6 +20,7 @@ from gateway.review.store import ReviewStore
 from tests.audit.conftest import PG_URL, drop_schema
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import TLS
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 HOOK_SECRET = "hook-secret-for-tests"
@@ -159,7 +160,7 @@ class ReviewGateway:
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"authorization": f"Bearer {key}"}, timeout=15
+            base_url=self.url, headers={"authorization": f"Bearer {key}"}, timeout=15, verify=TLS
         )
 
 

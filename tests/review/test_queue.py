@@ -20,12 +20,13 @@ from gateway.audit.sqlite import SqliteSink
 from tests.fakes.upstream import FakeUpstream, ToolCall
 from tests.review.conftest import FALLBACK, HOOK_SECRET, Hook, ReviewGateway
 from tests.support.chain import verified
+from tests.support.clients import openai_client
 
 EMAIL = "jane.roe@example.org"
 
 
 def sdk(gw: ReviewGateway, workflow: str, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(
+    return openai_client(
         base_url=f"{gw.url}/w/{workflow}/v1", api_key=key or gw.analyst, max_retries=0
     )
 

@@ -5,13 +5,12 @@ to; a stream calling no held tool is relayed as it was."""
 
 from __future__ import annotations
 
-import anthropic
 import httpx
-import openai
 
 from tests.fakes.upstream import FakeUpstream, ToolCall
 from tests.review.conftest import FALLBACK, ReviewGateway
 from tests.review.test_queue import poll
+from tests.support.clients import anthropic_client, openai_client
 
 TOOLS = [
     {"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
@@ -30,7 +29,7 @@ def test_a_streamed_tool_call_is_held_and_released_whole(
     review_gw: ReviewGateway, upstream: FakeUpstream
 ) -> None:
     gw = review_gw
-    client = openai.OpenAI(base_url=f"{gw.url}/w/tooling/v1", api_key=gw.analyst, max_retries=0)
+    client = openai_client(base_url=f"{gw.url}/w/tooling/v1", api_key=gw.analyst, max_retries=0)
     upstream.script("gpt-up", ToolCall("refund_payment", ('{"order"', ": 42}")))
     with client.chat.completions.with_streaming_response.create(
         model="gpt-test", messages=[{"role": "user", "content": "refund 42"}], tools=TOOLS,
@@ -60,7 +59,7 @@ def test_a_stream_calling_no_held_tool_is_relayed(
     review_gw: ReviewGateway, upstream: FakeUpstream
 ) -> None:
     gw = review_gw
-    client = openai.OpenAI(base_url=f"{gw.url}/w/tooling/v1", api_key=gw.analyst, max_retries=0)
+    client = openai_client(base_url=f"{gw.url}/w/tooling/v1", api_key=gw.analyst, max_retries=0)
     upstream.script("gpt-up", ToolCall("lookup_order", ('{"order": 7}',)))
     with client.chat.completions.with_streaming_response.create(
         model="gpt-test", messages=[{"role": "user", "content": "look up 7"}], tools=TOOLS,
@@ -79,7 +78,7 @@ def test_an_anthropic_streamed_tool_use_is_held_and_released_whole(
     review_gw: ReviewGateway, upstream: FakeUpstream
 ) -> None:
     gw = review_gw
-    client = anthropic.Anthropic(base_url=f"{gw.url}/w/tokens", api_key=gw.analyst, max_retries=0)
+    client = anthropic_client(base_url=f"{gw.url}/w/tokens", api_key=gw.analyst, max_retries=0)
     upstream.script("claude-up", ToolCall("refund_payment", ('{"order":', " 9}")))
     tools = [{"name": "refund_payment", "input_schema": {"type": "object"}}]
     with client.messages.with_streaming_response.create(

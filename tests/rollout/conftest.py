@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from gateway.audit import AuditRecord
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import TLS, openai_client
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -75,7 +76,7 @@ class Fleet:
         base = f"{self.url(i)}/w/{workflow}/v1"
         client = self.clients.get(base)
         if client is None:
-            client = self.clients[base] = openai.OpenAI(
+            client = self.clients[base] = openai_client(
                 base_url=base, api_key=self.analyst, max_retries=0
             )
         try:
@@ -87,13 +88,17 @@ class Fleet:
         return Answer(raw.status_code, raw.http_response.headers, raw.parse())
 
     def admin_get(self, i: int, path: str) -> Any:
-        got = httpx.get(f"{self.url(i)}/admin{path}", headers=self._auth(), timeout=10)
+        got = httpx.get(f"{self.url(i)}/admin{path}", headers=self._auth(), timeout=10, verify=TLS)
         got.raise_for_status()
         return got.json()
 
     def admin_post(self, i: int, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return httpx.post(
-            f"{self.url(i)}/admin{path}", headers=self._auth(), json=body or {}, timeout=10
+            f"{self.url(i)}/admin{path}",
+            headers=self._auth(),
+            json=body or {},
+            timeout=10,
+            verify=TLS,
         )
 
     def _auth(self) -> dict[str, str]:

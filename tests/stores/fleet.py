@@ -38,6 +38,7 @@ from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Status
 from tests.limits.conftest import PRICED
 from tests.stores.cluster import PrivateCluster
+from tests.support.clients import anthropic_client, openai_client
 from tests.support.process import free_port, start_serve, wait_ready
 from tests.support.server import new_key, write_yaml
 
@@ -350,7 +351,7 @@ def _messages(kind: str, n: int) -> list[dict[str, str]]:
 def _send(kind: str, url: str, key: str, n: int) -> str | None:
     """One call of ``kind``; the response's request id (raises the SDK's errors)."""
     if kind == "anthropic":
-        client = anthropic.Anthropic(base_url=f"{url}/w/chat", api_key=key, max_retries=0)
+        client = anthropic_client(base_url=f"{url}/w/chat", api_key=key, max_retries=0)
         raw = client.messages.with_raw_response.create(
             model="claude-test",
             max_tokens=50,
@@ -360,7 +361,7 @@ def _send(kind: str, url: str, key: str, n: int) -> str | None:
         return raw.headers.get("x-request-id")
     workflow = kind if kind in ("rated", "budgeted") else "chat"
     model = "gpt-flaky" if kind == "fallback" else "gpt-test"
-    client = openai.OpenAI(
+    client = openai_client(
         base_url=f"{url}/w/{workflow}/v1", api_key=key, max_retries=0, timeout=30
     )
     stream = kind == "stream" or (kind == "budgeted" and n % 2 == 0)

@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from subprocess import Popen
 
 import openai
 import pytest
@@ -38,7 +37,8 @@ from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream, Reply, Status
 from tests.limits.conftest import PRICED
 from tests.stores.cluster import PrivateCluster
-from tests.support.process import serve
+from tests.support.clients import openai_client
+from tests.support.process import serve_many
 from tests.support.server import new_key, write_yaml
 
 EMAIL = "jane.doe@acme-corp.com"
@@ -132,7 +132,7 @@ class Pair:
 
     def client(self, i: int, workflow: str) -> openai.OpenAI:
         """Client ``i`` on gateway ``i % 2``, with a key of its own."""
-        return openai.OpenAI(
+        return openai_client(
             base_url=f"{self.urls[i % 2]}/w/{workflow}/v1",
             api_key=self.keys[i % len(self.keys)],
             max_retries=0,
@@ -180,18 +180,13 @@ def pair(
         write_yaml(root / "policies" / f"{name}.yaml", policy)
     keys = [new_key(root / "keys.yaml", f"user-{i}", ["analyst"]) for i in range(16)]
     env = {**UPSTREAM_KEYS, "GATEWAY_VAULT_KEY": secrets.token_hex(32)}
-    procs: list[Popen[bytes]] = []
-    urls = []
+    started = serve_many(path, [root / "gw0.log", root / "gw1.log"], env=env)
     try:
-        for i in range(2):
-            proc, url = serve(path, root / f"gw{i}.log", env=env)
-            procs.append(proc)
-            urls.append(url)
-        yield Pair(urls, keys, prefix, redis_cluster)
+        yield Pair([url for _, url in started], keys, prefix, redis_cluster)
     finally:
-        for proc in procs:
+        for proc, _ in started:
             proc.terminate()
-        for proc in procs:
+        for proc, _ in started:
             proc.wait(timeout=15)
 
 
@@ -333,7 +328,7 @@ def test_a_token_minted_by_one_instance_is_restored_by_the_other(
     )
     assert answer.choices[0].message.content == f"wrote to {EMAIL}"
     upstream.script("gpt-up", Reply(f"wrote to {token}"))
-    other_instance = openai.OpenAI(
+    other_instance = openai_client(
         base_url=f"{pair.urls[1]}/w/tokens/v1", api_key=pair.keys[0], max_retries=0
     )
     answer = other_instance.chat.completions.create(

@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import UPSTREAM_KEYS, gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.support.clients import openai_client
 from tests.support.privateredis import PrivateRedis
 from tests.support.server import GatewayServer, new_key, write_yaml
 
@@ -62,7 +63,7 @@ class Frozen:
     redis: PrivateRedis
 
     def client(self, workflow: str) -> openai.OpenAI:
-        return openai.OpenAI(
+        return openai_client(
             base_url=f"{self.url}/w/{workflow}/v1", api_key=self.key, max_retries=0, timeout=30
         )
 

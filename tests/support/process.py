@@ -64,8 +64,25 @@ def serve(
     config: Path, log: Path, *args: str, env: Mapping[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A started, ready gateway process and its base URL."""
-    port = free_port()
-    proc = start_serve(config, log, *args, env=env, port=port)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(proc, url, log)
-    return proc, url
+    return serve_many(config, [log], *args, env=env)[0]
+
+
+def serve_many(
+    config: Path, logs: list[Path], *args: str, env: Mapping[str, str]
+) -> list[tuple[subprocess.Popen[bytes], str]]:
+    """One ready gateway process per log, all started before any is waited for (a start is
+    mostly imports: two take the time of one on two cores)."""
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for log in logs:
+            port = free_port()
+            started.append(
+                (start_serve(config, log, *args, env=env, port=port), f"http://127.0.0.1:{port}")
+            )
+        for (proc, url), log in zip(started, logs, strict=True):
+            wait_ready(proc, url, log)
+    except BaseException:
+        for proc, _ in started:
+            kill_group(proc)
+        raise
+    return started

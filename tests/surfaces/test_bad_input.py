@@ -11,6 +11,7 @@ import pytest
 
 from gateway.audit import AuditRecord
 from tests.conftest import Gateway
+from tests.support.clients import TLS
 
 # (method, path under /w/{workflow}/v1, a valid body, whether the API is Anthropic's)
 ENDPOINTS = {
@@ -49,7 +50,7 @@ def _call(
     if content is not None:
         headers["content-type"] = "application/json"
     url = f"{gateway.url}/w/{workflow}/v1{path}"
-    return httpx2.request(method, url, content=content, headers=headers, timeout=10)
+    return httpx2.request(method, url, content=content, headers=headers, timeout=10, verify=TLS)
 
 
 def _refused(response: httpx2.Response, status: int, code: str, anthropic: bool) -> None:

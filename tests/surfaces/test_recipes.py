@@ -17,6 +17,7 @@ import orjson
 import pytest
 import yaml
 
+from tests.support.clients import anthropic_client
 from tests.support.server import GatewayServer, new_key, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def test_claude_code(shipped: Shipped) -> None:
     """ANTHROPIC_BASE_URL and ANTHROPIC_AUTH_TOKEN (a bearer token, not x-api-key): a
     streamed turn with 32k max_tokens (clamped), betas, tools, a mid-conversation system
     message, then token counting."""
-    client = anthropic.Anthropic(
+    client = anthropic_client(
         base_url=shipped.anthropic_url, auth_token=shipped.key, api_key=None, max_retries=0
     )
     betas = {"anthropic-beta": "claude-code-20250219,fine-grained-tool-streaming-2025-05-14"}

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx2
-import openai
 import orjson
 import pytest
 import yaml
@@ -18,6 +17,7 @@ import yaml
 from gateway.audit import open_store
 from gateway.audit.chain import verify_rows
 from tests.conftest import UPSTREAM_KEYS
+from tests.support.clients import TLS, openai_client
 from tests.support.placeholders import keyed
 from tests.support.server import GatewayServer
 from tests.tools.lifecycle import EMAIL, Folder, chat_policy, keys, traffic
@@ -213,7 +213,7 @@ def instances(folder: Folder) -> Iterator[tuple[list[str], str]]:
 
 
 def _ask(url: str, key: str) -> tuple[str, str]:
-    client = openai.OpenAI(base_url=f"{url}/w/chat_app/v1", api_key=key, max_retries=0)
+    client = openai_client(base_url=f"{url}/w/chat_app/v1", api_key=key, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-test", messages=[{"role": "user", "content": EMAIL}]
     )
@@ -224,7 +224,7 @@ def _all_serve(urls: list[str], key: str, version: str) -> list[str]:
     """Wait until every instance's /readyz shows ``version``; then each one's answer."""
     deadline = time.monotonic() + 10
     for url in urls:
-        while httpx2.get(f"{url}/readyz").json()["policies"]["chat_app"] != version:
+        while httpx2.get(f"{url}/readyz", verify=TLS).json()["policies"]["chat_app"] != version:
             assert time.monotonic() < deadline, f"{url} did not reload to {version}"
             time.sleep(0.05)
     texts = []

@@ -16,6 +16,7 @@ from gateway.surfaces import SURFACES
 from tests.conftest import Gateway
 from tests.fakes.upstream import FakeUpstream
 from tests.support.bodies import BODIES
+from tests.support.clients import TLS
 from tests.support.placeholders import keyed
 
 CARD = "4111 1111 1111 1111"
@@ -39,6 +40,7 @@ def _post(
         f"{gw.url}/w/{workflow}/v1{surface.path}{query}",
         content=content,
         headers={**hdrs, **headers},
+        verify=TLS,
     )
 
 
