@@ -39,7 +39,7 @@ ONE_AT_A_TIME = (
     "tests/hardening/test_fairness.py",  # a small request answered while bodies are scanned
     "tests/test_upstream_failures.py::test_total_deadline_bounds_retries_and_fallbacks",
     "tests/auth/test_jwks_url.py::test_a_flood_of_unknown_kids_fetches_once_and_does_not_stall_others",
-    "tests/audit/test_multiwriter.py::test_a_waiting_writer_goes_on_as_soon_as_the_lock_is_released",
+    "tests/audit/test_multiwriter.py",  # a lock handed on in 15 ms, the loop never held 0.2 s
 )
 
 
