@@ -11,9 +11,13 @@ limits, the vault and the audit trail is in gateway/workers.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +126,30 @@ def _supervise(args: argparse.Namespace, host: str, port: int, config: GatewayCo
         **_options(host, port, args.log_level, config.server),
     )
     supervisor = Supervisor(served)
-    supervisor.run()
+    with _shared_metrics(config):
+        supervisor.run()
     # A worker whose app could not be built exits STARTUP_FAILURE (worker_app) and the
     # supervisor stops: every worker would fail the same way.
     failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
     return 2 if failed else 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(config: GatewayConfig) -> Iterator[None]:
+    """A scrape reaches one worker; with ``PROMETHEUS_MULTIPROC_DIR`` each worker writes its
+    values there and any scrape adds them all up (gateway/observe/metrics.py). Unless the
+    operator named a folder, the workers get an empty one of this run's own, removed at exit:
+    without it every scrape counted one worker's requests, whichever took the connection."""
+    if not config.observe.metrics.enabled or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # the spawned workers' environment
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def worker_app() -> Litestar:

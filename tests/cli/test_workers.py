@@ -21,6 +21,7 @@ import httpx2
 import pytest
 import yaml
 from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from uvicorn.config import STARTUP_FAILURE
 
 from gateway.app import create_app
@@ -56,6 +57,18 @@ def _loaded_at(url: str) -> float:
     """When the worker that took this (new) connection loaded its policies: one per process."""
     with urllib.request.urlopen(f"{url}/readyz", timeout=5) as answer:
         return float(json.loads(answer.read())["policy_set"]["loaded_at"])
+
+
+def _requests_counted(url: str) -> float:
+    """``gateway_requests_total`` of chat_app in one scrape, on a new connection."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "gateway_requests_total" and sample.labels.get("workflow") == "chat_app"
+    )
 
 
 def _audit_verify(config: Path) -> subprocess.CompletedProcess[str]:
@@ -98,6 +111,16 @@ def test_two_workers_serve_one_port_and_keep_one_audit_chain(
         for t in threads:
             t.join(timeout=60)
         assert not failures, failures
+        # No PROMETHEUS_MULTIPROC_DIR given: serve gives the workers one, so a scrape of
+        # either worker counts all 120 requests (each worker flushes within a second).
+        assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+        deadline, totals = time.monotonic() + 10, [0.0]
+        while time.monotonic() < deadline:
+            totals = [_requests_counted(url) for _ in range(6)]  # new connections: both workers
+            if totals == [120.0] * 6:
+                break
+            time.sleep(0.2)
+        assert totals == [120.0] * 6, totals
         # Both workers hold a spool slot for their whole life.
         assert (tmp_path / "audit-spool" / "audit-spool.0.lock").exists()
         assert (tmp_path / "audit-spool" / "audit-spool.1.lock").exists()
