@@ -57,9 +57,9 @@ class Traffic:
     def __init__(self, fleet: Fleet, workers: int = 6) -> None:
         self._fleet = fleet
         self._stop = threading.Event()
+        self.sent = 0  # before the callers start: the first answer counts itself
         self._pool = ThreadPoolExecutor(workers)
         self._jobs = [self._pool.submit(self._run, seed) for seed in range(workers)]
-        self.sent = 0
 
     def _run(self, seed: int) -> None:
         rng = random.Random(seed)

@@ -158,10 +158,8 @@ def test_a_frozen_redis_costs_each_request_its_bound_and_recovers(
     for loader in loaders:
         loader.start()
     try:
-        normal, frozen_times, during = _measure(gw, calls, load_statuses)
-        outage = _breaker_says(caplog, "breaker store unavailable")
+        normal, frozen_times, during, thawed = _measure(gw, calls, load_statuses)
         recovered = _recover(calls)
-        back = _breaker_says(caplog, "breaker store reachable again")
     finally:
         stop.set()
         for loader in loaders:
@@ -176,19 +174,24 @@ def test_a_frozen_redis_costs_each_request_its_bound_and_recovers(
         assert max(times) < BOUND_S, (name, times)
     assert set(load_statuses) == {200}  # the plain traffic never failed ...
     assert during < len(load_statuses)  # ... and kept flowing while Redis was frozen
-    # The outage is one warning, not one per request; its end is one more.
-    assert len(outage) == 1 and len(back) == 1
-
-
-def _breaker_says(caplog: pytest.LogCaptureFixture, what: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "gateway.upstream" and what in r.getMessage()]
+    # An outage is one warning, not one per request, and its end one more; the freeze was one
+    # (on a loaded machine Redis may also miss the breaker's 50 ms once before it: another).
+    said = [
+        r
+        for r in caplog.records
+        if r.name == "gateway.upstream" and "breaker store" in r.getMessage()
+    ]
+    kinds = ["down" if "unavailable" in r.getMessage() else "up" for r in said]
+    assert kinds and kinds == ["down", "up"] * (len(kinds) // 2), kinds
+    outages = [(said[i].created, said[i + 1].created) for i in range(0, len(said), 2)]
+    assert any(down <= thawed < up for down, up in outages), (outages, thawed)
 
 
 def _measure(
     gw: Frozen, calls: dict[str, Callable[[], object]], load_statuses: list[int]
-) -> tuple[Times, Times, int]:
-    """Each kind of request, timed before and during the freeze (asserting its outcome); and
-    how many loader requests had been answered when the measuring ended."""
+) -> tuple[Times, Times, int, float]:
+    """Each kind of request, timed before and during the freeze (asserting its outcome); how
+    many loader requests had been answered when the measuring ended; when Redis thawed."""
     normal: Times = {name: [] for name in calls}
     for _ in range(10):
         for name, call in calls.items():
@@ -211,7 +214,8 @@ def _measure(
         time.sleep(0.3)  # the loaders keep asking while Redis stays frozen
     finally:
         gw.redis.thaw()
-    return normal, frozen, during
+        thawed = time.time()  # the clock of log records' ``created``
+    return normal, frozen, during, thawed
 
 
 def _recover(calls: dict[str, Callable[[], object]]) -> float:
