@@ -3,19 +3,23 @@
     python bench/workers.py                # about 1.5 min: 3 rounds of 1 and 2 workers, 8 s cells
     python bench/workers.py --quick        # about 20 s smoke run
     python bench/workers.py --before main  # main's gateway too, in the same rounds
+    python bench/workers.py --upstream python  # bench/overhead.py's upstream instead of nginx
 
-The same instant upstream, config, policy and 1 KB chat request as bench/overhead.py, and the
-default deployment: key auth, the circuit breaker, metrics (with ``PROMETHEUS_MULTIPROC_DIR``
-for two workers, as docs/observability.md asks of several), the SQLite audit with
-``durability: sync`` (the policy uses no limits and no tokenize, so several workers may run
-without Redis). In one run, alternating rounds of 1 and 2 workers, each a fresh ``gateway
-serve`` under 64 keep-alive connections, closed loop. Target: at least 1.7x.
+The same config, policy and 1 KB chat request as bench/overhead.py, its instant upstream's
+answer served by nginx (bench/nginx.py; ``--upstream python`` for overhead.py's own, the
+default when nginx is not installed), and the default deployment: key auth, the circuit
+breaker, metrics (with ``PROMETHEUS_MULTIPROC_DIR`` for two workers, as docs/observability.md
+asks of several), the SQLite audit with ``durability: sync`` (the policy uses no limits and no
+tokenize, so several workers may run without Redis). In one run, alternating rounds of 1 and 2
+workers, each a fresh ``gateway serve`` under 64 keep-alive connections, closed loop. Target:
+at least 1.7x.
 
 The load comes from wrk (``apt-get install wrk``), one thread: in C it costs a few µs of CPU
 per request, where a Python generator cost about 50-150 µs on the same cores. Nothing is
 pinned: the workers, the upstream and wrk share the machine's cores, as on a small host, so
-what the upstream and wrk take is printed beside each cell. Without wrk the bench falls back
-to bench/overhead.py's Python generator, and says so.
+what the upstream and wrk take is printed beside each cell (nginx a few µs per request, the
+Python upstream tens). Without wrk the bench falls back to bench/overhead.py's Python
+generator, and says so.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import overhead as ov  # bench/ is not a package: its folder is on the path
+import nginx  # bench/ is not a package: its folder is on the path
+import overhead as ov
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.7
@@ -373,9 +378,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-audit", action="store_true", help="audit.enabled: false (to see what the audit costs)"
     )
+    parser.add_argument(
+        "--upstream",
+        choices=("nginx", "python"),
+        help="the instant upstream: nginx if installed (bench/nginx.py), else bench/overhead.py's",
+    )
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.duration, opts.warmup, opts.rounds = 3.0, 1.0, 1
+    opts.nginx = nginx.find()
+    if opts.upstream is None:
+        opts.upstream = "nginx" if opts.nginx else "python"
+        if opts.nginx is None:
+            print(
+                "nginx not found (apt-get install nginx-light): the upstream is bench/overhead.py's"
+                " Python one, whose own CPU on the same cores lowers the ratio this bench shows",
+                file=sys.stderr,
+            )
+    elif opts.upstream == "nginx" and opts.nginx is None:
+        parser.error("--upstream nginx: no nginx binary found (apt-get install nginx-light)")
     wrk = None if opts.python_load else shutil.which("wrk")
     if wrk is None and not opts.python_load:
         print(
@@ -392,8 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         tree = _checkout(opts.before, Path(tmp)) if opts.before else None
         try:
             upstream_port = ov._free_port()
-            script = str(Path(ov.__file__).resolve())
-            upstream = [sys.executable, script, "--serve-upstream", str(upstream_port)]
+            if opts.upstream == "nginx":
+                upstream = nginx.upstream(opts.nginx, Path(tmp), upstream_port)
+            else:
+                script = str(Path(ov.__file__).resolve())
+                upstream = [sys.executable, script, "--serve-upstream", str(upstream_port)]
             procs.start("upstream", upstream, set(), env)
             ov._wait_ready(procs, "upstream", upstream_port, None, 10)
             gateways = [_gateway(procs, "after" if tree else "gateway", ROOT, upstream_port, opts)]
@@ -438,6 +462,11 @@ def _checkout(ref: str, into: Path) -> Path:
     return tree
 
 
+def _nginx_version(binary: str) -> str:
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
+    return done.stderr.strip().rpartition("/")[2]  # "nginx version: nginx/1.22.1"
+
+
 def report(
     cells: list[tuple[int, Cell]],
     opts: argparse.Namespace,
@@ -450,6 +479,11 @@ def report(
         f"wrk ({WRK_THREADS} thread, Lua script for the body and key)"
         if wrk
         else "bench/overhead.py's Python generator (wrk not found)"
+    )
+    upstream = (
+        f"nginx {_nginx_version(opts.nginx)} (bench/nginx.py)"
+        if opts.upstream == "nginx"
+        else "bench/overhead.py's Python upstream"
     )
     after = os.getloadavg()
     verdicts = []
@@ -467,7 +501,8 @@ def report(
             f" would give {ceiling(one_us, two_us, other_us, cores):.2f}x."
         )
     return (
-        f"\n{cores} CPUs, {generator}, concurrency {opts.concurrency}, keep-alive, closed loop,"
+        f"\n{cores} CPUs, {generator}, instant upstream {upstream}, concurrency"
+        f" {opts.concurrency}, keep-alive, closed loop,"
         f" {opts.duration:g} s cells after {opts.warmup:g} s of warm-up. Load average (1, 5, 15"
         f" min) {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f} before the run,"
         f" {after[0]:.1f} {after[1]:.1f} {after[2]:.1f} after (other work on the host).\n\n"
