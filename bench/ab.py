@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import math
 import os
 import shutil
@@ -52,6 +53,7 @@ from overhead import (
     _gateway_cli,
     _wait_ready,
     chat_body,
+    checkout,
     create_key,
     percentile,
     placement,
@@ -70,16 +72,6 @@ class Gateway:
     target: Target
     pid: int
     folder: Path
-
-
-def _checkout(ref: str, into: Path, name: str) -> Path:
-    tree = into / f"checkout-{name}"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
-        check=True,
-        capture_output=True,
-    )
-    return tree
 
 
 def _start(
@@ -341,10 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     if where.pinned:
         os.sched_setaffinity(0, where.others)
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "x", "PYTHONUNBUFFERED": "1"}
-    with tempfile.TemporaryDirectory(prefix="gateway-ab-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gateway-ab-") as tmp, contextlib.ExitStack() as trees:
         work = Path(tmp)
         procs = Processes(work)
-        trees: list[Path] = []
         try:
             upstream_port = _free_port()
             procs.start(
@@ -355,13 +346,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             _wait_ready(procs, "upstream", upstream_port, None, 10)
             common = (upstream_port, args.policy, where.gateway, env, args.serve, args.callgrind)
+            after = ROOT
             if args.after:
-                trees.append(_checkout(args.after, work, "after"))
-            after = trees[-1] if trees else ROOT
+                after = trees.enter_context(checkout(args.after, work / "checkout-after"))
             gateways = [_start(procs, "after", after, *common, args.after_yaml)]
             if args.before:
-                trees.append(_checkout(args.before, work, "before"))
-                gateways.insert(0, _start(procs, "before", trees[-1], *common, args.before_yaml))
+                before = trees.enter_context(checkout(args.before, work / "checkout-before"))
+                gateways.insert(0, _start(procs, "before", before, *common, args.before_yaml))
             body = chat_body(stream=False)
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
@@ -391,18 +382,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n" + uvloop.run(_streams(gateways, args.rounds, args.streams)))
             procs.check_alive()
         except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            for name in [exc.process] if exc.process else list(procs.procs):
-                print(f"--- {name} ---\n{procs.stderr_tail(name)}", file=sys.stderr)
+            procs.print_failure(exc)
             return 1
         finally:
-            procs.stop()
-            for tree in trees:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                    check=False,
-                    capture_output=True,
-                )
+            procs.stop()  # before the worktrees they run from are removed
     return 0
 
 

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -779,6 +779,12 @@ class Processes:
         """The name of a process that has exited, if any."""
         return next((n for n, p in self.procs.items() if p.poll() is not None), None)
 
+    def print_failure(self, exc: BenchError) -> None:
+        """``exc`` and the stderr tail of the process it names (of every one if none)."""
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        for name in [exc.process] if exc.process else list(self.procs):
+            print(f"--- {name} ---\n{self.stderr_tail(name)}", file=sys.stderr)
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -800,6 +806,22 @@ class BenchError(Exception):
     def __init__(self, message: str, process: str | None = None) -> None:
         super().__init__(message)
         self.process = process
+
+
+@contextlib.contextmanager
+def checkout(ref: str, tree: Path) -> Iterator[Path]:
+    """``ref`` of this checkout (the one bench/ is in) at ``tree``, a temporary git worktree
+    removed on exit, to run a gateway from (``PYTHONPATH``, and the working directory)."""
+    git = ["git", "-C", str(Path(__file__).resolve().parent.parent), "worktree"]
+    done = subprocess.run(
+        [*git, "add", "--detach", str(tree), ref], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"git worktree add {ref} failed: {done.stderr.strip()}")
+    try:
+        yield tree
+    finally:
+        subprocess.run([*git, "remove", "--force", str(tree)], capture_output=True, check=False)
 
 
 def _rss_mib(pid: int) -> float:

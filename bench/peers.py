@@ -368,9 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             procs.check_alive()
         except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            for name in [exc.process] if exc.process else list(procs.procs):
-                print(f"--- {name} ---\n{procs.stderr_tail(name)}", file=sys.stderr)
+            procs.print_failure(exc)
             return 1
         finally:
             procs.stop()

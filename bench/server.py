@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +47,7 @@ from overhead import (
     _stream_body,
     _wait_ready,
     chat_body,
+    checkout,
     placement,
     run_load,
     run_streams,
@@ -202,21 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, where.others)
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with tempfile.TemporaryDirectory(prefix="gateway-server-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-server-") as tmp,
+        contextlib.ExitStack() as trees,
+    ):
         procs = Processes(Path(tmp))
-        tree: Path | None = None
         try:
             kinds: list[tuple[str, list[str], Path]] = [
                 ("floor", [str(HERE / "overhead.py"), "--serve-upstream"], ROOT),
                 ("uvicorn", [str(HERE / "server.py"), "--serve", "uvicorn"], ROOT),
             ]
             if args.before:
-                tree = Path(tmp) / "before"
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before],
-                    check=True,
-                    capture_output=True,
-                )
+                tree = trees.enter_context(checkout(args.before, Path(tmp) / "before"))
                 script = [str(HERE / "server.py"), "--serve", "gateway"]
                 kinds.append((f"gateway@{args.before}", script, tree))
             kinds.append(("gateway", [str(HERE / "server.py"), "--serve", "gateway"], ROOT))
@@ -238,18 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             procs.check_alive()
         except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            for name in [exc.process] if exc.process else list(procs.procs):
-                print(f"--- {name} ---\n{procs.stderr_tail(name)}", file=sys.stderr)
+            procs.print_failure(exc)
             return 1
         finally:
-            procs.stop()
-            if tree is not None:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                    check=False,
-                    capture_output=True,
-                )
+            procs.stop()  # before the worktree it runs from is removed
     print(f"load average {os.getloadavg()[0]:.2f}, CPU steal at most {steal:.0%}\n")
     print(_table(cpu, first, list(servers)))
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -408,10 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     load_before = os.getloadavg()
     cells: list[tuple[int, Cell]] = []
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-workers-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-bench-workers-") as tmp,
+        contextlib.ExitStack() as trees,
+    ):
         procs = ov.Processes(Path(tmp))
-        tree = _checkout(opts.before, Path(tmp)) if opts.before else None
         try:
+            tree: Path | None = None
+            if opts.before:
+                tree = trees.enter_context(ov.checkout(opts.before, Path(tmp) / "before"))
             upstream_port = ov._free_port()
             if opts.upstream == "nginx":
                 upstream = nginx.upstream(opts.nginx, Path(tmp), upstream_port)
@@ -442,24 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nbenchmark failed: {exc}", file=sys.stderr)
             return 1
         finally:
-            procs.stop()
-            if tree is not None:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                    check=False, capture_output=True,
-                )  # fmt: skip
+            procs.stop()  # before the worktree it runs from is removed
     print(report(cells, opts, wrk, load_before))
     return 0
-
-
-def _checkout(ref: str, into: Path) -> Path:
-    """``ref`` in a temporary git worktree (removed at the end), to run from there."""
-    tree = into / "before"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return tree
 
 
 def _nginx_version(binary: str) -> str:
