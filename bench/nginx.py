@@ -2,13 +2,16 @@
 
     argv = nginx.upstream(binary, work, port)   # writes work/nginx.conf; start argv as a child
 
-The Python upstream (``overhead.py --serve-upstream``) costs about 25-60 µs of CPU per request;
-on two cores shared with the gateway and the load generator that caps what a bench of several
-workers can show (bench/workers.py). nginx answers the same request for a few µs, as the
-reference upstream of issue 21 did. It answers ``POST /v1/chat/completions`` with the Python
-upstream's non-streaming body and content-type, whatever the request asks (no streams), and
-404 elsewhere. One process (``master_process off``), in the foreground, its pid file, temp
-folders and error log (stderr) in the bench's temp folder; no access log.
+On two cores shared with the gateway and the load generator the upstream's own CPU caps what
+a bench of several workers can show (bench/workers.py), and issue 21's reference upstream was
+nginx. Alone under wrk nginx takes 13-17 µs of CPU per request against 18-25 µs for the Python
+upstream (``overhead.py --serve-upstream``); inside bench/workers.py, woken for one or two
+requests at a time, both cost mostly the kernel's loopback and wake-ups (docs/performance.md).
+
+It answers ``POST /v1/chat/completions`` with the Python upstream's non-streaming body and
+content-type, whatever the request asks (no streams), and 404 elsewhere. One process
+(``master_process off``), in the foreground, its pid file, temp folders and error log (stderr)
+in the bench's temp folder; no access log.
 """
 
 from __future__ import annotations
