@@ -132,7 +132,10 @@ class Sampler:
                     await self._review_backlog()
                 self.sample()
                 if self._drift is not None:
-                    await asyncio.sleep(0)  # the requests waiting run between the two
+                    # Three pieces, the requests waiting served between them.
+                    await asyncio.sleep(0)
+                    self._drift.fold()
+                    await asyncio.sleep(0)
                     self._drift.export()
                 if self._writer is not None:
                     size = await asyncio.to_thread(_size, self._writer.spool_path)
