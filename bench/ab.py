@@ -208,7 +208,7 @@ async def _compare(
                     f"round {r + 1} {gw.name} c={c}: {sample.rps:,.0f} req/s,"
                     f" {sample.cpu_per_request * 1e6:.0f} µs CPU/req,"
                     f" p50 {sample.pct(0.5) * 1e3:.2f} ms, p99 {sample.pct(0.99) * 1e3:.2f} ms,"
-                    f" waited for a CPU {sample.wait_share:.0%},"
+                    f" loop waited for a CPU {sample.wait_share:.0%},"
                     f" {sample.errors} errors",
                     file=sys.stderr,
                 )
@@ -299,7 +299,7 @@ async def _streams(gateways: list[Gateway], rounds: int, count: int) -> str:
 def _table(cells: dict[tuple[str, int], list[Sample]], names: list[str], cs: list[int]) -> str:
     lines = [
         "| c | gateway | CPU/req (best, median) | req/s (best) | p50 (median) | p99 (median)"
-        " | p99/p50 (median) | waited for a CPU (median) |",
+        " | p99/p50 (median) | loop waited for a CPU (median) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cs:

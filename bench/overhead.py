@@ -303,8 +303,9 @@ class Sample:
     first_error: str = ""
     elapsed: float = 0.0
     gateway_cpu: float = math.nan  # seconds the gateway process ran during the cell
-    # Seconds its threads were runnable but waited for a CPU (another process had its core):
-    # latency the host added, not the gateway; near 0 when it is alone on its core.
+    # Seconds its main thread (the event loop) was runnable but waited for a CPU: another
+    # process had its core (or, for as long as they ran, the gateway's own other threads);
+    # near 0 when the gateway is alone on its core.
     gateway_wait: float = math.nan
     steal: float = math.nan  # the largest share of a pinned core the hypervisor took, 0..1
 
@@ -322,7 +323,7 @@ class Sample:
 
     @property
     def wait_share(self) -> float:
-        """The share of the cell the gateway spent runnable on no CPU."""
+        """The share of the cell the gateway's event loop spent runnable on no CPU."""
         return self.gateway_wait / self.elapsed if self.elapsed else math.nan
 
     @property
@@ -334,7 +335,7 @@ class Sample:
 @dataclass(slots=True)
 class Snapshot:
     process_cpu: float  # seconds on CPU of the watched process, NaN if unknown
-    process_wait: float  # seconds its threads waited on a run queue, NaN if unknown
+    process_wait: float  # seconds its main thread waited on a run queue, NaN if unknown
     cores: dict[int, tuple[int, int]]  # cpu -> (steal ticks, all ticks)
 
 
@@ -362,7 +363,8 @@ class Probe:
         sample.steal = max(shares) if shares else math.nan
 
     def _process_times(self) -> tuple[float, float]:
-        """(on CPU, waiting on a run queue) in seconds, over the process's threads."""
+        """Seconds on CPU of the process's threads, and waiting on a run queue of its main
+        thread (the event loop's)."""
         if self.pid is None:
             return math.nan, math.nan
         ran = waited = 0
@@ -370,7 +372,8 @@ class Probe:
             for task in Path(f"/proc/{self.pid}/task").iterdir():
                 fields = (task / "schedstat").read_text().split()
                 ran += int(fields[0])
-                waited += int(fields[1])
+                if task.name == str(self.pid):
+                    waited = int(fields[1])
         except (OSError, ValueError, IndexError):
             return math.nan, math.nan
         return ran / 1e9, waited / 1e9
@@ -660,8 +663,8 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
     if waited > STEAL_WARNING:
         lines += [
             "",
-            f"**Warning: the gateway was not alone on its core**: it waited for a CPU up to"
-            f" {_pct(waited)} of a cell (run-queue time of its threads, from /proc), so other"
+            f"**Warning: the gateway was not alone on its core**: its event loop waited for a"
+            f" CPU up to {_pct(waited)} of a cell (run-queue time, from /proc), so other"
             " processes' time is in its latencies, its tail above all.",
         ]
     sd, sg = results.streams["direct"], results.streams["gateway"]
