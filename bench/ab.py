@@ -200,6 +200,7 @@ async def _compare(
                     f"round {r + 1} {gw.name} c={c}: {sample.rps:,.0f} req/s,"
                     f" {sample.cpu_per_request * 1e6:.0f} µs CPU/req,"
                     f" p50 {sample.pct(0.5) * 1e3:.2f} ms, p99 {sample.pct(0.99) * 1e3:.2f} ms,"
+                    f" loop waited for a CPU {sample.wait_share:.0%},"
                     f" {sample.errors} errors",
                     file=sys.stderr,
                 )
@@ -289,8 +290,9 @@ async def _streams(gateways: list[Gateway], rounds: int, count: int) -> str:
 
 def _table(cells: dict[tuple[str, int], list[Sample]], names: list[str], cs: list[int]) -> str:
     lines = [
-        "| c | gateway | CPU/req (best, median) | req/s (best) | p50 (median) | p99 (median) |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| c | gateway | CPU/req (best, median) | req/s (best) | p50 (median) | p99 (median)"
+        " | p99/p50 (median) | loop waited for a CPU (median) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cs:
         for name in names:
@@ -298,11 +300,14 @@ def _table(cells: dict[tuple[str, int], list[Sample]], names: list[str], cs: lis
             cpu = sorted(s.cpu_per_request * 1e6 for s in samples)
             p50 = sorted(s.pct(0.5) * 1e3 for s in samples)
             p99 = sorted(s.pct(0.99) * 1e3 for s in samples)
+            ratio = sorted(s.pct(0.99) / s.pct(0.5) for s in samples)
+            wait = sorted(s.wait_share for s in samples)
             rps = max(s.rps for s in samples)
             mid = len(samples) // 2
             lines.append(
                 f"| {c} | {name} | {cpu[0]:.0f} µs, {cpu[mid]:.0f} µs | {rps:,.0f}"
-                f" | {p50[mid]:.2f} ms | {p99[mid]:.2f} ms |"
+                f" | {p50[mid]:.2f} ms | {p99[mid]:.2f} ms | {ratio[mid]:.2f}"
+                f" | {wait[mid]:.0%} |"
             )
     return "\n".join(lines)
 

@@ -303,6 +303,10 @@ class Sample:
     first_error: str = ""
     elapsed: float = 0.0
     gateway_cpu: float = math.nan  # seconds the gateway process ran during the cell
+    # Seconds its main thread (the event loop) was runnable but waited for a CPU: another
+    # process had its core (or, for as long as they ran, the gateway's own other threads);
+    # near 0 when the gateway is alone on its core.
+    gateway_wait: float = math.nan
     steal: float = math.nan  # the largest share of a pinned core the hypervisor took, 0..1
 
     def error(self, what: str) -> None:
@@ -318,6 +322,11 @@ class Sample:
         return percentile(self.latencies, q)
 
     @property
+    def wait_share(self) -> float:
+        """The share of the cell the gateway's event loop spent runnable on no CPU."""
+        return self.gateway_wait / self.elapsed if self.elapsed else math.nan
+
+    @property
     def cpu_per_request(self) -> float:
         done = len(self.latencies) + self.errors
         return self.gateway_cpu / done if done else math.nan
@@ -326,22 +335,25 @@ class Sample:
 @dataclass(slots=True)
 class Snapshot:
     process_cpu: float  # seconds on CPU of the watched process, NaN if unknown
+    process_wait: float  # seconds its main thread waited on a run queue, NaN if unknown
     cores: dict[int, tuple[int, int]]  # cpu -> (steal ticks, all ticks)
 
 
 class Probe:
-    """CPU time of the gateway and hypervisor steal of the pinned cores, from /proc (Linux)."""
+    """CPU time and run-queue wait of the gateway and hypervisor steal of the pinned cores,
+    from /proc (Linux)."""
 
     def __init__(self, pid: int | None, cpus: set[int]) -> None:
         self.pid = pid
         self.cpus = cpus
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self._process_cpu(), self._cores())
+        return Snapshot(*self._process_times(), self._cores())
 
     def fill(self, sample: Sample, before: Snapshot) -> None:
         after = self.snapshot()
         sample.gateway_cpu = after.process_cpu - before.process_cpu
+        sample.gateway_wait = after.process_wait - before.process_wait
         shares = [
             (after.cores[c][0] - before.cores[c][0])
             / max(1, after.cores[c][1] - before.cores[c][1])
@@ -350,16 +362,21 @@ class Probe:
         ]
         sample.steal = max(shares) if shares else math.nan
 
-    def _process_cpu(self) -> float:
+    def _process_times(self) -> tuple[float, float]:
+        """Seconds on CPU of the process's threads, and waiting on a run queue of its main
+        thread (the event loop's)."""
         if self.pid is None:
-            return math.nan
-        total = 0
+            return math.nan, math.nan
+        ran = waited = 0
         try:
             for task in Path(f"/proc/{self.pid}/task").iterdir():
-                total += int((task / "schedstat").read_text().split()[0])
+                fields = (task / "schedstat").read_text().split()
+                ran += int(fields[0])
+                if task.name == str(self.pid):
+                    waited = int(fields[1])
         except (OSError, ValueError, IndexError):
-            return math.nan
-        return total / 1e9
+            return math.nan, math.nan
+        return ran / 1e9, waited / 1e9
 
     def _cores(self) -> dict[int, tuple[int, int]]:
         cores: dict[int, tuple[int, int]] = {}
@@ -640,6 +657,15 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
             "",
             f"**Warning: the host was busy** (up to {_pct(worst)} CPU steal in a cell): req/s"
             " and p99 are pessimistic; compare runs on a quiet host.",
+        ]
+    waits = [results.load["gateway", c].wait_share for c in opts.concurrency]
+    waited = max((x for x in waits if not math.isnan(x)), default=0.0)
+    if waited > STEAL_WARNING:
+        lines += [
+            "",
+            f"**Warning: the gateway was not alone on its core**: its event loop waited for a"
+            f" CPU up to {_pct(waited)} of a cell (run-queue time, from /proc), so other"
+            " processes' time is in its latencies, its tail above all.",
         ]
     sd, sg = results.streams["direct"], results.streams["gateway"]
     lines += [

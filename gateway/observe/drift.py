@@ -7,8 +7,8 @@ sampler exports every signal with its baseline and drift score once a second
 (``gateway_signal``, ``gateway_drift_score``), never on the request path.
 
 The request path only notes what the sample is made of; the samples are made and added to
-the windows at the export, a second's worth at once (``Window.extend``): a third of the cost
-of adding each request as it finishes.
+the windows by the sampler, a tenth of a second's worth at once (``Window.extend``): a third
+of the cost of adding each request as it finishes.
 
 Per process: with several workers each keeps its own windows over the requests it served.
 """
@@ -79,11 +79,12 @@ class Drift:
             )
         )
         if len(self._pending) >= _PENDING_MAX:  # no export for a while (no sampler running)
-            self._fold()
+            self.fold()
 
-    def _fold(self) -> None:
+    def fold(self) -> None:
         """Into the windows: the requests noted since the last fold, in order, each
-        workflow's run of one policy version at once."""
+        workflow's run of one policy version at once (the sampler's, ten times a second: the
+        work grows with the requests noted, and holds the event loop while it runs)."""
         pending, self._pending = self._pending, []
         runs: dict[str, tuple[str, list[Sample]]] = {}
         for workflow, version, reasons, boundary, fallback, review, tokens, cost, s in pending:
@@ -112,7 +113,7 @@ class Drift:
 
     def scores(self, workflow: str) -> dict[str, tuple[float, float, float]]:
         """(value, baseline, score) per signal of ``workflow`` now."""
-        self._fold()
+        self.fold()
         windows = self._windows.get(workflow)
         if windows is None:
             return {}
@@ -123,7 +124,7 @@ class Drift:
         m = self._metrics
         if m is None:
             return
-        self._fold()
+        self.fold()
         for workflow, windows in self._windows.items():
             if not windows.changed:
                 continue
