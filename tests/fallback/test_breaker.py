@@ -183,7 +183,10 @@ POLICY = {
 def _start(
     root: Path, upstream: FakeUpstream, prefix: str, redis: bool
 ) -> tuple[AuditedGateway, GatewayServer]:
-    breaker = {"failures": 2, "open_s": 0.5}
+    # A generous store timeout: these tests are about sharing the breaker's state, and a loaded
+    # host once kept Redis past the default 50 ms, so instance b failed open on its own state.
+    # A store that does not answer in time is tested above and in tests/stores/test_freeze.py.
+    breaker = {"failures": 2, "open_s": 0.5, "store_timeout_ms": 1000}
     config = {**gateway_config(upstream), "breaker": breaker, "audit": {"purge_interval_s": 0}}
     if redis:
         config["stores"] = {"redis_url": REDIS_URL, "key_prefix": prefix}
