@@ -19,9 +19,11 @@ __all__ = ["Provider", "StoredState", "Timeouts", "UpstreamFailure", "UpstreamRe
 FailureKind = Literal["connect", "timeout", "status", "broken", "too_large", "config", "circuit"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timeouts:
-    """``deadline`` is an absolute ``loop.time()`` shared by every attempt of one request."""
+    """``deadline`` is an absolute ``loop.time()`` shared by every attempt of one request.
+    Never changed once made; not ``frozen``, which made one per request cost 0.7 µs
+    instead of 0.3."""
 
     connect: float
     read: float | None
