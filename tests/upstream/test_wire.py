@@ -143,3 +143,15 @@ async def test_an_error_status_carries_its_body_and_retry_after() -> None:
             await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})
     assert caught.value.kind == "status" and caught.value.status == 429
     assert caught.value.retry_after == 3.0 and caught.value.body == b'{"error":"slow down"}'
+
+
+async def test_a_deadline_passed_sends_nothing() -> None:
+    server = _Server(lambda head: _answer(OK))
+    async with _serving(server) as upstream:
+        await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})  # one idle
+        late = Timeouts(2.0, 2.0, asyncio.get_running_loop().time() - 0.001)
+        for _ in range(2):  # on the idle connection, then on a new one
+            with pytest.raises(UpstreamFailure) as failed:
+                await upstream.post("/chat/completions", b"{}", False, late, {})
+            assert failed.value.kind == "timeout"
+    assert len(server.heads) == 1
