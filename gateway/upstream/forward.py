@@ -48,6 +48,15 @@ class Forwarder:
         self._providers = providers
         self._models = models
         self._breaker = breaker
+        self._running: asyncio.AbstractEventLoop | None = None
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept while it runs: asyncio.get_running_loop() costs a getpid()
+        system call (CPython's check for a fork) on every request."""
+        loop = self._running
+        if loop is None or not loop.is_running():
+            loop = self._running = asyncio.get_running_loop()
+        return loop
 
     async def aclose(self) -> None:
         """The breaker's connection; the providers belong to the app, which closes them."""
@@ -107,7 +116,7 @@ class Forwarder:
         ``deadline`` (a ``loop.time()``; default: the policy's total timeout from now)."""
         upstream = policy.source.upstream
         if deadline is None:
-            deadline = asyncio.get_running_loop().time() + upstream.timeout_s
+            deadline = self._loop().time() + upstream.timeout_s
         timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
         requested = self._route(request.model, request.api)
         if requested is None:
