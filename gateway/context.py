@@ -128,7 +128,7 @@ class RequestContext:
     def headers(self) -> dict[str, str]:
         headers = {
             "x-request-id": self.request_id,
-            "x-gateway-decision": self.decision,
+            "x-gateway-decision": self.decision if self.decisions else "allow",
             "x-gateway-policy-version": self.policy.version if self.policy else "none",
         }
         if self.fallback_reason is not None:
