@@ -174,7 +174,9 @@ class Pipeline:
             answer = await self._answers.answer(ctx, request, policy)
             response = answer.response
             if response.events is None:
-                read = answer.read or call.surface.read_answer(response.body or b"")
+                read = answer.read or call.surface.read_answer(
+                    response.body or b"", data=response.data
+                )
                 note_usage(ctx, read)  # the usage, before the boundary may refuse the answer
                 if inspection is not None:
                     ctx.enter(Step.INSPECT_ANSWER)
