@@ -49,6 +49,7 @@ class Forwarder:
         self._models = models
         self._breaker = breaker
         self._running: asyncio.AbstractEventLoop | None = None
+        self._routes: dict[tuple[str, Api], Provider | None] = {}
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         """The running loop, kept while it runs: asyncio.get_running_loop() costs a getpid()
@@ -76,7 +77,15 @@ class Forwarder:
         return self._route(model, api) is not None
 
     def _route(self, model: str, api: Api) -> Provider | None:
-        """The provider to send ``api``'s requests for ``model`` to, None if none can."""
+        """The provider to send ``api``'s requests for ``model`` to, None if none can; found
+        once per catalogue model and API (the catalogue and providers never change)."""
+        try:
+            return self._routes[model, api]
+        except KeyError:
+            route = self._routes[model, api] = self._find_route(model, api)
+            return route
+
+    def _find_route(self, model: str, api: Api) -> Provider | None:
         config, provider = self._models[model], self.provider_of(model)
         if config.serves(surface_of(api).endpoint) and provider.speaks(api):
             # A provider's own API goes to it directly, not through its translating wrapper.
