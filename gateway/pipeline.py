@@ -160,16 +160,23 @@ class Pipeline:
             if (changed := check_request(policy.access, request)) is not None:
                 ctx.decisions.append(Decision(Step.ACCESS, "transform", changed.code))
             ask_no_store(policy, request)
+            # A step with nothing to do for this policy is entered (timed, observed), but
+            # not awaited: a coroutine each, made and run for a return.
             if self._limits is not None:
                 ctx.enter(Step.LIMITS)
-                await self._limits.admit(ctx, request, policy)
+                if policy.limits is not None:
+                    await self._limits.admit(ctx, request, policy)
             ctx.enter(Step.BOUNDARY)
-            inspection = await self._boundary.inspect(ctx, request, policy)
+            inspection = None
+            if policy.data is not None:
+                inspection = await self._boundary.inspect(ctx, request, policy)
             ctx.enter(Step.FORWARD)  # and quality, entered by the answer chain
             answer = await self._answers.answer(ctx, request, policy)
             response = answer.response
             if response.events is None:
-                read = answer.read or call.surface.read_answer(response.body or b"")
+                read = answer.read or call.surface.read_answer(
+                    response.body or b"", data=response.data
+                )
                 note_usage(ctx, read)  # the usage, before the boundary may refuse the answer
                 if inspection is not None:
                     ctx.enter(Step.INSPECT_ANSWER)
@@ -183,7 +190,8 @@ class Pipeline:
                     await self._settle(ctx)
                     headers = {**ctx.headers(), **on_hold.headers}
                     return Reply(202, "application/json", headers, on_hold.body)
-                await self._settle(ctx)
+                if self._unsettled(ctx):
+                    await self._settle(ctx)
                 return Reply(response.status, response.content_type, ctx.headers(), body)
             if answer.held is None and self._reviews and self._reviews.holds_streams(ctx):
                 answer.held = await buffered(ctx, call.surface, response)  # tool holds
@@ -217,9 +225,9 @@ class Pipeline:
                 return Reply(status, "application/json", {**ctx.headers(), **review}, fallback)
             response = UpstreamResponse(status, "text/event-stream", events=replay(fallback))
             inspection = None
-        finally:
-            if response is None or response.events is None:
-                await self._settle(ctx)  # an unexpected error: no reservation is left behind
+        finally:  # an unexpected error: no reservation is left behind
+            if (response is None or response.events is None) and self._unsettled(ctx):
+                await self._settle(ctx)
         ctx.streamed = True
         return Reply(
             response.status,
@@ -326,8 +334,12 @@ class Pipeline:
     async def _settle(self, ctx: RequestContext) -> None:
         # Called again by ``_complete``'s ``finally``: a request settled or never reserved
         # (no limits in its policy) has nothing to release.
-        if self._limits is not None and ctx.limits is not None and not ctx.limits.settled:
+        if self._limits is not None and self._unsettled(ctx):
             await self._limits.settle(ctx)
+
+    def _unsettled(self, ctx: RequestContext) -> bool:
+        """Whether ``_settle`` has anything to do (most requests: no; no coroutine then)."""
+        return self._limits is not None and ctx.limits is not None and not ctx.limits.settled
 
 
 def _one_model(listed: bytes, model_id: str) -> bytes:

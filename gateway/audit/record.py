@@ -7,10 +7,9 @@ never a detected value. Text is kept only when the policy's ``retention.content`
 
 from __future__ import annotations
 
-import operator
 import secrets
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,7 +23,7 @@ from gateway.steps import Step, decide
 __all__ = ["NOT_TRAFFIC", "AuditRecord", "build_record", "event_record", "is_traffic"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class AuditRecord:
     """One request, whatever its outcome. ``time`` is when it arrived (epoch seconds).
 
@@ -33,75 +32,76 @@ class AuditRecord:
     building the record of every request cost 5-7 µs instead of under one.
     """
 
-    request_id: str
-    time: float
-    endpoint: str
-    workflow: str | None
-    policy_version: str | None
-    mode: str | None
-    subject: str | None
-    roles: list[str]
-    team: str | None
-    key_id: str | None
-    auth_method: str | None
-    model_requested: str | None
-    model_used: str | None
-    fallback_used: bool
-    decision: str  # allow | transform | masked | deny | error: decide(...).decision
-    reasons: list[str]  # every reason code, in the order the steps gave them
-    status: int  # the HTTP status the client got
-    streamed: bool
-    stream_end: str | None
-    upstream_status: int | None
-    attempts: int
-    retries: int
-    latency_ms: float
-    upstream_ms: float | None
-    tokens_in: int | None
-    tokens_out: int | None
-    reserved_usd: float | None
+    # The fields in sorted order, so that orjson writes the record's canonical JSON (sorted
+    # keys) straight from its slots; keyword-only, so defaults need not come last.
     actual_usd: float | None
-    upstream_store: bool | None
-    # {"request"|"answer": {action: {entity type: count}}}; rule ids, shadow, detector error
-    entities: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    rules: list[str] = field(default_factory=list)
-    shadow: bool = False
-    detector_error: bool = False
-    content: dict[str, Any] | None = None
-    fallback: str | None = None  # "model" or "message": what answered instead
-    fallback_reason: str | None = None  # the reason code that set the fallback off
-    review: bool = False  # flagged for manual review by the policy's fallback
+    attempts: int
+    auth_method: str | None
     # A candidate policy's shadow verdict (gateway/rollout/verdict.py); records written before
     # the field existed read as None, so an existing trail needs no migration.
     candidate: dict[str, Any] | None = None
-    # A review action's record (endpoint "review": claim, decide, deliver; the subject is the
-    # reviewer), or the review a request opened; None on older records (gateway/review/).
-    review_action: dict[str, Any] | None = None
-    # An unknown route's path, its unconfigured segments replaced (gateway/audit/names.py).
-    path: str | None = None
-    # Added later the same way (old records read as None): the W3C trace id of the request,
-    # and keyed fingerprints of its instructions and tool definitions as they left
-    # ({"instructions"|"tools": hex}, gateway/observe/fingerprints.py), never the text.
-    trace_id: str | None = None
-    fingerprints: dict[str, str] | None = None
-    # A promotion's or rollback's record (endpoint "policy"; the subject is who made it):
-    # {"action", "from", "to", "reason_sha256"}; None on every other record
-    # (gateway/tools/promote.py).
-    policy_change: dict[str, Any] | None = None
-    # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
-    # operator, None for an automatic abort); None on every other record (gateway/rollout/).
-    rollout: dict[str, Any] | None = None
     # A console sign-in's or sign-out's record (endpoint "console"; the subject is who signed
     # in, None when the credential was refused): {"action", "outcome", ...}, never the
     # credential; None on every other record (gateway/console/session.py).
     console: dict[str, Any] | None = None
+    content: dict[str, Any] | None = None
+    decision: str  # allow | transform | masked | deny | error: decide(...).decision
+    detector_error: bool = False  # the data boundary's detector failed (and was let pass)
+    endpoint: str
+    # {"request"|"answer": {action: {entity type: count}}}
+    entities: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    fallback: str | None = None  # "model" or "message": what answered instead
+    fallback_reason: str | None = None  # the reason code that set the fallback off
+    fallback_used: bool
+    # Added later (old records read as None): keyed fingerprints of the request's
+    # instructions and tool definitions as they left ({"instructions"|"tools": hex},
+    # gateway/observe/fingerprints.py), never the text; ``trace_id`` likewise.
+    fingerprints: dict[str, str] | None = None
+    key_id: str | None
+    latency_ms: float
+    mode: str | None
+    model_requested: str | None
+    model_used: str | None
+    # An unknown route's path, its unconfigured segments replaced (gateway/audit/names.py).
+    path: str | None = None
+    # A promotion's or rollback's record (endpoint "policy"; the subject is who made it):
+    # {"action", "from", "to", "reason_sha256"}; None on every other record
+    # (gateway/tools/promote.py).
+    policy_change: dict[str, Any] | None = None
+    policy_version: str | None
+    reasons: list[str]  # every reason code, in the order the steps gave them
+    request_id: str
+    reserved_usd: float | None
+    retries: int
+    review: bool = False  # flagged for manual review by the policy's fallback
+    # A review action's record (endpoint "review": claim, decide, deliver; the subject is the
+    # reviewer), or the review a request opened; None on older records (gateway/review/).
+    review_action: dict[str, Any] | None = None
+    roles: list[str]
+    # A rollout event's record (endpoint "rollout": pause, resume, abort; the subject is the
+    # operator, None for an automatic abort); None on every other record (gateway/rollout/).
+    rollout: dict[str, Any] | None = None
+    rules: list[str] = field(default_factory=list)  # the boundary's rule ids
+    shadow: bool = False  # the boundary ran in shadow mode
+    status: int  # the HTTP status the client got
+    stream_end: str | None
+    streamed: bool
+    subject: str | None
+    team: str | None
+    time: float
+    tokens_in: int | None
+    tokens_out: int | None
+    trace_id: str | None = None  # the W3C trace id of the request
+    upstream_ms: float | None
+    upstream_status: int | None
+    upstream_store: bool | None
+    workflow: str | None
 
     def to_json(self) -> bytes:
         """Canonical JSON (sorted keys): the bytes the hash chain covers."""
-        # Not dataclasses.asdict: it deep-copies every nested value (4x the time). The fields
-        # are read in sorted order in one call: orjson's sort then finds them in order.
-        values = dict(zip(_SORTED, _SORTED_VALUES(self), strict=True))
-        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+        # orjson writes a dataclass's fields in their order, which is sorted; the option sorts
+        # the keys of the dicts inside. A third less than a sorted dict of the fields.
+        return orjson.dumps(self, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AuditRecord:
@@ -113,61 +113,77 @@ class AuditRecord:
         return sorted({e for side in self.entities.values() for c in side.values() for e in c})
 
 
-_SORTED = tuple(sorted(f.name for f in fields(AuditRecord)))
-_SORTED_VALUES = operator.attrgetter(*_SORTED)
-
-
 def build_record(ctx: RequestContext, status: int) -> AuditRecord:
     """The record of ``ctx`` as it stands now, answered with ``status``."""
     now = time.perf_counter()
-    principal, policy, request = ctx.principal, ctx.policy, ctx.request
+    principal, policy, request, boundary = ctx.principal, ctx.policy, ctx.request, ctx.boundary
     model_requested = request.model if request is not None else None
-    boundary = ctx.boundary
-    return AuditRecord(
+    elapsed = now - ctx.started
+    # Whole microseconds by integer rounding: ``round(x, 6)`` converts to decimal and back
+    # (0.75 µs for an epoch time, against 0.17).
+    # What most requests have is set in one call; what some lack after it, each part once
+    # (a test per field of the principal, policy and boundary was a fifth of the cost).
+    record = AuditRecord(
         request_id=ctx.request_id,
-        time=round(time.time() - (now - ctx.started), 6),
+        time=round((time.time() - elapsed) * 1e6) / 1e6,
         endpoint=ctx.endpoint,
         workflow=shown_name(ctx.workflow, ctx.workflow_known),
-        policy_version=policy.version if policy else None,
-        mode=policy.source.mode if policy else None,
-        subject=principal.subject if principal else None,
-        roles=sorted(principal.roles) if principal else [],
-        team=principal.team if principal else None,
-        key_id=principal.key_id if principal else None,
-        auth_method=principal.method if principal else None,
+        policy_version=None,
+        mode=None,
+        subject=None,
+        roles=[],
+        team=None,
+        key_id=None,
+        auth_method=None,
         model_requested=shown_name(model_requested, ctx.model_known),
         model_used=ctx.model_used,
         fallback_used=ctx.fallback is not None
         or (ctx.model_used is not None and ctx.model_used != model_requested),
-        decision=decide(ctx.decisions).decision,
-        reasons=[d.code for d in ctx.decisions if d.code is not None],
+        decision="allow",
+        reasons=[],
         status=status,
         streamed=ctx.streamed,
         stream_end=ctx.stream_end,
         upstream_status=ctx.upstream_status,
         attempts=ctx.attempts,
         retries=max(0, ctx.attempts - 1),
-        latency_ms=round((now - ctx.started) * 1000, 3),
-        upstream_ms=round(ctx.upstream_s * 1000, 3) if ctx.upstream_s is not None else None,
+        latency_ms=round(elapsed * 1e6) / 1e3,
+        upstream_ms=round(ctx.upstream_s * 1e6) / 1e3 if ctx.upstream_s is not None else None,
         tokens_in=ctx.tokens_in,
         tokens_out=ctx.tokens_out,
         reserved_usd=ctx.reserved_usd,
         actual_usd=ctx.actual_usd,
-        upstream_store=policy.source.retention.upstream_store if policy else None,
-        entities={"request": boundary.request, "answer": boundary.answer} if boundary else {},
-        rules=sorted(boundary.rules) if boundary else [],
-        shadow=boundary.shadow if boundary else False,
-        detector_error=boundary.detector_error if boundary else False,
-        content=_content(ctx),
+        upstream_store=None,
         fallback=ctx.fallback,
         fallback_reason=ctx.fallback_reason,
         review=ctx.review,
-        candidate=_candidate(ctx),
-        review_action={"action": "opened", "review_id": ctx.review_id} if ctx.review_id else None,
         path=ctx.path,
         trace_id=ctx.trace_id,
         fingerprints=ctx.fingerprints,
     )
+    if policy is not None:
+        record.policy_version, record.mode = policy.version, policy.source.mode
+        record.upstream_store = policy.source.retention.upstream_store
+        record.content = _content(ctx)
+    if principal is not None:
+        record.subject, record.roles, record.team = (
+            principal.subject,
+            sorted(principal.roles),
+            principal.team,
+        )
+        record.key_id, record.auth_method = principal.key_id, principal.method
+    if ctx.decisions:
+        record.decision = decide(ctx.decisions).decision
+        record.reasons = [d.code for d in ctx.decisions if d.code is not None]
+    if boundary is not None:
+        record.entities = {"request": boundary.request, "answer": boundary.answer}
+        record.rules, record.shadow = sorted(boundary.rules), boundary.shadow
+        record.detector_error = boundary.detector_error
+    if ctx.candidate is not None:
+        record.candidate = ctx.candidate.recorded(ctx)
+    if ctx.review_id:
+        record.review_action = {"action": "opened", "review_id": ctx.review_id}
+    return record
 
 
 # Records that are not model traffic: the kinds event_record makes (review actions, policy
@@ -227,10 +243,6 @@ def event_record(
         upstream_store=None,
         **field,
     )
-
-
-def _candidate(ctx: RequestContext) -> dict[str, Any] | None:
-    return ctx.candidate.recorded(ctx) if ctx.candidate is not None else None
 
 
 _REQUEST_CHECKS = frozenset({Step.ACCESS, Step.BOUNDARY})

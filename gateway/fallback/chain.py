@@ -86,7 +86,7 @@ class AnswerChain:
         strip: bool,
     ) -> Answer:
         if response.events is None:
-            read = surface.read_answer(response.body or b"", strip)
+            read = surface.read_answer(response.body or b"", strip, response.data)
             note_usage(ctx, read)
             if not check(rules, read.choices):
                 _unchecked(ctx)

@@ -69,6 +69,8 @@ class CompiledPolicy:
 
     def model_chain(self, requested: str) -> tuple[str, ...]:
         """The requested model, then the fallbacks in order, each once."""
+        if not self.fallback_models:  # most policies: no dict and tuple per request
+            return (requested,)
         return tuple(dict.fromkeys((requested, *self.fallback_models)))
 
 

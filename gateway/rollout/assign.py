@@ -47,10 +47,11 @@ class Flags:
 NO_FLAGS = Flags({}, frozenset())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assignment:
     """``policy`` enforces; ``shadow`` (if any) is judged beside it and never acts; ``paused``
-    is why the workflow takes no traffic now (None: it does)."""
+    is why the workflow takes no traffic now (None: it does). Never changed once made; not
+    ``frozen``, which made one per request cost 1.3 µs instead of 0.45."""
 
     policy: CompiledPolicy
     arm: Arm

@@ -141,8 +141,10 @@ class Rollout:
         else:
             arm = "live"
         if self._metrics is not None:
-            known = {p.version for p in (live, candidate) if p is not None}
-            version = policy.version if policy.version in known else "other"
+            shown = (live is not None and policy.version == live.version) or (
+                candidate is not None and policy.version == candidate.version
+            )  # not a set of the two versions: a comprehension per request
+            version = policy.version if shown else "other"
             self._metrics.version_requests.add((name, version, arm))
         if enforced is None or live is None:
             return

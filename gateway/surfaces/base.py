@@ -193,8 +193,11 @@ class Surface(Protocol):
 
     def models_body(self, models: list[tuple[str, str]]) -> bytes: ...
 
-    # Answers: read once; written whole or as a stream (the fallback message, the mock).
-    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer: ...
+    # Answers: read once (``data``: the body already parsed, by the upstream client's check);
+    # written whole or as a stream (the fallback message, the mock).
+    def read_answer(
+        self, body: bytes, strip_logprobs: bool = False, data: Any = None
+    ) -> Answer: ...
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader: ...
     def rewrite_stream(
         self, channels: Channels, events: AsyncIterator[bytes]
@@ -281,15 +284,19 @@ def json_event(payload: bytes) -> dict[str, Any]:
     return data
 
 
-def json_answer(raw: bytes, walk: Callable[[Answer], None] | None = None) -> Answer:
-    """``raw`` parsed, its usage noted, its texts left to ``walk`` (on first use); a body that
-    is not JSON is an unreadable answer (the boundary refuses it)."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = Answer(raw, None)
-        answer.unreadable = "not JSON"
-        return answer
+def json_answer(
+    raw: bytes, walk: Callable[[Answer], None] | None = None, data: Any = None
+) -> Answer:
+    """``raw`` parsed (``data``: already parsed), its usage noted, its texts left to ``walk``
+    (on first use); a body that is not JSON is an unreadable answer (the boundary refuses
+    it)."""
+    if data is None:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = Answer(raw, None)
+            answer.unreadable = "not JSON"
+            return answer
     answer = Answer(raw, data, walk)
     if isinstance(data, dict):
         note_usage(answer, data.get("usage"))
@@ -409,7 +416,7 @@ class TextSurface:
     def __init__(
         self,
         request: RequestModule,
-        read: Callable[[bytes, bool], Answer],
+        read: Callable[[bytes, bool, Any], Answer],
         reader: Callable[[bool, bool], StreamReader],
         rewrite: Callable[[Channels, AsyncIterator[bytes]], AsyncIterator[bytes]],
         prefix: str,
@@ -423,8 +430,8 @@ class TextSurface:
     def parse(self, raw: bytes) -> NormalizedRequest:
         return self._request.parse(raw)
 
-    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
-        return self._read(body, strip_logprobs)
+    def read_answer(self, body: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
+        return self._read(body, strip_logprobs, data)
 
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> StreamReader:
         return self._reader(texts, strip_logprobs)

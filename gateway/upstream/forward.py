@@ -48,6 +48,16 @@ class Forwarder:
         self._providers = providers
         self._models = models
         self._breaker = breaker
+        self._running: asyncio.AbstractEventLoop | None = None
+        self._routes: dict[tuple[str, Api], Provider | None] = {}
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept while it runs: asyncio.get_running_loop() costs a getpid()
+        system call (CPython's check for a fork) on every request."""
+        loop = self._running
+        if loop is None or not loop.is_running():
+            loop = self._running = asyncio.get_running_loop()
+        return loop
 
     async def aclose(self) -> None:
         """The breaker's connection; the providers belong to the app, which closes them."""
@@ -67,7 +77,15 @@ class Forwarder:
         return self._route(model, api) is not None
 
     def _route(self, model: str, api: Api) -> Provider | None:
-        """The provider to send ``api``'s requests for ``model`` to, None if none can."""
+        """The provider to send ``api``'s requests for ``model`` to, None if none can; found
+        once per catalogue model and API (the catalogue and providers never change)."""
+        try:
+            return self._routes[model, api]
+        except KeyError:
+            route = self._routes[model, api] = self._find_route(model, api)
+            return route
+
+    def _find_route(self, model: str, api: Api) -> Provider | None:
         config, provider = self._models[model], self.provider_of(model)
         if config.serves(surface_of(api).endpoint) and provider.speaks(api):
             # A provider's own API goes to it directly, not through its translating wrapper.
@@ -107,7 +125,7 @@ class Forwarder:
         ``deadline`` (a ``loop.time()``; default: the policy's total timeout from now)."""
         upstream = policy.source.upstream
         if deadline is None:
-            deadline = asyncio.get_running_loop().time() + upstream.timeout_s
+            deadline = self._loop().time() + upstream.timeout_s
         timeouts = Timeouts(upstream.connect_timeout_s, upstream.read_timeout_s, deadline)
         requested = self._route(request.model, request.api)
         if requested is None:

@@ -12,6 +12,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from typing import Any
 
 import orjson
 
@@ -55,15 +56,13 @@ class HttpUpstream:
         headers: dict[str, str],
         method: str = "POST",
     ) -> UpstreamResponse:
-        loop = asyncio.get_running_loop()
-        if timeouts.deadline - loop.time() <= 0:
-            raise UpstreamFailure("timeout", "deadline passed before the attempt")
         if (traceparent := OUTBOUND_TRACEPARENT.get()) is not None:
             headers = {**headers, "traceparent": traceparent}
         head = self._head(method, path, headers, body)
         # Every wait until the answer is in (a free connection, the connection, the head,
         # the body) ends at the deadline: the client's own timers bound each by it, one
-        # timer per wait instead of an asyncio.timeout_at around them all.
+        # timer per wait instead of an asyncio.timeout_at around them all; a deadline that
+        # has passed sends nothing.
         deadline = timeouts.deadline
         try:
             answer = await self._origin.request(
@@ -73,7 +72,9 @@ class HttpUpstream:
                 content_type = await _checked(answer, deadline)
                 if not stream:
                     data = await self._whole(answer, deadline)
-                    return UpstreamResponse(answer.status, content_type, body=data)
+                    return UpstreamResponse(
+                        answer.status, content_type, body=data, data=_check_json(data)
+                    )
                 if not content_type.startswith("text/event-stream"):
                     # An unknown stream shape is refused, never relayed unread.
                     raise UpstreamFailure(
@@ -97,7 +98,6 @@ class HttpUpstream:
             answer.release()
         if data is None:
             raise UpstreamFailure("too_large", f"an answer over {limit} bytes")
-        _check_json(data)
         return data
 
     def _head(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> bytes:
@@ -182,10 +182,11 @@ async def _chunks(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes
         yield chunk
 
 
-def _check_json(data: bytes) -> None:
-    """A 200 that is not JSON is an unknown shape: refused, never relayed unread."""
+def _check_json(data: bytes) -> Any:
+    """``data`` parsed; a 200 that is not JSON is an unknown shape: refused, never relayed
+    unread."""
     try:
-        orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise UpstreamFailure("broken", "answer is not JSON") from exc
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gateway.normalized import Api, NormalizedRequest
 
@@ -19,9 +19,11 @@ __all__ = ["Provider", "StoredState", "Timeouts", "UpstreamFailure", "UpstreamRe
 FailureKind = Literal["connect", "timeout", "status", "broken", "too_large", "config", "circuit"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timeouts:
-    """``deadline`` is an absolute ``loop.time()`` shared by every attempt of one request."""
+    """``deadline`` is an absolute ``loop.time()`` shared by every attempt of one request.
+    Never changed once made; not ``frozen``, which made one per request cost 0.7 µs
+    instead of 0.3."""
 
     connect: float
     read: float | None
@@ -74,13 +76,16 @@ class UpstreamFailure(Exception):
 
 @dataclass(slots=True)
 class UpstreamResponse:
-    """A successful answer: a whole body, or SSE ``events`` each delivered whole."""
+    """A successful answer: a whole body, or SSE ``events`` each delivered whole. ``data``
+    is ``body`` as the HTTP client parsed it to check it is JSON (None: not parsed), so the
+    surface reading the answer does not parse it again."""
 
     status: int
     content_type: str
     body: bytes | None = None
     events: AsyncIterator[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    data: Any = None
 
     async def aclose(self) -> None:
         if self.events is not None:

@@ -260,6 +260,10 @@ class Origin:
         conn: _Connection | None = None
         try:
             conn = await self._connection(connect_timeout, deadline)
+            # The connection's loop, not asyncio.get_running_loop(): that costs a getpid()
+            # system call (CPython's check for a fork).
+            if deadline is not None and conn.loop.time() >= deadline:
+                raise TimeoutError("deadline passed before the attempt")
             conn.send(head + body if body else head)
             while not conn.head_done:
                 await conn.wait(read_timeout, deadline)
@@ -288,6 +292,8 @@ class Origin:
                 return conn
             self._open.discard(conn)
         loop = asyncio.get_running_loop()
+        if deadline is not None and loop.time() >= deadline:
+            raise TimeoutError("deadline passed before the attempt")
         expires = loop.time() + connect_timeout
         try:
             async with asyncio.timeout_at(expires if deadline is None else min(expires, deadline)):

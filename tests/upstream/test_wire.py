@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from gateway.config import UpstreamConfig
+from gateway.surfaces import OPENAI
 from gateway.upstream.http import HttpUpstream
 from gateway.upstream.provider import Timeouts, UpstreamFailure
 
@@ -143,3 +144,25 @@ async def test_an_error_status_carries_its_body_and_retry_after() -> None:
             await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})
     assert caught.value.kind == "status" and caught.value.status == 429
     assert caught.value.retry_after == 3.0 and caught.value.body == b'{"error":"slow down"}'
+
+
+async def test_a_deadline_passed_sends_nothing() -> None:
+    server = _Server(lambda head: _answer(OK))
+    async with _serving(server) as upstream:
+        await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})  # one idle
+        late = Timeouts(2.0, 2.0, asyncio.get_running_loop().time() - 0.001)
+        for _ in range(2):  # on the idle connection, then on a new one
+            with pytest.raises(UpstreamFailure) as failed:
+                await upstream.post("/chat/completions", b"{}", False, late, {})
+            assert failed.value.kind == "timeout"
+    assert len(server.heads) == 1
+
+
+async def test_a_whole_answer_comes_with_its_json_parsed_once() -> None:
+    server = _Server(lambda head: _answer(b'{"usage":{"prompt_tokens":3,"completion_tokens":4}}'))
+    async with _serving(server) as upstream:
+        answer = await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})
+    assert answer.data == {"usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    read = OPENAI.read_answer(answer.body or b"", data=answer.data)
+    assert read.data is answer.data  # the surface reads what the client parsed
+    assert (read.tokens_in, read.tokens_out) == (3, 4)

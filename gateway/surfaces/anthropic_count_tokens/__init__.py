@@ -4,6 +4,8 @@ refused exactly as that request would be. The answer is a count: no text, no str
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from gateway import errors
@@ -38,9 +40,9 @@ def parse(raw: bytes) -> NormalizedRequest:
     return request
 
 
-def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+def read_answer(raw: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
     """``{"input_tokens": n}``: nothing to inspect, nothing billed."""
-    return json_answer(raw)
+    return json_answer(raw, None, data)
 
 
 def count_body(tokens: int) -> bytes:

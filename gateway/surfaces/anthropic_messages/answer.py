@@ -37,9 +37,9 @@ ANSWER_NONTEXT = nontext(
 )
 
 
-def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+def read_answer(raw: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
     """A message: its usage now, its text (one choice) and text slots when first asked for."""
-    return json_answer(raw, _walk)
+    return json_answer(raw, _walk, data)
 
 
 def _walk(answer: Answer) -> None:

@@ -58,10 +58,10 @@ def _logprobs(choice: dict[str, Any]) -> list[float]:
     return [t["logprob"] for t in content if isinstance(t, dict) and "logprob" in t]
 
 
-def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+def read_answer(raw: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
     """A chat.completion: its usage now, its choices and text slots when first asked for
     (at once when stripping logprobs, so the body never goes on with them)."""
-    answer = json_answer(raw, _stripping if strip_logprobs else _walk)
+    answer = json_answer(raw, _stripping if strip_logprobs else _walk, data)
     if strip_logprobs:
         answer.choices  # noqa: B018 - walked now: stripping changes the body
     return answer

@@ -68,9 +68,9 @@ def parse(raw: bytes) -> NormalizedRequest:
     return request
 
 
-def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+def read_answer(raw: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
     """A list of vectors: only its usage is read (there is no text in it)."""
-    answer = json_answer(raw)
+    answer = json_answer(raw, None, data)
     if answer.tokens_in is not None and answer.tokens_out is None:
         answer.tokens_out = 0
     return answer
@@ -98,8 +98,8 @@ class OpenAIEmbeddings(NoTextAnswers, ErrorsOf):
     def __init__(self) -> None:
         super().__init__(openai_chat.SURFACE)
 
-    def read_answer(self, body: bytes, strip_logprobs: bool = False) -> Answer:
-        return read_answer(body, strip_logprobs)
+    def read_answer(self, body: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
+        return read_answer(body, strip_logprobs, data)
 
     def stream_reader(self, texts: bool, strip_logprobs: bool = False) -> Reader:
         return Reader(texts, strip_logprobs)

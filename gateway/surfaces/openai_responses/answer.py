@@ -36,9 +36,9 @@ __all__ = [
 _PLAIN = frozenset({"id", "type", "status", "call_id", "role"})
 
 
-def read_answer(raw: bytes, strip_logprobs: bool = False) -> Answer:
+def read_answer(raw: bytes, strip_logprobs: bool = False, data: Any = None) -> Answer:
     """A ``response`` object: its usage now, its texts when first asked for."""
-    return json_answer(raw, _walk)
+    return json_answer(raw, _walk, data)
 
 
 def read_items(raw: bytes) -> Answer:
