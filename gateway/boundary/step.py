@@ -80,7 +80,7 @@ class Inspection:
     ) -> list[str]:
         """Each of a complete answer's texts for the caller (``answer_text``), rewritten in
         units that share the loop and count against the request's budget."""
-        if not found:
+        if not found or not any(found):  # nothing to rewrite: the scan was counted already
             return list(texts)
         out = [
             await rewrite_paced(self.answer_text, text, findings, self._pacer) if findings else text
@@ -222,7 +222,8 @@ class Boundary:
         for i in prompt_order(request) if len(hits) > 1 else hits:
             if found[i]:
                 rewritten[i] = await rewrite_paced(rewriter.request_text, texts[i], found[i], pacer)
-        pacer.finish()
+        if hits:  # the rewriting's last slice (the scan's was counted by ``_find``)
+            pacer.finish()
         record.request = by_action(rewriter.counts)
         record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()
