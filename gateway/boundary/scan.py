@@ -63,15 +63,17 @@ async def find_all(
     """
     pacer = pacer or Pacer()
     if len(texts) == 1 and len(texts[0]) <= INLINE_CHARS:  # a prompt, an answer: one unit
-        found = await _unit(detector, list(texts), pacer)
+        found = _unit(detector, list(texts), pacer)
+        await pacer.tick()
         pacer.finish()
         return found
     found = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
     for group in _groups(small, texts, pacer):
-        scanned = await _unit(detector, [texts[i] for i in group], pacer)
+        scanned = _unit(detector, [texts[i] for i in group], pacer)
         for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
+        await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
             continue
@@ -85,7 +87,7 @@ async def find_all(
     return found
 
 
-async def _unit(detector: Detector, texts: list[str], pacer: Pacer) -> list[list[Finding]]:
+def _unit(detector: Detector, texts: list[str], pacer: Pacer) -> list[list[Finding]]:
     """Short texts scanned as one unit; the next unit is sized by its time (``next_size``)."""
     began = pacer.clock()
     if isinstance(detector, PatternDetector):
@@ -94,7 +96,6 @@ async def _unit(detector: Detector, texts: list[str], pacer: Pacer) -> list[list
     else:
         scanned = [detector.find(text) for text in texts]
     pacer.unit_chars = next_size(sum(map(len, texts)), WINDOW, pacer.clock() - began)
-    await pacer.tick()
     return scanned
 
 
