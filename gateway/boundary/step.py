@@ -92,6 +92,8 @@ class Inspection:
     def check_answer(self) -> None:
         """Refuse once the answer holds a blocked entity (shadow: note it); record counts."""
         before = self._request_counts
+        if self.rewriter.counts == before:  # nothing found in the answer (counts only grow)
+            return
         answered = {
             key: n - before.get(key, 0)
             for key, n in self.rewriter.counts.items()
