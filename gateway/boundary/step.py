@@ -57,7 +57,7 @@ class Inspection:
         self._workflow = workflow
         self._subject = subject
         self._known = dict(rewriter.minted)
-        self._request_counts = dict(rewriter.counts)  # a plain copy: a Counter's costs 2 us
+        self._request_counts = dict(rewriter.counts)  # the request's: the answer adds to them
         self._would_block = False
 
     @property
@@ -224,10 +224,10 @@ class Boundary:
         for i in prompt_order(request) if len(hits) > 1 else hits:
             if found[i]:
                 rewritten[i] = await rewrite_paced(rewriter.request_text, texts[i], found[i], pacer)
-        if hits:  # the rewriting's last slice (the scan's was counted by ``_find``)
+        if hits:  # the rewriting's last slice (the scan's was counted by ``_find``); counts
             pacer.finish()
-        record.request = by_action(rewriter.counts)
-        record.rules = set(rewriter.rules)
+            record.request = by_action(rewriter.counts)
+            record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()
         if rules.shadow:
             if rewriter.counts or refusal is not None:
