@@ -124,8 +124,8 @@ class PatternDetector:
     def find_patterns(self, text: str) -> list[Finding]:
         """``find`` without the NER model (for a text made of two texts' ends)."""
         key = digest(self._version, "patterns", text)
-        if key in _FOUND:
-            return _unpacked(_FOUND[key])
+        if (entry := _FOUND.get(key)) is not None:
+            return _unpacked(entry)
         found = self._find(text, ner=False, ner_hits=None)
         if len(found) <= CACHED_FINDINGS:
             _FOUND[key] = _packed(found)
@@ -134,10 +134,9 @@ class PatternDetector:
     def find_many(self, texts: Sequence[str]) -> list[list[Finding]]:
         """``find`` for each text: cached ones looked up, NER run once over the rest."""
         keys = [digest(self._version, "all", text) for text in texts]
-        out: list[list[Finding] | None] = [
-            _unpacked(_FOUND[k]) if k in _FOUND else None for k in keys
-        ]
-        missing = [i for i, found in enumerate(out) if found is None]
+        cached = [_FOUND.get(k) for k in keys]
+        out = [_unpacked(entry) if entry else [] for entry in cached]  # missing ones: below
+        missing = [i for i, entry in enumerate(cached) if entry is None]
         ner_hits: dict[int, _NerHits] = {}
         if self._ner is not None and self._ner_entities and missing:
             named = [i for i in missing if has_name_token(texts[i])]
@@ -150,7 +149,7 @@ class PatternDetector:
             if len(found) <= CACHED_FINDINGS:
                 _FOUND[keys[i]] = _packed(found)
             out[i] = found
-        return [found or [] for found in out]
+        return out
 
     def _find(self, text: str, ner: bool, ner_hits: _NerHits | None) -> list[Finding]:
         norm = normalize(text)

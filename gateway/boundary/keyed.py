@@ -15,13 +15,13 @@ from typing import Generic, TypeVar
 
 __all__ = ["KeyedCache", "digest"]
 
-_KEY = secrets.token_bytes(32)
+_KEYED = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)  # copied: key set once
 V = TypeVar("V")
 
 
 def digest(*parts: str) -> bytes:
     """A 16-byte keyed hash of ``parts`` (separated, so ("ab", "c") != ("a", "bc"))."""
-    h = hashlib.blake2b(key=_KEY, digest_size=16)
+    h = _KEYED.copy()
     for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00\xff")
@@ -45,6 +45,13 @@ class KeyedCache(Generic[V]):
     def __getitem__(self, key: bytes) -> V:
         self._entries.move_to_end(key)
         return self._entries[key]
+
+    def get(self, key: bytes) -> V | None:
+        """The entry (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
 
     def __setitem__(self, key: bytes, value: V) -> None:
         self._entries[key] = value

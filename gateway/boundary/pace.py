@@ -22,6 +22,12 @@ starts from a real reading, and its charges add up to the last clock value less 
 and more only by what preemption took of those short stretches; and a unit that short sizes
 the next exactly as its CPU time would (scan.py ``next_size`` doubles any unit under half of
 ``UNIT_S``).
+
+A scan starts (``Pacer()``, ``resume``) without a reading at all: most scans (a 1 KB prompt,
+a short answer, cached) are over in far less than ``FRESH_S`` and are charged the wall time
+they took. The first reading a longer one needs fixes the offset from the clock's values so
+far to the CPU clock, so the values run on without a jump and the stretch before it is
+charged as the wall time it took, again no less than its CPU time.
 """
 
 from __future__ import annotations
@@ -64,8 +70,10 @@ class Pacer:
         self.refusal = refusal
         self._slice = slice_s
         self._since = self._read_at = 0.0  # when this slice began, when the clock was read
-        self._cpu_since = self._read = 0.0  # the CPU clock then, and as last read
-        self._restart()
+        self._cpu_since = self._read = 0.0  # the clock's value then, and as last read
+        self._offset = 0.0  # the clock's values less the CPU clock's
+        self._unread = False  # no reading since the scan began: the offset is still open
+        self._start()
         self.spent_s = 0.0  # CPU seconds scanned on the loop's thread so far
         self.yields = 0
         # Characters one unit of this request's text may hold, as its last unit measured
@@ -75,7 +83,7 @@ class Pacer:
     def resume(self, refusal: Reason | None = None) -> None:
         """Start another scan of the same request (its answer's): what ran in between (the
         upstream call, other requests) is not this scan's. ``refusal``: its reason if over."""
-        self._restart()
+        self._start()
         if refusal is not None:
             self.refusal = refusal
 
@@ -94,7 +102,14 @@ class Pacer:
         now = time.perf_counter()
         if now - self._read_at < FRESH_S:
             return self._read + (now - self._read_at)
-        self._read, self._read_at = time.thread_time(), now
+        return self._read_clock(now)
+
+    def _read_clock(self, now: float) -> float:
+        cpu = time.thread_time()
+        if self._unread:  # the scan's first reading: its values so far run on from here
+            self._offset = self._read + (now - self._read_at) - cpu
+            self._unread = False
+        self._read, self._read_at = cpu + self._offset, now
         return self._read
 
     @property
@@ -121,10 +136,17 @@ class Pacer:
         self._cpu_since = now
         self._check()
 
-    def _restart(self) -> None:
-        """A new slice, from a real reading of the clock: what ran before is not counted."""
+    def _start(self) -> None:
+        """A new scan, from no reading (the module's docstring): what ran before is not
+        counted, and what runs from now on is charged at least the wall time it takes."""
         self._since = self._read_at = time.perf_counter()
-        self._cpu_since = self._read = time.thread_time()
+        self._cpu_since = self._read
+        self._unread = True
+
+    def _restart(self) -> None:
+        """A new slice after a yield, from a real reading: what ran in between is not counted."""
+        self._since = now = time.perf_counter()
+        self._cpu_since = self._read_clock(now)
 
     def _check(self) -> None:
         if self._budget is not None and self.spent_s > self._budget:

@@ -62,19 +62,17 @@ async def find_all(
     without a budget if None.
     """
     pacer = pacer or Pacer()
-    found: list[list[Finding]] = [[] for _ in texts]
+    if len(texts) == 1 and len(texts[0]) <= INLINE_CHARS:  # a prompt, an answer: one unit
+        found = _unit(detector, list(texts), pacer)
+        await pacer.tick()
+        pacer.finish()
+        return found
+    found = [[] for _ in texts]
     small = [i for i, text in enumerate(texts) if len(text) <= INLINE_CHARS]
     for group in _groups(small, texts, pacer):
-        began = pacer.clock()
-        if isinstance(detector, PatternDetector):
-            # One NER batch and one cache look-up per group: a chat's history costs little.
-            scanned = detector.find_many([texts[i] for i in group])
-        else:
-            scanned = [detector.find(texts[i]) for i in group]
+        scanned = _unit(detector, [texts[i] for i in group], pacer)
         for i, findings in zip(group, scanned, strict=True):
             found[i] = findings
-        chars = sum(len(texts[i]) for i in group)
-        pacer.unit_chars = next_size(chars, WINDOW, pacer.clock() - began)
         await pacer.tick()
     for i, text in enumerate(texts):
         if len(text) <= INLINE_CHARS:
@@ -87,6 +85,18 @@ async def find_all(
         await _add_straddling(detector, texts, found, pacer)
     pacer.finish()
     return found
+
+
+def _unit(detector: Detector, texts: list[str], pacer: Pacer) -> list[list[Finding]]:
+    """Short texts scanned as one unit; the next unit is sized by its time (``next_size``)."""
+    began = pacer.clock()
+    if isinstance(detector, PatternDetector):
+        # One NER batch and one cache look-up per group: a chat's history costs little.
+        scanned = detector.find_many(texts)
+    else:
+        scanned = [detector.find(text) for text in texts]
+    pacer.unit_chars = next_size(sum(map(len, texts)), WINDOW, pacer.clock() - began)
+    return scanned
 
 
 def _groups(indices: list[int], texts: Sequence[str], pacer: Pacer) -> Iterator[list[int]]:

@@ -57,7 +57,7 @@ class Inspection:
         self._workflow = workflow
         self._subject = subject
         self._known = dict(rewriter.minted)
-        self._request_counts = dict(rewriter.counts)  # a plain copy: a Counter's costs 2 us
+        self._request_counts = dict(rewriter.counts)  # the request's: the answer adds to them
         self._would_block = False
 
     @property
@@ -80,7 +80,7 @@ class Inspection:
     ) -> list[str]:
         """Each of a complete answer's texts for the caller (``answer_text``), rewritten in
         units that share the loop and count against the request's budget."""
-        if not found:
+        if not found or not any(found):  # nothing to rewrite: the scan was counted already
             return list(texts)
         out = [
             await rewrite_paced(self.answer_text, text, findings, self._pacer) if findings else text
@@ -92,6 +92,8 @@ class Inspection:
     def check_answer(self) -> None:
         """Refuse once the answer holds a blocked entity (shadow: note it); record counts."""
         before = self._request_counts
+        if self.rewriter.counts == before:  # nothing found in the answer (counts only grow)
+            return
         answered = {
             key: n - before.get(key, 0)
             for key, n in self.rewriter.counts.items()
@@ -222,9 +224,10 @@ class Boundary:
         for i in prompt_order(request) if len(hits) > 1 else hits:
             if found[i]:
                 rewritten[i] = await rewrite_paced(rewriter.request_text, texts[i], found[i], pacer)
-        pacer.finish()
-        record.request = by_action(rewriter.counts)
-        record.rules = set(rewriter.rules)
+        if hits:  # the rewriting's last slice (the scan's was counted by ``_find``); counts
+            pacer.finish()
+            record.request = by_action(rewriter.counts)
+            record.rules = set(rewriter.rules)
         blocked = rewriter.blocked()
         if rules.shadow:
             if rewriter.counts or refusal is not None:

@@ -101,6 +101,7 @@ class _Node:
     star: _Node | None = None
     typed: dict[str, _Node] = field(default_factory=dict)
     ends: bool = False
+    stops: frozenset[str | int] = frozenset()  # the named keys whose listed path ends here
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,11 @@ def nontext(*entries: NonText) -> NonTextPaths:
             else:
                 node = node.named.setdefault(part, _Node())
         node.ends = True
+    nodes = [root]
+    while nodes:
+        node = nodes.pop()
+        node.stops = frozenset(k for k, child in node.named.items() if child.ends)
+        nodes.extend([*node.named.values(), *node.typed.values(), *filter(None, [node.star])])
     return NonTextPaths(entries, root)
 
 
@@ -196,10 +202,14 @@ class _Walk:
         ident = id(node)
         held = ident in self.holders
         role, values, keys = self.role, self.values, self.keys
+        # Keys a listed path ends at need no step (most of an answer's: id, usage, ...).
+        stops = states[0].stops if len(states) == 1 else frozenset()
         for key, value in items:
             named = key.__class__ is str and key not in FIELD_NAMES
             if named and not (held and (ident, key, "key") in self.covered):
                 keys.append(TextSlot(role, node, key, "field", None, "key"))
+            if key in stops:
+                continue
             after = _advance(states, key, value) if states else states
             if after is None:
                 continue

@@ -22,7 +22,7 @@ from gateway.auth.principal import Principal
 from gateway.boundary import DetectionSpec, build_detector
 from gateway.boundary.actions import Rewriter, TokenMinter
 from gateway.boundary.batch import find_many
-from gateway.boundary.pace import REWRITE_UNIT, SLICE_S, Pacer, rewrite_paced
+from gateway.boundary.pace import FRESH_S, REWRITE_UNIT, SLICE_S, Pacer, rewrite_paced
 from gateway.boundary.step import Boundary
 from gateway.boundary.vault import MemoryVault
 from gateway.context import RequestContext
@@ -118,6 +118,37 @@ async def test_an_answer_s_scan_shares_the_request_s_budget_and_says_so() -> Non
         await find_many(DETECTOR, [_varied("10.1.2.3 ", 16384, i) for i in range(100)], pacer)
     assert raised.value.reason is errors.BOUNDARY_ANSWER_TOO_COSTLY
     assert raised.value.status == 502
+
+
+def test_a_scan_starts_without_a_cpu_reading_and_is_charged_no_less_than_its_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scan over in under ``FRESH_S`` (a 1 KB prompt) makes no system call for the CPU
+    clock and is charged its wall time; a longer one's first reading carries the clock's
+    values on without a jump, and it is charged from the CPU clock from then on."""
+    wall, cpu, reads = [100.0], [5.0], []
+    monkeypatch.setattr(time, "perf_counter", lambda: wall[0])
+    monkeypatch.setattr(time, "thread_time", lambda: reads.append(cpu[0]) or cpu[0])
+    pacer = Pacer(budget_s=1.0)
+    wall[0] += FRESH_S / 2
+    cpu[0] += FRESH_S / 4
+    pacer.finish()
+    assert reads == []
+    assert pacer.spent_s == pytest.approx(FRESH_S / 2)  # the wall time: no less than the CPU
+    pacer.resume()
+    wall[0] += 0.5  # the upstream call: not the answer's scan
+    pacer.resume()
+    began = pacer.clock()
+    wall[0] += 0.001
+    cpu[0] += 0.0005
+    first = pacer.clock()
+    assert reads == [cpu[0]]
+    assert first - began == pytest.approx(0.001)  # the stretch before the reading: wall time
+    wall[0] += 0.001
+    cpu[0] += 0.0002
+    assert pacer.clock() - first == pytest.approx(0.0002)  # from then on: CPU time
+    pacer.finish()
+    assert pacer.spent_s == pytest.approx(FRESH_S / 2 + 0.0012)
 
 
 # 2,000 messages of 2 KB of phone numbers: 230,000 findings, rewritten in one piece (0.4 s
