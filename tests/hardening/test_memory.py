@@ -72,13 +72,13 @@ def served(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
-    try:
+    try:  # a gateway that does not start in time is stopped too, not left running
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
         yield Served(url, port, key, process)
     finally:
         process.terminate()
