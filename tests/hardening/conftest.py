@@ -3,13 +3,18 @@ fake upstream, and the raw-socket and audit helpers the hostile-client tests nee
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.audit import AuditRecord
@@ -103,3 +108,32 @@ def read_response(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gateway_process(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``gateway serve`` in a process of its own (its memory and CPU are read from /proc),
+    answering ``/healthz`` on ``port``; stopped on exit, also when it does not start in time."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--log-level", "error"],
+        env={**os.environ, **UPSTREAM_KEYS},
+        cwd=config.parent,
+    )
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -10,14 +10,11 @@ leave a loaded 2-core CI machine its margin; they still fail by far if the scan 
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import random
-import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +25,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEYS, gateway_config
+from tests.conftest import gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.hardening.conftest import free_port, gateway_process
 from tests.support.server import new_key, write_yaml
 
 ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS",
@@ -74,16 +72,10 @@ class Served:
         return send
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("fairness")
-    port = _free_port()
+    port = free_port()
     config = {
         **gateway_config(upstream),
         "listen": {"host": "127.0.0.1", "port": port},
@@ -98,24 +90,9 @@ def served(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     write_yaml(root / "policies" / "scanned.yaml", policy)
     key = new_key(root / "keys.yaml", "alice", ["analyst"])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--log-level", "error"],
-        env={**os.environ, **UPSTREAM_KEYS},
-        cwd=root,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
-    try:
+    with gateway_process(path, port) as process:
         yield Served(url, "127.0.0.1", port, key, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _parts(unit: str, seed: int) -> bytes:

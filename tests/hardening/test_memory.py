@@ -8,12 +8,9 @@ The bound is 250 MB for one worker (docs/performance.md); the issue's probes too
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +19,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import UPSTREAM_KEYS, gateway_config
+from tests.conftest import gateway_config
 from tests.fakes.upstream import FakeUpstream, Flood
-from tests.hardening.conftest import POLICIES, read_response
+from tests.hardening.conftest import POLICIES, free_port, gateway_process, read_response
 from tests.support.server import new_key, write_yaml
 
 BOUND_KB = 250 * 1024
@@ -48,41 +45,19 @@ class Served:
         return int(line.split()[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("served")
-    port = _free_port()
+    port = free_port()
     config = {**gateway_config(upstream), "listen": {"host": "127.0.0.1", "port": port}}
     del config["max_body_bytes"]  # the defaults, as deployed
     path = write_yaml(root / "gateway.yaml", config)
     for name, policy in POLICIES.items():
         write_yaml(root / "policies" / f"{name}.yaml", policy)
     key = new_key(root / "keys.yaml", "alice", ["analyst"])
-    env = {**os.environ, **UPSTREAM_KEYS}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--log-level", "error"],
-        env=env,
-        cwd=root,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:  # a gateway that does not start in time is stopped too, not left running
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.1)
+    with gateway_process(path, port) as process:
         yield Served(url, port, key, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _post(served: Served, body: bytes, workflow: str = "plain") -> httpx.Response:
