@@ -14,11 +14,12 @@ tokenize, so several workers may run without Redis). In one run, alternating rou
 workers, each a fresh ``gateway serve`` under 64 keep-alive connections, closed loop. Target:
 at least 1.7x.
 
-The load comes from wrk (``apt-get install wrk``), one thread: in C it costs a few µs of CPU
-per request, where a Python generator cost about 50-150 µs on the same cores. Nothing is
-pinned: the workers, the upstream and wrk share the machine's cores, as on a small host, so
-what the upstream and wrk take is printed beside each cell (nginx a few µs per request, the
-Python upstream tens). Without wrk the bench falls back to bench/overhead.py's Python
+The load comes from wrk (``apt-get install wrk``), one thread: 16-44 µs of CPU per request
+here, where a Python generator cost about 50-150 µs on the same cores. Nothing is pinned: the
+workers, the upstream and wrk share the machine's cores, as on a small host, so what the
+upstream and wrk take is printed beside each cell (inside this bench nginx took 37-52 µs per
+request and the Python upstream 40-65, mostly the kernel's loopback path and wake-ups:
+docs/performance.md). Without wrk the bench falls back to bench/overhead.py's Python
 generator, and says so.
 """
 
