@@ -15,6 +15,7 @@ Per process: with several workers each keeps its own windows over the requests i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gateway.boundary.record import BoundaryRecord
@@ -83,9 +84,23 @@ class Drift:
 
     def fold(self) -> None:
         """Into the windows: the requests noted since the last fold, in order, each
-        workflow's run of one policy version at once (the sampler's, ten times a second: the
-        work grows with the requests noted, and holds the event loop while it runs)."""
+        workflow's run of one policy version at once."""
         pending, self._pending = self._pending, []
+        self._fold(pending)
+
+    def folding(self, most: int) -> Iterator[None]:
+        """``fold`` the requests noted until now, the oldest ``most`` at a time, pausing after
+        each (the sampler's, ten times a second: the work grows with the requests noted, and
+        holds the event loop while it runs; the sampler serves the waiting requests in the
+        pauses). A ``fold`` in a pause takes the rest, so the order holds."""
+        for _ in range(-(-len(self._pending) // most)):
+            if not self._pending:
+                return
+            pending, self._pending = self._pending[:most], self._pending[most:]
+            self._fold(pending)
+            yield
+
+    def _fold(self, pending: list[_Pending]) -> None:
         runs: dict[str, tuple[str, list[Sample]]] = {}
         for workflow, version, reasons, boundary, fallback, review, tokens, cost, s in pending:
             run = runs.get(workflow)
