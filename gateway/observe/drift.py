@@ -136,16 +136,23 @@ class Drift:
 
     def export(self) -> None:
         """Into the gauges: only workflows with new requests since the last export."""
+        for _ in self.exporting():
+            pass
+
+    def exporting(self) -> Iterator[None]:
+        """``export``, pausing after each workflow's scoring (the sampler's: it serves the
+        waiting requests in the pauses)."""
         m = self._metrics
         if m is None:
             return
         self.fold()
-        for workflow, windows in self._windows.items():
+        for workflow, windows in list(self._windows.items()):  # a fold in a pause may add one
             if not windows.changed:
                 continue
             windows.changed = False
             exported = self._exported.setdefault(workflow, set())
             scores = self.scores(workflow)
+            yield
             for signal in exported - scores.keys():  # an entity no longer masked
                 scores[signal] = (0.0, 0.0, 0.0)
             for signal, (value, baseline, score) in scores.items():

@@ -140,7 +140,7 @@ class Sampler:
                 self.sample()
                 if self._drift is not None:
                     await asyncio.sleep(0)
-                    self._drift.export()
+                    await _sliced(self._drift.exporting())
                 if self._writer is not None:
                     size = await asyncio.to_thread(_size, self._writer.spool_path)
                     self._metrics.audit_spool.set(size)
