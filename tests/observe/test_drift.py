@@ -3,10 +3,13 @@ not; live per workflow at /metrics."""
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
-from gateway.observe.signals import Sample, Window, drift_scores
+from gateway.observe.config import DriftConfig
+from gateway.observe.drift import Drift
+from gateway.observe.signals import Sample, Window, drift_scores, percentile
 from tests.observe.conftest import observed_config, start_observed, value
 
 
@@ -74,3 +77,47 @@ def test_live_drift_scores_per_workflow(tmp_path: Path) -> None:
         assert value(scraped, "gateway_drift_score", workflow="triage", signal="block_rate") == 0
     finally:
         server.stop()
+
+
+def test_the_windows_samples_leave_the_cyclic_gc() -> None:
+    """Thousands of samples per workflow: if the GC kept tracking them, every older-generation
+    collection would scan them all (branch ``holds``)."""
+    window = Window(100, [_sample(masked=True), _sample(blocked=True)])
+    window.extend([_sample(masked=True, latency=0.2), _sample()])
+    gc.collect()
+    gc.collect()  # a sample is untracked once what it holds is
+    assert not any(gc.is_tracked(s) for s in window.samples)
+    assert window.summary()["mask_rate.EMAIL_ADDRESS"] == 0.5
+
+
+def test_a_fold_in_pieces_keeps_the_order_of_requests() -> None:
+    """The sampler folds 64 requests at a time with requests finishing in the pauses, and a
+    ``fold`` in a pause takes the rest: the windows see the requests in the order they ended."""
+    config = DriftConfig(short_window=10, long_window=100)
+    whole, pieces = Drift(config, None, None), Drift(config, None, None)  # type: ignore[arg-type]
+    ended = [("flow", "v1", (), None, False, False, 1, 0.0, i / 1000) for i in range(150)]
+    whole._pending = list(ended)
+    whole.fold()
+    pieces._pending = ended[:100]
+    folding = pieces.folding(30)
+    next(folding)
+    pieces._pending += ended[100:120]  # ended in the pause
+    next(folding)
+    pieces.fold()  # a reader of the scores in a pause
+    pieces._pending += ended[120:]
+    for _ in folding:
+        pass
+    pieces.fold()
+    assert list(pieces._windows["flow"].long.samples) == list(whole._windows["flow"].long.samples)
+    assert [s[4] for s in pieces._windows["flow"].short.samples] == [
+        i / 1000 for i in range(140, 150)
+    ]
+
+
+def test_percentiles_of_a_sliding_window_are_exact() -> None:
+    latencies = [(i * 7919) % 1000 / 1000 for i in range(3000)]  # shuffled
+    window = Window(1000)
+    for start in range(0, 3000, 250):
+        window.extend([_sample(latency=x) for x in latencies[start : start + 250]])
+        kept = latencies[max(0, start + 250 - 1000) : start + 250]
+        assert window.summary()["latency_p95"] == percentile(kept, 0.95)

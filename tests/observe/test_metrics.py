@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.observe.metrics import Metrics
 from tests.observe.conftest import Observed, observed_config, samples, start_observed, value
 
 
@@ -169,3 +170,23 @@ def test_candidate_verdicts_by_version_and_would_be_decision(tmp_path: Path) -> 
         )
     finally:
         server.stop()
+
+
+def test_a_flush_in_pieces_counts_what_requests_add_in_its_pauses() -> None:
+    """The sampler flushes a label set at a time, requests counting in the pauses (branch
+    ``holds``): a label set first seen in a pause is not an error, and nothing is lost."""
+    metrics = Metrics()
+    metrics.requests.add(("a", "chat", "allow", "none"))
+    metrics.step_seconds.observe(("forward",), 0.001)
+    flushing = metrics.flushing()
+    next(flushing)
+    metrics.requests.add(("b", "chat", "allow", "none"))
+    metrics.step_seconds.observe(("forward",), 0.002)
+    metrics.step_seconds.observe(("audit",), 0.003)
+    for _ in flushing:
+        pass
+    metrics.flush()
+    scraped = samples(metrics.render().decode())
+    assert value(scraped, "gateway_requests_total", decision="allow") == 2
+    assert value(scraped, "gateway_step_duration_seconds_count", step="forward") == 2
+    assert value(scraped, "gateway_step_duration_seconds_sum", step="audit") == 0.003
