@@ -128,7 +128,7 @@ class Window:
     def add(self, sample: Sample) -> None:
         if self.samples.maxlen is not None and len(self.samples) == self.samples.maxlen:
             self._count(self.samples[0], -1)
-        row = _rows((sample,))[0]
+        row = cast(_Row, tuple(sample))
         self.samples.append(row)
         self._negated.append(-sample.latency_s)
         self._count(row, 1)
