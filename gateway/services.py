@@ -14,8 +14,7 @@ from gateway.audit import AuditStore, AuditTrail
 from gateway.audit.retention import purge_forever
 from gateway.audit.spool import Spool
 from gateway.audit.writer import AuditWriter
-from gateway.auth import Authenticator, JwtVerifier, KeyStore, load_static_keys
-from gateway.auth.keyset import UnusableKey
+from gateway.auth import Authenticator, KeyStore
 from gateway.boundary.service import build_boundary
 from gateway.config import GatewayConfig
 from gateway.context import StepObserver
@@ -143,6 +142,9 @@ def build_authenticator(config: GatewayConfig, env: Mapping[str, str]) -> Authen
     jwt = config.auth.jwt
     if jwt is None:
         return Authenticator(keys)
+    from gateway.auth.jwt import JwtVerifier, load_static_keys  # pyjwt: only here
+    from gateway.auth.keyset import UnusableKey
+
     try:
         static = load_static_keys(jwt, config.base_dir, env)
     except UnusableKey as exc:

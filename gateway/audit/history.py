@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import asyncpg
 import orjson
 
 from gateway.audit.migrate import MIGRATIONS, migrate
@@ -41,7 +40,6 @@ __all__ = [
 log = logging.getLogger("gateway.policy")
 
 _TABLES = ("0004", "0005")  # the migrations that make these tables
-_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class HistoryError(Exception):
@@ -253,9 +251,12 @@ class PostgresHistory:
         self._schema = schema
 
     async def _with(self, work: Any) -> Any:
+        import asyncpg  # only with PostgreSQL: a SQLite deployment never loads it
+
+        failures = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
         try:
             db = await asyncpg.connect(self._url, timeout=5)
-        except _PG_ERRORS as exc:
+        except failures as exc:
             raise HistoryError(f"postgresql unreachable: {exc}") from exc
         try:
             await migrate(db, self._schema, fresh_only=True)
@@ -265,7 +266,7 @@ class PostgresHistory:
                 f"postgresql: {exc}: the audit schema predates the policy history, "
                 "run `gateway migrate`"
             ) from exc
-        except _PG_ERRORS as exc:
+        except failures as exc:
             raise HistoryError(f"postgresql: {exc}") from exc
         finally:
             await db.close()

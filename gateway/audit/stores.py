@@ -7,7 +7,6 @@ import logging
 from collections.abc import Mapping
 
 from gateway.audit.chain import Chain
-from gateway.audit.postgres import PostgresSink
 from gateway.audit.sink import AuditStore
 from gateway.audit.sqlite import SqliteSink
 from gateway.config import GatewayConfig
@@ -29,5 +28,7 @@ def open_store(config: GatewayConfig, env: Mapping[str, str], serving: bool = Fa
         )
     chain = Chain(key.encode() if key else None)
     if config.stores.audit_url:
+        from gateway.audit.postgres import PostgresSink  # asyncpg loads only for PostgreSQL
+
         return PostgresSink(config.stores.audit_url, config.audit.pg_schema, chain)
     return SqliteSink(config.path(config.audit.sqlite_path), chain)

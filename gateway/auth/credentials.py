@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from gateway import errors
-from gateway.auth.jwt import JwtVerifier
 from gateway.auth.keys import KEY_PREFIX, KeyStore
 from gateway.auth.principal import Principal
 from gateway.auth.refusal import unauthorized
+
+if TYPE_CHECKING:  # pyjwt and cryptography load only when auth.jwt is configured
+    from gateway.auth.jwt import JwtVerifier
 
 __all__ = ["MAX_CREDENTIAL", "Authenticator", "credential"]
 

@@ -9,8 +9,6 @@ import asyncio
 import sys
 from typing import Any
 
-import asyncpg
-
 from gateway.audit.migrate import (
     SCHEMA_VERSION,
     MigrationError,
@@ -51,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(url: str, schema: str, check: bool) -> int:
+    import asyncpg  # here: every other command, serve included, starts without it
+
     try:
         db = await asyncpg.connect(url, timeout=10)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
 
 from gateway.limits.cost import tokens_cost
 from gateway.limits.keys import tag_of
@@ -282,6 +281,8 @@ class RedisStore:
             return {}
 
         async def read(client: Client) -> list[Any]:
+            from redis.asyncio.cluster import RedisCluster  # loaded with the client
+
             if isinstance(client, RedisCluster):  # the keys span slots: one MGET per slot
                 spread: list[Any] = await client.mget_nonatomic(keys)
                 return spread

@@ -5,21 +5,31 @@ its schema up to date when first used (gateway/review/migrate.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.review.migrate import MigrationError, migrate_pg, migrate_sqlite
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = ["PostgresDb", "SqliteDb", "StoreUnavailable"]
 
 T = TypeVar("T")
-_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+@functools.cache
+def _pg_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises for a lost connection or a failed statement: looked up only when
+    a PostgreSQL call fails, so a SQLite deployment never loads asyncpg."""
+    import asyncpg
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class StoreUnavailable(Exception):
@@ -96,6 +106,8 @@ class PostgresDb:
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
+            import asyncpg
+
             pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4, timeout=5)
             try:
                 async with pool.acquire() as db:
@@ -111,7 +123,7 @@ class PostgresDb:
             pool = await self._get_pool()
             async with pool.acquire() as db:
                 return [tuple(r) for r in await db.fetch(_numbered(sql), *args)]
-        except _PG_ERRORS as exc:
+        except _pg_errors() as exc:
             raise StoreUnavailable(f"postgresql: {exc}") from exc
 
     async def execute(self, sql: str, args: list[object]) -> int:
@@ -119,7 +131,7 @@ class PostgresDb:
             pool = await self._get_pool()
             async with pool.acquire() as db:
                 status: str = await db.execute(_numbered(sql), *args)
-        except _PG_ERRORS as exc:
+        except _pg_errors() as exc:
             raise StoreUnavailable(f"postgresql: {exc}") from exc
         # "UPDATE 1", "INSERT 0 1", "DELETE 3": the count is the last word.
         return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0

@@ -24,8 +24,6 @@ import sys
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
 from gateway.stores.migrations import Migration, MigrationError, advisory_lock, load_migrations
 
 if TYPE_CHECKING:
@@ -118,6 +116,8 @@ async def migrate_pg(db: Any, schema: str, *, upgrade: bool) -> list[Migration]:
 def migrate_store(config: GatewayConfig) -> int:
     """``gateway migrate`` for the review store: its pending migrations applied, printed;
     1 if it cannot be brought up to date."""
+    import asyncpg  # here, not at start-up: a SQLite deployment never loads it
+
     review = config.review
     try:
         if config.stores.audit_url:
@@ -139,6 +139,8 @@ def migrate_store(config: GatewayConfig) -> int:
 
 
 async def _migrate_pg(url: str, schema_name: str) -> list[Migration]:
+    import asyncpg
+
     db = await asyncpg.connect(url, timeout=10)
     try:
         return await migrate_pg(db, schema_name, upgrade=True)

@@ -26,22 +26,21 @@ span several (gateway/limits/keys.py, redis.py; docs/operations.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+if TYPE_CHECKING:  # redis-py loads with the first client (_failures says why)
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 __all__ = ["SCHEMES", "Client", "RedisClient", "Script", "StoreError", "namespace", "open_redis"]
 
 T = TypeVar("T")
-Client = Redis | RedisCluster
+Client: TypeAlias = "Redis | RedisCluster"
 EncodedArg = bytes | str | int | float
 
 # scheme -> (redis-py's scheme, Cluster or not)
@@ -81,12 +80,35 @@ class Script:
         return cls(source, hashlib.sha1(source.encode()).hexdigest())
 
 
+@functools.cache
+def _failures() -> tuple[type[BaseException], ...]:
+    """What ``RedisClient.call`` maps to StoreError besides its bound. redis-py (about a
+    tenth of a second of start-up) is imported with the first client, so a deployment
+    without ``stores.redis_url`` never loads it (tests/cli/test_startup_clients.py); this is
+    looked up only when a call fails."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException, OSError)
+
+
+@functools.cache
+def _no_script() -> type[BaseException]:
+    from redis.exceptions import NoScriptError
+
+    return NoScriptError
+
+
 def _client(url: str, timeout_s: float, decode_responses: bool) -> Client:
     scheme, sep, rest = url.partition("://")
     known = SCHEMES.get(scheme.lower()) if sep else None
     if known is None:
         raise ValueError(f"a Redis URL starts with {', '.join(s + '://' for s in SCHEMES)}")
     real, cluster = known
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     if cluster:
         return RedisCluster.from_url(
             f"{real}://{rest}",
@@ -123,11 +145,15 @@ class RedisClient:
         # A Cluster client learns the slot map on first use. Left to redis-py, concurrent
         # first calls race its set-up and most fail ("Connection closed by server"); so the
         # first call sets it up alone, the others wait for it.
+        from redis.asyncio.cluster import RedisCluster
+
         cluster = isinstance(client, RedisCluster)
         self._setup: asyncio.Lock | None = asyncio.Lock() if cluster else None
 
     @property
     def cluster(self) -> bool:
+        from redis.asyncio.cluster import RedisCluster
+
         return isinstance(self._client, RedisCluster)
 
     @property
@@ -151,7 +177,7 @@ class RedisClient:
                 return await op(self._client)
         except TimeoutError as exc:  # asyncio's bound (builtin TimeoutError, an OSError)
             raise StoreError(f"redis: no answer within {self.timeout_s * 1000:.0f} ms") from exc
-        except (RedisError, RedisClusterException, OSError) as exc:
+        except _failures() as exc:
             raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
         except (AttributeError, RuntimeError) as exc:
             # redis-py's cluster client, after a connection error or timeout on a node,
@@ -168,6 +194,8 @@ class RedisClient:
             return
         async with self._setup:
             if self._setup is not None:
+                from redis.asyncio.cluster import RedisCluster
+
                 assert isinstance(self._client, RedisCluster)
                 await self._client.initialize()
                 self._setup = None
@@ -178,7 +206,7 @@ class RedisClient:
         async def run(client: Client) -> Any:
             try:
                 return await client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
+            except _no_script():
                 return await client.eval(script.source, len(keys), *keys, *args)
 
         return await self.call(run)
