@@ -11,6 +11,7 @@ an answer in a ``content-encoding`` (none is asked for) or a malformed one is ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
 from typing import Literal
@@ -232,7 +233,7 @@ class Origin:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self._host = url.hostname
         self._port = url.port or (443 if url.scheme == "https" else 80)
-        self._ssl = ssl.create_default_context() if url.scheme == "https" else None
+        self._tls = url.scheme == "https"
         default = 443 if url.scheme == "https" else 80
         netloc = f"[{self._host}]" if ":" in self._host else self._host
         self.authority = netloc if self._port == default else f"{netloc}:{self._port}"
@@ -295,14 +296,15 @@ class Origin:
         if deadline is not None and loop.time() >= deadline:
             raise TimeoutError("deadline passed before the attempt")
         expires = loop.time() + connect_timeout
+        tls = _tls_context() if self._tls else None
         try:
             async with asyncio.timeout_at(expires if deadline is None else min(expires, deadline)):
                 _, conn = await loop.create_connection(
                     _Connection,
                     self._host,
                     self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
+                    ssl=tls,
+                    server_hostname=self._host if tls is not None else None,
                 )
         except OSError as exc:  # refused, unreachable, DNS, TLS
             raise WireError("connect", f"cannot connect to {self.authority}: {exc}") from exc
@@ -314,3 +316,11 @@ class Origin:
             conn.close()
         self._open.clear()
         self._idle.clear()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One client context for every https origin, made at the first TLS connection: each
+    costs ~25 ms of CPU (the system's CA store), paid at start-up for every https provider
+    in gateway.yaml whether a model uses it or not."""
+    return ssl.create_default_context()
