@@ -34,6 +34,7 @@ from gateway.audit import AuditTrail, open_store
 from gateway.audit.admin import audit_route
 from gateway.audit.history import loaded_recorder, open_history
 from gateway.audit.names import route_path
+from gateway.boundary.phones import warm_up
 from gateway.boundary.service import configured_ner
 from gateway.config import GatewayConfig
 from gateway.console.routes import console_router
@@ -141,9 +142,12 @@ def create_app(
         # collections it came every 5-10 s under load; after 100, about once a minute.
         young, middle = gc.get_threshold()[:2]
         gc.set_threshold(young, middle, _FULL_GC_THRESHOLD)
+        # Compiled now that /healthz answers, between requests, not before (phones.py).
+        warming = asyncio.create_task(warm_up(), name="phone-patterns")
         try:
             yield
         finally:
+            warming.cancel()
             watching.cancel()
             polling.cancel()
             await observe.stop()

@@ -27,7 +27,7 @@ from gateway.boundary.ner import NER_ENTITIES, NerModel
 from gateway.boundary.network import NETWORK_RULES
 from gateway.boundary.normalize import normalize
 from gateway.boundary.patterns import PII_RULES
-from gateway.boundary.phones import compile_all
+from gateway.boundary.phones import compile_later
 from gateway.boundary.presidio_entities import PRESIDIO_ENTITIES
 from gateway.boundary.rules import CONTEXT_BOOST, CONTEXT_SCORE, Rule, fixed
 from gateway.boundary.secrets import SECRET_RULES
@@ -264,7 +264,7 @@ def build_detector(spec: DetectionSpec, ner: NerModel | None) -> Detector:
     if problems:
         raise ValueError("; ".join(problems))
     if "PHONE_NUMBER" in spec.entities:
-        compile_all()
+        compile_later()  # once serving, not at start-up (phones.py)
     rules = tuple(r for r in _RULES if r.entity in spec.entities) + tuple(_policy_rules(spec))
     wanted = sorted(spec.entities - NATIVE_ENTITIES - NER_ENTITIES)
     extras: tuple[ExtraRecognizer, ...] = ()

@@ -4,16 +4,22 @@
 regions; a number in an entity-dense prompt is one of many candidates. The same test (does the
 national number match one of the region's number-type patterns: fixed line, mobile, toll
 free, ...) on precompiled patterns costs a few microseconds. bench/detect.py measures it.
+
+Compiling every region's patterns costs ~0.15 s of CPU, too much for start-up (issue 22:
+ready within a second): a policy that detects phone numbers asks for them (``compile_later``)
+and the serving gateway compiles them once it is ready, one pattern per turn of its event
+loop (``warm_up``); a number met before then compiles what it needs itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
-__all__ = ["NationalNumbers", "compile_all", "valid_international"]
+__all__ = ["NationalNumbers", "compile_later", "valid_international", "warm_up"]
 
 _TYPES = (
     "fixed_line",
@@ -45,11 +51,35 @@ def _plan(region: str) -> tuple[re.Pattern[str], str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)), meta.national_prefix or ""
 
 
-def compile_all() -> None:
-    """Compile every region's patterns now (~0.3 s, once per process), not on a request."""
+# (trunk prefix, union of the national numbers dialled with it), union of those dialled as is
+_Unions = tuple[list[tuple[str, re.Pattern[str]]], re.Pattern[str] | None]
+_NATIONAL: list[NationalNumbers] = []  # every instance, for ``warm_up``
+_wanted = False
+
+
+def compile_later() -> None:
+    """A policy detects phone numbers: ``warm_up`` is to compile every pattern."""
+    global _wanted
+    _wanted = True
+
+
+async def warm_up() -> None:
+    """Every pattern phone validation may use, compiled one per turn of the event loop, so a
+    request waits for one compile at most (a region's: ~0.5 ms; a national union: ~10 ms);
+    the national numbers first, as most candidates are. Nothing if no policy asked
+    (``compile_later``)."""
+    if not _wanted:
+        return
+    for numbers in _NATIONAL:
+        for region in numbers.regions:
+            _plan(region)
+            await asyncio.sleep(0)
+        numbers.compile()
+        await asyncio.sleep(0)
     for regions in COUNTRY_CODE_TO_REGION_CODE.values():
         for region in regions:
             _plan(region)
+            await asyncio.sleep(0)
 
 
 def _valid(region: str, number: str) -> bool:
@@ -66,25 +96,34 @@ class NationalNumbers:
     """
 
     def __init__(self, regions: tuple[str, ...], trunk_required: bool) -> None:
-        by_trunk: dict[str, list[str]] = {}
-        as_is: list[str] = []
-        for region in regions:
-            plan = _plan(region)
-            if plan is None:
-                continue
-            pattern, trunk = plan
-            if trunk:
-                by_trunk.setdefault(trunk, []).append(pattern.pattern)
-            if not trunk or not trunk_required:
-                as_is.append(pattern.pattern)
-        self._stripped = [(t, _union(patterns)) for t, patterns in by_trunk.items()]
-        self._as_is = _union(as_is) if as_is else None
+        self.regions = regions
+        self._trunk_required = trunk_required
+        self._unions: _Unions | None = None  # compiled on first use or by ``warm_up``
+        _NATIONAL.append(self)
+
+    def compile(self) -> _Unions:
+        if self._unions is None:
+            by_trunk: dict[str, list[str]] = {}
+            as_is: list[str] = []
+            for region in self.regions:
+                plan = _plan(region)
+                if plan is None:
+                    continue
+                pattern, trunk = plan
+                if trunk:
+                    by_trunk.setdefault(trunk, []).append(pattern.pattern)
+                if not trunk or not self._trunk_required:
+                    as_is.append(pattern.pattern)
+            stripped = [(t, _union(patterns)) for t, patterns in by_trunk.items()]
+            self._unions = stripped, _union(as_is) if as_is else None
+        return self._unions
 
     def valid(self, digits: str) -> bool:
-        for trunk, pattern in self._stripped:
+        stripped, as_is = self._unions or self.compile()
+        for trunk, pattern in stripped:
             if digits.startswith(trunk) and pattern.fullmatch(digits[len(trunk) :]):
                 return True
-        return self._as_is is not None and self._as_is.fullmatch(digits) is not None
+        return as_is is not None and as_is.fullmatch(digits) is not None
 
 
 def _union(patterns: list[str]) -> re.Pattern[str]:
