@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+from collections.abc import Mapping
 
 __all__ = ["NationalNumbers", "compile_later", "valid_international", "warm_up"]
 
@@ -36,8 +35,19 @@ _TYPES = (
 
 
 @functools.cache
+def _regions() -> Mapping[int, tuple[str, ...]]:
+    """libphonenumber's regions by country code: phonenumbers (58 modules, ~25 ms) is loaded
+    by the first number validated or by ``warm_up``, not at start-up."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    return COUNTRY_CODE_TO_REGION_CODE
+
+
+@functools.cache
 def _plan(region: str) -> tuple[re.Pattern[str], str] | None:
     """The region's valid national numbers as one pattern, and its trunk prefix ("0")."""
+    from phonenumbers import PhoneMetadata
+
     meta = PhoneMetadata.metadata_for_region(region)
     if meta is None:
         return None
@@ -76,7 +86,7 @@ async def warm_up() -> None:
             await asyncio.sleep(0)
         numbers.compile()
         await asyncio.sleep(0)
-    for regions in COUNTRY_CODE_TO_REGION_CODE.values():
+    for regions in _regions().values():
         for region in regions:
             _plan(region)
             await asyncio.sleep(0)
@@ -133,7 +143,7 @@ def _union(patterns: list[str]) -> re.Pattern[str]:
 def valid_international(digits: str) -> bool:
     """``digits`` after "+" or "00": a country code, then a valid number of that country."""
     for length in (1, 2, 3):
-        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:length] or "0"))
+        regions = _regions().get(int(digits[:length] or "0"))
         if regions:
             rest = digits[length:]
             return any(_valid(r, rest) or _valid(r, rest.removeprefix("0")) for r in regions)
