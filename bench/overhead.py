@@ -685,8 +685,8 @@ def report(results: Results, opts: Options, placement: Placement) -> str:
 
     lines += [
         "",
-        f"Start-up: ready (first 200 on /healthz) {results.ready_s:.2f} s after launch; resident"
-        f" memory after the run {results.rss_mib:.0f} MiB.",
+        f"Start-up: ready (first 200 on /healthz) {results.ready_s:.2f} s after launch (bytecode"
+        f" compiled, as make run has it); resident memory after the run {results.rss_mib:.0f} MiB.",
         "",
         "Targets:",
         "",
@@ -911,6 +911,14 @@ def write_config(work: Path, upstream_port: int, policies: dict[str, str] | None
     return config
 
 
+def compile_bytecode() -> None:
+    """The gateway package's bytecode, as ``make run`` and the image's ``pip install`` have
+    it: with ``PYTHONDONTWRITEBYTECODE`` set (as this project's sessions run) every launch
+    would otherwise compile ~250 modules from source, ~0.25 s of the start-up measured."""
+    gateway = Path(__file__).resolve().parent.parent / "gateway"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(gateway)], check=True)
+
+
 def _gateway_cli(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", "--config", str(config), *args]
 
@@ -967,6 +975,7 @@ def run(opts: Options) -> int:
             config = write_config(work, upstream_port)
             key = create_key(config, env)
             _wait_ready(procs, "upstream", upstream_port, None, 10)
+            compile_bytecode()
             launched = time.perf_counter()
             gateway_pid = procs.start(
                 "gateway",
