@@ -74,7 +74,7 @@ regions = len({{r for rs in phones._regions().values() for r in rs}})
 
 async def serve():
     async with app.lifespan():
-        for _ in range(2000):
+        for _ in range(12000):  # a minute at most: the warm-up paces itself
             if phones._plan.cache_info().currsize == regions and all(n._unions for n in phones._NATIONAL):
                 return True
             await asyncio.sleep(0.005)
