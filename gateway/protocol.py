@@ -350,9 +350,8 @@ class HttpProtocol(asyncio.Protocol):
             task = self.loop.create_task(exchange.run(app), context=contextvars.Context())
         else:
             task = self.loop.create_task(exchange.run(app))
-        tasks = self.server_state.tasks
-        task.add_done_callback(tasks.discard)
-        tasks.add(task)
+        exchange.task = task  # before its first step: ``run`` takes it out of the set at its end
+        self.server_state.tasks.add(task)
 
     def _feed(self, data: bytes) -> None:
         try:

@@ -124,3 +124,40 @@ async def test_events_sent_in_one_turn_are_one_write() -> None:
     assert len(writes) == 2, writes
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 0\n\n\r\n")
     assert writes[1] == b"".join(b"9\r\ndata: %d\n\n\r\n" % i for i in range(1, 5)) + b"0\r\n\r\n"
+
+
+async def test_a_whole_responses_head_waits_for_its_body_across_turns() -> None:
+    """A response with a content-length is one write even when its body comes turns after its
+    head: the head waits for it (no callback per response to flush it at the turn's end)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(_start(stream=False))
+        await asyncio.sleep(0.02)  # many turns of the loop
+        await send(_body(b"hello", more=False))
+
+    writes = (await _serve(app, _ended)).writes
+    assert len(writes) == 1, writes
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\nhello")
+
+
+async def test_a_finished_request_leaves_the_servers_task_set() -> None:
+    """The task takes itself out of uvicorn's set (which its shutdown and
+    ``limit_concurrency`` count) when it ends, without a done callback."""
+    state = ServerState()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        assert len(state.tasks) == 1
+        await send(_start(stream=False))
+        await send(_body(b"hello", more=False))
+
+    config = Config(app=app, lifespan="off")
+    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
+    transport = Recorder()
+    protocol.connection_made(transport)
+    protocol.data_received(REQUEST)
+    (task,) = state.tasks
+    await task
+    assert not state.tasks
+    assert transport.writes[-1].endswith(b"hello")
