@@ -133,7 +133,9 @@ async def _stream(events: AsyncIterator[bytes], receive: Receive, send: Send) ->
             state["cut"] = True
             task.cancel()
 
-    watcher = asyncio.ensure_future(_disconnected(receive))
+    # The task's loop, not ensure_future's look-up: asyncio.get_running_loop() costs a
+    # getpid() system call (CPython's check for a fork) before the first event.
+    watcher = task.get_loop().create_task(_disconnected(receive))
     watcher.add_done_callback(gone)
     try:
         async for chunk in events:

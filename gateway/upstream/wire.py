@@ -180,11 +180,12 @@ class Answer:
     ``release`` hands the connection back (or closes it if the body was not read to its
     end); it must be called once, whatever happened."""
 
-    __slots__ = ("_conn", "_origin", "_read_timeout", "headers", "status")
+    __slots__ = ("_conn", "_origin", "_read_timeout", "headers", "loop", "status")
 
     def __init__(self, origin: Origin, conn: _Connection, read_timeout: float | None) -> None:
         self._origin = origin
         self._conn: _Connection | None = conn
+        self.loop = conn.loop  # the loop it was read on
         self._read_timeout = read_timeout
         self.status = conn.status
         self.headers = conn.headers
