@@ -211,6 +211,9 @@ class Answer:
         length = self.content_length
         if length is not None and length > limit:
             return None
+        conn = self._conn
+        if conn is not None and conn.complete:  # all in already (most answers: one read)
+            return conn.take() if len(conn.body) <= limit else None
         data = bytearray()
         while chunk := await self.chunk(deadline):
             data += chunk
