@@ -18,6 +18,7 @@ import asyncio
 import http
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Exchange:
         "expect_continue",
         "keep_alive",
         "more_body",
+        "on_disconnect",
         "scope",
         "started",
         "task",
@@ -100,6 +102,9 @@ class Exchange:
         # The task running ``run``, in the server's set until it ends (it takes itself out:
         # no done callback to schedule per request).
         self.task: asyncio.Task[None] | None = None
+        # Called when the connection is lost before the response completed (the model
+        # routes' stream loop: it ends the stream at once).
+        self.on_disconnect: Callable[[], None] | None = None
 
     # -- the connection's calls
 

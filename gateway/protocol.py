@@ -175,9 +175,11 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         for exchange in (self._answering, self.exchange):
-            if exchange is not None and not exchange.complete:
-                exchange.disconnected = True
+            if exchange is not None and not exchange.complete and not exchange.disconnected:
+                exchange.disconnected = True  # (the one being read is often the one answered)
                 exchange.wake()
+                if exchange.on_disconnect is not None:
+                    exchange.on_disconnect()
         self.resume_writing()
         self._phase = 0
         if self._timer is not None:

@@ -6,13 +6,14 @@ routes' (gateway/model_routes.py): the protocol is what is under test."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.config import ServerConfig
+from gateway.model_routes import _stream
 from gateway.protocol import HttpProtocol
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -161,3 +162,41 @@ async def test_a_finished_request_leaves_the_servers_task_set() -> None:
     await task
     assert not state.tasks
     assert transport.writes[-1].endswith(b"hello")
+
+
+async def test_a_lost_connection_ends_the_model_routes_stream_quietly() -> None:
+    """Served by this protocol, the model routes' stream loop learns of the lost connection
+    from the exchange itself (no watcher task): the stalled stream ends at once, its events'
+    ``finally`` runs, and the task returns rather than being cancelled."""
+    closed: list[str] = []
+    stall = asyncio.Event()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            await stall.wait()  # an upstream that says nothing more for now
+            yield b"data: 2\n\n"
+        finally:
+            closed.append("closed")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(_start(stream=True))
+        await _stream(events(), receive, send)
+        returned.append(True)  # not cancelled: a client's cut is no error
+
+    returned: list[bool] = []
+    state = ServerState()
+    config = Config(app=app, lifespan="off")
+    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
+    transport = Recorder()
+    protocol.connection_made(transport)
+    protocol.data_received(REQUEST)
+    (task,) = state.tasks
+    await asyncio.sleep(0.01)
+    assert b"data: 1" in b"".join(transport.writes)
+    protocol.connection_lost(None)
+    await asyncio.wait_for(task, 1.0)
+    assert returned == [True]
+    assert closed == ["closed"]
+    assert b"data: 2" not in b"".join(transport.writes)
