@@ -135,10 +135,10 @@ def create_app(
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
         gc.freeze()
-        # At the default threshold (700 container objects) a young collection ran every 50-80
-        # requests at c=16, 0.3 ms each: what 16 requests in flight hold at once is enough to
-        # trigger it, garbage or not. Past the warm-up the live count grows by well under one
-        # object per request, so at 10,000 one runs every ~15,000 requests (branch `wire`).
+        # At the default threshold (700 container objects) a young collection ran every 50-150
+        # requests at c=16, 0.2-0.3 ms each: what 16 requests in flight hold at once is enough
+        # to trigger it, garbage or not. Past the warm-up the count grows by well under one
+        # object per request, so at 10,000 one runs every ~15,000 requests (docs/performance.md).
         thresholds = gc.get_threshold()
         gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
         try:
