@@ -71,7 +71,6 @@ __all__ = ["create_app"]
 log = logging.getLogger("gateway")
 
 HttpRequest = Request[Any, Any, State]
-_FULL_GC_THRESHOLD = 100  # generation-1 collections between full ones (Python's default: 10)
 # An id the provider issued: letters, digits, '_' and '-' only, so it is never a path of ours.
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -137,16 +136,21 @@ def create_app(
         # Everything built so far lives as long as the process: keep it out of the cyclic GC's
         # full collections, which otherwise pause every request in flight (bench/overhead.py).
         gc.freeze()
-        # A full collection also empties the interpreter's free lists: 1-1.4 ms of the loop
-        # however little is left to scan after the freeze. Due after 10 generation-1
-        # collections it came every 5-10 s under load; after 100, about once a minute.
-        young, middle = gc.get_threshold()[:2]
-        gc.set_threshold(young, middle, _FULL_GC_THRESHOLD)
+        # At the default threshold (700 container objects) a young collection ran every 50-150
+        # requests at c=16, 0.2-0.3 ms each: what 16 requests in flight hold at once is enough
+        # to trigger it, garbage or not. Past the warm-up the count grows by well under one
+        # object per request, so at 10,000 one runs every ~15,000 requests (docs/performance.md).
+        # The older generations keep their defaults: a full collection (1-1.4 ms, as it also
+        # empties the free lists) then comes about every 100 young ones, minutes apart, where
+        # at 700 it came every 5-10 s under load (branch `holds`).
+        thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
         # Compiled now that /healthz answers, between requests, not before (phones.py).
         warming = asyncio.create_task(warm_up(), name="phone-patterns")
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             warming.cancel()
             watching.cancel()
             polling.cancel()
@@ -381,6 +385,9 @@ class GatewayApp(Litestar):
             return
         await super().__call__(scope, receive, send)
 
+
+# Container objects allocated (net) before a young collection (CPython's default: 700).
+YOUNG_GC_THRESHOLD = 10_000
 
 # Path segments of the gateway's own routes: shown as they are in an unknown route's record.
 ROUTE_WORDS = frozenset(

@@ -1,11 +1,10 @@
 """One request and its response on a connection of gateway/protocol.py: the ASGI app's
 ``receive`` and ``send``, and the task that runs it.
 
-A response's head is held until its first body message or the end of that turn of the
-event loop, whichever comes first: a whole response (head and body sent in one turn) is one
-write (one system call), and a stream's head is not held back until its first event (the ASGI
-spec lets a server wait for the first body message; a client waiting for a slow model's first
-token would then see no status either). The first body message
+A response's head is held until its first body message (the ASGI spec lets a server wait for
+it), so a whole response is one write (one system call); a stream's (one without a
+content-length) only until the end of that turn of the event loop if that comes first, so a
+client waiting for a slow model's first token sees the status at once. The first body message
 of a turn of the event loop is written at once; those sent after it in the same turn (a
 burst of events the upstream sent together, the relay handing on one per message) are
 written together at the turn's end. Headers the app sends are checked as uvicorn checks them
@@ -19,6 +18,7 @@ import asyncio
 import http
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,8 +70,10 @@ class Exchange:
         "expect_continue",
         "keep_alive",
         "more_body",
+        "on_disconnect",
         "scope",
         "started",
+        "task",
     )
 
     def __init__(
@@ -97,6 +99,12 @@ class Exchange:
         self._chunked = False
         self._left = 0  # of the content-length
         self._ran = False
+        # The task running ``run``, in the server's set until it ends (it takes itself out:
+        # no done callback to schedule per request).
+        self.task: asyncio.Task[None] | None = None
+        # Called when the connection is lost before the response completed (the model
+        # routes' stream loop: it ends the stream at once).
+        self.on_disconnect: Callable[[], None] | None = None
 
     # -- the connection's calls
 
@@ -137,6 +145,8 @@ class Exchange:
                 self._close()
         finally:
             self._ran = True
+            if self.task is not None:
+                self._conn.server_state.tasks.discard(self.task)
 
     # -- the app's calls
 
@@ -175,7 +185,8 @@ class Exchange:
             self.started = True
             self.expect_continue = False
             self._head = self._head_of(message["status"], message.get("headers", ()))
-            conn.loop.call_soon(self._flush_head)
+            if self._chunked:  # a stream: its head goes out at the latest at the turn's end
+                conn.loop.call_soon(self._flush_head)
             return
         if self.complete:
             raise RuntimeError(f"Unexpected '{kind}' sent after the response completed.")
@@ -228,13 +239,14 @@ class Exchange:
 
     def _close(self) -> None:
         """Close the connection after what was sent (a response cut short)."""
+        self._flush_head()
         self._flush()
         self._conn.transport.close()
 
     def _flush_head(self) -> None:
-        """A head whose first body message did not follow in the same turn goes alone: a
-        stream's client gets its status and headers while the upstream (or the boundary's
-        hold-back window) keeps the first event back."""
+        """A stream's head whose first event did not follow in the same turn goes alone: its
+        client gets the status and headers while the upstream (or the boundary's hold-back
+        window) keeps the first event back."""
         head, self._head = self._head, None
         if head is not None and not self._conn.transport.is_closing():
             self._conn.transport.write(head)

@@ -175,9 +175,11 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         for exchange in (self._answering, self.exchange):
-            if exchange is not None and not exchange.complete:
-                exchange.disconnected = True
+            if exchange is not None and not exchange.complete and not exchange.disconnected:
+                exchange.disconnected = True  # (the one being read is often the one answered)
                 exchange.wake()
+                if exchange.on_disconnect is not None:
+                    exchange.on_disconnect()
         self.resume_writing()
         self._phase = 0
         if self._timer is not None:
@@ -350,9 +352,8 @@ class HttpProtocol(asyncio.Protocol):
             task = self.loop.create_task(exchange.run(app), context=contextvars.Context())
         else:
             task = self.loop.create_task(exchange.run(app))
-        tasks = self.server_state.tasks
-        task.add_done_callback(tasks.discard)
-        tasks.add(task)
+        exchange.task = task  # before its first step: ``run`` takes it out of the set at its end
+        self.server_state.tasks.add(task)
 
     def _feed(self, data: bytes) -> None:
         try:

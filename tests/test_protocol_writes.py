@@ -6,13 +6,14 @@ routes' (gateway/model_routes.py): the protocol is what is under test."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.config import ServerConfig
+from gateway.model_routes import _stream
 from gateway.protocol import HttpProtocol
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -124,3 +125,78 @@ async def test_events_sent_in_one_turn_are_one_write() -> None:
     assert len(writes) == 2, writes
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 0\n\n\r\n")
     assert writes[1] == b"".join(b"9\r\ndata: %d\n\n\r\n" % i for i in range(1, 5)) + b"0\r\n\r\n"
+
+
+async def test_a_whole_responses_head_waits_for_its_body_across_turns() -> None:
+    """A response with a content-length is one write even when its body comes turns after its
+    head: the head waits for it (no callback per response to flush it at the turn's end)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(_start(stream=False))
+        await asyncio.sleep(0.02)  # many turns of the loop
+        await send(_body(b"hello", more=False))
+
+    writes = (await _serve(app, _ended)).writes
+    assert len(writes) == 1, writes
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\nhello")
+
+
+async def test_a_finished_request_leaves_the_servers_task_set() -> None:
+    """The task takes itself out of uvicorn's set (which its shutdown and
+    ``limit_concurrency`` count) when it ends, without a done callback."""
+    state = ServerState()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        assert len(state.tasks) == 1
+        await send(_start(stream=False))
+        await send(_body(b"hello", more=False))
+
+    config = Config(app=app, lifespan="off")
+    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
+    transport = Recorder()
+    protocol.connection_made(transport)
+    protocol.data_received(REQUEST)
+    (task,) = state.tasks
+    await task
+    assert not state.tasks
+    assert transport.writes[-1].endswith(b"hello")
+
+
+async def test_a_lost_connection_ends_the_model_routes_stream_quietly() -> None:
+    """Served by this protocol, the model routes' stream loop learns of the lost connection
+    from the exchange itself (no watcher task): the stalled stream ends at once, its events'
+    ``finally`` runs, and the task returns rather than being cancelled."""
+    closed: list[str] = []
+    stall = asyncio.Event()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            await stall.wait()  # an upstream that says nothing more for now
+            yield b"data: 2\n\n"
+        finally:
+            closed.append("closed")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(_start(stream=True))
+        await _stream(events(), receive, send)
+        returned.append(True)  # not cancelled: a client's cut is no error
+
+    returned: list[bool] = []
+    state = ServerState()
+    config = Config(app=app, lifespan="off")
+    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
+    transport = Recorder()
+    protocol.connection_made(transport)
+    protocol.data_received(REQUEST)
+    (task,) = state.tasks
+    await asyncio.sleep(0.01)
+    assert b"data: 1" in b"".join(transport.writes)
+    protocol.connection_lost(None)
+    await asyncio.wait_for(task, 1.0)
+    assert returned == [True]
+    assert closed == ["closed"]
+    assert b"data: 2" not in b"".join(transport.writes)

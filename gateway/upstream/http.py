@@ -7,7 +7,6 @@ gateway's CPU per request in a profile of the default deployment (docs/performan
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator
@@ -169,7 +168,7 @@ async def _events(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes
 async def _chunks(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
     """The body's chunks while the stream is within its duration and idle bounds. The
     timeout wraps the read only: it never fires while the relay waits on the client."""
-    loop = asyncio.get_running_loop()
+    loop = answer.loop  # not asyncio.get_running_loop(): a getpid() before the first event
     ends = loop.time() + bounds.stream_timeout_s
     while True:
         now = loop.time()

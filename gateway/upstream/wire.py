@@ -181,11 +181,12 @@ class Answer:
     ``release`` hands the connection back (or closes it if the body was not read to its
     end); it must be called once, whatever happened."""
 
-    __slots__ = ("_conn", "_origin", "_read_timeout", "headers", "status")
+    __slots__ = ("_conn", "_origin", "_read_timeout", "headers", "loop", "status")
 
     def __init__(self, origin: Origin, conn: _Connection, read_timeout: float | None) -> None:
         self._origin = origin
         self._conn: _Connection | None = conn
+        self.loop = conn.loop  # the loop it was read on
         self._read_timeout = read_timeout
         self.status = conn.status
         self.headers = conn.headers
@@ -211,6 +212,9 @@ class Answer:
         length = self.content_length
         if length is not None and length > limit:
             return None
+        conn = self._conn
+        if conn is not None and conn.complete:  # all in already (most answers: one read)
+            return conn.take() if len(conn.body) <= limit else None
         data = bytearray()
         while chunk := await self.chunk(deadline):
             data += chunk

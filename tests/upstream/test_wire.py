@@ -131,6 +131,44 @@ async def test_an_answer_over_the_bound_is_too_large() -> None:
     assert caught.value.kind == "too_large"
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["in-one-write", "in-two-writes"])
+async def test_a_chunked_answer_over_the_bound_is_too_large(whole: bool) -> None:
+    """No content-length to refuse it by: the body read is held to the bound, whether it is
+    all in when the read starts or comes after it."""
+    big = b'{"x":"' + b"a" * 4096 + b'"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big)
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        if whole:
+            writer.write(head + chunked)
+        else:
+            writer.write(head)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(chunked)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    bounds = UpstreamConfig(max_answer_bytes=1024)
+    upstream = HttpUpstream(f"http://127.0.0.1:{port}/v1", {"authorization": "Bearer k"}, 4, bounds)
+    try:
+        with pytest.raises(UpstreamFailure) as caught:
+            await upstream.post("/chat/completions", b"{}", False, _timeouts(), {})
+        assert caught.value.kind == "too_large"
+    finally:
+        await upstream.aclose()
+        listening.close()
+        await listening.wait_closed()
+
+
 async def test_an_error_status_carries_its_body_and_retry_after() -> None:
     def answer(head: bytes) -> bytes:
         body = b'{"error":"slow down"}'
