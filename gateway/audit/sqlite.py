@@ -56,6 +56,12 @@ P = "audit_"
 _CHECKPOINT_EVERY = 64
 
 
+# The append's statements, made once (the statement cache is keyed by their text).
+_HEAD = f"SELECT seq, hash FROM {P}head WHERE id = 1"
+_INSERT = f"INSERT INTO {P}records ({COLUMNS}) VALUES ({','.join('?' * 12)})"
+_MOVE_HEAD = f"UPDATE {P}head SET seq = ?, hash = ? WHERE id = 1"
+
+
 def _ph(_: int) -> str:
     return "?"
 
@@ -205,24 +211,21 @@ class SqliteSink:
                     )
                 }
                 prepared = [p for p in prepared if p[0].request_id not in known]
-            head = db.execute(f"SELECT seq, hash FROM {P}head WHERE id = 1").fetchone()
+            head = db.execute(_HEAD).fetchone()
             seq, prev = head if head else (0, GENESIS)
             rows = self.chain.link_prepared(seq, prev, prepared)
-            db.executemany(
-                f"INSERT INTO {P}records ({COLUMNS}) VALUES ({','.join('?' * 12)})",
-                [r.values() for r in rows],
-            )
+            db.executemany(_INSERT, [r.values() for r in rows])
             if rows and head is None:  # the chain starts: row 2 names its key
                 db.execute(
                     f"INSERT OR IGNORE INTO {P}head (id, seq, hash) VALUES (2, 0, ?)",
                     (self.chain.fingerprint(),),
                 )
-            if rows:
                 db.execute(
-                    f"INSERT INTO {P}head (id, seq, hash) VALUES (1, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    f"INSERT INTO {P}head (id, seq, hash) VALUES (1, ?, ?)",
                     (rows[-1].seq, rows[-1].hash),
                 )
+            elif rows:
+                db.execute(_MOVE_HEAD, (rows[-1].seq, rows[-1].hash))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
