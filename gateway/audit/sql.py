@@ -25,9 +25,11 @@ TOMBSTONE = (
 
 
 def schema(p: str, blob: str) -> list[str]:
+    """SQLite's tables. ``seq INTEGER PRIMARY KEY`` is the rowid itself: files made before it
+    kept ``BIGINT PRIMARY KEY``, a separate index that each commit wrote a page of."""
     return [
         f"""CREATE TABLE IF NOT EXISTS {p}records (
-            seq BIGINT PRIMARY KEY,
+            seq INTEGER PRIMARY KEY,
             time DOUBLE PRECISION NOT NULL,
             workflow TEXT,
             request_id TEXT NOT NULL,

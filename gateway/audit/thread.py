@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -17,8 +18,11 @@ from typing import Any, TypeVar
 
 __all__ = ["CallThread"]
 
+log = logging.getLogger("gateway.audit")
+
 T = TypeVar("T")
-_Call = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+# No future and no loop: a call ``post``ed, which nobody waits for.
+_Call = tuple[Callable[[], Any], "asyncio.Future[Any] | None", asyncio.AbstractEventLoop | None]
 
 
 class CallThread:
@@ -40,6 +44,13 @@ class CallThread:
         self._calls.put((fn, future, loop))
         return await future
 
+    def post(self, fn: Callable[[], object]) -> None:
+        """``fn()`` on the thread, from any thread, nobody waiting for it (an exception is
+        logged)."""
+        if self._thread is None:
+            self._start()
+        self._calls.put((fn, None, None))
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
@@ -55,6 +66,10 @@ class CallThread:
                 result, error = fn(), None
             except BaseException as exc:  # noqa: BLE001  handed to the caller, whatever it is
                 result, error = None, exc
+            if future is None or loop is None:
+                if error is not None:
+                    log.error("%s: a call failed", self._name, exc_info=error)
+                continue
             with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, result, error)
 
