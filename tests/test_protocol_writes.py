@@ -49,13 +49,19 @@ class Recorder(asyncio.Transport):
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(name)
 
 
-async def _serve(app: App, until: Callable[[Recorder], bool]) -> Recorder:
-    """Feed one request to a connection of ``app``; return once ``until`` holds."""
+def _connect(app: App, state: ServerState) -> tuple[HttpProtocol, Recorder]:
+    """A connection of ``app`` that has been sent one request."""
     config = Config(app=app, lifespan="off")
-    protocol = HttpProtocol(config, ServerState(), {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
+    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
     transport = Recorder()
     protocol.connection_made(transport)
     protocol.data_received(REQUEST)
+    return protocol, transport
+
+
+async def _serve(app: App, until: Callable[[Recorder], bool]) -> Recorder:
+    """Feed one request to a connection of ``app``; return once ``until`` holds."""
+    protocol, transport = _connect(app, ServerState())
     async with asyncio.timeout(5):
         while not until(transport):
             await transport.wrote.wait()
@@ -153,11 +159,7 @@ async def test_a_finished_request_leaves_the_servers_task_set() -> None:
         await send(_start(stream=False))
         await send(_body(b"hello", more=False))
 
-    config = Config(app=app, lifespan="off")
-    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
-    transport = Recorder()
-    protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
+    _, transport = _connect(app, state)
     (task,) = state.tasks
     await task
     assert not state.tasks
@@ -187,11 +189,7 @@ async def test_a_lost_connection_ends_the_model_routes_stream_quietly() -> None:
 
     returned: list[bool] = []
     state = ServerState()
-    config = Config(app=app, lifespan="off")
-    protocol = HttpProtocol(config, state, {}, bounds=ServerConfig(), cuts=None)  # type: ignore[arg-type]
-    transport = Recorder()
-    protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
+    protocol, transport = _connect(app, state)
     (task,) = state.tasks
     await asyncio.sleep(0.01)
     assert b"data: 1" in b"".join(transport.writes)
