@@ -196,6 +196,17 @@ class Answer:
         value = self.headers.get("content-length")
         return int(value) if value is not None and value.isdigit() else None
 
+    def taken(self) -> bytes | None:
+        """The part of the body already in, without waiting (a coroutine less per chunk
+        for a stream's reader); ``b""`` at its end; None when the next part is still to
+        come (then ``chunk`` waits for it)."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        if conn.body:
+            return conn.take()
+        return b"" if conn.complete else None
+
     async def chunk(self, deadline: float | None = None) -> bytes:
         """The next part of the body; ``b""`` at its end."""
         conn = self._conn
