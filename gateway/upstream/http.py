@@ -68,7 +68,9 @@ class HttpUpstream:
                 head, body or b"", timeouts.connect, timeouts.read, deadline
             )
             try:
-                content_type = await _checked(answer, deadline)
+                if answer.status >= 400:
+                    await _fail(answer, deadline)
+                content_type = _content_type(answer)
                 if not stream:
                     data = await self._whole(answer, deadline)
                     return UpstreamResponse(
@@ -126,13 +128,12 @@ def _header_lines(headers: dict[str, str]) -> bytes:
         raise UpstreamFailure("config", "a header holds a character HTTP cannot carry") from exc
 
 
-async def _checked(answer: Answer, deadline: float) -> str:
-    """The answer's content type, once its status and encoding are known to be usable. No
-    encoding is asked for, so an encoded answer is an unknown shape: refused unread."""
-    if answer.status >= 400:
-        await _fail(answer, deadline)
-    encoding = answer.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", ""):
+def _content_type(answer: Answer) -> str:
+    """The answer's content type, once its encoding is known to be usable. No encoding is
+    asked for, so an encoded answer is an unknown shape: refused unread. Not a coroutine:
+    one frame less before a stream's first event."""
+    encoding = answer.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("identity", ""):
         raise UpstreamFailure("broken", f"answer in content-encoding {encoding[:32]!r}")
     return answer.headers.get("content-type", "")
 
