@@ -179,7 +179,8 @@ async def _events(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes
                     raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
             if not chunk:
                 break
-            for event in splitter.feed(chunk):
+            splitter.feed(chunk)
+            while (event := splitter.next()) is not None:
                 yield event
         if (rest := splitter.rest()) is not None:
             yield rest

@@ -14,23 +14,26 @@ class EventSplitter:
 
     A plain object rather than an async generator so the upstream's stream reader
     (gateway/upstream/http.py) splits in its own loop: each generator layer costs a frame
-    switch per chunk, and the first event of a stream pays them all (issue 22).
+    switch per chunk, and the first event of a stream pays them all (issue 22). Events are
+    cut one at a time (``next``), so a chunk holding a whole answer does not have its later
+    events copied out before the first goes on.
 
     CRLF line ends are normalized to LF. Linear in the stream's length whatever its
     chunking: each byte is searched once, and an event growing past ``max_event_bytes``
     raises UpstreamFailure ``too_large``.
     """
 
-    __slots__ = ("_buffer", "_carry", "_max", "_scanned")
+    __slots__ = ("_buffer", "_carry", "_max", "_scanned", "_start")
 
     def __init__(self, max_event_bytes: int | None = None) -> None:
         self._buffer = bytearray()
-        self._scanned = 0  # buffer[:scanned] holds no blank line
+        self._start = 0  # buffer[:start]: events already taken
+        self._scanned = 0  # buffer[start:scanned] holds no blank line
         self._carry = b""  # a CR ending the last chunk: its LF may start the next one
         self._max = max_event_bytes
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The events ``chunk`` completes, in order."""
+    def feed(self, chunk: bytes) -> None:
+        """Add ``chunk``; ``next`` then takes the events it completes."""
         if self._carry:
             chunk = self._carry + chunk
             self._carry = b""
@@ -38,27 +41,33 @@ class EventSplitter:
             if chunk.endswith(b"\r"):
                 chunk, self._carry = chunk[:-1], b"\r"
             chunk = chunk.replace(b"\r\n", b"\n")
+        if start := self._start:  # once per chunk, not per event
+            del self._buffer[:start]
+            self._scanned -= start
+            self._start = 0
+        self._buffer += chunk
+
+    def next(self) -> bytes | None:
+        """The next whole event, or None until more is fed."""
         buffer = self._buffer
-        buffer += chunk
-        events = []
-        start = 0
-        scanned = self._scanned
-        while (end := buffer.find(b"\n\n", max(scanned - 1, start))) >= 0:
-            events.append(bytes(buffer[start : end + 2]))
-            start = scanned = end + 2
-        if start:
-            del buffer[:start]  # once per chunk, not per event
-        self._scanned = len(buffer)
-        if self._max is not None and len(buffer) > self._max:
-            raise UpstreamFailure("too_large", f"an event over {self._max} bytes")
-        return events
+        start = self._start
+        end = buffer.find(b"\n\n", max(self._scanned - 1, start))
+        if end < 0:
+            self._scanned = len(buffer)
+            if self._max is not None and len(buffer) - start > self._max:
+                raise UpstreamFailure("too_large", f"an event over {self._max} bytes")
+            return None
+        self._start = self._scanned = end + 2
+        return bytes(buffer[start : end + 2])
 
     def rest(self) -> bytes | None:
         """At the stream's end: the bytes after the last blank line (a stream cut
         mid-event), as they are, so the caller can tell the event is incomplete."""
-        self._buffer += self._carry
+        rest = bytes(self._buffer[self._start :]) + self._carry
+        self._buffer.clear()
+        self._start = self._scanned = 0
         self._carry = b""
-        return bytes(self._buffer) if self._buffer.strip() else None
+        return rest if rest.strip() else None
 
 
 async def sse_events(
@@ -68,7 +77,8 @@ async def sse_events(
     then the bytes of a cut last event, if any."""
     splitter = EventSplitter(max_event_bytes)
     async for chunk in chunks:
-        for event in splitter.feed(chunk):
+        splitter.feed(chunk)
+        while (event := splitter.next()) is not None:
             yield event
     if (rest := splitter.rest()) is not None:
         yield rest
