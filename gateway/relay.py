@@ -56,6 +56,7 @@ async def relay(
     if inspection is not None:
         events = inspect_stream(inspection, surface, events)
     final = surface.final_event
+    framed = b"\n\n" + final  # the final event behind others in one frame
     reader = surface.stream_reader(texts=False)  # the usage, read once per event
 
     async def finish() -> bool:
@@ -71,7 +72,7 @@ async def relay(
             if limits is not None and not limits.relays(ctx, reader.usage_only):
                 continue
             # A JSON string cannot hold a raw blank line, so this is only ever a frame.
-            if event.startswith(final) or b"\n\n" + final in event:
+            if event.startswith(final) or framed in event:
                 ctx.stream_end = "completed"
                 if not await finish():
                     yield _withheld(ctx, surface)

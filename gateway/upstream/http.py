@@ -17,7 +17,7 @@ import orjson
 
 from gateway.config import UpstreamConfig
 from gateway.upstream.provider import Timeouts, UpstreamFailure, UpstreamResponse
-from gateway.upstream.sse import sse_events
+from gateway.upstream.sse import EventSplitter
 from gateway.upstream.wire import Answer, Origin, WireError
 
 __all__ = ["OUTBOUND_TRACEPARENT", "HttpUpstream"]
@@ -68,7 +68,9 @@ class HttpUpstream:
                 head, body or b"", timeouts.connect, timeouts.read, deadline
             )
             try:
-                content_type = await _checked(answer, deadline)
+                if answer.status >= 400:
+                    await _fail(answer, deadline)
+                content_type = _content_type(answer)
                 if not stream:
                     data = await self._whole(answer, deadline)
                     return UpstreamResponse(
@@ -126,13 +128,12 @@ def _header_lines(headers: dict[str, str]) -> bytes:
         raise UpstreamFailure("config", "a header holds a character HTTP cannot carry") from exc
 
 
-async def _checked(answer: Answer, deadline: float) -> str:
-    """The answer's content type, once its status and encoding are known to be usable. No
-    encoding is asked for, so an encoded answer is an unknown shape: refused unread."""
-    if answer.status >= 400:
-        await _fail(answer, deadline)
-    encoding = answer.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", ""):
+def _content_type(answer: Answer) -> str:
+    """The answer's content type, once its encoding is known to be usable. No encoding is
+    asked for, so an encoded answer is an unknown shape: refused unread. Not a coroutine:
+    one frame less before a stream's first event."""
+    encoding = answer.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("identity", ""):
         raise UpstreamFailure("broken", f"answer in content-encoding {encoding[:32]!r}")
     return answer.headers.get("content-type", "")
 
@@ -155,30 +156,38 @@ async def _fail(answer: Answer, deadline: float) -> None:
 
 
 async def _events(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
-    """The response's SSE events; closing early drops the connection so the upstream stops."""
+    """The response's SSE events while the stream is within its duration and idle bounds;
+    closing early drops the connection so the upstream stops.
+
+    One generator reads the chunks and splits them (three nested ones before: a frame
+    switch each per chunk, 11.6 µs of CPU before a stream's first event at c=1). The
+    timeout bounds the wait for a chunk only: it never fires while the relay waits on the
+    client, nor for a chunk already in."""
+    loop = answer.loop  # not asyncio.get_running_loop(): a getpid() before the first event
+    ends = loop.time() + bounds.stream_timeout_s
+    splitter = EventSplitter(bounds.max_event_bytes)
     try:
-        async for event in sse_events(_chunks(answer, bounds), bounds.max_event_bytes):
-            yield event
+        while True:
+            chunk = answer.taken()
+            if chunk is None:
+                now = loop.time()
+                try:  # one timer for this bound and the read timeout, whichever ends first
+                    chunk = await answer.chunk(
+                        now + max(min(ends - now, bounds.idle_timeout_s), 0.0)
+                    )
+                except TimeoutError as exc:  # the policy's read timeout between chunks too
+                    raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
+            if not chunk:
+                break
+            splitter.feed(chunk)
+            while (event := splitter.next()) is not None:
+                yield event
+        if (rest := splitter.rest()) is not None:
+            yield rest
     except WireError as exc:
         raise UpstreamFailure("broken", str(exc)) from exc
     finally:
         answer.release()
-
-
-async def _chunks(answer: Answer, bounds: UpstreamConfig) -> AsyncIterator[bytes]:
-    """The body's chunks while the stream is within its duration and idle bounds. The
-    timeout wraps the read only: it never fires while the relay waits on the client."""
-    loop = answer.loop  # not asyncio.get_running_loop(): a getpid() before the first event
-    ends = loop.time() + bounds.stream_timeout_s
-    while True:
-        now = loop.time()
-        try:  # one timer for this bound and the read timeout, whichever ends first
-            chunk = await answer.chunk(now + max(min(ends - now, bounds.idle_timeout_s), 0.0))
-        except TimeoutError as exc:  # the policy's read timeout between chunks is one too
-            raise UpstreamFailure("timeout", "the stream ran too long or stalled") from exc
-        if not chunk:
-            return
-        yield chunk
 
 
 def _check_json(data: bytes) -> Any:

@@ -196,6 +196,17 @@ class Answer:
         value = self.headers.get("content-length")
         return int(value) if value is not None and value.isdigit() else None
 
+    def taken(self) -> bytes | None:
+        """The part of the body already in, without waiting (a coroutine less per chunk
+        for a stream's reader); ``b""`` at its end; None when the next part is still to
+        come (then ``chunk`` waits for it)."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        if conn.body:
+            return conn.take()
+        return b"" if conn.complete else None
+
     async def chunk(self, deadline: float | None = None) -> bytes:
         """The next part of the body; ``b""`` at its end."""
         conn = self._conn
@@ -264,7 +275,8 @@ class Origin:
             await self._slots.acquire()
         conn: _Connection | None = None
         try:
-            conn = await self._connection(connect_timeout, deadline)
+            # A kept-alive connection without a coroutine (most requests); else a new one.
+            conn = self._idle_one() or await self._connection(connect_timeout, deadline)
             # The connection's loop, not asyncio.get_running_loop(): that costs a getpid()
             # system call (CPython's check for a fork).
             if deadline is not None and conn.loop.time() >= deadline:
@@ -290,12 +302,15 @@ class Origin:
             self._open.discard(conn)
         self._slots.release()
 
-    async def _connection(self, connect_timeout: float, deadline: float | None) -> _Connection:
+    def _idle_one(self) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()  # the most recent: the least likely to be timed out
             if not conn.closed:
                 return conn
             self._open.discard(conn)
+        return None
+
+    async def _connection(self, connect_timeout: float, deadline: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         if deadline is not None and loop.time() >= deadline:
             raise TimeoutError("deadline passed before the attempt")
