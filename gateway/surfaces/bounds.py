@@ -39,15 +39,25 @@ _SLICE_S = 0.002
 async def read_request(surface: Surface, raw: bytes, bounds: ServerConfig) -> NormalizedRequest:
     """``raw`` parsed by ``surface`` (the body is parsed once), then checked against
     ``bounds`` before any step reads it."""
-    # The counts are checked as soon as the JSON is parsed, before the surface walks it.
-    token = PARSED.set(lambda body: _check_counts(body, bounds))
+    # The counts are checked as soon as the JSON is parsed, before the surface walks it;
+    # the walk counts again only a body that check did not see.
+    counted: list[Any] = []
+
+    def count(body: Any) -> None:
+        _check_counts(body, bounds)
+        counted.append(body)
+
+    token = PARSED.set(count)
     try:
         request = surface.parse(raw)
     except RecursionError:  # a reader that recurses met a body deeper than it can go
         raise _refuse(errors.REQUEST_TOO_DEEP, "deeper than the gateway reads") from None
     finally:
         PARSED.reset(token)
-    await check_body(request.body, bounds)
+    body = request.body
+    if not (counted and counted[-1] is body):
+        _check_counts(body, bounds)
+    await _walk(body, bounds)
     return request
 
 
@@ -59,6 +69,11 @@ async def check_body(body: Any, bounds: ServerConfig) -> None:
     """Raise GatewayError if ``body`` exceeds any of ``bounds``; an iterative walk (no
     recursion to exhaust), linear in the body's size."""
     _check_counts(body, bounds)
+    await _walk(body, bounds)
+
+
+async def _walk(body: Any, bounds: ServerConfig) -> None:
+    """``check_body`` but the counts."""
     max_depth, max_bytes = bounds.max_json_depth, bounds.max_string_bytes
     parts, max_parts = 0, bounds.max_parts
     stack: list[tuple[Any, int]] = [(body, 1)]

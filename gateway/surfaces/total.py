@@ -139,6 +139,7 @@ def nontext(*entries: NonText) -> NonTextPaths:
 
 
 State = list[_Node]  # the nodes the walk is at: a key may match a name and ``*`` both
+_NO_STOPS: frozenset[str | int] = frozenset()
 
 
 def _advance(states: State, key: str | int, value: Any) -> State | None:
@@ -203,16 +204,28 @@ class _Walk:
         held = ident in self.holders
         role, values, keys = self.role, self.values, self.keys
         # Keys a listed path ends at need no step (most of an answer's: id, usage, ...).
-        stops = states[0].stops if len(states) == 1 else frozenset()
+        # One state (most nodes) with no ``*[type=T]`` below it: stepped into inline, which
+        # is ``_advance`` without its call and its list when a named key is the only match.
+        one = states[0] if len(states) == 1 and not states[0].typed else None
+        stops = one.stops if one is not None else _NO_STOPS
         for key, value in items:
             named = key.__class__ is str and key not in FIELD_NAMES
             if named and not (held and (ident, key, "key") in self.covered):
                 keys.append(TextSlot(role, node, key, "field", None, "key"))
             if key in stops:
                 continue
-            after = _advance(states, key, value) if states else states
-            if after is None:
-                continue
+            if one is None:
+                after = _advance(states, key, value) if states else states
+                if after is None:
+                    continue
+            else:
+                child, star = one.named.get(key), one.star
+                if star is None:
+                    after = [child] if child is not None else []
+                elif star.ends:
+                    continue
+                else:
+                    after = [child, star] if child is not None else [star]
             kind = value.__class__
             if kind is str:
                 if value in CONSTANTS or (held and (ident, key, "string") in self.covered):
