@@ -147,14 +147,12 @@ class RedisClient:
         # first call sets it up alone, the others wait for it.
         from redis.asyncio.cluster import RedisCluster
 
-        cluster = isinstance(client, RedisCluster)
-        self._setup: asyncio.Lock | None = asyncio.Lock() if cluster else None
+        self._cluster = isinstance(client, RedisCluster)
+        self._setup: asyncio.Lock | None = asyncio.Lock() if self._cluster else None
 
     @property
     def cluster(self) -> bool:
-        from redis.asyncio.cluster import RedisCluster
-
-        return isinstance(self._client, RedisCluster)
+        return self._cluster
 
     @property
     def raw(self) -> Client:
@@ -194,10 +192,7 @@ class RedisClient:
             return
         async with self._setup:
             if self._setup is not None:
-                from redis.asyncio.cluster import RedisCluster
-
-                assert isinstance(self._client, RedisCluster)
-                await self._client.initialize()
+                await self._client.initialize()  # only a Cluster client has a set-up lock
                 self._setup = None
 
     async def script(self, script: Script, keys: Sequence[str], args: Sequence[EncodedArg]) -> Any:
